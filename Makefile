@@ -1,0 +1,115 @@
+# slipway: plain GNU make, pkg-config for every library, everything under build/.
+#
+#   make              build build/slipwayd and build/slipway
+#   make test         install missing packages, build, run unit and end-to-end tests
+#   make check        the same tests built with AddressSanitizer + UBSan
+#   make demo         install missing packages, build, run the end-to-end demo
+#   make install      PREFIX=/usr/local DESTDIR=
+#
+# Sources are found by folder: every .c in a subsystem folder goes into
+# build/libslipway.a; daemon/slipwayd.c and daemon/slipway.c are the two mains;
+# tests/unit/test_X.c becomes build/tests/test_X; tests/kubeapi/*.c becomes
+# build/tests/kubeapi (the test Kubernetes API server).
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+DESTDIR ?=
+BUILD   ?= build
+
+# A git checkout is a developer's: warnings are fatal there.
+DEVELOPER ?= $(if $(wildcard .git),1,0)
+
+PKGS     := libevent libevent_pthreads libgit2 libcurl openssl jansson yaml-0.1 sqlite3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wformat=2 -Wno-unused-parameter -Wno-format-nonliteral -Wno-format-truncation
+ifeq ($(DEVELOPER),1)
+WARN += -Werror
+endif
+
+OPT ?= -O2 -g
+ifeq ($(SAN),1)
+OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+CFLAGS  ?=
+LDFLAGS ?=
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -I. $(OPT) $(WARN) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+ALL_LDFLAGS = $(OPT) $(LDFLAGS)
+LIBS_ALL    = $(PKG_LIBS) -lpthread -lm
+
+SUBSYS  := lib storage webhooks pipeline runners manifests daemon
+MAINS   := daemon/slipwayd.c daemon/slipway.c
+LIB_SRC := $(filter-out $(MAINS),$(foreach d,$(SUBSYS),$(wildcard $(d)/*.c)))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TESTLIB_SRC := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/obj/%.o)
+KUBEAPI_SRC := $(wildcard tests/kubeapi/*.c)
+KUBEAPI_OBJ := $(KUBEAPI_SRC:%.c=$(BUILD)/obj/%.o)
+KUBEAPI_BIN := $(if $(KUBEAPI_SRC),$(BUILD)/tests/kubeapi)
+
+BINS := $(BUILD)/slipwayd $(BUILD)/slipway
+
+.PHONY: all deps test unit e2e check demo install clean bench
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libslipway.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/slipwayd: $(BUILD)/obj/daemon/slipwayd.o $(BUILD)/libslipway.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+$(BUILD)/slipway: $(BUILD)/obj/daemon/slipway.o $(BUILD)/libslipway.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB_OBJ) $(BUILD)/libslipway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS_ALL)
+
+$(BUILD)/tests/kubeapi: $(KUBEAPI_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+deps:
+	@contrib/install-deps.sh
+
+# Unit tests, then the end-to-end scripts (tests/e2e/*.sh), each against the
+# real binaries in $(BUILD).
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+e2e: $(BINS) $(KUBEAPI_BIN)
+	@BUILD=$(abspath $(BUILD)) tests/run-e2e.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all unit e2e
+
+check: deps
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 all unit e2e
+
+demo: deps
+	@$(MAKE) --no-print-directory all $(KUBEAPI_BIN)
+	@BUILD=$(abspath $(BUILD)) contrib/demo.sh
+
+bench: all $(KUBEAPI_BIN)
+	@BUILD=$(abspath $(BUILD)) bench/run.sh
+
+install: $(BINS)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
