@@ -19,7 +19,7 @@ BUILD   ?= build
 # A git checkout is a developer's: warnings are fatal there.
 DEVELOPER ?= $(if $(wildcard .git),1,0)
 
-PKGS     := libevent libevent_pthreads libgit2 libcurl openssl jansson yaml-0.1 sqlite3
+PKGS     := libevent libevent_pthreads libevent_openssl libgit2 libcurl openssl jansson yaml-0.1 sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -56,30 +56,38 @@ KUBEAPI_BIN := $(if $(KUBEAPI_SRC),$(BUILD)/tests/kubeapi)
 
 BINS := $(BUILD)/slipwayd $(BUILD)/slipway
 
+# `make V=1` shows the full commands.
+ifneq ($(V),1)
+Q_CC = @echo "  CC      $<";
+Q_LD = @echo "  LINK    $@";
+Q_AR = @echo "  AR      $@";
+endif
+
+.SECONDARY:
 .PHONY: all deps test unit e2e check demo install clean bench
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q_CC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libslipway.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && $(AR) rcs $@ $^
+	$(Q_AR)rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/slipwayd: $(BUILD)/obj/daemon/slipwayd.o $(BUILD)/libslipway.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
+	$(Q_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
 $(BUILD)/slipway: $(BUILD)/obj/daemon/slipway.o $(BUILD)/libslipway.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
+	$(Q_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB_OBJ) $(BUILD)/libslipway.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS_ALL)
+	$(Q_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS_ALL)
 
 $(BUILD)/tests/kubeapi: $(KUBEAPI_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
+	$(Q_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
 deps:
 	@contrib/install-deps.sh

@@ -1,0 +1,69 @@
+/*
+ * daemon.h - slipwayd: the event loop and what hangs off it.
+ *
+ * One struct sw_daemon owns the single event_base, the HTTP server, the
+ * storage handle used on the loop, the worker pool for blocking work and the
+ * libcurl multi client for outbound HTTP. Everything in daemon/ works on it;
+ * subsystems below (pipeline, runners, manifests, webhooks, storage, lib)
+ * never include this header.
+ */
+#ifndef SW_DAEMON_H
+#define SW_DAEMON_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+
+#include "lib/config.h"
+#include "lib/error.h"
+
+#define SLIPWAY_VERSION "0.1.0"
+
+struct sw_store;
+struct sw_pool;
+struct sw_http;
+
+struct sw_daemon {
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *listener;
+	SSL_CTX *ssl;
+	struct sw_config *cfg;        /* replaced as a whole on SIGHUP */
+	char *cfg_path;
+	struct sw_store *store;       /* the loop's connection */
+	struct sw_pool *pool;         /* blocking work */
+	struct sw_http *client;       /* outbound HTTP (curl multi) */
+	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *stop_timer;     /* polls for in-flight work while stopping */
+	int stopping;
+	int exit_code;
+	int64_t started_ms;
+};
+
+/*
+ * Load the config, bind the listener, open storage, start the pool and the
+ * HTTP client. On failure returns <0 with one clear line in the error slot,
+ * and nothing is left running (or half-written on disk).
+ */
+int sw_daemon_new(struct sw_daemon **out, const char *cfg_path);
+
+/* Run the loop until SIGTERM/SIGINT; returns the process exit code. */
+int sw_daemon_run(struct sw_daemon *d);
+
+void sw_daemon_free(struct sw_daemon *d);
+
+/* Re-read the config file; keep the old one (and log why) when invalid. */
+int sw_daemon_reload(struct sw_daemon *d);
+
+/* --- HTTP (daemon/http.c) ------------------------------------------------ */
+
+/* Install the router as the evhttp generic callback. */
+void sw_http_routes_install(struct sw_daemon *d);
+
+/* Reply helpers: JSON body with Content-Type set; `j` is stolen. */
+void sw_reply_json(struct evhttp_request *req, int code, json_t *j);
+/* {"error": "..."} with the given status. */
+void sw_reply_error(struct evhttp_request *req, int code, const char *fmt, ...) SW_PRINTF(3, 4);
+
+#endif

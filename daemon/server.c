@@ -1,0 +1,274 @@
+/*
+ * server.c - slipwayd's life cycle: start (config, listener, storage, pool,
+ * HTTP client), the loop, SIGHUP reload, and a clean stop on SIGTERM/SIGINT.
+ *
+ * Start-up order matters for "bad input loses nothing": the config is
+ * checked first, the listener is bound before the database is touched (so a
+ * port in use leaves no files behind), and storage is opened last.
+ */
+#include <errno.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <curl/curl.h>
+
+#include "daemon/daemon.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/http.h"
+#include "lib/log.h"
+#include "lib/pool.h"
+#include "storage/store.h"
+
+#define WORKERS 4
+#define MAX_BODY (25u * 1024 * 1024)   /* GitHub caps payloads at 25 MB */
+
+static const char *ssl_error(void)
+{
+	static _Thread_local char buf[256];
+	unsigned long e = ERR_get_error();
+	if (!e)
+		return "unknown TLS error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	return buf;
+}
+
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	SSL_CTX *ctx = arg;
+	return bufferevent_openssl_socket_new(base, -1, SSL_new(ctx), BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+static int tls_setup(struct sw_daemon *d)
+{
+	const struct sw_config *c = d->cfg;
+	if (!c->tls_cert)
+		return 0;
+	d->ssl = SSL_CTX_new(TLS_server_method());
+	if (!d->ssl)
+		return sw_error_set("TLS: %s", ssl_error());
+	SSL_CTX_set_min_proto_version(d->ssl, TLS1_2_VERSION);
+	if (SSL_CTX_use_certificate_chain_file(d->ssl, c->tls_cert) != 1)
+		return sw_error_set("TLS certificate %s: %s", c->tls_cert, ssl_error());
+	if (SSL_CTX_use_PrivateKey_file(d->ssl, c->tls_key, SSL_FILETYPE_PEM) != 1)
+		return sw_error_set("TLS key %s: %s", c->tls_key, ssl_error());
+	if (SSL_CTX_check_private_key(d->ssl) != 1)
+		return sw_error_set("TLS key %s does not match %s", c->tls_key, c->tls_cert);
+	evhttp_set_bevcb(d->http, tls_bev, d->ssl);
+	return 0;
+}
+
+static int listen_http(struct sw_daemon *d)
+{
+	const struct sw_config *c = d->cfg;
+	d->http = evhttp_new(d->base);
+	if (!d->http)
+		return sw_error_set("cannot create HTTP server");
+	evhttp_set_max_body_size(d->http, MAX_BODY);
+	evhttp_set_timeout(d->http, 30);
+	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+	if (tls_setup(d) < 0)
+		return SW_ERR;
+	errno = 0;
+	d->listener = evhttp_bind_socket_with_handle(d->http, c->listen_host,
+						     (ev_uint16_t)c->listen_port);
+	if (!d->listener)
+		return sw_error_set("listen %s:%d: %s", c->listen_host, c->listen_port,
+				    errno ? strerror(errno) : "cannot bind");
+	sw_http_routes_install(d);
+	return 0;
+}
+
+/* The port actually bound (differs from the config when it says 0). */
+static int bound_port(struct sw_daemon *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t fd = evhttp_bound_socket_get_fd(d->listener);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
+static void apply_log_level(const struct sw_config *c)
+{
+	enum sw_log_level lvl;
+	if (sw_log_parse_level(c->log_level, &lvl) == 0)
+		sw_log_set_level(lvl);
+}
+
+int sw_daemon_reload(struct sw_daemon *d)
+{
+	struct sw_config *next;
+	if (sw_config_load(&next, d->cfg_path) < 0) {
+		/* one log line per error, old config kept */
+		char *errs = sw_strdup(sw_error_last()), *save = NULL;
+		for (char *line = strtok_r(errs, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			log_error("config.reload_failed", "file=%s err=%s", sw_q(d->cfg_path), sw_q(line));
+		log_warn("config.kept", "file=%s reason=%s", sw_q(d->cfg_path),
+			 sw_q("the new config is invalid; the running config stays in force"));
+		free(errs);
+		return SW_EINVALID;
+	}
+	const struct sw_config *old = d->cfg;
+	if (strcmp(old->listen_host, next->listen_host) || old->listen_port != next->listen_port ||
+	    strcmp(old->data_dir, next->data_dir) || !!old->tls_cert != !!next->tls_cert)
+		log_warn("config.restart_needed", "reason=%s",
+			 sw_q("listen address, data_dir and TLS change only on restart"));
+	/* keep what the running server is bound to */
+	free(next->listen_host);
+	next->listen_host = sw_strdup(old->listen_host);
+	next->listen_port = old->listen_port;
+	free(next->data_dir);
+	next->data_dir = sw_strdup(old->data_dir);
+	sw_config_free(d->cfg);
+	d->cfg = next;
+	apply_log_level(next);
+	log_info("config.reloaded", "file=%s environments=%zu repositories=%zu",
+		 sw_q(d->cfg_path), next->nenvs, next->nrepos);
+	return 0;
+}
+
+/* While stopping: wait for in-flight work, then leave the loop. */
+static void stop_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_daemon *d = arg;
+	int pending = d->pool ? sw_pool_pending(d->pool) : 0;
+	if (pending > 0) {
+		log_info("daemon.draining", "jobs=%d", pending);
+		return;
+	}
+	event_base_loopexit(d->base, NULL);
+}
+
+static void begin_stop(struct sw_daemon *d, const char *why)
+{
+	struct timeval tv = { 0, 100 * 1000 };
+	if (d->stopping) {
+		log_warn("daemon.stop_forced", "signal=%s", why);
+		event_base_loopbreak(d->base);
+		return;
+	}
+	d->stopping = 1;
+	log_info("daemon.stopping", "signal=%s", why);
+	/* stop accepting: close the listening socket, let open requests finish */
+	if (d->listener) {
+		evhttp_del_accept_socket(d->http, d->listener);
+		d->listener = NULL;
+	}
+	d->stop_timer = event_new(d->base, -1, EV_PERSIST, stop_poll, d);
+	event_add(d->stop_timer, &tv);
+	stop_poll(-1, 0, d);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct sw_daemon *d = arg;
+	switch (sig) {
+	case SIGHUP:
+		log_info("config.reload", "signal=SIGHUP file=%s", sw_q(d->cfg_path));
+		sw_daemon_reload(d);
+		break;
+	case SIGTERM:
+		begin_stop(d, "SIGTERM");
+		break;
+	case SIGINT:
+		begin_stop(d, "SIGINT");
+		break;
+	}
+}
+
+int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
+{
+	struct sw_daemon *d = sw_calloc(1, sizeof(*d));
+	int rc;
+
+	*out = NULL;
+	d->cfg_path = sw_strdup(cfg_path);
+	d->started_ms = sw_now_ms();
+	if ((rc = sw_config_load(&d->cfg, cfg_path)) < 0)
+		goto fail;
+	apply_log_level(d->cfg);
+
+	evthread_use_pthreads();
+	sw_log_route_libevent();
+	d->base = event_base_new();
+	if (!d->base) {
+		rc = sw_error_set("cannot create event loop");
+		goto fail;
+	}
+	if ((rc = listen_http(d)) < 0)
+		goto fail;
+	if ((rc = sw_store_open(&d->store, d->cfg->data_dir)) < 0) {
+		sw_error_prefix("storage");
+		goto fail;
+	}
+	if ((rc = sw_pool_new(&d->pool, d->base, WORKERS)) < 0)
+		goto fail;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		rc = sw_error_set("libcurl initialisation failed");
+		goto fail;
+	}
+	if ((rc = sw_http_new(&d->client, d->base)) < 0)
+		goto fail;
+
+	signal(SIGPIPE, SIG_IGN);
+	d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
+	d->sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
+	event_add(d->sig_term, NULL);
+	event_add(d->sig_int, NULL);
+	event_add(d->sig_hup, NULL);
+	*out = d;
+	return 0;
+fail:
+	sw_daemon_free(d);
+	return rc < 0 ? rc : SW_ERR;
+}
+
+int sw_daemon_run(struct sw_daemon *d)
+{
+	log_info("daemon.start", "version=%s listen=%s:%d tls=%s data_dir=%s config=%s",
+		 SLIPWAY_VERSION, d->cfg->listen_host, bound_port(d), d->ssl ? "on" : "off",
+		 sw_q(d->cfg->data_dir), sw_q(d->cfg_path));
+	event_base_dispatch(d->base);
+	log_info("daemon.stopped", "uptime_ms=%lld", (long long)(sw_now_ms() - d->started_ms));
+	return d->exit_code;
+}
+
+void sw_daemon_free(struct sw_daemon *d)
+{
+	if (!d)
+		return;
+	if (d->stop_timer)
+		event_free(d->stop_timer);
+	if (d->sig_term)
+		event_free(d->sig_term);
+	if (d->sig_int)
+		event_free(d->sig_int);
+	if (d->sig_hup)
+		event_free(d->sig_hup);
+	sw_http_free(d->client);   /* cancels outbound requests still in flight */
+	sw_pool_free(d->pool);     /* lets blocking jobs finish */
+	if (d->http)
+		evhttp_free(d->http);
+	if (d->ssl)
+		SSL_CTX_free(d->ssl);
+	sw_store_close(d->store);  /* after everything that may still write */
+	if (d->base)
+		event_base_free(d->base);
+	sw_config_free(d->cfg);
+	free(d->cfg_path);
+	free(d);
+}

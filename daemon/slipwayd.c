@@ -1,0 +1,78 @@
+/*
+ * slipwayd.c - the server's main: arguments, then the daemon's life cycle.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "lib/config.h"
+#include "lib/log.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: slipwayd -c FILE [--check]\n"
+		"       slipwayd --version\n"
+		"\n"
+		"  -c, --config FILE   the YAML config file (see contrib/slipway.example.yaml)\n"
+		"      --check         validate the config, print every error, and exit\n"
+		"                      (0 when valid, 2 when not)\n"
+		"      --version       print the version and exit\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the config.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cfg_path = NULL;
+	int check = 0, c;
+	struct sw_daemon *d;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cfg_path = optarg; break;
+		case 'k': check = 1; break;
+		case 'V': printf("slipwayd %s\n", SLIPWAY_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "slipwayd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (!cfg_path) {
+		fprintf(stderr, "slipwayd: no config file given (use -c FILE)\n");
+		usage(stderr);
+		return 2;
+	}
+	if (check) {
+		struct sw_config *cfg;
+		if (sw_config_load(&cfg, cfg_path) < 0) {
+			fprintf(stderr, "%s\n", sw_error_last());
+			return 2;
+		}
+		printf("%s: ok (%zu repositories, %zu environments)\n", cfg_path, cfg->nrepos,
+		       cfg->nenvs);
+		sw_config_free(cfg);
+		return 0;
+	}
+	if (sw_daemon_new(&d, cfg_path) < 0) {
+		/* one clear line per problem, and nothing left running */
+		fprintf(stderr, "slipwayd: %s\n", sw_error_last());
+		return 1;
+	}
+	int rc = sw_daemon_run(d);
+	sw_daemon_free(d);
+	return rc;
+}

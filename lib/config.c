@@ -1,0 +1,862 @@
+/*
+ * config.c - load and check slipway.yaml (see config.h).
+ *
+ * Each section has its own small reader that walks the located YAML tree
+ * (lib/yaml.h) and reports errors against the node at fault, h2o-style.
+ * Errors are collected, not fatal at the first, so `slipwayd --check`
+ * can list them all.
+ */
+#include "lib/config.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/yaml.h"
+
+#define MAX_ERRORS 50
+
+struct reader {
+	const char *file;
+	char *dir;               /* the config file's directory, for relative paths */
+	struct sw_buf errors;
+	int nerrors;
+};
+
+typedef const struct sw_yaml_node node_t;
+
+static void err(struct reader *r, node_t *n, const char *path, const char *fmt, ...) SW_PRINTF(4, 5);
+static void err(struct reader *r, node_t *n, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	if (++r->nerrors > MAX_ERRORS)
+		return;
+	if (r->errors.len)
+		sw_buf_addch(&r->errors, '\n');
+	sw_buf_addf(&r->errors, "%s:%d:%d: %s: ", r->file, n ? n->mark.line : 1,
+		    n ? n->mark.col : 1, path);
+	va_start(ap, fmt);
+	sw_buf_vaddf(&r->errors, fmt, ap);
+	va_end(ap);
+}
+
+static const char *describe(node_t *n)
+{
+	if (n->type != SW_YAML_SCALAR)
+		return sw_yaml_type_name(n->type);
+	struct sw_yaml_scalar sc;
+	sw_yaml_resolve(n, &sc);
+	switch (sc.kind) {
+	case SW_YK_NULL: return "null";
+	case SW_YK_BOOL: return "a boolean";
+	case SW_YK_INT: return "an integer";
+	case SW_YK_FLOAT: return "a number";
+	default: return "a string";
+	}
+}
+
+/* Check that `n` is a mapping with no repeated keys and, when `allowed` is
+ * given, no key outside it. */
+static int want_map(struct reader *r, node_t *n, const char *path, const char *const *allowed)
+{
+	if (n->type != SW_YAML_MAP) {
+		err(r, n, path, "expected a mapping, found %s", describe(n));
+		return -1;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		node_t *k = n->items[2 * i];
+		int known = !allowed;
+		if (k->type != SW_YAML_SCALAR) {
+			err(r, k, path, "keys must be strings");
+			continue;
+		}
+		for (const char *const *a = allowed; a && *a; a++)
+			known |= !strcmp(*a, k->value);
+		if (!known) {
+			struct sw_buf list = SW_BUF_INIT;
+			for (const char *const *a = allowed; *a; a++)
+				sw_buf_addf(&list, "%s%s", a == allowed ? "" : ", ", *a);
+			err(r, k, path, "unknown key '%s' (expected one of: %s)", k->value, list.ptr);
+			sw_buf_release(&list);
+			continue;
+		}
+		for (size_t j = 0; j < i; j++) {
+			node_t *prev = n->items[2 * j];
+			if (prev->type == SW_YAML_SCALAR && !strcmp(prev->value, k->value)) {
+				err(r, k, path, "key '%s' appears twice", k->value);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+static char *subpath(const char *path, const char *key)
+{
+	return *path ? sw_asprintf("%s.%s", path, key) : sw_strdup(key);
+}
+
+static int get_str(struct reader *r, node_t *map, const char *path, const char *key,
+		   char **out, int required)
+{
+	node_t *n = sw_yaml_get(map, key);
+	char *p = subpath(path, key);
+	int rc = 0;
+	struct sw_yaml_scalar sc;
+
+	if (!n) {
+		if (required) {
+			err(r, map, p, "missing (expected a string)");
+			rc = -1;
+		}
+	} else if (n->type != SW_YAML_SCALAR || (sw_yaml_resolve(n, &sc), sc.kind == SW_YK_NULL)) {
+		err(r, n, p, "expected a string, found %s", describe(n));
+		rc = -1;
+	} else {
+		free(*out);
+		*out = sw_strdup(n->value);
+	}
+	free(p);
+	return rc;
+}
+
+static void get_bool(struct reader *r, node_t *map, const char *path, const char *key, int *out)
+{
+	node_t *n = sw_yaml_get(map, key);
+	struct sw_yaml_scalar sc;
+	if (!n)
+		return;
+	char *p = subpath(path, key);
+	if (n->type == SW_YAML_SCALAR && (sw_yaml_resolve(n, &sc), sc.kind == SW_YK_BOOL))
+		*out = sc.b;
+	else
+		err(r, n, p, "expected true or false, found %s", describe(n));
+	free(p);
+}
+
+static void get_int(struct reader *r, node_t *map, const char *path, const char *key,
+		    int *out, int min, int max)
+{
+	node_t *n = sw_yaml_get(map, key);
+	struct sw_yaml_scalar sc;
+	if (!n)
+		return;
+	char *p = subpath(path, key);
+	if (n->type == SW_YAML_SCALAR && (sw_yaml_resolve(n, &sc), sc.kind == SW_YK_INT) &&
+	    sc.i >= min && sc.i <= max)
+		*out = (int)sc.i;
+	else
+		err(r, n, p, "expected an integer from %d to %d, found %s", min, max,
+		    n->type == SW_YAML_SCALAR ? n->value : describe(n));
+	free(p);
+}
+
+/* A duration ("30s", "5m", "1h30m" or a number of seconds). */
+static void get_duration(struct reader *r, node_t *map, const char *path, const char *key,
+			 int64_t *out)
+{
+	node_t *n = sw_yaml_get(map, key);
+	if (!n)
+		return;
+	char *p = subpath(path, key);
+	int64_t v = n->type == SW_YAML_SCALAR ? sw_parse_duration(n->value) : -1;
+	if (v < 0)
+		err(r, n, p, "expected a duration such as 30s, 5m or 1h30m, found %s",
+		    n->type == SW_YAML_SCALAR ? n->value : describe(n));
+	else
+		*out = v;
+	free(p);
+}
+
+static void get_size(struct reader *r, node_t *map, const char *path, const char *key,
+		     int64_t *out)
+{
+	node_t *n = sw_yaml_get(map, key);
+	if (!n)
+		return;
+	char *p = subpath(path, key);
+	int64_t v = n->type == SW_YAML_SCALAR ? sw_parse_size(n->value) : -1;
+	if (v < 0)
+		err(r, n, p, "expected a size such as 512m or 2g, found %s",
+		    n->type == SW_YAML_SCALAR ? n->value : describe(n));
+	else
+		*out = v;
+	free(p);
+}
+
+static void get_str_list(struct reader *r, node_t *map, const char *path, const char *key,
+			 char ***out, size_t *count)
+{
+	node_t *n = sw_yaml_get(map, key);
+	if (!n)
+		return;
+	char *p = subpath(path, key);
+	if (n->type == SW_YAML_SCALAR) {   /* one item may be written without a list */
+		*out = sw_calloc(1, sizeof(char *));
+		(*out)[0] = sw_strdup(n->value);
+		*count = 1;
+	} else if (n->type != SW_YAML_SEQ) {
+		err(r, n, p, "expected a list of strings, found %s", describe(n));
+	} else {
+		*out = sw_calloc(n->n ? n->n : 1, sizeof(char *));
+		for (size_t i = 0; i < n->n; i++) {
+			if (n->items[i]->type != SW_YAML_SCALAR) {
+				err(r, n->items[i], p, "[%zu]: expected a string, found %s", i,
+				    describe(n->items[i]));
+				continue;
+			}
+			(*out)[(*count)++] = sw_strdup(n->items[i]->value);
+		}
+	}
+	free(p);
+}
+
+/* Turn a relative filesystem path into one relative to the config file. */
+static void make_abs(struct reader *r, char **path)
+{
+	if (!*path || (*path)[0] == '/')
+		return;
+	char *abs = sw_asprintf("%s/%s", r->dir, *path);
+	free(*path);
+	*path = abs;
+}
+
+/* {secret_file: PATH} or {secret_env: NAME}; inline values are refused. */
+static void get_secret(struct reader *r, node_t *map, const char *path, const char *key,
+		       struct sw_secret *out)
+{
+	node_t *n = sw_yaml_get(map, key);
+	static const char *const keys[] = { "secret_file", "secret_env", NULL };
+	if (!n)
+		return;
+	char *p = subpath(path, key);
+	if (n->type == SW_YAML_SCALAR) {
+		err(r, n, p, "write {secret_file: PATH} or {secret_env: NAME}, not the secret itself");
+		free(p);
+		return;
+	}
+	if (want_map(r, n, p, keys) < 0) {
+		free(p);
+		return;
+	}
+	char *file = NULL, *env = NULL;
+	get_str(r, n, p, "secret_file", &file, 0);
+	get_str(r, n, p, "secret_env", &env, 0);
+	if (!!file == !!env) {
+		err(r, n, p, "give exactly one of secret_file or secret_env");
+	} else if (env) {
+		const char *v = getenv(env);
+		if (!v || !*v)
+			err(r, n, p, "environment variable %s is not set", env);
+		else {
+			out->value = sw_strdup(v);
+			out->source = sw_asprintf("env %s", env);
+		}
+	} else {
+		struct sw_buf b = SW_BUF_INIT;
+		make_abs(r, &file);
+		if (sw_buf_read_file(&b, file) < 0) {
+			err(r, n, p, "cannot read secret file: %s", sw_error_last());
+		} else {
+			while (b.len && (b.ptr[b.len - 1] == '\n' || b.ptr[b.len - 1] == '\r'))
+				sw_buf_truncate(&b, b.len - 1);
+			if (!b.len)
+				err(r, n, p, "secret file %s is empty", file);
+			else {
+				out->value = sw_buf_detach(&b, NULL);
+				out->source = sw_asprintf("file %s", file);
+			}
+		}
+		sw_buf_release(&b);
+	}
+	free(file);
+	free(env);
+	free(p);
+}
+
+/* --- sections ------------------------------------------------------------ */
+
+static void read_listen(struct reader *r, node_t *map, struct sw_config *c)
+{
+	char *listen = NULL;
+	if (get_str(r, map, "server", "listen", &listen, 0) < 0 || !listen)
+		return;
+	char *colon = strrchr(listen, ':');
+	char *end;
+	long port = colon ? strtol(colon + 1, &end, 10) : -1;
+	if (!colon || colon == listen || *end || port < 0 || port > 65535) {
+		err(r, sw_yaml_get(map, "listen"), "server.listen",
+		    "expected HOST:PORT such as 127.0.0.1:8080, found %s", listen);
+	} else {
+		free(c->listen_host);
+		*colon = '\0';
+		if (listen[0] == '[' && colon[-1] == ']') {  /* [::1]:8080 */
+			colon[-1] = '\0';
+			c->listen_host = sw_strdup(listen + 1);
+		} else {
+			c->listen_host = sw_strdup(listen);
+		}
+		c->listen_port = (int)port;
+	}
+	free(listen);
+}
+
+static void read_server(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "listen", "public_url", "data_dir", "tls", "log_level",
+		"max_concurrent_runs", "read_access", "api_token", "history_limit", NULL };
+	static const char *const tls_keys[] = { "cert", "key", NULL };
+	if (want_map(r, n, "server", keys) < 0)
+		return;
+	read_listen(r, n, c);
+	get_str(r, n, "server", "public_url", &c->public_url, 0);
+	get_str(r, n, "server", "data_dir", &c->data_dir, 0);
+	make_abs(r, &c->data_dir);
+	get_str(r, n, "server", "log_level", &c->log_level, 0);
+	if (c->log_level && strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
+	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
+		err(r, sw_yaml_get(n, "log_level"), "server.log_level",
+		    "expected debug, info, warn or error, found %s", c->log_level);
+	get_int(r, n, "server", "max_concurrent_runs", &c->max_concurrent_runs, 1, 256);
+	int64_t hl = c->history_limit;
+	node_t *h = sw_yaml_get(n, "history_limit");
+	if (h) {
+		int v = 0;
+		get_int(r, n, "server", "history_limit", &v, 1, 100000);
+		if (v)
+			hl = v;
+	}
+	c->history_limit = hl;
+	node_t *ra = sw_yaml_get(n, "read_access");
+	if (ra) {
+		char *v = NULL;
+		get_str(r, n, "server", "read_access", &v, 0);
+		if (v && !strcmp(v, "open"))
+			c->read_requires_token = 0;
+		else if (v && !strcmp(v, "token"))
+			c->read_requires_token = 1;
+		else if (v)
+			err(r, ra, "server.read_access", "expected open or token, found %s", v);
+		free(v);
+	}
+	get_secret(r, n, "server", "api_token", &c->api_token);
+	node_t *tls = sw_yaml_get(n, "tls");
+	if (tls && want_map(r, tls, "server.tls", tls_keys) == 0) {
+		get_str(r, tls, "server.tls", "cert", &c->tls_cert, 1);
+		get_str(r, tls, "server.tls", "key", &c->tls_key, 1);
+		make_abs(r, &c->tls_cert);
+		make_abs(r, &c->tls_key);
+	}
+}
+
+static void read_github(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "api_url", "webhook_secret", "token", NULL };
+	if (want_map(r, n, "github", keys) < 0)
+		return;
+	get_str(r, n, "github", "api_url", &c->github_api_url, 0);
+	get_secret(r, n, "github", "webhook_secret", &c->webhook_secret);
+	get_secret(r, n, "github", "token", &c->github_token);
+}
+
+static void read_slack(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "webhook_url", "bot_token", "channel", "api_url", NULL };
+	if (want_map(r, n, "slack", keys) < 0)
+		return;
+	get_secret(r, n, "slack", "webhook_url", &c->slack_webhook_url);
+	get_secret(r, n, "slack", "bot_token", &c->slack_bot_token);
+	get_str(r, n, "slack", "channel", &c->slack_channel, 0);
+	get_str(r, n, "slack", "api_url", &c->slack_api_url, 0);
+	if (c->slack_bot_token.value && !c->slack_channel)
+		err(r, n, "slack", "bot_token needs a channel");
+}
+
+static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "backend", "docker_socket", "memory", "cpus",
+		"network", "timeout", NULL };
+	if (want_map(r, n, "runner", keys) < 0)
+		return;
+	get_str(r, n, "runner", "backend", &c->runner_backend, 0);
+	if (strcmp(c->runner_backend, "docker") && strcmp(c->runner_backend, "local"))
+		err(r, sw_yaml_get(n, "backend"), "runner.backend",
+		    "expected docker or local, found %s", c->runner_backend);
+	get_str(r, n, "runner", "docker_socket", &c->docker_socket, 0);
+	make_abs(r, &c->docker_socket);
+	get_size(r, n, "runner", "memory", &c->runner_memory);
+	node_t *cpus = sw_yaml_get(n, "cpus");
+	if (cpus) {
+		struct sw_yaml_scalar sc;
+		if (cpus->type == SW_YAML_SCALAR && (sw_yaml_resolve(cpus, &sc),
+		    (sc.kind == SW_YK_INT && sc.i > 0) || (sc.kind == SW_YK_FLOAT && sc.f > 0)))
+			c->runner_nano_cpus = (int64_t)((sc.kind == SW_YK_INT ? (double)sc.i : sc.f) * 1e9);
+		else
+			err(r, cpus, "runner.cpus", "expected a positive number such as 1.5, found %s",
+			    cpus->type == SW_YAML_SCALAR ? cpus->value : describe(cpus));
+	}
+	get_str(r, n, "runner", "network", &c->runner_network, 0);
+	get_duration(r, n, "runner", "timeout", &c->step_timeout_s);
+}
+
+static void read_secrets(struct reader *r, node_t *n, struct sw_config *c)
+{
+	if (want_map(r, n, "secrets", NULL) < 0)
+		return;
+	c->secrets = sw_calloc(n->n ? n->n : 1, sizeof(*c->secrets));
+	for (size_t i = 0; i < n->n; i++) {
+		node_t *k = n->items[2 * i];
+		if (k->type != SW_YAML_SCALAR)
+			continue;
+		int ok = k->len > 0;
+		for (const char *p = k->value; *p; p++)
+			if (!(isalnum((unsigned char)*p) || *p == '_'))
+				ok = 0;
+		if (!ok || isdigit((unsigned char)k->value[0])) {
+			err(r, k, "secrets", "'%s' is not a valid environment variable name", k->value);
+			continue;
+		}
+		struct sw_cfg_secret *s = &c->secrets[c->nsecrets++];
+		s->name = sw_strdup(k->value);
+		get_secret(r, n, "secrets", k->value, &s->secret);
+	}
+}
+
+static void read_repos(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "name", "url", "token", "ssh_key", "poll_interval", NULL };
+	if (n->type != SW_YAML_SEQ) {
+		err(r, n, "repositories", "expected a list, found %s", describe(n));
+		return;
+	}
+	c->repos = sw_calloc(n->n ? n->n : 1, sizeof(*c->repos));
+	for (size_t i = 0; i < n->n; i++) {
+		char path[64];
+		node_t *m = n->items[i];
+		struct sw_cfg_repo *rp = &c->repos[c->nrepos++];
+		snprintf(path, sizeof(path), "repositories[%zu]", i);
+		if (want_map(r, m, path, keys) < 0)
+			continue;
+		get_str(r, m, path, "name", &rp->name, 1);
+		get_str(r, m, path, "url", &rp->url, 1);
+		get_secret(r, m, path, "token", &rp->token);
+		get_str(r, m, path, "ssh_key", &rp->ssh_key, 0);
+		make_abs(r, &rp->ssh_key);
+		get_duration(r, m, path, "poll_interval", &rp->poll_interval_s);
+		if (rp->name && (!strchr(rp->name, '/') || strchr(rp->name, '/') == rp->name))
+			err(r, sw_yaml_get(m, "name"), path,
+			    "name must be the GitHub full name owner/repo, found %s", rp->name);
+		for (size_t j = 0; j + 1 < c->nrepos && rp->name; j++)
+			if (c->repos[j].name && !strcmp(c->repos[j].name, rp->name))
+				err(r, sw_yaml_get(m, "name"), path, "repository %s is listed twice", rp->name);
+	}
+}
+
+static void read_infra(struct reader *r, node_t *n, const char *envpath, struct sw_cfg_infra *inf)
+{
+	static const char *const keys[] = { "modules", "var_file", "vars", "heal", "drift_interval",
+		"timeout", NULL };
+	char *path = subpath(envpath, "infra");
+	if (want_map(r, n, path, keys) < 0) {
+		free(path);
+		return;
+	}
+	get_str_list(r, n, path, "modules", &inf->modules, &inf->nmodules);
+	get_str(r, n, path, "var_file", &inf->var_file, 0);
+	node_t *vars = sw_yaml_get(n, "vars");
+	if (vars) {
+		char *vp = subpath(path, "vars");
+		if (want_map(r, vars, vp, NULL) == 0) {
+			inf->vars = sw_calloc(vars->n ? vars->n : 1, sizeof(char *));
+			for (size_t i = 0; i < vars->n; i++) {
+				node_t *k = vars->items[2 * i], *v = vars->items[2 * i + 1];
+				if (k->type != SW_YAML_SCALAR)
+					continue;
+				if (v->type != SW_YAML_SCALAR) {
+					err(r, v, vp, "%s: expected a string or number, found %s",
+					    k->value, describe(v));
+					continue;
+				}
+				inf->vars[inf->nvars++] = sw_asprintf("%s=%s", k->value, v->value);
+			}
+		}
+		free(vp);
+	}
+	node_t *heal = sw_yaml_get(n, "heal");
+	if (heal) {
+		char *v = NULL;
+		get_str(r, n, path, "heal", &v, 0);
+		if (v && !strcmp(v, "auto"))
+			inf->heal = SW_HEAL_AUTO;
+		else if (v && !strcmp(v, "report"))
+			inf->heal = SW_HEAL_REPORT;
+		else if (v)
+			err(r, heal, path, "heal: expected auto or report, found %s", v);
+		free(v);
+	}
+	get_duration(r, n, path, "drift_interval", &inf->drift_interval_s);
+	get_duration(r, n, path, "timeout", &inf->timeout_s);
+	free(path);
+}
+
+static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "name", "repository", "branch", "cluster", "manifests",
+		"infra", "self_heal", "prune", "allow_empty_prune", "rollback_on_failure",
+		"health_timeout", "resync_interval", "slack_channel", NULL };
+	static const char *const cluster_keys[] = { "kubeconfig", "context", "namespace", NULL };
+	if (n->type != SW_YAML_SEQ) {
+		err(r, n, "environments", "expected a list, found %s", describe(n));
+		return;
+	}
+	c->envs = sw_calloc(n->n ? n->n : 1, sizeof(*c->envs));
+	for (size_t i = 0; i < n->n; i++) {
+		char path[64];
+		node_t *m = n->items[i];
+		struct sw_cfg_env *e = &c->envs[c->nenvs++];
+		snprintf(path, sizeof(path), "environments[%zu]", i);
+		e->self_heal = 1;
+		e->prune = 1;
+		e->rollback_on_failure = 1;
+		e->health_timeout_s = 300;
+		e->resync_interval_s = 180;
+		e->namespace = sw_strdup("default");
+		e->infra.heal = SW_HEAL_REPORT;
+		e->infra.drift_interval_s = 1800;
+		e->infra.timeout_s = 1800;
+		if (want_map(r, m, path, keys) < 0)
+			continue;
+		if (get_str(r, m, path, "name", &e->name, 1) == 0 && e->name) {
+			for (const char *p = e->name; *p; p++)
+				if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_')) {
+					err(r, sw_yaml_get(m, "name"), path,
+					    "name may hold letters, digits, - and _ only, found %s", e->name);
+					break;
+				}
+			for (size_t j = 0; j + 1 < c->nenvs; j++)
+				if (c->envs[j].name && !strcmp(c->envs[j].name, e->name))
+					err(r, sw_yaml_get(m, "name"), path,
+					    "environment %s is defined twice", e->name);
+		}
+		get_str(r, m, path, "repository", &e->repo, 0);
+		get_str(r, m, path, "branch", &e->branch, 1);
+		node_t *cl = sw_yaml_get(m, "cluster");
+		if (cl) {
+			char *cp = subpath(path, "cluster");
+			if (want_map(r, cl, cp, cluster_keys) == 0) {
+				get_str(r, cl, cp, "kubeconfig", &e->kubeconfig, 1);
+				make_abs(r, &e->kubeconfig);
+				get_str(r, cl, cp, "context", &e->context, 0);
+				get_str(r, cl, cp, "namespace", &e->namespace, 0);
+			}
+			free(cp);
+		}
+		get_str_list(r, m, path, "manifests", &e->manifests, &e->nmanifests);
+		node_t *inf = sw_yaml_get(m, "infra");
+		if (inf)
+			read_infra(r, inf, path, &e->infra);
+		get_bool(r, m, path, "self_heal", &e->self_heal);
+		get_bool(r, m, path, "prune", &e->prune);
+		get_bool(r, m, path, "allow_empty_prune", &e->allow_empty_prune);
+		get_bool(r, m, path, "rollback_on_failure", &e->rollback_on_failure);
+		get_duration(r, m, path, "health_timeout", &e->health_timeout_s);
+		get_duration(r, m, path, "resync_interval", &e->resync_interval_s);
+		get_str(r, m, path, "slack_channel", &e->slack_channel, 0);
+		if (e->nmanifests && !e->kubeconfig)
+			err(r, m, path, "manifests are listed but cluster.kubeconfig is not set");
+	}
+}
+
+/* Cross-section checks, once every section is read. */
+static void check_links(struct reader *r, node_t *root, struct sw_config *c)
+{
+	node_t *envs = sw_yaml_get(root, "environments");
+	for (size_t i = 0; i < c->nenvs; i++) {
+		struct sw_cfg_env *e = &c->envs[i];
+		char path[64];
+		node_t *m = envs && envs->type == SW_YAML_SEQ && i < envs->n ? envs->items[i] : root;
+		snprintf(path, sizeof(path), "environments[%zu]", i);
+		if (!e->repo) {
+			if (c->nrepos == 1 && c->repos[0].name)
+				e->repo = sw_strdup(c->repos[0].name);
+			else if (c->nrepos > 1)
+				err(r, m, path, "repository: missing (required when several repositories are configured)");
+			else
+				err(r, m, path, "repository: no repositories are configured");
+		} else if (!sw_config_repo(c, e->repo)) {
+			err(r, sw_yaml_get(m, "repository"), path,
+			    "repository %s is not in repositories", e->repo);
+		}
+		for (size_t j = 0; j < i; j++) {
+			struct sw_cfg_env *o = &c->envs[j];
+			if (e->repo && o->repo && e->branch && o->branch && !strcmp(e->repo, o->repo) &&
+			    !strcmp(e->branch, o->branch))
+				err(r, sw_yaml_get(m, "branch"), path,
+				    "branch %s of %s is already tracked by environment %s",
+				    e->branch, e->repo, o->name ? o->name : "?");
+		}
+	}
+	for (size_t i = 0; i < c->nrepos; i++)
+		if (!c->repos[i].token.value && c->github_token.value) {
+			c->repos[i].token.value = sw_strdup(c->github_token.value);
+			c->repos[i].token.source = sw_strdup(c->github_token.source);
+		}
+	if (!c->data_dir)
+		err(r, sw_yaml_get(root, "server") ? sw_yaml_get(root, "server") : root,
+		    "server.data_dir", "missing (expected a directory path)");
+	if (!!c->tls_cert != !!c->tls_key)
+		err(r, sw_yaml_get(root, "server"), "server.tls", "give both cert and key");
+	if (c->read_requires_token && !c->api_token.value)
+		err(r, sw_yaml_get(root, "server"), "server.read_access",
+		    "token access needs server.api_token");
+}
+
+static void defaults(struct sw_config *c)
+{
+	c->listen_host = sw_strdup("127.0.0.1");
+	c->listen_port = 8080;
+	c->log_level = sw_strdup("info");
+	c->max_concurrent_runs = 4;
+	c->history_limit = 50;
+	c->github_api_url = sw_strdup("https://api.github.com");
+	c->slack_api_url = sw_strdup("https://slack.com/api");
+	c->runner_backend = sw_strdup("docker");
+	c->docker_socket = sw_strdup("/var/run/docker.sock");
+	c->runner_network = sw_strdup("bridge");
+	c->step_timeout_s = 1800;
+	c->notify_give_up_s = 86400;
+}
+
+int sw_config_load(struct sw_config **out, const char *path)
+{
+	static const char *const keys[] = { "server", "github", "slack", "runner", "secrets",
+		"repositories", "environments", NULL };
+	struct reader r = { path, NULL, SW_BUF_INIT, 0 };
+	struct sw_yaml_stream *ys = NULL;
+	struct sw_config *c;
+	node_t *root;
+	int rc;
+
+	*out = NULL;
+	if ((rc = sw_yaml_parse_file(&ys, path)) < 0)
+		return rc == SW_EINVALID ? rc : sw_error_prefix("config");
+	if (ys->ndocs != 1 || !ys->docs[0].root) {
+		int line = ys->ndocs > 1 ? ys->docs[1].start.line : 1;
+		sw_yaml_free(ys);
+		return sw_error_setc(SW_EINVALID, "%s:%d:1: expected exactly one YAML document holding a mapping",
+				     path, line);
+	}
+	root = ys->docs[0].root;
+	c = sw_calloc(1, sizeof(*c));
+	c->file = sw_strdup(path);
+	defaults(c);
+	{
+		char *slash = strrchr(path, '/');
+		if (slash)
+			r.dir = sw_strndup(path, (size_t)(slash - path) + (slash == path));
+		else
+			r.dir = get_current_dir_name();
+		if (!r.dir)
+			r.dir = sw_strdup(".");
+		if (r.dir[0] != '/') {
+			char *cwd = get_current_dir_name();
+			char *abs = sw_asprintf("%s/%s", cwd ? cwd : ".", r.dir);
+			free(cwd);
+			free(r.dir);
+			r.dir = abs;
+		}
+	}
+
+	if (want_map(&r, root, "(top level)", keys) == 0) {
+		node_t *n;
+		if ((n = sw_yaml_get(root, "server")))
+			read_server(&r, n, c);
+		if ((n = sw_yaml_get(root, "github")))
+			read_github(&r, n, c);
+		if ((n = sw_yaml_get(root, "slack")))
+			read_slack(&r, n, c);
+		if ((n = sw_yaml_get(root, "runner")))
+			read_runner(&r, n, c);
+		if ((n = sw_yaml_get(root, "secrets")))
+			read_secrets(&r, n, c);
+		if ((n = sw_yaml_get(root, "repositories")))
+			read_repos(&r, n, c);
+		if ((n = sw_yaml_get(root, "environments")))
+			read_envs(&r, n, c);
+		check_links(&r, root, c);
+	}
+	if (!c->public_url)
+		c->public_url = sw_asprintf("http://%s:%d", c->listen_host, c->listen_port);
+
+	sw_yaml_free(ys);
+	free(r.dir);
+	if (r.nerrors) {
+		if (r.nerrors > MAX_ERRORS)
+			sw_buf_addf(&r.errors, "\n(%d more errors not shown)", r.nerrors - MAX_ERRORS);
+		sw_error_setc(SW_EINVALID, "%s", r.errors.ptr);
+		sw_buf_release(&r.errors);
+		sw_config_free(c);
+		return SW_EINVALID;
+	}
+	sw_buf_release(&r.errors);
+	*out = c;
+	return 0;
+}
+
+static void secret_release(struct sw_secret *s)
+{
+	if (s->value) {
+		/* wipe before free: secrets should not linger in freed memory */
+		memset(s->value, 0, strlen(s->value));
+		free(s->value);
+	}
+	free(s->source);
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void sw_config_free(struct sw_config *c)
+{
+	if (!c)
+		return;
+	free(c->file);
+	free(c->listen_host);
+	free(c->public_url);
+	free(c->data_dir);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->log_level);
+	secret_release(&c->api_token);
+	free(c->github_api_url);
+	secret_release(&c->webhook_secret);
+	secret_release(&c->github_token);
+	secret_release(&c->slack_webhook_url);
+	secret_release(&c->slack_bot_token);
+	free(c->slack_channel);
+	free(c->slack_api_url);
+	free(c->runner_backend);
+	free(c->docker_socket);
+	free(c->runner_network);
+	for (size_t i = 0; i < c->nsecrets; i++) {
+		free(c->secrets[i].name);
+		secret_release(&c->secrets[i].secret);
+	}
+	free(c->secrets);
+	for (size_t i = 0; i < c->nrepos; i++) {
+		free(c->repos[i].name);
+		free(c->repos[i].url);
+		secret_release(&c->repos[i].token);
+		free(c->repos[i].ssh_key);
+	}
+	free(c->repos);
+	for (size_t i = 0; i < c->nenvs; i++) {
+		struct sw_cfg_env *e = &c->envs[i];
+		free(e->name);
+		free(e->repo);
+		free(e->branch);
+		free(e->kubeconfig);
+		free(e->context);
+		free(e->namespace);
+		strv_free(e->manifests, e->nmanifests);
+		strv_free(e->infra.modules, e->infra.nmodules);
+		free(e->infra.var_file);
+		strv_free(e->infra.vars, e->infra.nvars);
+		free(e->slack_channel);
+	}
+	free(c->envs);
+	free(c);
+}
+
+const struct sw_cfg_env *sw_config_env(const struct sw_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nenvs; i++)
+		if (c->envs[i].name && !strcmp(c->envs[i].name, name))
+			return &c->envs[i];
+	return NULL;
+}
+
+const struct sw_cfg_repo *sw_config_repo(const struct sw_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nrepos; i++)
+		if (c->repos[i].name && !strcasecmp(c->repos[i].name, name))
+			return &c->repos[i];
+	return NULL;
+}
+
+const struct sw_cfg_env *sw_config_env_for_branch(const struct sw_config *c, const char *repo,
+						  const char *branch)
+{
+	for (size_t i = 0; i < c->nenvs; i++) {
+		const struct sw_cfg_env *e = &c->envs[i];
+		if (e->repo && e->branch && !strcasecmp(e->repo, repo) && !strcmp(e->branch, branch))
+			return e;
+	}
+	return NULL;
+}
+
+const char *sw_config_secret(const struct sw_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nsecrets; i++)
+		if (!strcmp(c->secrets[i].name, name))
+			return c->secrets[i].secret.value;
+	return NULL;
+}
+
+int64_t sw_parse_duration(const char *s)
+{
+	int64_t total = 0;
+	const char *p = s;
+	if (!s || !*s)
+		return -1;
+	while (*p) {
+		char *end;
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		long long v = strtoll(p, &end, 10);
+		if (v < 0 || v > 100000000)
+			return -1;
+		p = end;
+		switch (*p) {
+		case '\0': total += v; return p == s ? -1 : total;  /* bare seconds */
+		case 's': total += v; break;
+		case 'm': total += v * 60; break;
+		case 'h': total += v * 3600; break;
+		case 'd': total += v * 86400; break;
+		default: return -1;
+		}
+		p++;
+	}
+	return total;
+}
+
+int64_t sw_parse_size(const char *s)
+{
+	char *end;
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	long long v = strtoll(s, &end, 10);
+	int64_t mul = 1;
+	switch (tolower((unsigned char)*end)) {
+	case '\0': break;
+	case 'k': mul = 1024; end++; break;
+	case 'm': mul = 1024 * 1024; end++; break;
+	case 'g': mul = 1024LL * 1024 * 1024; end++; break;
+	default: return -1;
+	}
+	if ((*end == 'b' || *end == 'B' || *end == 'i') && mul > 1)
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end || v < 0 || v > INT64_MAX / mul)
+		return -1;
+	return v * mul;
+}

@@ -1,0 +1,141 @@
+/*
+ * config.h - slipway's settings, read from one YAML file.
+ *
+ * Every field has its default set in one place (config.c: defaults()), like
+ * memcached's settings. Secrets are never written inline: a secret is a
+ * mapping `{secret_file: PATH}` or `{secret_env: NAME}`, resolved at load
+ * time; the resolved value lives only in memory and is never logged.
+ *
+ * Errors name the file, line and column and the path to the key:
+ *   slipway.yaml:12:5: environments[1].branch: expected a string
+ * Unknown keys are errors. sw_config_load() reports every error it finds,
+ * one per line, in the error slot.
+ *
+ * The reference for all keys is docs/config.md and contrib/slipway.example.yaml.
+ */
+#ifndef SW_CONFIG_H
+#define SW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/error.h"
+
+struct sw_secret {
+	char *value;    /* resolved secret, NULL when not configured */
+	char *source;   /* "env SLIPWAY_X" or "file /path", safe to show */
+};
+
+struct sw_cfg_secret {     /* a named secret that pipeline stages may ask for */
+	char *name;
+	struct sw_secret secret;
+};
+
+struct sw_cfg_repo {
+	char *name;              /* GitHub full name, "owner/repo" */
+	char *url;               /* clone URL: https://, ssh://, git@host:, file:// */
+	struct sw_secret token;  /* https token (defaults to github.token) */
+	char *ssh_key;           /* private key file for ssh URLs */
+	int64_t poll_interval_s; /* fallback polling of tracked branches; 0 = off */
+};
+
+enum sw_heal_mode { SW_HEAL_AUTO, SW_HEAL_REPORT };
+
+struct sw_cfg_infra {
+	char **modules;          /* root module paths in the repository */
+	size_t nmodules;
+	char *var_file;          /* a .tfvars path in the repository, or NULL */
+	char **vars;             /* "name=value" pairs */
+	size_t nvars;
+	enum sw_heal_mode heal;  /* drift: apply automatically, or only report */
+	int64_t drift_interval_s;
+	int64_t timeout_s;
+};
+
+struct sw_cfg_env {
+	char *name;
+	char *repo;              /* a repositories[].name */
+	char *branch;
+	char *kubeconfig;        /* path; NULL = none (no cluster sync) */
+	char *context;           /* kubeconfig context; NULL = current-context */
+	char *namespace;         /* default namespace for namespaced objects */
+	char **manifests;        /* manifest paths in the repository */
+	size_t nmanifests;
+	struct sw_cfg_infra infra;
+	int self_heal;
+	int prune;
+	int allow_empty_prune;
+	int rollback_on_failure;
+	int64_t health_timeout_s;
+	int64_t resync_interval_s;   /* periodic full comparison */
+	char *slack_channel;         /* overrides slack.channel */
+};
+
+struct sw_config {
+	char *file;              /* the path it was read from */
+
+	/* server */
+	char *listen_host;
+	int listen_port;
+	char *public_url;        /* base for links on GitHub and Slack */
+	char *data_dir;          /* absolute */
+	char *tls_cert;
+	char *tls_key;
+	char *log_level;
+	int max_concurrent_runs;
+	int read_requires_token; /* status page and read API need the token */
+	struct sw_secret api_token;  /* for actions (sync, rollback, cancel) */
+	int64_t history_limit;   /* deploy history kept per environment */
+
+	/* github */
+	char *github_api_url;
+	struct sw_secret webhook_secret;
+	struct sw_secret github_token;
+
+	/* slack */
+	struct sw_secret slack_webhook_url;
+	struct sw_secret slack_bot_token;
+	char *slack_channel;
+	char *slack_api_url;
+
+	/* runner */
+	char *runner_backend;    /* "docker" or "local" */
+	char *docker_socket;
+	int64_t runner_memory;   /* bytes, 0 = no limit */
+	int64_t runner_nano_cpus;/* 1e9 = one CPU, 0 = no limit */
+	char *runner_network;
+	int64_t step_timeout_s;
+
+	/* outbox */
+	int64_t notify_give_up_s;
+
+	struct sw_cfg_secret *secrets;
+	size_t nsecrets;
+	struct sw_cfg_repo *repos;
+	size_t nrepos;
+	struct sw_cfg_env *envs;
+	size_t nenvs;
+};
+
+/*
+ * Read and check `path`. On success *out is a new config the caller frees
+ * with sw_config_free(). On failure returns SW_EINVALID (or SW_ERR when the
+ * file cannot be read) and the slot holds every error, one per line.
+ */
+int sw_config_load(struct sw_config **out, const char *path);
+void sw_config_free(struct sw_config *cfg);
+
+const struct sw_cfg_env *sw_config_env(const struct sw_config *cfg, const char *name);
+const struct sw_cfg_repo *sw_config_repo(const struct sw_config *cfg, const char *name);
+/* The environment tracking `branch` of `repo`, or NULL. */
+const struct sw_cfg_env *sw_config_env_for_branch(const struct sw_config *cfg,
+						  const char *repo, const char *branch);
+/* A named secret's value, or NULL. */
+const char *sw_config_secret(const struct sw_config *cfg, const char *name);
+
+/* Parse "90", "30s", "5m", "1h30m" into seconds; -1 when invalid. */
+int64_t sw_parse_duration(const char *s);
+/* Parse "512", "64k", "512m", "2g" (powers of 1024) into bytes; -1 when invalid. */
+int64_t sw_parse_size(const char *s);
+
+#endif

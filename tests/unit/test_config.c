@@ -1,0 +1,279 @@
+/*
+ * test_config.c - the config loader: the example config, and bad files
+ * that must fail with file:line:col and the key path.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/config.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/slipway-test-config.XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static char *write_file(const char *name, const char *text)
+{
+	char *path = sw_asprintf("%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/* Load `text` as slipway.yaml; returns rc, the config (or NULL) in *out. */
+static int load(const char *text, struct sw_config **out)
+{
+	char *path = write_file("slipway.yaml", text);
+	int rc = sw_config_load(out, path);
+	free(path);
+	return rc;
+}
+
+/* Assert that loading fails and the message contains `want`. */
+static void expect_error(const char *text, const char *want)
+{
+	struct sw_config *c = NULL;
+	int rc = load(text, &c);
+	if (rc >= 0 || !strstr(sw_error_last(), want))
+		fail_msg("wanted an error containing \"%s\", got rc=%d: %s", want, rc, sw_error_last());
+	assert_null(c);
+}
+
+#define MINIMAL "server:\n  data_dir: data\n"
+
+static void test_example_config(void **state)
+{
+	struct sw_buf ex = SW_BUF_INIT, out = SW_BUF_INIT;
+	struct sw_config *c;
+
+	assert_int_equal(sw_buf_read_file(&ex, "contrib/slipway.example.yaml"), 0);
+	/* point the example's /etc/slipway/ at files we create */
+	for (const char *p = ex.ptr; *p;) {
+		const char *hit = strstr(p, "/etc/slipway/");
+		if (!hit) {
+			sw_buf_adds(&out, p);
+			break;
+		}
+		sw_buf_add(&out, p, (size_t)(hit - p));
+		sw_buf_addf(&out, "%s/", dir);
+		p = hit + strlen("/etc/slipway/");
+	}
+	free(write_file("api-token", "tok-api\n"));
+	free(write_file("github-token", "ghp_example\n"));
+	setenv("SLIPWAY_WEBHOOK_SECRET", "It's a Secret to Everybody", 1);
+	setenv("SLIPWAY_SLACK_WEBHOOK", "https://hooks.slack.invalid/x", 1);
+	setenv("NPM_TOKEN", "npm-secret", 1);
+
+	if (load(out.ptr, &c) < 0)
+		fail_msg("example config rejected: %s", sw_error_last());
+	assert_string_equal(c->listen_host, "127.0.0.1");
+	assert_int_equal(c->listen_port, 8080);
+	assert_string_equal(c->data_dir, "/var/lib/slipway");
+	assert_string_equal(c->api_token.value, "tok-api");
+	assert_string_equal(c->webhook_secret.value, "It's a Secret to Everybody");
+	assert_string_equal(c->webhook_secret.source, "env SLIPWAY_WEBHOOK_SECRET");
+	assert_string_equal(c->github_token.value, "ghp_example");
+	assert_int_equal(c->runner_memory, 2LL * 1024 * 1024 * 1024);
+	assert_int_equal(c->runner_nano_cpus, 1500000000LL);
+	assert_int_equal(c->step_timeout_s, 1800);
+	assert_string_equal(sw_config_secret(c, "NPM_TOKEN"), "npm-secret");
+	assert_int_equal(c->nrepos, 1);
+	/* the repository inherits github.token for https */
+	assert_string_equal(c->repos[0].token.value, "ghp_example");
+	assert_int_equal(c->repos[0].poll_interval_s, 300);
+	assert_int_equal(c->nenvs, 2);
+
+	const struct sw_cfg_env *dev = sw_config_env(c, "dev");
+	assert_non_null(dev);
+	assert_string_equal(dev->branch, "dev");
+	assert_string_equal(dev->repo, "acme/shop");
+	assert_string_equal(dev->namespace, "shop");
+	assert_int_equal(dev->nmanifests, 1);
+	assert_string_equal(dev->manifests[0], "deploy/k8s");
+	assert_int_equal(dev->infra.nmodules, 1);
+	assert_int_equal(dev->infra.heal, SW_HEAL_AUTO);
+	assert_int_equal(dev->infra.nvars, 1);
+	assert_string_equal(dev->infra.vars[0], "region=eu-west-1");
+	assert_int_equal(dev->health_timeout_s, 300);
+
+	const struct sw_cfg_env *prod = sw_config_env_for_branch(c, "ACME/shop", "main");
+	assert_non_null(prod);
+	assert_string_equal(prod->name, "prod");
+	assert_string_equal(prod->repo, "acme/shop");   /* filled in: one repository */
+	assert_int_equal(prod->infra.heal, SW_HEAL_REPORT);
+	assert_int_equal(prod->self_heal, 1);            /* default */
+	assert_null(sw_config_env_for_branch(c, "acme/shop", "feature"));
+	sw_config_free(c);
+	sw_buf_release(&ex);
+	sw_buf_release(&out);
+}
+
+static void test_defaults_and_relative_paths(void **state)
+{
+	struct sw_config *c;
+	char *want = sw_asprintf("%s/data", dir);
+	assert_int_equal(load(MINIMAL, &c), 0);
+	assert_string_equal(c->data_dir, want);      /* relative to the config file */
+	assert_string_equal(c->runner_backend, "docker");
+	assert_int_equal(c->max_concurrent_runs, 4);
+	assert_string_equal(c->public_url, "http://127.0.0.1:8080");
+	assert_null(c->webhook_secret.value);
+	sw_config_free(c);
+	free(want);
+}
+
+static void test_wrong_type_located(void **state)
+{
+	expect_error(MINIMAL
+		     "repositories:\n"
+		     "  - {name: acme/shop, url: file:///x}\n"
+		     "environments:\n"
+		     "  - name: dev\n"
+		     "    branch: dev\n"
+		     "  - name: prod\n"
+		     "    branch: [main]\n",
+		     "slipway.yaml:9:13: environments[1].branch: expected a string, found sequence");
+}
+
+static void test_unknown_key(void **state)
+{
+	expect_error(MINIMAL "  listn: 1.2.3.4:5\n",
+		     "slipway.yaml:3:3: server: unknown key 'listn'");
+	expect_error(MINIMAL "githb: {}\n", "slipway.yaml:3:1: (top level): unknown key 'githb'");
+}
+
+static void test_missing_required(void **state)
+{
+	expect_error(MINIMAL "repositories:\n  - name: acme/shop\n",
+		     "slipway.yaml:4:5: repositories[0].url: missing");
+	expect_error("server:\n  listen: 127.0.0.1:1\n", "server.data_dir: missing");
+}
+
+static void test_inline_secret_refused(void **state)
+{
+	expect_error(MINIMAL "github:\n  webhook_secret: hunter2\n",
+		     "slipway.yaml:4:19: github.webhook_secret: write {secret_file: PATH} or {secret_env: NAME}");
+	/* and the secret itself never appears in the message */
+	assert_null(strstr(sw_error_last(), "hunter2"));
+}
+
+static void test_secret_sources(void **state)
+{
+	unsetenv("SLIPWAY_NOT_SET");
+	expect_error(MINIMAL "github:\n  webhook_secret: {secret_env: SLIPWAY_NOT_SET}\n",
+		     "github.webhook_secret: environment variable SLIPWAY_NOT_SET is not set");
+	expect_error(MINIMAL "github:\n  webhook_secret: {secret_file: nope.txt}\n",
+		     "github.webhook_secret: cannot read secret file");
+	expect_error(MINIMAL "github:\n  webhook_secret: {secret_file: a, secret_env: B}\n",
+		     "give exactly one of secret_file or secret_env");
+}
+
+static void test_yaml_syntax_error(void **state)
+{
+	expect_error("server:\n  data_dir: [unclosed\n", "slipway.yaml:3:1:");
+	expect_error("a: 1\n---\nb: 2\n", "slipway.yaml:2:1: expected exactly one YAML document");
+}
+
+static void test_every_error_reported(void **state)
+{
+	struct sw_config *c = NULL;
+	int rc = load("server:\n  listen: nope\n  data_dir: d\n  log_level: loud\n"
+		      "runner:\n  backend: kubernetes\n  timeout: soon\n", &c);
+	assert_int_equal(rc, SW_EINVALID);
+	const char *e = sw_error_last();
+	assert_non_null(strstr(e, "slipway.yaml:2:11: server.listen: expected HOST:PORT"));
+	assert_non_null(strstr(e, "slipway.yaml:4:14: server.log_level: expected debug, info, warn or error"));
+	assert_non_null(strstr(e, "slipway.yaml:6:12: runner.backend: expected docker or local"));
+	assert_non_null(strstr(e, "slipway.yaml:7:12: runner.timeout: expected a duration"));
+}
+
+static void test_links_between_sections(void **state)
+{
+	expect_error(MINIMAL
+		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		     "environments:\n  - {name: dev, branch: dev, repository: acme/other}\n",
+		     "environments[0]: repository acme/other is not in repositories");
+	expect_error(MINIMAL
+		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		     "environments:\n  - {name: dev, branch: dev}\n  - {name: dev, branch: main}\n",
+		     "environment dev is defined twice");
+	expect_error(MINIMAL
+		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		     "environments:\n  - {name: a, branch: dev}\n  - {name: b, branch: dev}\n",
+		     "branch dev of acme/shop is already tracked by environment a");
+	expect_error(MINIMAL
+		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		     "environments:\n  - {name: a, branch: dev, manifests: [k8s]}\n",
+		     "manifests are listed but cluster.kubeconfig is not set");
+}
+
+static void test_missing_file(void **state)
+{
+	struct sw_config *c = NULL;
+	assert_true(sw_config_load(&c, "/nonexistent/slipway.yaml") < 0);
+	assert_non_null(strstr(sw_error_last(), "/nonexistent/slipway.yaml: No such file or directory"));
+}
+
+static void test_durations_and_sizes(void **state)
+{
+	assert_int_equal(sw_parse_duration("90"), 90);
+	assert_int_equal(sw_parse_duration("30s"), 30);
+	assert_int_equal(sw_parse_duration("5m"), 300);
+	assert_int_equal(sw_parse_duration("1h30m"), 5400);
+	assert_int_equal(sw_parse_duration("2d"), 172800);
+	assert_int_equal(sw_parse_duration(""), -1);
+	assert_int_equal(sw_parse_duration("m"), -1);
+	assert_int_equal(sw_parse_duration("5x"), -1);
+	assert_int_equal(sw_parse_duration("-5s"), -1);
+	assert_int_equal(sw_parse_size("512"), 512);
+	assert_int_equal(sw_parse_size("64k"), 65536);
+	assert_int_equal(sw_parse_size("512m"), 512LL << 20);
+	assert_int_equal(sw_parse_size("2G"), 2LL << 30);
+	assert_int_equal(sw_parse_size("2gb"), 2LL << 30);
+	assert_int_equal(sw_parse_size("2Gi"), 2LL << 30);
+	assert_int_equal(sw_parse_size("lots"), -1);
+	assert_int_equal(sw_parse_size("3t"), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_example_config),
+		cmocka_unit_test(test_defaults_and_relative_paths),
+		cmocka_unit_test(test_wrong_type_located),
+		cmocka_unit_test(test_unknown_key),
+		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_inline_secret_refused),
+		cmocka_unit_test(test_secret_sources),
+		cmocka_unit_test(test_yaml_syntax_error),
+		cmocka_unit_test(test_every_error_reported),
+		cmocka_unit_test(test_links_between_sections),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_durations_and_sizes),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
