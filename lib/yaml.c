@@ -5,6 +5,8 @@
 #include "lib/yaml.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,11 @@
 
 #define MAX_DEPTH 512
 
+static size_t sat_add(size_t a, size_t b)
+{
+	return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
 static struct sw_yaml_node *node_new(struct sw_yaml_stream *s, enum sw_yaml_type t,
 				     const yaml_mark_t *m, const yaml_char_t *tag)
 {
@@ -22,6 +29,7 @@ static struct sw_yaml_node *node_new(struct sw_yaml_stream *s, enum sw_yaml_type
 	n->type = t;
 	n->mark.line = (int)m->line + 1;
 	n->mark.col = (int)m->column + 1;
+	n->expanded = 1;
 	if (tag)
 		n->tag = sw_strdup((const char *)tag);
 	if (s->nall == s->capall) {
@@ -35,11 +43,20 @@ static struct sw_yaml_node *node_new(struct sw_yaml_stream *s, enum sw_yaml_type
 static void node_push(struct sw_yaml_node *parent, struct sw_yaml_node *child)
 {
 	/* while a container is open, len counts raw items (keys and values) */
-	parent->items = sw_realloc(parent->items, (parent->len + 1) * sizeof(*parent->items));
+	if (parent->len == parent->cap) {
+		parent->cap = parent->cap ? parent->cap * 2 : 8;
+		parent->items = sw_realloc(parent->items, parent->cap * sizeof(*parent->items));
+	}
 	parent->items[parent->len++] = child;
 	parent->n = parent->type == SW_YAML_MAP ? parent->len / 2 : parent->len;
+	/* children are complete when attached, aliases included */
+	parent->expanded = sat_add(parent->expanded, child->expanded);
 }
 
+/*
+ * Anchors: a small open-addressing hash table, so a file with many anchors
+ * parses in linear time. Names are owned by the table.
+ */
 struct anchor {
 	char *name;
 	struct sw_yaml_node *node;
@@ -50,39 +67,62 @@ struct parse_state {
 	struct sw_yaml_node *stack[MAX_DEPTH];
 	char *stack_anchor[MAX_DEPTH];
 	int depth;
-	struct anchor *anchors;
-	size_t nanchors;
+	struct anchor *anchors;    /* cap slots, power of two */
+	size_t nanchors, capanchors;
 };
+
+static size_t str_hash(const char *s)
+{
+	size_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static struct anchor *anchor_slot(struct anchor *tab, size_t cap, const char *name)
+{
+	size_t i = str_hash(name) & (cap - 1);
+	while (tab[i].name && strcmp(tab[i].name, name))
+		i = (i + 1) & (cap - 1);
+	return &tab[i];
+}
 
 static void anchor_set(struct parse_state *ps, const char *name, struct sw_yaml_node *n)
 {
-	for (size_t i = 0; i < ps->nanchors; i++) {
-		if (!strcmp(ps->anchors[i].name, name)) {
-			ps->anchors[i].node = n;   /* YAML allows redefining an anchor */
-			return;
-		}
+	struct anchor *a;
+
+	if (2 * (ps->nanchors + 1) > ps->capanchors) {
+		size_t cap = ps->capanchors ? ps->capanchors * 2 : 16;
+		struct anchor *tab = sw_calloc(cap, sizeof(*tab));
+		for (size_t i = 0; i < ps->capanchors; i++)
+			if (ps->anchors[i].name)
+				*anchor_slot(tab, cap, ps->anchors[i].name) = ps->anchors[i];
+		free(ps->anchors);
+		ps->anchors = tab;
+		ps->capanchors = cap;
 	}
-	ps->anchors = sw_realloc(ps->anchors, (ps->nanchors + 1) * sizeof(*ps->anchors));
-	ps->anchors[ps->nanchors].name = sw_strdup(name);
-	ps->anchors[ps->nanchors].node = n;
-	ps->nanchors++;
+	a = anchor_slot(ps->anchors, ps->capanchors, name);
+	if (!a->name) {
+		a->name = sw_strdup(name);
+		ps->nanchors++;
+	}
+	a->node = n;   /* YAML allows redefining an anchor */
 }
 
 static struct sw_yaml_node *anchor_get(struct parse_state *ps, const char *name)
 {
-	for (size_t i = 0; i < ps->nanchors; i++)
-		if (!strcmp(ps->anchors[i].name, name))
-			return ps->anchors[i].node;
-	return NULL;
+	if (!ps->nanchors)
+		return NULL;
+	return anchor_slot(ps->anchors, ps->capanchors, name)->node;
 }
 
 static void anchors_clear(struct parse_state *ps)
 {
-	for (size_t i = 0; i < ps->nanchors; i++)
+	for (size_t i = 0; i < ps->capanchors; i++)
 		free(ps->anchors[i].name);
 	free(ps->anchors);
 	ps->anchors = NULL;
-	ps->nanchors = 0;
+	ps->nanchors = ps->capanchors = 0;
 }
 
 /* Attach a finished node to its parent, or make it the document's root. */
@@ -92,6 +132,48 @@ static void attach(struct parse_state *ps, struct sw_yaml_node *n)
 		node_push(ps->stack[ps->depth - 1], n);
 	else
 		ps->s->docs[ps->s->ndocs - 1].root = n;
+}
+
+/*
+ * libyaml's reader errors (bad UTF-8, control characters) carry a byte
+ * offset but no mark: count lines and characters up to it ourselves.
+ */
+static void offset_mark(const char *data, size_t len, size_t off, size_t *line, size_t *col)
+{
+	*line = 1;
+	*col = 1;
+	if (off > len)
+		off = len;
+	for (size_t i = 0; i < off; i++) {
+		unsigned char c = (unsigned char)data[i];
+		if (c == '\n') {
+			++*line;
+			*col = 1;
+		} else if ((c & 0xC0) != 0x80) {
+			++*col;   /* count characters, not continuation bytes */
+		}
+	}
+}
+
+static int parser_error(const yaml_parser_t *p, const char *file, const char *data, size_t len)
+{
+	const char *problem = p->problem ? p->problem : "invalid YAML";
+	size_t line = p->problem_mark.line + 1, col = p->problem_mark.column + 1;
+
+	if (p->error == YAML_READER_ERROR) {
+		offset_mark(data, len, p->problem_offset, &line, &col);
+		if (p->problem_value != -1)
+			return sw_error_setc(SW_EINVALID, "%s:%zu:%zu: %s (byte 0x%02X)", file,
+					     line, col, problem, (unsigned)p->problem_value & 0xFF);
+		return sw_error_setc(SW_EINVALID, "%s:%zu:%zu: %s", file, line, col, problem);
+	}
+	if (p->error == YAML_MEMORY_ERROR)
+		return sw_error_set("%s: out of memory while parsing YAML", file);
+	if (p->context)
+		return sw_error_setc(SW_EINVALID, "%s:%zu:%zu: %s (%s at line %zu column %zu)",
+				     file, line, col, problem, p->context,
+				     p->context_mark.line + 1, p->context_mark.column + 1);
+	return sw_error_setc(SW_EINVALID, "%s:%zu:%zu: %s", file, line, col, problem);
 }
 
 int sw_yaml_parse(struct sw_yaml_stream **out, const char *file, const char *data, size_t len)
@@ -107,21 +189,15 @@ int sw_yaml_parse(struct sw_yaml_stream **out, const char *file, const char *dat
 	s->file = sw_strdup(file ? file : "<input>");
 	*out = NULL;
 	if (!yaml_parser_initialize(&p)) {
+		rc = sw_error_set("%s: cannot initialise YAML parser", s->file);
 		sw_yaml_free(s);
-		return sw_error_set("%s: cannot initialise YAML parser", file);
+		return rc;
 	}
 	yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
 
 	while (!done) {
 		if (!yaml_parser_parse(&p, &ev)) {
-			const yaml_mark_t *m = &p.problem_mark;
-			if (p.context)
-				rc = sw_error_setc(SW_EINVALID, "%s:%zu:%zu: %s %s", s->file,
-						   m->line + 1, m->column + 1, p.problem, p.context);
-			else
-				rc = sw_error_setc(SW_EINVALID, "%s:%zu:%zu: %s", s->file,
-						   m->line + 1, m->column + 1,
-						   p.problem ? p.problem : "invalid YAML");
+			rc = parser_error(&p, s->file, data, len);
 			break;
 		}
 		struct sw_yaml_node *n = NULL;
@@ -269,28 +345,27 @@ static const char *const trues[] = { "y", "Y", "yes", "Yes", "YES", "true", "Tru
 				      "on", "On", "ON", NULL };
 static const char *const falses[] = { "n", "N", "no", "No", "NO", "false", "False", "FALSE",
 				       "off", "Off", "OFF", NULL };
+static const char *const pinfs[] = { ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", NULL };
+static const char *const ninfs[] = { "-.inf", "-.Inf", "-.INF", NULL };
+static const char *const nans[] = { ".nan", ".NaN", ".NAN", NULL };
 
-/* Go's strconv.ParseInt(s, 0, 64) after removing underscores. */
-static int parse_int(const char *in, long long *out, int *overflow)
+enum { INT_OK, INT_UINT64, INT_TOO_BIG, INT_SYNTAX };
+
+/*
+ * Go's strconv.ParseInt(s, 0, 64), then ParseUint(s, 0, 64), on a string
+ * whose underscores are already gone: sign, 0x/0o/0b or a leading 0 (octal).
+ * INT_OK sets *out; INT_UINT64 (2^63 .. 2^64-1) sets *u; INT_TOO_BIG means
+ * the digits are valid but overflow 64 bits.
+ */
+static int parse_int(const char *p, long long *out, unsigned long long *u)
 {
-	char tmp[128];
-	size_t o = 0;
-	const char *p = in;
-	int neg = 0, base = 10;
+	int neg = 0, base = 10, big = 0;
 	unsigned long long v = 0;
 
-	*overflow = 0;
-	for (; *p && o < sizeof(tmp) - 1; p++)
-		if (*p != '_')
-			tmp[o++] = *p;
-	if (*p)
-		return -1;
-	tmp[o] = '\0';
-	p = tmp;
 	if (*p == '+' || *p == '-')
 		neg = *p++ == '-';
 	if (!*p)
-		return -1;
+		return INT_SYNTAX;
 	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
 		base = 16, p += 2;
 	else if (p[0] == '0' && (p[1] == 'b' || p[1] == 'B'))
@@ -300,40 +375,38 @@ static int parse_int(const char *in, long long *out, int *overflow)
 	else if (p[0] == '0' && p[1])
 		base = 8, p += 1;
 	if (!*p)
-		return -1;
+		return INT_SYNTAX;
 	for (; *p; p++) {
-		int d;
+		unsigned d;
 		if (*p >= '0' && *p <= '9')
-			d = *p - '0';
+			d = (unsigned)(*p - '0');
 		else if (*p >= 'a' && *p <= 'f')
-			d = *p - 'a' + 10;
+			d = (unsigned)(*p - 'a' + 10);
 		else if (*p >= 'A' && *p <= 'F')
-			d = *p - 'A' + 10;
+			d = (unsigned)(*p - 'A' + 10);
 		else
-			return -1;
-		if (d >= base)
-			return -1;
-		if (v > (~0ULL - (unsigned)d) / (unsigned)base)
-			*overflow = 1;
+			return INT_SYNTAX;
+		if (d >= (unsigned)base)
+			return INT_SYNTAX;
+		if (v > (~0ULL - d) / (unsigned)base)
+			big = 1;
 		else
-			v = v * (unsigned)base + (unsigned)d;
+			v = v * (unsigned)base + d;
 	}
-	if (*overflow)
-		return 0;
+	if (big)
+		return INT_TOO_BIG;
 	if (neg) {
-		if (v > 9223372036854775808ULL) {
-			*overflow = 1;
-			return 0;
-		}
+		if (v > 9223372036854775808ULL)
+			return INT_TOO_BIG;   /* ParseUint refuses a sign */
 		*out = v == 9223372036854775808ULL ? (-9223372036854775807LL - 1) : -(long long)v;
-	} else {
-		if (v > 9223372036854775807ULL) {
-			*overflow = 1;  /* a uint64: JSON keeps it as a number */
-			return 0;
-		}
-		*out = (long long)v;
+		return INT_OK;
 	}
-	return 0;
+	if (v > 9223372036854775807ULL) {
+		*u = v;
+		return INT_UINT64;
+	}
+	*out = (long long)v;
+	return INT_OK;
 }
 
 /* go-yaml v2's float pattern: ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$ */
@@ -372,6 +445,14 @@ static int is_float(const char *s)
 	return *p == '\0';
 }
 
+/* Go's ParseFloat on a string is_float() accepted: out of range is an error there. */
+static int parse_float(const char *s, double *out)
+{
+	errno = 0;
+	*out = strtod(s, NULL);
+	return isinf(*out) ? -1 : 0;
+}
+
 static int tag_is(const char *tag, const char *shortname)
 {
 	char longname[64];
@@ -381,71 +462,74 @@ static int tag_is(const char *tag, const char *shortname)
 	return !strcmp(tag, shortname) || !strcmp(tag, longname);
 }
 
+/* go-yaml v2 resolves only these tags; any other keeps the scalar's text. */
+static int tag_resolvable(const char *tag)
+{
+	return !tag || tag_is(tag, "!!bool") || tag_is(tag, "!!int") ||
+	       tag_is(tag, "!!float") || tag_is(tag, "!!timestamp");
+}
+
+/* The text of a plain scalar, resolved as go-yaml v2's resolve() does. */
+static void resolve_text(const char *v, size_t len, struct sw_yaml_scalar *out)
+{
+	out->kind = SW_YK_STR;
+	if (in_list(v, nulls)) {
+		out->kind = SW_YK_NULL;
+	} else if (in_list(v, trues)) {
+		out->kind = SW_YK_BOOL;
+		out->b = 1;
+	} else if (in_list(v, falses)) {
+		out->kind = SW_YK_BOOL;
+	} else if (in_list(v, pinfs)) {
+		out->kind = SW_YK_FLOAT;
+		out->f = INFINITY;
+	} else if (in_list(v, ninfs)) {
+		out->kind = SW_YK_FLOAT;
+		out->f = -INFINITY;
+	} else if (in_list(v, nans)) {
+		out->kind = SW_YK_FLOAT;
+		out->f = NAN;
+	} else if (v[0] == '.') {
+		/* ParseFloat on the text as written: no underscores here */
+		if (is_float(v) && parse_float(v, &out->f) == 0)
+			out->kind = SW_YK_FLOAT;
+	} else if ((v[0] >= '0' && v[0] <= '9') || v[0] == '+' || v[0] == '-') {
+		char *plain = sw_malloc(len + 1);
+		size_t o = 0;
+		unsigned long long u = 0;
+		for (size_t i = 0; i < len; i++)
+			if (v[i] != '_')
+				plain[o++] = v[i];
+		plain[o] = '\0';
+		switch (parse_int(plain, &out->i, &u)) {
+		case INT_OK:
+			out->kind = SW_YK_INT;
+			break;
+		case INT_UINT64:
+			/* a uint64 in Go; kubectl's JSON round trip makes it a float64 */
+			out->kind = SW_YK_FLOAT;
+			out->f = (double)u;
+			break;
+		default:
+			if (is_float(plain) && parse_float(plain, &out->f) == 0)
+				out->kind = SW_YK_FLOAT;
+			break;
+		}
+		free(plain);
+	}
+}
+
 void sw_yaml_resolve(const struct sw_yaml_node *n, struct sw_yaml_scalar *out)
 {
-	const char *v = n->value ? n->value : "";
-	int overflow;
-
 	memset(out, 0, sizeof(*out));
 	out->kind = SW_YK_STR;
 	if (n->type != SW_YAML_SCALAR)
 		return;
-	if (tag_is(n->tag, "!!str") || tag_is(n->tag, "!!binary"))
-		return;
+	if (!tag_resolvable(n->tag))
+		return;   /* !!str, !!binary, local tags: the text as written */
 	if (n->quoted && !n->tag)
 		return;
-	if (n->tag && n->tag[0] == '!' && n->tag[1] != '!')
-		return;   /* a local tag: kept as its text */
-	if (in_list(v, nulls)) {
-		out->kind = SW_YK_NULL;
-		return;
-	}
-	if (in_list(v, trues)) {
-		out->kind = SW_YK_BOOL;
-		out->b = 1;
-		return;
-	}
-	if (in_list(v, falses)) {
-		out->kind = SW_YK_BOOL;
-		return;
-	}
-	if ((v[0] >= '0' && v[0] <= '9') || v[0] == '+' || v[0] == '-' || v[0] == '.') {
-		if (parse_int(v, &out->i, &overflow) == 0) {
-			if (!overflow) {
-				out->kind = SW_YK_INT;
-				return;
-			}
-			out->kind = SW_YK_FLOAT;
-			out->f = strtod(v, NULL);
-			return;
-		}
-		if (is_float(v)) {
-			char tmp[128];
-			size_t o = 0;
-			for (const char *p = v; *p && o < sizeof(tmp) - 1; p++)
-				if (*p != '_')
-					tmp[o++] = *p;
-			tmp[o] = '\0';
-			out->kind = SW_YK_FLOAT;
-			out->f = strtod(tmp, NULL);
-			return;
-		}
-		if (in_list(v, (const char *const[]){ ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", NULL })) {
-			out->kind = SW_YK_FLOAT;
-			out->f = INFINITY;
-			return;
-		}
-		if (in_list(v, (const char *const[]){ "-.inf", "-.Inf", "-.INF", NULL })) {
-			out->kind = SW_YK_FLOAT;
-			out->f = -INFINITY;
-			return;
-		}
-		if (in_list(v, (const char *const[]){ ".nan", ".NaN", ".NAN", NULL })) {
-			out->kind = SW_YK_FLOAT;
-			out->f = NAN;
-			return;
-		}
-	}
+	resolve_text(n->value ? n->value : "", n->len, out);
 }
 
 /* --- to JSON ------------------------------------------------------------ */
@@ -456,83 +540,144 @@ struct conv {
 	int depth;
 };
 
-static int conv_err(struct conv *c, const struct sw_yaml_node *n, const char *fmt, const char *arg)
+static int conv_err(struct conv *c, const struct sw_yaml_node *n, const char *fmt, ...) SW_PRINTF(3, 4);
+
+static int conv_err(struct conv *c, const struct sw_yaml_node *n, const char *fmt, ...)
 {
-	char msg[512];
-	snprintf(msg, sizeof(msg), fmt, arg);
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	return sw_error_setc(SW_EINVALID, "%s:%d:%d: %s", c->s->file, n->mark.line, n->mark.col, msg);
+}
+
+/* A short excerpt of a scalar for messages (never a whole Secret value). */
+static const char *excerpt(const struct sw_yaml_node *n, char *buf, size_t sz)
+{
+	size_t l = n->len < 40 ? n->len : 40;
+	snprintf(buf, sz, "%.*s%s", (int)l, n->value ? n->value : "", n->len > l ? "..." : "");
+	return buf;
 }
 
 static int convert(struct conv *c, const struct sw_yaml_node *n, json_t **out);
 
-static void key_text(const struct sw_yaml_node *k, char *buf, size_t sz)
+static void format_float(char *buf, size_t sz, double f)
 {
-	struct sw_yaml_scalar sc;
-	sw_yaml_resolve(k, &sc);
-	switch (sc.kind) {
-	case SW_YK_BOOL: snprintf(buf, sz, "%s", sc.b ? "true" : "false"); break;
-	case SW_YK_INT: snprintf(buf, sz, "%lld", sc.i); break;
-	case SW_YK_NULL: snprintf(buf, sz, "null"); break;
-	default: snprintf(buf, sz, "%s", k->value); break;
+	/* Go's strconv.FormatFloat(f, 'g', -1, 64) for the common cases */
+	if (f == floor(f) && fabs(f) < 1e21) {
+		snprintf(buf, sz, "%.0f", f);
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, sz, "%.*g", prec, f);
+		if (strtod(buf, NULL) == f)
+			return;
 	}
 }
 
-/* Merge `src` (a mapping node, already converted) keys that `dst` lacks. */
-static int merge_into(struct conv *c, json_t *dst, const struct sw_yaml_node *v)
+/* The JSON key for a scalar mapping key, as sigs.k8s.io/yaml writes it. */
+static int key_text(struct conv *c, const struct sw_yaml_node *k, struct sw_buf *key)
 {
-	json_t *m;
+	struct sw_yaml_scalar sc;
+	char tmp[64];
+
+	sw_buf_reset(key);
+	if (k->type != SW_YAML_SCALAR)
+		return conv_err(c, k, "a mapping key must be a scalar, not a %s",
+				sw_yaml_type_name(k->type));
+	sw_yaml_resolve(k, &sc);
+	switch (sc.kind) {
+	case SW_YK_NULL:
+		return conv_err(c, k, "a null mapping key cannot be converted to JSON");
+	case SW_YK_BOOL:
+		sw_buf_adds(key, sc.b ? "true" : "false");
+		break;
+	case SW_YK_INT:
+		sw_buf_addf(key, "%lld", sc.i);
+		break;
+	case SW_YK_FLOAT:
+		if (isnan(sc.f) || isinf(sc.f))
+			return conv_err(c, k, "mapping key %s cannot be represented in JSON", k->value);
+		format_float(tmp, sizeof(tmp), sc.f);
+		sw_buf_adds(key, tmp);
+		break;
+	case SW_YK_STR:
+		sw_buf_add(key, k->value, k->len);
+		break;
+	}
+	return 0;
+}
+
+static int is_merge_key(const struct sw_yaml_node *k)
+{
+	return k->type == SW_YAML_SCALAR && !strcmp(k->value, "<<") &&
+	       ((!k->quoted && !k->tag) || tag_is(k->tag, "!!merge"));
+}
+
+/* Copy every key of mapping node `v` into `dst`, replacing what is there. */
+static int merge_one(struct conv *c, json_t *dst, const struct sw_yaml_node *v)
+{
+	json_t *m, *val;
 	const char *k;
-	json_t *val;
+	size_t klen;
+	void *tmp;
 	int rc;
 
 	if (v->type != SW_YAML_MAP)
-		return conv_err(c, v, "%s", "merge key '<<' needs a mapping or a list of mappings");
+		return conv_err(c, v, "merge key '<<' needs a mapping or a list of mappings, not a %s",
+				sw_yaml_type_name(v->type));
 	if ((rc = convert(c, v, &m)) < 0)
 		return rc;
-	json_object_foreach(m, k, val) {
-		if (!json_object_get(dst, k))
-			json_object_set(dst, k, val);
-	}
+	json_object_keylen_foreach_safe(m, tmp, k, klen, val)
+		json_object_setn(dst, k, klen, val);
 	json_decref(m);
 	return 0;
 }
 
+/*
+ * go-yaml v2 applies a mapping's pairs in order, a merge included, so later
+ * pairs win; within `<<: [a, b]` the list is applied backwards, so a wins.
+ * Duplicates are checked among explicitly written keys only.
+ */
 static int convert_map(struct conv *c, const struct sw_yaml_node *n, json_t **out)
 {
-	json_t *obj = json_object();
+	json_t *obj = json_object(), *seen = json_object();
+	struct sw_buf key = SW_BUF_INIT;
 	int rc = 0;
 
 	for (size_t i = 0; i < n->n && rc == 0; i++) {
 		const struct sw_yaml_node *k = n->items[2 * i], *v = n->items[2 * i + 1];
-		char key[1024];
 		json_t *jv;
 
-		if (k->type != SW_YAML_SCALAR) {
-			rc = conv_err(c, k, "%s", "a mapping key must be a scalar");
+		if (is_merge_key(k)) {
+			if (v->type == SW_YAML_SEQ) {
+				for (size_t j = v->n; j-- > 0 && rc == 0;)
+					rc = merge_one(c, obj, v->items[j]);
+			} else {
+				rc = merge_one(c, obj, v);
+			}
+			continue;
+		}
+		if (++c->produced > c->max) {
+			rc = conv_err(c, k, "document expands to more than %zu nodes (alias bomb?)", c->max);
 			break;
 		}
-		if (!k->quoted && !strcmp(k->value, "<<"))
-			continue;  /* merges go after explicit keys */
-		key_text(k, key, sizeof(key));
-		if (json_object_get(obj, key)) {
-			rc = conv_err(c, k, "key \"%s\" is defined twice in this mapping", key);
+		if ((rc = key_text(c, k, &key)) < 0)
+			break;
+		if (json_object_getn(seen, key.ptr, key.len)) {
+			rc = conv_err(c, k, "key \"%.*s\" is defined twice in this mapping",
+				      (int)(key.len > 200 ? 200 : key.len), key.ptr);
 			break;
 		}
 		if ((rc = convert(c, v, &jv)) < 0)
 			break;
-		json_object_set_new(obj, key, jv);
+		json_object_setn_new(seen, key.ptr, key.len, json_true());
+		if (json_object_setn_new(obj, key.ptr, key.len, jv) < 0)
+			rc = conv_err(c, k, "mapping key is not valid UTF-8");
 	}
-	for (size_t i = 0; i < n->n && rc == 0; i++) {
-		const struct sw_yaml_node *k = n->items[2 * i], *v = n->items[2 * i + 1];
-		if (k->type != SW_YAML_SCALAR || k->quoted || strcmp(k->value, "<<"))
-			continue;
-		if (v->type == SW_YAML_SEQ) {
-			for (size_t j = 0; j < v->n && rc == 0; j++)
-				rc = merge_into(c, obj, v->items[j]);
-		} else {
-			rc = merge_into(c, obj, v);
-		}
-	}
+	sw_buf_release(&key);
+	json_decref(seen);
 	if (rc < 0) {
 		json_decref(obj);
 		return rc;
@@ -541,18 +686,117 @@ static int convert_map(struct conv *c, const struct sw_yaml_node *n, json_t **ou
 	return 0;
 }
 
-static int convert(struct conv *c, const struct sw_yaml_node *n, json_t **out)
+static int b64val(unsigned char ch)
+{
+	if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+	if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+	if (ch == '+') return 62;
+	if (ch == '/') return 63;
+	return -1;
+}
+
+/* Go's base64.StdEncoding.DecodeString: padding required, CR/LF ignored. */
+static int b64_decode(const char *in, size_t len, struct sw_buf *out)
+{
+	unsigned acc = 0;
+	int nbits = 0, quad = 0, pad = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		int v;
+		if (ch == '\r' || ch == '\n')
+			continue;
+		if (ch == '=') {
+			if (quad < 2)
+				return -1;
+			pad++;
+			quad++;
+			if (quad == 4)
+				quad = 0;
+			continue;
+		}
+		if (pad || (v = b64val(ch)) < 0)
+			return -1;
+		acc = (acc << 6) | (unsigned)v;
+		nbits += 6;
+		quad = (quad + 1) % 4;
+		if (nbits >= 8) {
+			nbits -= 8;
+			sw_buf_addch(out, (char)((acc >> nbits) & 0xFF));
+		}
+	}
+	return quad == 0 ? 0 : -1;
+}
+
+static int convert_scalar(struct conv *c, const struct sw_yaml_node *n, json_t **out)
 {
 	struct sw_yaml_scalar sc;
+	char ex[64];
+
+	sw_yaml_resolve(n, &sc);
+	/* an explicit !!int/!!bool/!!float must fit, as go-yaml insists */
+	if (n->tag && tag_resolvable(n->tag)) {
+		if (tag_is(n->tag, "!!float") && sc.kind == SW_YK_INT) {
+			sc.kind = SW_YK_FLOAT;
+			sc.f = (double)sc.i;
+		}
+		if ((tag_is(n->tag, "!!int") && sc.kind != SW_YK_INT) ||
+		    (tag_is(n->tag, "!!bool") && sc.kind != SW_YK_BOOL) ||
+		    (tag_is(n->tag, "!!float") && sc.kind != SW_YK_FLOAT))
+			return conv_err(c, n, "cannot decode \"%s\" as %s", excerpt(n, ex, sizeof(ex)),
+					n->tag);
+	}
+	switch (sc.kind) {
+	case SW_YK_NULL:
+		*out = json_null();
+		break;
+	case SW_YK_BOOL:
+		*out = json_boolean(sc.b);
+		break;
+	case SW_YK_INT:
+		*out = json_integer(sc.i);
+		break;
+	case SW_YK_FLOAT:
+		if (isnan(sc.f) || isinf(sc.f))
+			return conv_err(c, n, "%s cannot be represented in JSON", excerpt(n, ex, sizeof(ex)));
+		/* Go's encoding/json prints 1e3 as 1000: the API server reads an integer */
+		if (sc.f == floor(sc.f) && fabs(sc.f) < 9223372036854775807.0)
+			*out = json_integer((json_int_t)sc.f);
+		else
+			*out = json_real(sc.f);
+		break;
+	case SW_YK_STR:
+		if (tag_is(n->tag, "!!binary")) {
+			struct sw_buf b = SW_BUF_INIT;
+			if (b64_decode(n->value, n->len, &b) < 0) {
+				sw_buf_release(&b);
+				return conv_err(c, n, "!!binary value contains invalid base64 data");
+			}
+			*out = json_stringn(b.ptr, b.len);
+			sw_buf_release(&b);
+			if (!*out)
+				return conv_err(c, n, "!!binary data is not UTF-8 text, which JSON cannot hold");
+			break;
+		}
+		*out = json_stringn(n->value, n->len);
+		if (!*out)
+			return conv_err(c, n, "scalar is not valid UTF-8");
+		break;
+	}
+	return 0;
+}
+
+static int convert(struct conv *c, const struct sw_yaml_node *n, json_t **out)
+{
 	int rc = 0;
 
 	*out = NULL;
 	if (++c->produced > c->max)
-		return conv_err(c, n, "document expands to more than %s nodes (alias bomb?)",
-				c->max == SW_YAML_MAX_NODES ? "1000000" : "the allowed number of");
+		return conv_err(c, n, "document expands to more than %zu nodes (alias bomb?)", c->max);
 	if (++c->depth > MAX_DEPTH) {
 		c->depth--;
-		return conv_err(c, n, "%s", "nesting too deep");
+		return conv_err(c, n, "nesting deeper than %d levels", MAX_DEPTH);
 	}
 	switch (n->type) {
 	case SW_YAML_MAP:
@@ -573,21 +817,7 @@ static int convert(struct conv *c, const struct sw_yaml_node *n, json_t **out)
 		break;
 	}
 	case SW_YAML_SCALAR:
-		sw_yaml_resolve(n, &sc);
-		switch (sc.kind) {
-		case SW_YK_NULL: *out = json_null(); break;
-		case SW_YK_BOOL: *out = json_boolean(sc.b); break;
-		case SW_YK_INT: *out = json_integer(sc.i); break;
-		case SW_YK_FLOAT:
-			if (isnan(sc.f) || isinf(sc.f))
-				rc = conv_err(c, n, "%s cannot be represented in JSON", n->value);
-			else
-				*out = json_real(sc.f);
-			break;
-		case SW_YK_STR: *out = json_stringn(n->value, n->len); break;
-		}
-		if (rc == 0 && !*out)
-			rc = conv_err(c, n, "%s", "scalar is not valid UTF-8");
+		rc = convert_scalar(c, n, out);
 		break;
 	}
 	c->depth--;
@@ -603,5 +833,9 @@ int sw_yaml_to_json(json_t **out, const struct sw_yaml_stream *s,
 		*out = json_null();
 		return 0;
 	}
+	/* sizes are known from parsing: refuse an alias bomb before building it */
+	if (n->expanded > c.max)
+		return conv_err(&c, n, "document expands to more than %zu nodes through aliases (alias bomb?)",
+				c.max);
 	return convert(&c, n, out);
 }

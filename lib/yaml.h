@@ -11,7 +11,15 @@
  * Scalars are resolved the way kubectl reads YAML (go-yaml v2, YAML 1.1):
  * plain `yes`/`on`/`y` are booleans, `0777` is octal, `0x1F` hex, `1_000`
  * has underscores, `~`/`null`/empty are null; quoted scalars and `!!str` are
- * always strings.
+ * always strings. Checked against `kubectl label --local -o json` (kubectl
+ * 1.32) in tests/unit/test_yaml.c. Where slipway deliberately differs:
+ *   - a key defined twice in one mapping is an error (kubectl keeps the last);
+ *   - invalid UTF-8 is an error (kubectl passes the bytes through);
+ *   - `.inf`/`.nan` are errors (JSON cannot hold them);
+ *   - timestamps stay strings, as they do for kubectl.
+ * Merge keys follow go-yaml v2, not the YAML spec: pairs apply in order, so
+ * a `<<` overrides keys written before it and keys after it override the
+ * merge; in `<<: [*a, *b]` the earlier mapping wins.
  */
 #ifndef SW_YAML_H
 #define SW_YAML_H
@@ -37,6 +45,9 @@ struct sw_yaml_node {
 	size_t len;              /* scalar length in bytes */
 	size_t n;                /* seq: items; map: pairs */
 	struct sw_yaml_node **items; /* seq: items[i]; map: items[2i] key, items[2i+1] value */
+	/* private */
+	size_t cap;              /* allocated slots in items */
+	size_t expanded;         /* nodes a full expansion produces (saturates at SIZE_MAX) */
 };
 
 struct sw_yaml_doc {
@@ -76,14 +87,21 @@ struct sw_yaml_scalar {
 };
 void sw_yaml_resolve(const struct sw_yaml_node *scalar, struct sw_yaml_scalar *out);
 
-/* Default bound on the nodes one to_json expansion may produce. */
+/*
+ * Default bound on the nodes one to_json expansion may produce. The size of
+ * every expansion is known from parsing (aliases are counted, not copied), so
+ * a document over the bound is rejected before anything is built.
+ */
 #define SW_YAML_MAX_NODES 1000000
 
 /*
  * Convert a node to JSON as kubectl would (map keys become strings, `<<`
- * merge keys are applied). `max_nodes` bounds the output (0 = default).
- * Errors (too many nodes from aliases, .inf/.nan, duplicate keys) name
- * s->file with the node's line and column. *out is a new reference.
+ * merge keys are applied, integral floats such as `1e3` become integers as
+ * Go's encoding/json prints them, `!!binary` is decoded). `max_nodes` bounds
+ * the output (0 = default). Errors (too many nodes from aliases, .inf/.nan,
+ * duplicate or null keys, `!!int abc`) return SW_EINVALID naming s->file with
+ * the node's line and column. `n` NULL gives JSON null. *out is a new
+ * reference.
  */
 int sw_yaml_to_json(json_t **out, const struct sw_yaml_stream *s,
 		    const struct sw_yaml_node *n, size_t max_nodes);
