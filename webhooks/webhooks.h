@@ -126,7 +126,7 @@ struct sw_gh_event {
 	} ping;
 };
 
-#define SW_GH_EVENT_INIT { SW_GH_OTHER, NULL }
+#define SW_GH_EVENT_INIT { .kind = SW_GH_OTHER }
 
 /*
  * Parse the payload `json[0..len)` of an event named `event_name` (the
@@ -187,7 +187,7 @@ struct sw_webhook_decision {
 	char *supersede_key;
 };
 
-#define SW_WEBHOOK_DECISION_INIT { SW_WEBHOOK_IGNORE, NULL }
+#define SW_WEBHOOK_DECISION_INIT { .verdict = SW_WEBHOOK_IGNORE }
 
 /*
  * Decide what `ev` asks for under `cfg` (both borrowed). `out` must be
