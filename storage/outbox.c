@@ -77,6 +77,16 @@ int sw_store_outbox_due(struct sw_store *st, int64_t now, int limit,
 	return CTX(rc, "list due outbox messages");
 }
 
+int sw_store_outbox_due_target(struct sw_store *st, enum sw_outbox_target target,
+			       int64_t now, int limit, struct sw_store_outbox_list *out)
+{
+	int rc = sw__list(st, &outbox_def, &out->v, &out->n,
+			  OUTBOX_SELECT "WHERE state = 'pending' AND next_attempt_at <= ? "
+			  "AND target = ? ORDER BY id LIMIT ?", "Isi", now,
+			  ENAME(sw__outbox_target_names, target), limit > 0 ? limit : 50);
+	return CTX(rc, "list due %s outbox messages", ENAME(sw__outbox_target_names, target));
+}
+
 int sw_store_outbox_mark_sent(struct sw_store *st, int64_t id, int64_t rev,
 			      const char *result, int *still_pending)
 {

@@ -574,6 +574,12 @@ int sw_store_outbox_enqueue(struct sw_store *st, int64_t *id, enum sw_outbox_tar
 int sw_store_outbox_due(struct sw_store *st, int64_t now, int limit,
 			struct sw_store_outbox_list *out);
 /*
+ * The same for one target only, so a sender can drain each target on its
+ * own (a GitHub backlog must not hide the Slack rows behind it).
+ */
+int sw_store_outbox_due_target(struct sw_store *st, enum sw_outbox_target target,
+			       int64_t now, int limit, struct sw_store_outbox_list *out);
+/*
  * The send of revision `rev` of row `id` succeeded; `result` (JSON, may be
  * NULL to keep the stored one) is stored. If the payload was replaced while
  * the send was in flight (rev differs) the row stays pending and due now, so
