@@ -378,7 +378,7 @@ int sw_store_log_append(struct sw_store *st, int64_t stage_id, int64_t ts,
 	}
 	/* Both lookups walk the (stage_id, seq) primary key from its end. */
 	rc = sw__int(st, &e,
-		     "INSERT INTO log_chunks (stage_id, seq, off, len, ts, data) VALUES (?1, "
+		     "INSERT INTO log_chunks (stage_id, seq, off, ts, len, data) VALUES (?1, "
 		     "COALESCE((SELECT seq + 1 FROM log_chunks WHERE stage_id = ?1 "
 		     "  ORDER BY seq DESC LIMIT 1), 0), "
 		     "COALESCE((SELECT off + len FROM log_chunks WHERE stage_id = ?1 "
