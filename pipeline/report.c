@@ -538,19 +538,47 @@ char *sw_report_pr_comment(const struct sw_report_run *run, size_t log_lines)
 /* Slack                                                               */
 /* ------------------------------------------------------------------ */
 
-/* Slack mrkdwn: &, < and > are control characters and must be escaped. */
+/*
+ * Slack mrkdwn: &, < and > are control characters and must be escaped.
+ * `max` bounds the escaped output in characters; an entity is never split.
+ */
 static void slack_text(struct sw_buf *b, const char *s, size_t max, int one_line)
 {
-	char *c = clean_cut(s ? s : "", max);
-	for (const char *p = c; *p; p++) {
-		switch (*p) {
-		case '&': sw_buf_adds(b, "&amp;"); break;
-		case '<': sw_buf_adds(b, "&lt;"); break;
-		case '>': sw_buf_adds(b, "&gt;"); break;
-		case '\n': sw_buf_addch(b, one_line ? ' ' : '\n'); break;
-		default: sw_buf_addch(b, *p);
+	char *c = sw_report_utf8_clean(s ? s : "", s ? strlen(s) : 0, 1);
+	size_t total = 0, used = 0, limit;
+
+	for (int pass = 0; pass < 2; pass++) {
+		limit = pass == 0 ? (size_t)-1 : total <= max ? total : max - 1;
+		used = 0;
+		for (const char *p = c; *p; p++) {
+			const char *unit = NULL;
+			size_t w = 1;
+			switch (*p) {
+			case '&': unit = "&amp;"; break;
+			case '<': unit = "&lt;"; break;
+			case '>': unit = "&gt;"; break;
+			case '\n': if (one_line) unit = " "; break;
+			default: break;
+			}
+			if (unit)
+				w = strlen(unit);
+			else if (((unsigned char)*p & 0xc0) == 0x80)
+				w = 0;      /* continuation byte: counted with its lead */
+			if (used + w > limit)
+				break;
+			used += w;
+			if (pass == 0)
+				continue;
+			if (unit)
+				sw_buf_adds(b, unit);
+			else
+				sw_buf_addch(b, *p);
 		}
+		if (pass == 0)
+			total = used;
 	}
+	if (total > max)
+		sw_buf_adds(b, ELLIPSIS);
 	free(c);
 }
 
