@@ -20,6 +20,7 @@
 
 #include "lib/buf.h"
 #include "lib/clock.h"
+#include "lib/log.h"
 #include "storage/store.h"
 #include "storage/store-int.h"
 
@@ -231,6 +232,23 @@ static void test_unwritable_dir(void **state)
 	assert_int_equal(sb.st_size, 0);
 	free(data);
 	free(file);
+
+	/* Permissions only stop a non-root user. */
+	if (geteuid() != 0) {
+		char *ro = path_in(f, "ro");
+		char *under = sw_asprintf("%s/data", ro);
+		char *db = sw_asprintf("%s/slipway.db", ro);
+		assert_int_equal(mkdir(ro, 0500), 0);
+		assert_true(sw_store_open(&st, under) < 0);
+		assert_non_null(strstr(sw_error_last(), under));
+		assert_true(sw_store_open(&st, ro) < 0);
+		assert_non_null(strstr(sw_error_last(), "is not writable"));
+		assert_false(exists(db));
+		chmod(ro, 0700);
+		free(db);
+		free(under);
+		free(ro);
+	}
 }
 
 static void test_not_a_database(void **state)
@@ -999,6 +1017,10 @@ static void test_outbox(void **state)
 	assert_int_equal(l.v[1].target, SW_OUTBOX_SLACK);
 	assert_int_equal(l.v[1].state, SW_OUTBOX_PENDING);
 	sw_store_outbox_list_release(&l);
+	assert_int_equal(sw_store_outbox_due_target(f->st, SW_OUTBOX_SLACK, now + 1000, 10, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].id, b);
+	sw_store_outbox_list_release(&l);
 	assert_int_equal(sw_store_outbox_due(f->st, now - 100000, 10, &l), 0);
 	assert_int_equal(l.n, 0);
 	sw_store_outbox_list_release(&l);
@@ -1122,6 +1144,30 @@ static void test_crash_keeps_committed(void **state)
 	free(data);
 }
 
+/* A second handle (a worker's) reads while the loop's handle writes. */
+static void test_two_handles(void **state)
+{
+	struct fx *f = *state;
+	struct sw_store *worker = NULL;
+	char *data = path_in(f, "data");
+	char *v = NULL;
+
+	assert_int_equal(sw_store_open(&worker, data), 0);
+	assert_int_equal(sw_store_kv_set(f->st, "a", "1"), 0);
+	assert_int_equal(sw_store_begin(f->st), 0);
+	assert_int_equal(sw_store_kv_set(f->st, "a", "2"), 0);
+	/* The reader is not blocked and sees the last commit. */
+	assert_int_equal(sw_store_kv_get(worker, "a", &v), 0);
+	assert_string_equal(v, "1");
+	free(v);
+	assert_int_equal(sw_store_commit(f->st), 0);
+	assert_int_equal(sw_store_kv_get(worker, "a", &v), 0);
+	assert_string_equal(v, "2");
+	free(v);
+	sw_store_close(worker);
+	free(data);
+}
+
 static void test_enum_names(void **state)
 {
 	(void)state;
@@ -1161,7 +1207,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drift, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_keeps_committed, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(test_two_handles, setup_store, teardown),
 		cmocka_unit_test(test_enum_names),
 	};
+	sw_log_set_level(SW_LOG_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
