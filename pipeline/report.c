@@ -498,16 +498,17 @@ char *sw_report_pr_comment(const struct sw_report_run *run, size_t log_lines)
 		int cut = 0;
 		if (!is_failed(st->status) || !st->log_tail || !st->log_tail[0])
 			continue;
-		sw_buf_adds(&w, "<details open><summary><b>");
-		md_text(&w, st->name, 100);
-		sw_buf_addf(&w, "</b>: last %zu lines of the log</summary>\n\n```text\n", log_lines);
-		if (per_log < w.len + 64 + 16) {
-			sw_buf_release(&w);
+		if (per_log < 512)
 			continue;   /* no room left worth showing */
-		}
-		tail = log_tail(st->log_tail, log_lines, per_log - w.len - 64, &cut);
+		/* the wrapper is under 400 bytes: the name is cut to 40 characters */
+		tail = log_tail(st->log_tail, log_lines, per_log - 400, &cut);
+		sw_buf_adds(&w, "<details open><summary><b>");
+		md_text(&w, st->name, 40);
 		if (cut)
-			sw_buf_addf(&w, "%s\n", ELLIPSIS);
+			sw_buf_addf(&w, "</b>: end of the log</summary>\n\n```text\n%s\n",
+				    ELLIPSIS);
+		else
+			sw_buf_adds(&w, "</b>: log</summary>\n\n```text\n");
 		sw_buf_adds(&w, tail);
 		sw_buf_adds(&w, "\n```\n\n</details>\n");
 		free(tail);
