@@ -1,0 +1,308 @@
+/*
+ * objset.c - a set of desired objects with their origin: identity checks,
+ * keys, duplicate detection and apply order (see manifests.h, "Rendering
+ * desired state"). Pure data: no I/O, no logging of object contents.
+ */
+#include "manifests/manifests.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sw_objset *sw_objset_new(void)
+{
+	return sw_calloc(1, sizeof(struct sw_objset));
+}
+
+static void obj_release(struct sw_obj *o)
+{
+	json_decref(o->json);
+	free(o->source);
+	free(o->api_version);
+	free(o->group);
+	free(o->kind);
+	free(o->ns);
+	free(o->name);
+	free(o->key);
+}
+
+void sw_objset_free(struct sw_objset *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		obj_release(&set->objs[i]);
+	free(set->objs);
+	free(set);
+}
+
+static void group_of(struct sw_buf *out, const char *api_version)
+{
+	const char *slash = strchr(api_version, '/');
+	if (slash)
+		sw_buf_add(out, api_version, (size_t)(slash - api_version));
+}
+
+void sw_obj_key(struct sw_buf *out, const char *api_version, const char *kind,
+		const char *ns, const char *name)
+{
+	group_of(out, api_version);
+	sw_buf_addf(out, "/%s/%s/%s", kind, ns ? ns : "", name);
+}
+
+void sw_obj_where(const struct sw_obj *o, struct sw_buf *out)
+{
+	if (o->rendered)
+		sw_buf_addf(out, "%s (output %d:%d)", o->source, o->line, o->col);
+	else
+		sw_buf_addf(out, "%s:%d:%d", o->source, o->line, o->col);
+}
+
+struct kind_phase {
+	const char *group, *kind;
+	enum sw_phase phase;
+};
+
+static const struct kind_phase phases[] = {
+	{ "", "Namespace", SW_PHASE_CLUSTER },
+	{ "apiextensions.k8s.io", "CustomResourceDefinition", SW_PHASE_CLUSTER },
+	{ "", "ServiceAccount", SW_PHASE_RBAC },
+	{ "rbac.authorization.k8s.io", "ClusterRole", SW_PHASE_RBAC },
+	{ "rbac.authorization.k8s.io", "ClusterRoleBinding", SW_PHASE_RBAC },
+	{ "rbac.authorization.k8s.io", "Role", SW_PHASE_RBAC },
+	{ "rbac.authorization.k8s.io", "RoleBinding", SW_PHASE_RBAC },
+	{ "", "ConfigMap", SW_PHASE_CONFIG },
+	{ "", "Secret", SW_PHASE_CONFIG },
+	{ "", "PersistentVolume", SW_PHASE_CONFIG },
+	{ "", "PersistentVolumeClaim", SW_PHASE_CONFIG },
+	{ "storage.k8s.io", "StorageClass", SW_PHASE_CONFIG },
+	{ "", "Service", SW_PHASE_SERVICE },
+	{ "apps", "Deployment", SW_PHASE_WORKLOAD },
+	{ "apps", "StatefulSet", SW_PHASE_WORKLOAD },
+	{ "apps", "DaemonSet", SW_PHASE_WORKLOAD },
+	{ "apps", "ReplicaSet", SW_PHASE_WORKLOAD },
+	{ "extensions", "Deployment", SW_PHASE_WORKLOAD },
+	{ "extensions", "DaemonSet", SW_PHASE_WORKLOAD },
+	{ "extensions", "ReplicaSet", SW_PHASE_WORKLOAD },
+	{ "batch", "Job", SW_PHASE_WORKLOAD },
+	{ "batch", "CronJob", SW_PHASE_WORKLOAD },
+	{ "", "Pod", SW_PHASE_WORKLOAD },
+};
+
+/* The group matters: a Knative serving.knative.dev Service is not a Service. */
+enum sw_phase sw_kind_phase(const char *group, const char *kind)
+{
+	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
+		if (!strcmp(phases[i].kind, kind) && !strcmp(phases[i].group, group))
+			return phases[i].phase;
+	return SW_PHASE_OTHER;
+}
+
+/* A non-empty JSON string member, or NULL. */
+static const char *str_member(json_t *obj, const char *name)
+{
+	json_t *v = json_object_get(obj, name);
+	return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
+}
+
+/* Parse the sync-wave annotation: an optionally signed decimal integer. */
+static int parse_wave(const char *s, long *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || !(*s == '-' || *s == '+' || (*s >= '0' && *s <= '9')))
+		return -1;
+	*out = strtol(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	return 0;
+}
+
+static void problem(struct sw_buf *msg, const char *fmt, const char *arg)
+{
+	sw_buf_adds(msg, msg->len ? "; " : "");
+	sw_buf_addf(msg, fmt, arg);
+}
+
+int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
+		  int line, int col, int rendered)
+{
+	struct sw_buf msg = SW_BUF_INIT, key = SW_BUF_INIT, group = SW_BUF_INIT;
+	const char *av = NULL, *kind = NULL, *name = NULL, *ns = "";
+	json_t *meta = NULL, *v;
+	long wave = 0;
+	struct sw_obj *o;
+	int rc = 0;
+
+	if (!json_is_object(json)) {
+		problem(&msg, "document is %s, not a Kubernetes object",
+			json_is_array(json) ? "a list" : "a scalar");
+		goto done;
+	}
+	/* "which field": name each one that is missing or of the wrong type */
+	if (!(av = str_member(json, "apiVersion")))
+		problem(&msg, "%s", json_object_get(json, "apiVersion") ?
+			"apiVersion must be a non-empty string" : "missing apiVersion");
+	if (!(kind = str_member(json, "kind")))
+		problem(&msg, "%s", json_object_get(json, "kind") ?
+			"kind must be a non-empty string" : "missing kind");
+	meta = json_object_get(json, "metadata");
+	if (meta && !json_is_object(meta)) {
+		problem(&msg, "%s", "metadata must be a mapping");
+		meta = NULL;
+	}
+	if (!(name = meta ? str_member(meta, "name") : NULL)) {
+		if (meta && str_member(meta, "generateName"))
+			problem(&msg, "%s", "metadata.generateName cannot be applied declaratively; set metadata.name");
+		else
+			problem(&msg, "%s", "missing metadata.name");
+	}
+	if (meta && (v = json_object_get(meta, "namespace")) && !json_is_null(v)) {
+		if (!json_is_string(v))
+			problem(&msg, "%s", "metadata.namespace must be a string");
+		else
+			ns = json_string_value(v);
+	}
+	if (meta && (v = json_object_get(json_object_get(meta, "annotations"),
+					  SW_SYNC_WAVE_ANNOTATION))) {
+		if (!json_is_string(v) || parse_wave(json_string_value(v), &wave) < 0)
+			problem(&msg, "%s", "annotation " SW_SYNC_WAVE_ANNOTATION
+				" must be an integer in a string (\"-1\", \"2\")");
+	}
+done:
+	if (msg.len) {
+		rc = sw_error_setc(SW_EINVALID, "%s:%d:%d: %s", source, line, col, msg.ptr);
+		json_decref(json);
+		sw_buf_release(&msg);
+		return rc;
+	}
+	if (set->n == set->cap) {
+		set->cap = set->cap ? set->cap * 2 : 64;
+		set->objs = sw_realloc(set->objs, set->cap * sizeof(*set->objs));
+	}
+	o = &set->objs[set->n++];
+	memset(o, 0, sizeof(*o));
+	o->json = json;
+	o->source = sw_strdup(source);
+	o->line = line;
+	o->col = col;
+	o->rendered = rendered;
+	o->api_version = sw_strdup(av);
+	group_of(&group, av);
+	o->group = sw_buf_detach(&group, NULL);
+	o->kind = sw_strdup(kind);
+	o->ns = sw_strdup(ns);
+	o->name = sw_strdup(name);
+	sw_obj_key(&key, av, kind, ns, name);
+	o->key = sw_buf_detach(&key, NULL);
+	o->wave = wave;
+	o->phase = sw_kind_phase(o->group, o->kind);
+	o->is_secret = !strcmp(o->group, "") && !strcmp(o->kind, "Secret");
+	return 0;
+}
+
+void sw_obj_set_namespace(struct sw_obj *o, const char *ns)
+{
+	struct sw_buf key = SW_BUF_INIT;
+	json_t *meta = json_object_get(o->json, "metadata");
+
+	if (!ns)
+		ns = "";
+	if (*ns)
+		json_object_set_new(meta, "namespace", json_string(ns));
+	else
+		json_object_del(meta, "namespace");
+	free(o->ns);
+	o->ns = sw_strdup(ns);
+	sw_obj_key(&key, o->api_version, o->kind, o->ns, o->name);
+	free(o->key);
+	o->key = sw_buf_detach(&key, NULL);
+}
+
+/*
+ * qsort over indexes: by key, then by position, so "first defined" is the
+ * earlier one. qsort_r differs between libcs; a thread-local context serves.
+ */
+static _Thread_local const struct sw_objset *cmp_set;
+
+static int cmp_key_index(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcmp(cmp_set->objs[i].key, cmp_set->objs[j].key);
+	if (c)
+		return c;
+	return i < j ? -1 : i > j;
+}
+
+int sw_objset_check_duplicates(const struct sw_objset *set, struct sw_buf *errors)
+{
+	struct sw_buf msg = SW_BUF_INIT;
+	size_t *idx, ndup = 0;
+	int rc = 0;
+
+	if (set->n < 2)
+		return 0;
+	idx = sw_malloc(set->n * sizeof(*idx));
+	for (size_t i = 0; i < set->n; i++)
+		idx[i] = i;
+	cmp_set = set;
+	qsort(idx, set->n, sizeof(*idx), cmp_key_index);
+	cmp_set = NULL;
+	for (size_t k = 1, run = 0; k < set->n; k++) {
+		const struct sw_obj *first = &set->objs[idx[run]], *dup = &set->objs[idx[k]];
+		if (strcmp(first->key, dup->key)) {
+			run = k;   /* a new key starts a new run */
+			continue;
+		}
+		if (msg.len)
+			sw_buf_addch(&msg, '\n');
+		sw_obj_where(dup, &msg);
+		sw_buf_addf(&msg, ": duplicate object %s, first defined at ", dup->key);
+		sw_obj_where(first, &msg);
+		ndup++;
+	}
+	free(idx);
+	if (ndup) {
+		if (errors) {
+			if (errors->len)
+				sw_buf_addch(errors, '\n');
+			sw_buf_add(errors, msg.ptr, msg.len);
+		}
+		rc = sw_error_setc(SW_EINVALID, "%s", msg.ptr);
+	}
+	sw_buf_release(&msg);
+	return rc;
+}
+
+static int cmp_apply(const void *a, const void *b)
+{
+	const struct sw_obj *x = a, *y = b;
+	if (x->wave != y->wave)
+		return x->wave < y->wave ? -1 : 1;
+	if (x->phase != y->phase)
+		return x->phase < y->phase ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+void sw_objset_sort_for_apply(struct sw_objset *set)
+{
+	size_t stage = 0;
+
+	if (set->n > 1)
+		qsort(set->objs, set->n, sizeof(*set->objs), cmp_apply);
+	for (size_t i = 0; i < set->n; i++) {
+		if (i > 0 && (set->objs[i].wave != set->objs[i - 1].wave ||
+			      set->objs[i].phase != set->objs[i - 1].phase))
+			stage++;
+		set->objs[i].stage = stage;
+	}
+}
+
+size_t sw_objset_stage_end(const struct sw_objset *set, size_t start)
+{
+	size_t j = start;
+	while (j < set->n && set->objs[j].stage == set->objs[start].stage)
+		j++;
+	return j;
+}
