@@ -1,0 +1,156 @@
+/*
+ * outbox.h - delivers the durable outbox (storage's `outbox` table) to
+ * GitHub and Slack from the event loop.
+ *
+ * Whoever reports writes the message first, with one of the enqueue
+ * functions below (usually in the same transaction as the state change it
+ * reports), then calls sw_outbox_kick(). The sender picks due rows oldest
+ * first and sends them through lib/http, retrying with backoff until they go
+ * through, fail for good (a 4xx that no retry can fix) or are older than
+ * `notify_give_up_s`. Nothing here blocks the loop beyond a few small SQLite
+ * statements, and only one row per target is in memory at a time, so a
+ * backlog costs rows in the database, not memory.
+ *
+ * Pacing, as /work/shared/notes/protocols.md asks:
+ *   GitHub  mutating requests one at a time per installation (here: the one
+ *           API base URL + token of the config); a rate limit (403/429 with
+ *           retry-after, or x-ratelimit-remaining: 0) holds every GitHub row
+ *           until it lifts, not only the one that hit it.
+ *   Slack   about one message per second, one at a time.
+ * GitHub and Slack are separate lanes: a slow or failing one never holds up
+ * the other.
+ *
+ * Outcomes of one attempt:
+ *   2xx                                  sent (comment id / Slack channel+ts kept)
+ *   403/429 with retry-after             retry after that many seconds
+ *   403 with x-ratelimit-remaining: 0    retry at x-ratelimit-reset
+ *   403 "secondary rate limit", 429      exponential backoff, GitHub >= 60 s
+ *   5xx, 408, network error, timeout     exponential backoff (5 s, 10 s, ... 10 min)
+ *   PATCH comment 404, Slack             the stored id is forgotten and the
+ *     message_not_found                  message posted anew
+ *   other 4xx (401, 404, 422, ...)       dead, logged as an error
+ *   Slack {ok:false}                     ratelimited and server-side errors
+ *                                        retry; anything else dead
+ * A row still failing `notify_give_up_s` after it last became pending is
+ * dead, logged as an error. One log line per outcome (event=outbox.sent,
+ * outbox.retry, outbox.dead) with the row id, key and target; never a token
+ * nor the Slack webhook URL.
+ *
+ * Threads: everything here belongs to the loop's thread, like lib/http.
+ */
+#ifndef SW_PIPELINE_OUTBOX_H
+#define SW_PIPELINE_OUTBOX_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "lib/error.h"
+
+struct event_base;
+struct sw_http;
+struct sw_store;
+struct sw_config;
+struct sw_outbox;
+
+/* Outbox `kind` values the sender understands. */
+#define SW_OUTBOX_KIND_STATUS "commit_status"
+#define SW_OUTBOX_KIND_COMMENT "pr_comment"
+#define SW_OUTBOX_KIND_SLACK "slack"
+
+/* ------------------------------------------------------------------ */
+/* Enqueueing (no sender needed: these only write the store)           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Queue a commit status for `sha` of `repo` ("owner/repo"). `body` is the
+ * JSON of POST /repos/{o}/{r}/statuses/{sha} (sw_report_commit_status()),
+ * borrowed. Key "gh:status:REPO:SHA:CONTEXT": a newer state for the same
+ * context replaces one not yet sent. Returns 0, SW_EINVALID for a bad repo,
+ * sha or context, or a store error.
+ */
+int sw_outbox_github_status(struct sw_store *st, const char *repo, const char *sha,
+			    const char *context, const json_t *body);
+
+/*
+ * Queue the PR comment about run `run_id` on PR `pr_number` of `repo`,
+ * `markdown` being its whole body (sw_report_pr_comment()). Key
+ * "gh:comment:REPO:RUN". The first send POSTs and keeps the returned
+ * comment id (kv "outbox:gh:comment:REPO:RUN"); every later version PATCHes
+ * that comment, also after a restart: one comment per run.
+ */
+int sw_outbox_github_comment(struct sw_store *st, const char *repo, int64_t pr_number,
+			     int64_t run_id, const char *markdown);
+
+/*
+ * Queue a Slack message (sw_report_slack(), borrowed) under `key`, e.g.
+ * "run:12" (stored as "slack:KEY"). `channel` overrides slack.channel for
+ * the bot token (an environment's slack_channel); NULL for the default.
+ * With a bot token configured the first send is chat.postMessage and later
+ * versions chat.update the same message (channel and ts kept in kv
+ * "outbox:slack:KEY"); with only an incoming webhook each version is a new
+ * message. Versions enqueued before the previous one went out coalesce.
+ */
+int sw_outbox_slack(struct sw_store *st, const char *channel, const char *key,
+		    const json_t *message);
+
+/* ------------------------------------------------------------------ */
+/* The sender                                                          */
+/* ------------------------------------------------------------------ */
+
+struct sw_outbox_opts {
+	int64_t poll_ms;           /* look for due rows this often; 1000 */
+	int64_t backoff_base_ms;   /* first retry delay, doubled each time; 5000 */
+	int64_t backoff_max_ms;    /* 600000 (10 min) */
+	int64_t secondary_min_ms;  /* floor for GitHub's secondary limits; 60000 */
+	int64_t slack_interval_ms; /* between two Slack messages; 1000 */
+	long timeout_ms;           /* one request, whole; 30000 */
+	int batch;                 /* due rows loaded at once per target; 4 */
+	const char *user_agent;    /* copied; NULL = "slipway/<version>" */
+};
+#define SW_OUTBOX_OPTS_INIT { .poll_ms = 1000, .backoff_base_ms = 5000, \
+		.backoff_max_ms = 600000, .secondary_min_ms = 60000, \
+		.slack_interval_ms = 1000, .timeout_ms = 30000, .batch = 4 }
+
+/*
+ * Create a sender on `base` that sends through `http` and keeps state in
+ * `store`; all three and `cfg` are borrowed and must outlive it (cfg until
+ * replaced with sw_outbox_set_config()). It starts looking for due rows at
+ * once. Returns 0 and sets *out, or <0 with the error slot set.
+ */
+int sw_outbox_new(struct sw_outbox **out, struct event_base *base, struct sw_http *http,
+		  struct sw_store *store, const struct sw_config *cfg);
+/* The same with options (NULL = defaults); zero fields take the default. */
+int sw_outbox_new_opts(struct sw_outbox **out, struct event_base *base, struct sw_http *http,
+		       struct sw_store *store, const struct sw_config *cfg,
+		       const struct sw_outbox_opts *opts);
+
+/*
+ * Use `cfg` from now on (after SIGHUP); the old one may be freed when this
+ * returns (requests in flight copied what they need). A change of GitHub
+ * URL or token lifts a rate-limit hold.
+ */
+void sw_outbox_set_config(struct sw_outbox *ob, const struct sw_config *cfg);
+
+/* Something was enqueued: look for due rows on the next loop turn. */
+void sw_outbox_kick(struct sw_outbox *ob);
+
+/*
+ * Cancel requests in flight (their rows stay pending and go out after a
+ * restart) and free. NULL is a no-op.
+ */
+void sw_outbox_free(struct sw_outbox *ob);
+
+struct sw_outbox_stats {
+	int64_t depth;             /* pending rows (store) */
+	int64_t oldest_age_ms;     /* age of the oldest pending row (store) */
+	uint64_t sent;             /* counted since sw_outbox_new() */
+	uint64_t failed;           /* attempts that will be retried */
+	uint64_t dead;             /* rows given up */
+	int in_flight;             /* requests now on the wire (0..2) */
+};
+
+/* Fill `out`; <0 (store error) leaves the depth and age at 0. */
+int sw_outbox_stats(struct sw_outbox *ob, struct sw_outbox_stats *out);
+
+#endif
