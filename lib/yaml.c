@@ -552,12 +552,16 @@ static int conv_err(struct conv *c, const struct sw_yaml_node *n, const char *fm
 	return sw_error_setc(SW_EINVALID, "%s:%d:%d: %s", c->s->file, n->mark.line, n->mark.col, msg);
 }
 
-/* A short excerpt of a scalar for messages (never a whole Secret value). */
-static const char *excerpt(const struct sw_yaml_node *n, char *buf, size_t sz)
+/* "tag:yaml.org,2002:int" -> "!!int", for messages. */
+static const char *short_tag(const char *tag)
 {
-	size_t l = n->len < 40 ? n->len : 40;
-	snprintf(buf, sz, "%.*s%s", (int)l, n->value ? n->value : "", n->len > l ? "..." : "");
-	return buf;
+	static const char pfx[] = "tag:yaml.org,2002:";
+	if (!strncmp(tag, pfx, sizeof(pfx) - 1)) {
+		static _Thread_local char buf[64];
+		snprintf(buf, sizeof(buf), "!!%s", tag + sizeof(pfx) - 1);
+		return buf;
+	}
+	return tag;
 }
 
 static int convert(struct conv *c, const struct sw_yaml_node *n, json_t **out);
@@ -732,7 +736,6 @@ static int b64_decode(const char *in, size_t len, struct sw_buf *out)
 static int convert_scalar(struct conv *c, const struct sw_yaml_node *n, json_t **out)
 {
 	struct sw_yaml_scalar sc;
-	char ex[64];
 
 	sw_yaml_resolve(n, &sc);
 	/* an explicit !!int/!!bool/!!float must fit, as go-yaml insists */
@@ -744,8 +747,8 @@ static int convert_scalar(struct conv *c, const struct sw_yaml_node *n, json_t *
 		if ((tag_is(n->tag, "!!int") && sc.kind != SW_YK_INT) ||
 		    (tag_is(n->tag, "!!bool") && sc.kind != SW_YK_BOOL) ||
 		    (tag_is(n->tag, "!!float") && sc.kind != SW_YK_FLOAT))
-			return conv_err(c, n, "cannot decode \"%s\" as %s", excerpt(n, ex, sizeof(ex)),
-					n->tag);
+			/* no value in the message: it may be a Secret's */
+			return conv_err(c, n, "the value is not a valid %s", short_tag(n->tag));
 	}
 	switch (sc.kind) {
 	case SW_YK_NULL:
@@ -759,7 +762,7 @@ static int convert_scalar(struct conv *c, const struct sw_yaml_node *n, json_t *
 		break;
 	case SW_YK_FLOAT:
 		if (isnan(sc.f) || isinf(sc.f))
-			return conv_err(c, n, "%s cannot be represented in JSON", excerpt(n, ex, sizeof(ex)));
+			return conv_err(c, n, "%s cannot be represented in JSON", n->value);
 		/* Go's encoding/json prints 1e3 as 1000: the API server reads an integer */
 		if (sc.f == floor(sc.f) && fabs(sc.f) < 9223372036854775807.0)
 			*out = json_integer((json_int_t)sc.f);

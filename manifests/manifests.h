@@ -59,8 +59,8 @@ struct sw_obj {
 	json_t *json;          /* the object; one reference held by the set */
 	char *source;          /* file relative to the checkout ("apps/ui.yaml"), or
 				  "kustomize DIR" / "helm DIR" for a tool's output */
-	int line, col;         /* 1-based start of its document (of the list item for a
-				  List); for tool output, the place in the output */
+	int line, col;         /* 1-based start of its document's content (of the item
+				  for a List); for tool output, the place in the output */
 	int rendered;          /* 1 when a tool (kustomize, helm) produced it */
 	char *api_version;     /* "apps/v1" */
 	char *group;           /* "apps"; "" for the core group */

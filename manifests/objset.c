@@ -125,6 +125,27 @@ static void problem(struct sw_buf *msg, const char *fmt, const char *arg)
 	sw_buf_addf(msg, fmt, arg);
 }
 
+/*
+ * An identity field: absent, or present with the wrong type. `name: no` or
+ * `namespace: on` are booleans in YAML 1.1, which deserves a hint.
+ */
+static const char *field(struct sw_buf *msg, json_t *obj, const char *member, const char *label)
+{
+	json_t *v = json_object_get(obj, member);
+
+	if (json_is_string(v) && json_string_length(v) > 0)
+		return json_string_value(v);
+	sw_buf_adds(msg, msg->len ? "; " : "");
+	if (!v || json_is_null(v))
+		sw_buf_addf(msg, "missing %s", label);
+	else if (json_is_boolean(v) || json_is_number(v))
+		sw_buf_addf(msg, "%s must be a string, not %s (quote it: YAML reads yes/no/on/off/y/n "
+			    "as booleans)", label, json_is_boolean(v) ? "a boolean" : "a number");
+	else
+		sw_buf_addf(msg, "%s must be a non-empty string", label);
+	return NULL;
+}
+
 int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 		  int line, int col, int rendered)
 {
@@ -141,28 +162,22 @@ int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 		goto done;
 	}
 	/* "which field": name each one that is missing or of the wrong type */
-	if (!(av = str_member(json, "apiVersion")))
-		problem(&msg, "%s", json_object_get(json, "apiVersion") ?
-			"apiVersion must be a non-empty string" : "missing apiVersion");
-	if (!(kind = str_member(json, "kind")))
-		problem(&msg, "%s", json_object_get(json, "kind") ?
-			"kind must be a non-empty string" : "missing kind");
+	av = field(&msg, json, "apiVersion", "apiVersion");
+	kind = field(&msg, json, "kind", "kind");
 	meta = json_object_get(json, "metadata");
 	if (meta && !json_is_object(meta)) {
 		problem(&msg, "%s", "metadata must be a mapping");
 		meta = NULL;
 	}
-	if (!(name = meta ? str_member(meta, "name") : NULL)) {
-		if (meta && str_member(meta, "generateName"))
-			problem(&msg, "%s", "metadata.generateName cannot be applied declaratively; set metadata.name");
-		else
-			problem(&msg, "%s", "missing metadata.name");
-	}
+	if (meta && !json_object_get(meta, "name") && str_member(meta, "generateName"))
+		problem(&msg, "%s", "metadata.generateName cannot be applied declaratively; set metadata.name");
+	else
+		name = field(&msg, meta, "name", "metadata.name");
 	if (meta && (v = json_object_get(meta, "namespace")) && !json_is_null(v)) {
-		if (!json_is_string(v))
-			problem(&msg, "%s", "metadata.namespace must be a string");
-		else
+		if (json_is_string(v))
 			ns = json_string_value(v);
+		else
+			field(&msg, meta, "namespace", "metadata.namespace");
 	}
 	if (meta && (v = json_object_get(json_object_get(meta, "annotations"),
 					  SW_SYNC_WAVE_ANNOTATION))) {

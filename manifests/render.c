@@ -456,8 +456,10 @@ static void parse_yaml_stream(struct render *r, const char *source, const char *
 			add_error(r, sw_error_last());
 			continue;
 		}
-		add_document(r, doc, s->docs[i].root, source, s->docs[i].start.line,
-			     s->docs[i].start.col, rendered);
+		/* located at its content (the line after a `---`), where an editor should jump */
+		const struct sw_yaml_node *root = s->docs[i].root;
+		add_document(r, doc, root, source, root ? root->mark.line : s->docs[i].start.line,
+			     root ? root->mark.col : s->docs[i].start.col, rendered);
 	}
 	sw_yaml_free(s);
 }

@@ -151,8 +151,10 @@ static void test_bad_scalars(void **state)
 	check_error("v: -.Inf\n", "cannot be represented");
 	check_error("v: .nan\n", "cannot be represented");
 	/* kubectl: cannot decode !!str `abc` as a !!int */
-	check_error("v: !!int abc\n", "t.yaml:1:4: cannot decode \"abc\" as tag:yaml.org,2002:int");
-	check_error("v: !!bool maybe\n", "cannot decode");
+	/* (slipway leaves the value out: it may be a Secret's) */
+	check_error("v: !!int abc\n", "t.yaml:1:4: the value is not a valid !!int");
+	check_error("v: !!bool maybe\n", "not a valid !!bool");
+	assert_null(strstr(sw_error_last(), "maybe"));
 	check_error("v: !!binary '***'\n", "invalid base64");
 }
 
