@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""recorder.py - a recording HTTP server standing in for GitHub's REST API and
+Slack (incoming webhook and Web API) in slipway's end-to-end tests.
+
+    recorder.py --port 0 --out requests.jsonl [--fail RULE]... [--script FILE]
+                [--token TOKEN] [--slack-token TOKEN] [--host 127.0.0.1]
+
+Prints the port it listens on (one line, flushed), then serves until killed.
+Every request is appended to --out as one JSON line:
+
+    {"seq", "method", "path", "query", "headers", "body", "route", "status",
+     "valid", "reason", "injected"}
+
+`body` is the parsed JSON when the body is JSON (a dict of lists for a form),
+else the text. `valid` is false, with `reason`, when the request breaks what
+the real service demands (see README.md); such requests are answered with
+the real service's error shape. Tokens are never written out: the
+Authorization header is recorded as "Bearer <N chars>".
+
+Fault injection (--fail, repeatable, or one rule per line in --script):
+    'METHOD PATHGLOB:STATUS[:COUNT[:RETRY_AFTER]]'
+answers STATUS to the first COUNT (default 1, 0 = every) matching requests,
+with Retry-After: RETRY_AFTER (default 1 for 429) and the service's error
+shape. The request is still validated and recorded, with "injected": STATUS.
+"""
+import argparse
+import fnmatch
+import itertools
+import json
+import re
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+GITHUB_DOCS = "https://docs.github.com/rest"
+STATES = ("pending", "success", "failure", "error")
+BLOCK_TYPES = ("header", "section", "context", "divider", "actions", "image",
+               "rich_text", "input", "file", "video")
+
+
+class Invalid(Exception):
+    """A request the real service would refuse: (status, body, reason)."""
+
+    def __init__(self, status, body, reason, ctype="application/json"):
+        super().__init__(reason)
+        self.status, self.body, self.reason, self.ctype = status, body, reason, ctype
+
+
+class Rule:
+    def __init__(self, text):
+        parts = text.strip().rsplit(":", 3)
+        # The path may hold no ':'; fields after it are numbers.
+        while len(parts) > 1 and not parts[1].isdigit():
+            parts = [parts[0] + ":" + parts[1]] + parts[2:]
+        if len(parts) < 2 or " " not in parts[0]:
+            raise ValueError("bad rule %r: want 'METHOD PATHGLOB:STATUS[:COUNT[:RETRY_AFTER]]'" % text)
+        self.method, self.glob = parts[0].split(" ", 1)
+        self.status = int(parts[1])
+        self.count = int(parts[2]) if len(parts) > 2 else 1
+        self.retry_after = parts[3] if len(parts) > 3 else ("1" if self.status == 429 else None)
+        self.used = 0
+
+    def take(self, method, path):
+        if self.method not in ("*", method) or not fnmatch.fnmatchcase(path, self.glob):
+            return False
+        if self.count and self.used >= self.count:
+            return False
+        self.used += 1
+        return True
+
+
+class State:
+    def __init__(self, args):
+        self.out = open(args.out, "a", encoding="utf-8")
+        self.rules = [Rule(r) for r in args.fail]
+        if args.script:
+            with open(args.script, encoding="utf-8") as f:
+                self.rules += [Rule(l) for l in f if l.strip() and not l.lstrip().startswith("#")]
+        self.token = args.token
+        self.slack_token = args.slack_token
+        self.lock = threading.Lock()
+        self.seq = itertools.count(1)
+        self.ids = itertools.count(1001)
+        self.comments = set()
+        self.ts = itertools.count(1)
+
+    def record(self, rec):
+        with self.lock:
+            rec["seq"] = next(self.seq)
+            self.out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self.out.flush()
+
+    def fault(self, method, path):
+        with self.lock:
+            for r in self.rules:
+                if r.take(method, path):
+                    return r
+        return None
+
+
+def gh_error(status, message, errors=None):
+    body = {"message": message, "documentation_url": GITHUB_DOCS}
+    if errors:
+        body["errors"] = errors
+    return Invalid(status, body, message)
+
+
+def gh_validation(field, message):
+    e = gh_error(422, "Validation Failed",
+                 [{"resource": "Status", "code": "custom", "field": field, "message": message}])
+    e.reason = "%s: %s" % (field, message)
+    return e
+
+
+def bearer(headers):
+    auth = headers.get("authorization", "")
+    m = re.fullmatch(r"(?i)(bearer|token) +(\S+)", auth)
+    return m.group(2) if m else None
+
+
+def check_github_headers(h, state):
+    if not h.get("user-agent"):
+        raise Invalid(403, "Request forbidden by administrative rules. Please make sure your "
+                      "request has a User-Agent header (https://docs.github.com/en/rest/overview"
+                      "/resources-in-the-rest-api#user-agent-required).",
+                      "missing User-Agent", "text/plain")
+    tok = bearer(h)
+    if not tok or not h.get("authorization", "").lower().startswith("bearer "):
+        raise gh_error(401, "Requires authentication") if not tok else \
+            gh_error(401, "Bad credentials: expected Authorization: Bearer <token>")
+    if state.token and tok != state.token:
+        raise gh_error(401, "Bad credentials")
+    if h.get("accept", "") != "application/vnd.github+json":
+        e = gh_error(415, "Unsupported 'Accept' header: %r; expected application/vnd.github+json"
+                     % h.get("accept", ""))
+        raise e
+    if h.get("x-github-api-version", "") != "2022-11-28":
+        raise gh_error(400, "Invalid or missing X-GitHub-Api-Version header: %r (want 2022-11-28)"
+                       % h.get("x-github-api-version", ""))
+
+
+def json_body(raw, h):
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise gh_error(400, "Problems parsing JSON")
+    if not isinstance(body, dict):
+        raise gh_error(400, "Problems parsing JSON")
+    if not h.get("content-type", "").lower().startswith("application/json"):
+        raise gh_error(415, "Content-Type must be application/json, got %r"
+                       % h.get("content-type", ""))
+    return body
+
+
+def github(method, path, h, raw, state):
+    """Returns (route, status, body) or raises Invalid."""
+    m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/statuses/([^/]+)", path)
+    if m and method == "POST":
+        check_github_headers(h, state)
+        body = json_body(raw, h)
+        if not re.fullmatch(r"[0-9a-f]{40}", m.group(3)):
+            raise gh_error(422, "No commit found for SHA: %s" % m.group(3))
+        st = body.get("state")
+        if st not in STATES:
+            raise gh_validation("state", "state is not included in the list (got %r)" % (st,))
+        for k in ("description", "context", "target_url"):
+            if k in body and body[k] is not None and not isinstance(body[k], str):
+                raise gh_validation(k, "%s must be a string" % k)
+        desc = body.get("description") or ""
+        if len(desc) > 140:
+            raise gh_validation("description", "description is too long (maximum is 140 "
+                                "characters, got %d)" % len(desc))
+        tu = body.get("target_url")
+        if tu and not re.match(r"https?://", tu):
+            raise gh_validation("target_url", "target_url must be an http(s) URL")
+        sid = next(state.ids)
+        return "github.status", 201, {
+            "id": sid, "url": "https://api.github.com%s" % path, "state": st,
+            "description": body.get("description"), "target_url": tu,
+            "context": body.get("context") or "default",
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+            "creator": {"login": "slipway-bot", "id": 1}}
+    m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/([0-9]+)/comments", path)
+    if m and method == "POST":
+        check_github_headers(h, state)
+        text = comment_body(json_body(raw, h))
+        cid = next(state.ids)
+        with state.lock:
+            state.comments.add(cid)
+        return "github.comment.create", 201, {
+            "id": cid, "body": text,
+            "url": "https://api.github.com/repos/%s/%s/issues/comments/%d" % (m[1], m[2], cid),
+            "html_url": "https://github.com/%s/%s/pull/%s#issuecomment-%d" % (m[1], m[2], m[3], cid)}
+    m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/comments/([0-9]+)", path)
+    if m and method == "PATCH":
+        check_github_headers(h, state)
+        text = comment_body(json_body(raw, h))
+        cid = int(m.group(3))
+        with state.lock:
+            known = cid in state.comments
+        if not known:
+            raise gh_error(404, "Not Found")
+        return "github.comment.update", 200, {"id": cid, "body": text}
+    raise gh_error(404, "Not Found")
+
+
+def comment_body(body):
+    text = body.get("body")
+    if not isinstance(text, str) or not text:
+        e = gh_error(422, "Validation Failed",
+                     [{"resource": "IssueComment", "code": "missing_field", "field": "body"}])
+        e.reason = "body: missing"
+        raise e
+    if len(text) > 65536:
+        e = gh_error(422, "Validation Failed",
+                     [{"resource": "IssueComment", "code": "custom", "field": "body",
+                       "message": "body is too long (maximum is 65536 characters)"}])
+        e.reason = "body: %d characters, maximum is 65536" % len(text)
+        raise e
+    return text
+
+
+def slack_text_obj(t, where, plain_only=False, maxlen=3000):
+    if not isinstance(t, dict) or t.get("type") not in ("plain_text", "mrkdwn"):
+        raise ValueError("%s: expected a text object" % where)
+    if plain_only and t["type"] != "plain_text":
+        raise ValueError("%s: must be plain_text" % where)
+    s = t.get("text")
+    if not isinstance(s, str) or not (1 <= len(s) <= maxlen):
+        raise ValueError("%s: text must be 1..%d characters" % (where, maxlen))
+
+
+def check_blocks(blocks):
+    if not isinstance(blocks, list):
+        raise ValueError("blocks: expected an array")
+    if len(blocks) > 50:
+        raise ValueError("blocks: %d blocks, at most 50" % len(blocks))
+    for i, b in enumerate(blocks):
+        w = "blocks[%d]" % i
+        if not isinstance(b, dict) or b.get("type") not in BLOCK_TYPES:
+            raise ValueError("%s: unknown block type" % w)
+        if b["type"] == "header":
+            slack_text_obj(b.get("text"), w + ".text", True, 150)
+        elif b["type"] == "section":
+            if "text" not in b and "fields" not in b:
+                raise ValueError("%s: section needs text or fields" % w)
+            if "text" in b:
+                slack_text_obj(b["text"], w + ".text")
+            if "fields" in b:
+                f = b["fields"]
+                if not isinstance(f, list) or not (1 <= len(f) <= 10):
+                    raise ValueError("%s.fields: 1..10 items" % w)
+                for k, t in enumerate(f):
+                    slack_text_obj(t, "%s.fields[%d]" % (w, k), maxlen=2000)
+        elif b["type"] == "context":
+            el = b.get("elements")
+            if not isinstance(el, list) or not (1 <= len(el) <= 10):
+                raise ValueError("%s.elements: 1..10 items" % w)
+            for k, t in enumerate(el):
+                if isinstance(t, dict) and t.get("type") == "image":
+                    continue
+                slack_text_obj(t, "%s.elements[%d]" % (w, k))
+
+
+def check_message(body, raw_text):
+    """Slack message rules shared by the webhook and chat.*; raises ValueError."""
+    text, blocks = body.get("text"), body.get("blocks")
+    if text is None and blocks is None:
+        raise ValueError("no_text: neither text nor blocks")
+    if text is not None and not isinstance(text, str):
+        raise ValueError("text: expected a string")
+    if blocks is not None:
+        check_blocks(blocks)
+        if not text:
+            raise ValueError("text: a fallback text is expected with blocks")
+    if len(raw_text) > 12000:
+        raise ValueError("payload: %d characters, keep under 12000" % len(raw_text))
+
+
+def slack_webhook(method, h, raw):
+    def bad(reason, code="invalid_payload", status=400):
+        return Invalid(status, code, reason, "text/plain")
+    if method != "POST":
+        raise bad("method %s" % method, "invalid_method", 405)
+    try:
+        raw_text = raw.decode("utf-8")
+        body = json.loads(raw_text)
+    except (UnicodeDecodeError, ValueError):
+        raise bad("body is not JSON")
+    if not isinstance(body, dict):
+        raise bad("body is not a JSON object")
+    if not h.get("content-type", "").lower().startswith("application/json"):
+        raise bad("Content-Type %r is not application/json" % h.get("content-type", ""))
+    try:
+        check_message(body, raw_text)
+    except ValueError as e:
+        raise bad(str(e), "no_text" if str(e).startswith("no_text") else "invalid_payload")
+    return "slack.webhook", 200, "ok"
+
+
+def slack_api(method, path, h, raw, state):
+    api = path[len("/api/"):]
+
+    def bad(err, reason=None):
+        return Invalid(200, {"ok": False, "error": err}, reason or err)
+    if method != "POST":
+        raise bad("invalid_request", "method %s" % method)
+    tok = bearer(h)
+    if not tok or not h.get("authorization", "").lower().startswith("bearer "):
+        raise bad("not_authed")
+    if state.slack_token and tok != state.slack_token:
+        raise bad("invalid_auth")
+    ctype = h.get("content-type", "").lower()
+    raw_text = raw.decode("utf-8", "replace")
+    if ctype.startswith("application/json"):
+        try:
+            body = json.loads(raw_text)
+        except ValueError:
+            raise bad("invalid_json")
+        if not isinstance(body, dict):
+            raise bad("invalid_json")
+    elif ctype.startswith("application/x-www-form-urlencoded"):
+        body = {k: v[0] for k, v in urllib.parse.parse_qs(raw_text).items()}
+        if isinstance(body.get("blocks"), str):
+            try:
+                body["blocks"] = json.loads(body["blocks"])
+            except ValueError:
+                raise bad("invalid_blocks_format")
+    else:
+        raise bad("invalid_form_data", "Content-Type %r" % ctype)
+    if api not in ("chat.postMessage", "chat.update"):
+        raise bad("unknown_method")
+    if not body.get("channel"):
+        raise bad("channel_not_found", "channel: missing")
+    if api == "chat.update" and not body.get("ts"):
+        raise bad("message_not_found", "ts: missing")
+    try:
+        check_message(body, raw_text)
+    except ValueError as e:
+        raise bad("no_text" if str(e).startswith("no_text") else "invalid_blocks", str(e))
+    ts = body.get("ts") or "1700000000.%06d" % next(state.ts)
+    return "slack." + api, 200, {"ok": True, "channel": body["channel"], "ts": ts,
+                                 "message": {"text": body.get("text", ""), "ts": ts}}
+
+
+def fault_body(path, status):
+    if path.startswith("/slack/"):
+        codes = {429: "rate_limited", 500: "rollup_error", 403: "action_prohibited",
+                 404: "channel_not_found", 410: "channel_is_archived"}
+        return "text/plain", codes.get(status, "error")
+    if path.startswith("/api/"):
+        return "application/json", {"ok": False, "error": "ratelimited" if status == 429
+                                    else "internal_error"}
+    msg = {429: "API rate limit exceeded", 403: "You have exceeded a secondary rate limit",
+           502: "Server Error", 503: "Service Unavailable"}.get(status, "Server Error")
+    return "application/json", {"message": msg, "documentation_url": GITHUB_DOCS}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "slipway-recorder/1"
+
+    def log_message(self, fmt, *args):  # quiet: the JSONL file is the log
+        pass
+
+    def handle_any(self):
+        state = self.server.state
+        url = urllib.parse.urlsplit(self.path)
+        path, query = url.path, urllib.parse.parse_qs(url.query)
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n > 0 else b""
+        if path == "/_recorder/health":
+            return self.reply(200, "text/plain", "ok")
+        h = {k.lower(): v for k, v in self.headers.items()}
+        rec = {"method": self.command, "path": path, "query": query,
+               "headers": dict(h), "valid": True}
+        if "authorization" in h:
+            tok = bearer(h)
+            rec["headers"]["authorization"] = "%s <%d chars>" % (
+                h["authorization"].split(" ", 1)[0], len(tok or ""))
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            body = raw.decode("utf-8", "replace")
+        rec["body"] = body
+        try:
+            if path == "/slack/webhook":
+                route, status, resp = slack_webhook(self.command, h, raw)
+            elif path.startswith("/api/"):
+                route, status, resp = slack_api(self.command, path, h, raw, state)
+            else:
+                route, status, resp = github(self.command, path, h, raw, state)
+            ctype = "text/plain" if isinstance(resp, str) else "application/json"
+        except Invalid as e:
+            route, status, resp, ctype = "invalid", e.status, e.body, e.ctype
+            rec["valid"], rec["reason"] = False, e.reason
+        rec["route"] = route
+        extra = {}
+        rule = state.fault(self.command, path)
+        if rule:
+            ctype, resp = fault_body(path, rule.status)
+            status = rule.status
+            rec["injected"] = status
+            if rule.retry_after is not None:
+                extra["Retry-After"] = rule.retry_after
+            if not path.startswith("/slack/") and not path.startswith("/api/"):
+                extra["X-RateLimit-Remaining"] = "0" if status in (403, 429) else "4999"
+        rec["status"] = status
+        state.record(rec)
+        self.reply(status, ctype, resp, extra)
+
+    def reply(self, status, ctype, resp, extra=None):
+        data = (resp if isinstance(resp, str) else json.dumps(resp)).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype + ("; charset=utf-8" if ctype == "application/json"
+                                                  else ""))
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = handle_any
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--out", required=True, help="JSON lines file, appended to")
+    ap.add_argument("--fail", action="append", default=[], metavar="RULE",
+                    help="'METHOD PATHGLOB:STATUS[:COUNT[:RETRY_AFTER]]'")
+    ap.add_argument("--script", help="file of --fail rules, one per line")
+    ap.add_argument("--token", help="the GitHub token to expect (default: any)")
+    ap.add_argument("--slack-token", help="the Slack bot token to expect (default: any)")
+    args = ap.parse_args()
+    try:
+        state = State(args)
+    except (OSError, ValueError) as e:
+        print("recorder: %s" % e, file=sys.stderr)
+        return 2
+    srv = ThreadingHTTPServer((args.host, args.port), Handler)
+    srv.daemon_threads = True
+    srv.state = state
+    print(srv.server_address[1], flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
