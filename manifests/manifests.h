@@ -113,7 +113,9 @@ struct sw_render_opts {
  *    followed, and no link may lead outside the checkout;
  *  - a file is read whatever its extension.
  * Files hold YAML documents separated by `---`, or JSON (a file whose first
- * non-blank character is '{', as kubectl decides). Empty documents are
+ * non-blank character is '{', as kubectl decides). Tools run with stdin
+ * from /dev/null and only PATH, HOME, USER, LANG, LC_*, TZ, TMPDIR, XDG_*,
+ * HELM_* and KUSTOMIZE_* from the environment. Empty documents are
  * skipped; List and *List documents (with `items`) are expanded.
  *
  * Checks: YAML/JSON syntax (path:line:col), apiVersion, kind and

@@ -204,17 +204,17 @@ static void walk(struct render *r, const char *rel, int depth, struct entries *o
 		cabs = abs_of(r, crel);
 		if (lstat(cabs, &st) < 0) {
 			add_errorf(r, "%s: %s", crel, strerror(errno));
-		} else if (S_ISLNK(st.st_mode)) {
+		} else if (S_ISLNK(st.st_mode) && has_ext(de->d_name)) {
+			/* only a link that would be read matters; links to directories are not followed */
 			int in = inside_root(r, cabs);
 			if (in < 0)
 				add_errorf(r, "%s: symbolic link: %s", crel, strerror(errno));
 			else if (!in)
 				add_errorf(r, "%s: symbolic link leads outside the checkout", crel);
-			else if (stat(cabs, &st) == 0 && S_ISREG(st.st_mode) && has_ext(de->d_name)) {
+			else if (stat(cabs, &st) == 0 && S_ISREG(st.st_mode)) {
 				entries_add(out, crel, ENT_FILE);
 				crel = NULL;
 			}
-			/* a link to a directory is not followed: no cycles, no doubles */
 		} else if (S_ISDIR(st.st_mode)) {
 			if ((k = dir_kind(cabs)) >= 0) {
 				entries_add(out, crel, (enum entry_type)k);
@@ -513,6 +513,31 @@ static char *which(const char *name)
 	return found;
 }
 
+/*
+ * The environment a tool gets: what kustomize and helm need to find their
+ * caches and settings, nothing of the daemon's own (tokens, webhook
+ * secrets). The strings are borrowed from environ.
+ */
+static char **tool_env(void)
+{
+	static const char *const keep[] = { "PATH=", "HOME=", "USER=", "LANG=", "LC_", "TZ=",
+					    "TMPDIR=", "XDG_", "HELM_", "KUSTOMIZE_", NULL };
+	size_t n = 0, k = 0;
+	char **env;
+
+	for (char **e = environ; e && *e; e++)
+		n++;
+	env = sw_calloc(n + 1, sizeof(*env));
+	for (char **e = environ; e && *e; e++)
+		for (const char *const *p = keep; *p; p++)
+			if (!strncmp(*e, *p, strlen(*p))) {
+				env[k++] = *e;
+				break;
+			}
+	env[k] = NULL;
+	return env;
+}
+
 /* Add a tool's stderr (trimmed) to a message. */
 static void add_stderr(struct sw_buf *msg, const struct sw_buf *err, int cut)
 {
@@ -540,8 +565,9 @@ static int run_tool(struct render *r, char *const argv[], const char *what,
 	sigset_t none, dfl;
 	struct sw_buf err = SW_BUF_INIT;
 	int op[2] = { -1, -1 }, ep[2] = { -1, -1 };
-	int rc = SW_ERR, status = 0, timed_out = 0, too_big = 0, err_cut = 0, exited = 0, e;
-	int64_t start = sw_mono_ms(), deadline = start + r->o.timeout_ms, exit_at = 0;
+	int rc = SW_ERR, status = 0, timed_out = 0, too_big = 0, err_cut = 0, exited = 0, leftover = 0, e;
+	int64_t start = sw_mono_ms(), deadline = start + r->o.timeout_ms, exit_at = 0, last_read = 0;
+	char **envp;
 	pid_t pid;
 
 	if (pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
@@ -566,7 +592,9 @@ static int run_tool(struct render *r, char *const argv[], const char *what,
 	posix_spawnattr_setpgroup(&at, 0);   /* its own group, killed as a whole */
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
 				      POSIX_SPAWN_SETSIGDEF);
-	e = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
+	envp = tool_env();
+	e = posix_spawn(&pid, argv[0], &fa, &at, argv, envp);
+	free(envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	close(op[1]);
@@ -602,9 +630,17 @@ static int run_tool(struct render *r, char *const argv[], const char *what,
 			pf[np++] = (struct pollfd){ .fd = op[0], .events = POLLIN };
 		if (ep[0] >= 0)
 			pf[np++] = (struct pollfd){ .fd = ep[0], .events = POLLIN };
-		/* done: exited and its output read, or a leftover child holds the pipes */
-		if (exited && (np == 0 || now - exit_at > EXIT_GRACE_MS))
+		if (exited && np == 0)
+			break;   /* exited, and its output read to the end */
+		/*
+		 * Exited, but something it started still holds the pipes and has
+		 * been silent for a while. Never parse output that may be cut short:
+		 * missing objects would look like objects to prune.
+		 */
+		if (exited && now - (last_read > exit_at ? last_read : exit_at) > EXIT_GRACE_MS) {
+			leftover = 1;
 			break;
+		}
 		wait_ms = (int)(deadline - now);
 		if (wait_ms > (np ? 100 : 10))
 			wait_ms = np ? 100 : 10;
@@ -630,6 +666,7 @@ static int run_tool(struct render *r, char *const argv[], const char *what,
 				*(is_out ? &op[0] : &ep[0]) = -1;
 				continue;
 			}
+			last_read = now;
 			if (is_out) {
 				if (out->len + (size_t)k > r->o.max_output_bytes) {
 					too_big = 1;
@@ -661,6 +698,10 @@ static int run_tool(struct render *r, char *const argv[], const char *what,
 	} else if (too_big) {
 		sw_buf_addf(msg, "%s: output is more than the limit of %zu bytes", what,
 			    r->o.max_output_bytes);
+	} else if (leftover) {
+		sw_buf_addf(msg, "%s: exited, but a process it started kept its output open; "
+			    "the output may be incomplete and was not used", what);
+		add_stderr(msg, &err, err_cut);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		rc = 0;
 	} else if (WIFEXITED(status)) {

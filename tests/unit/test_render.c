@@ -358,6 +358,11 @@ static void test_paths_and_links(void **state)
 	put("l/in.yaml", cm);
 	assert_int_equal(symlink("/etc/passwd", link), 0);
 	assert_int_equal(symlink("..", dirlink), 0);   /* not followed: no loop */
+	{
+		char *other = sw_asprintf("%s/l/hosts", tmp);
+		assert_int_equal(symlink("/etc/hosts", other), 0);   /* not a manifest: ignored */
+		free(other);
+	}
 	assert_int_equal(render(&set, tmp, "l", NULL), SW_EINVALID);
 	assert_string_equal(sw_error_last(), "l/passwd.yaml: symbolic link leads outside the checkout");
 	assert_null(strstr(sw_error_last(), "root:"));
@@ -517,6 +522,30 @@ static void test_tool_errors(void **state)
 	assert_int_equal(render(&set, tmp, "kx", NULL), SW_EINVALID);
 	assert_string_equal(sw_error_last(),
 			    "kustomize kx: exit status 3: Error: accumulating resources\n    second line");
+	/* the daemon's secrets stay out of a tool's environment */
+	setenv("SLIPWAY_GITHUB_TOKEN", "ghp_secret", 1);
+	put_exec("bin/kustomize", "#!/bin/sh\nprintf 'apiVersion: v1\\nkind: ConfigMap\\n"
+		 "metadata:\\n  name: env\\ndata:\\n  token: \"%s\"\\n  home: \"%s\"\\n' "
+		 "\"$SLIPWAY_GITHUB_TOKEN\" \"$HOME\"\n");
+	assert_int_equal(render(&set, tmp, "kx", NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(set->objs[0].json,
+			    "data"), "token")), "");
+	if (getenv("HOME"))
+		assert_string_equal(json_string_value(json_object_get(json_object_get(set->objs[0].json,
+				    "data"), "home")), getenv("HOME"));
+	sw_objset_free(set);
+	unsetenv("SLIPWAY_GITHUB_TOKEN");
+	/* big output still buffered when the tool exits is read in full */
+	put_exec("bin/kustomize", "#!/bin/sh\ni=0\nwhile [ $i -lt 3000 ]; do\n"
+		 "printf -- '---\\napiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: c%d\\n"
+		 "data:\\n  pad: \"%0200d\"\\n' $i 0\ni=$((i+1))\ndone\n");
+	assert_int_equal(render(&set, tmp, "kx", NULL), 0);
+	assert_int_equal(set->n, 3000);
+	sw_objset_free(set);
+	/* a tool that exits but leaves a child holding its output is not trusted */
+	put_exec("bin/kustomize", "#!/bin/sh\necho 'kind: X' \n(sleep 30) &\nexit 0\n");
+	assert_int_equal(render(&set, tmp, "kx", NULL), SW_EINVALID);
+	assert_contains(sw_error_last(), "kustomize kx: exited, but a process it started kept its output open");
 	/* tool output is parsed and checked like files, located in the output */
 	put_exec("bin/kustomize", "#!/bin/sh\nprintf 'apiVersion: v1\\nkind: ConfigMap\\n"
 		 "metadata:\\n  name: a\\n---\\nkind: Oops\\n'\n");
