@@ -238,7 +238,10 @@ static char *excerpt(const struct sw_buf *b)
 	return s;
 }
 
-/* Only "scheme://host/..." of a URL that is itself a secret (Slack webhook). */
+/*
+ * A URL that is itself a secret (a Slack webhook) as logged: scheme, host
+ * and the first path segment only, "https://hooks.slack.com/services/...".
+ */
 static char *redact_url(const char *url)
 {
 	const char *p = strstr(url, "://");
@@ -248,8 +251,9 @@ static char *redact_url(const char *url)
 		return sw_strdup("(webhook)");
 	slash = strchr(p + 3, '/');
 	if (!slash)
-		return sw_strdup(url);
-	return sw_asprintf("%.*s/...", (int)(slash - url), url);
+		return sw_asprintf("%.*s", (int)strcspn(url, "?#"), url);
+	p = slash + 1 + strcspn(slash + 1, "/?#");
+	return sw_asprintf("%.*s/...", (int)(p - url), url);
 }
 
 /* Base URL without trailing slashes. */
@@ -330,7 +334,8 @@ static void log_line(enum sw_log_level lvl, const char *event, const struct send
 	}
 	sw_log(lvl, event, "id=%lld key=%s target=%s op=%s method=%s url=%s status=%ld "
 	       "attempts=%d ms=%lld%s%s", (long long)s->id, sw_q(s->key), s->lane->name,
-	       op_names[s->op], s->method, sw_q(s->display), status, s->attempts,
+	       *s->method == '-' ? "-" : op_names[s->op], s->method, sw_q(s->display), status,
+	       s->attempts,
 	       (long long)(sw_mono_ms() - s->started), *extra ? " " : "", extra);
 }
 
