@@ -378,10 +378,11 @@ static void add_object(struct render *r, json_t *obj, const char *source, int li
 
 /*
  * One document: skip it when empty, expand a List into its items (each
- * located at its own node when the YAML tree is at hand), else add it.
+ * located at its own node when the YAML tree is at hand; a List in a List
+ * too), else add it.
  */
 static void add_document(struct render *r, json_t *doc, const struct sw_yaml_node *root,
-			 const char *source, int line, int col, int rendered)
+			 const char *source, int line, int col, int rendered, int depth)
 {
 	json_t *items, *kind;
 
@@ -391,7 +392,8 @@ static void add_document(struct render *r, json_t *doc, const struct sw_yaml_nod
 	}
 	kind = json_object_get(doc, "kind");
 	items = json_object_get(doc, "items");
-	if (json_is_string(kind) && kind_is_list(json_string_value(kind)) && json_is_array(items)) {
+	if (json_is_string(kind) && kind_is_list(json_string_value(kind)) && json_is_array(items) &&
+	    depth < 8) {
 		const struct sw_yaml_node *yitems = sw_yaml_get(root, "items");
 		json_t *it;
 		size_t i;
@@ -403,7 +405,8 @@ static void add_document(struct render *r, json_t *doc, const struct sw_yaml_nod
 			int c = yitems ? yitems->items[i]->mark.col : col;
 			if (json_is_null(it))
 				continue;
-			add_object(r, json_incref(it), source, l, c, rendered);
+			add_document(r, json_incref(it), yitems ? yitems->items[i] : NULL, source, l, c,
+				     rendered, depth + 1);
 		}
 		json_decref(doc);
 		return;
@@ -437,7 +440,7 @@ static void parse_json_stream(struct render *r, const char *source, const char *
 			return;
 		}
 		off += (size_t)jerr.position;
-		add_document(r, integral_reals(doc), NULL, source, line, col, rendered);
+		add_document(r, integral_reals(doc), NULL, source, line, col, rendered, 0);
 	}
 }
 
@@ -459,7 +462,7 @@ static void parse_yaml_stream(struct render *r, const char *source, const char *
 		/* located at its content (the line after a `---`), where an editor should jump */
 		const struct sw_yaml_node *root = s->docs[i].root;
 		add_document(r, doc, root, source, root ? root->mark.line : s->docs[i].start.line,
-			     root ? root->mark.col : s->docs[i].start.col, rendered);
+			     root ? root->mark.col : s->docs[i].start.col, rendered, 0);
 	}
 	sw_yaml_free(s);
 }
@@ -832,6 +835,26 @@ done:
 	free(abs);
 }
 
+/*
+ * The error slot holds about 2 KiB: keep whole lines and say how many more
+ * there are (opts->errors has them all).
+ */
+static int set_error_lines(const struct sw_buf *errors)
+{
+	const size_t room = 1800;
+	size_t cut, more = 0;
+
+	if (errors->len <= room)
+		return sw_error_setc(SW_EINVALID, "%s", errors->ptr);
+	cut = room;
+	while (cut > 0 && errors->ptr[cut] != '\n')
+		cut--;
+	for (size_t i = cut; i < errors->len; i++)
+		if (errors->ptr[i] == '\n' && strncmp(errors->ptr + i + 1, "    ", 4))
+			more++;
+	return sw_error_setc(SW_EINVALID, "%.*s\n... and %zu more", (int)cut, errors->ptr, more);
+}
+
 int sw_render_dir(struct sw_objset **out, const char *checkout_root,
 		  const char *const *paths, size_t npaths, const struct sw_render_opts *opts)
 {
@@ -872,7 +895,7 @@ int sw_render_dir(struct sw_objset **out, const char *checkout_root,
 	if (r.nerrors) {
 		if (r.o.errors)
 			sw_buf_add(r.o.errors, r.errors.ptr, r.errors.len);
-		rc = sw_error_setc(SW_EINVALID, "%s", r.errors.ptr);
+		rc = set_error_lines(&r.errors);
 		sw_objset_free(r.set);
 	} else {
 		log_debug("manifests.render", "root=%s paths=%zu objects=%zu", sw_q(checkout_root),

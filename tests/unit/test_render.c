@@ -195,7 +195,9 @@ static void test_tree(void **state)
 	    "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-l2\n"
 	    "---\n"
 	    "apiVersion: v1\nkind: ConfigMapList\nitems:\n"
-	    "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-l3\n");
+	    "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-l3\n"
+	    "- apiVersion: v1\n  kind: List\n  items:\n"
+	    "  - {apiVersion: v1, kind: ConfigMap, metadata: {name: cm-l4}}\n");
 	put("app/nested/deep/b.yml",
 	    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  annotations:\n"
 	    "    slipway.dev/sync-wave: \"2\"\nspec:\n  replicas: 1e1\n");
@@ -206,7 +208,7 @@ static void test_tree(void **state)
 
 	if (render(&set, tmp, "app", NULL) < 0)
 		fail_msg("%s", sw_error_last());
-	assert_int_equal(set->n, 9);
+	assert_int_equal(set->n, 10);
 	{
 		static const char *const want[][3] = {
 			{ "app/a-b.yaml", "cm-dash", "1" },
@@ -217,9 +219,10 @@ static void test_tree(void **state)
 			{ "app/list.yaml", "cm-l1", "4" },
 			{ "app/list.yaml", "cm-l2", "8" },
 			{ "app/list.yaml", "cm-l3", "16" },
+			{ "app/list.yaml", "cm-l4", "23" },
 			{ "app/nested/deep/b.yml", "web", "1" },
 		};
-		for (size_t i = 0; i < 9; i++) {
+		for (size_t i = 0; i < 10; i++) {
 			assert_string_equal(set->objs[i].source, want[i][0]);
 			assert_string_equal(set->objs[i].name, want[i][1]);
 			if (set->objs[i].line != atoi(want[i][2]))
@@ -234,9 +237,9 @@ static void test_tree(void **state)
 	/* numbers as kubectl sends them: 80.0 and 1e1 are integers */
 	assert_true(json_is_integer(json_object_get(json_array_get(json_object_get(
 		json_object_get(set->objs[3].json, "spec"), "ports"), 0), "port")));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(set->objs[8].json, "spec"),
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(set->objs[9].json, "spec"),
 							     "replicas")), 10);
-	assert_int_equal(set->objs[8].wave, 2);
+	assert_int_equal(set->objs[9].wave, 2);
 	{
 		struct sw_buf w = SW_BUF_INIT;
 		sw_obj_where(&set->objs[2], &w);
@@ -400,6 +403,23 @@ static void test_limits(void **state)
 	assert_contains(sw_error_last(), "lim/many.yaml: file is ");
 	assert_contains(sw_error_last(), "bytes, more than the limit of 64");
 
+	/* a long list is cut at a line in the slot, whole in opts.errors */
+	{
+		struct sw_buf docs = SW_BUF_INIT, all = SW_BUF_INIT;
+		o.max_file_bytes = 0;
+		o.errors = &all;
+		for (int i = 0; i < 48; i++)   /* 48 lines of 40 bytes: more than the slot keeps */
+			sw_buf_addf(&docs, "---\nkind: ConfigMap\nmetadata: {name: n%d}\n", i);
+		put("lim/many.yaml", docs.ptr);
+		assert_int_equal(render(&set, tmp, "lim", &o), SW_EINVALID);
+		assert_true(strlen(sw_error_last()) < 2000);
+		assert_contains(sw_error_last(), "missing apiVersion\n... and ");
+		assert_contains(all.ptr, "lim/many.yaml:143:1: missing apiVersion");
+		assert_null(strstr(sw_error_last(), "lim/many.yaml:143:1"));
+		o.errors = NULL;
+		sw_buf_release(&docs);
+		sw_buf_release(&all);
+	}
 	/* problems stop being collected at max_errors */
 	o.max_file_bytes = 0;
 	o.max_errors = 2;
