@@ -23,6 +23,11 @@
 struct sw_store;
 struct sw_pool;
 struct sw_http;
+struct sw_hooks;
+struct sw_engine;
+struct sw_runner;
+struct sw_outbox;
+struct sw_proc_mgr;
 
 struct sw_daemon {
 	struct event_base *base;
@@ -34,6 +39,11 @@ struct sw_daemon {
 	struct sw_store *store;       /* the loop's connection */
 	struct sw_pool *pool;         /* blocking work */
 	struct sw_http *client;       /* outbound HTTP (curl multi) */
+	struct sw_proc_mgr *procs;    /* child processes */
+	struct sw_runner *runner;     /* runs pipeline steps */
+	struct sw_outbox *outbox;     /* sends GitHub and Slack notifications */
+	struct sw_engine *engine;     /* the pipeline engine */
+	struct sw_hooks *hooks;       /* webhook receiver */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;     /* polls for in-flight work while stopping */
 	int stopping;
@@ -55,6 +65,14 @@ void sw_daemon_free(struct sw_daemon *d);
 
 /* Re-read the config file; keep the old one (and log why) when invalid. */
 int sw_daemon_reload(struct sw_daemon *d);
+
+/* --- webhooks (daemon/hooks.c) ------------------------------------------ */
+
+int sw_hooks_new(struct sw_hooks **out, struct sw_daemon *d);
+/* Flushes (commits and answers) what is pending, then frees. */
+void sw_hooks_free(struct sw_hooks *h);
+/* The POST /hooks/github handler. */
+void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req);
 
 /* --- HTTP (daemon/http.c) ------------------------------------------------ */
 

@@ -66,7 +66,13 @@ static void readyz(struct sw_daemon *d, struct evhttp_request *req, const char *
 						  "config", d->cfg->file));
 }
 
+static void hook_github(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
+{
+	sw_hooks_github(d, req);
+}
+
 static const struct route routes[] = {
+	{ EVHTTP_REQ_POST, "/hooks/github", hook_github },
 	{ EVHTTP_REQ_GET, "/healthz", healthz },
 	{ EVHTTP_REQ_GET, "/readyz", readyz },
 };

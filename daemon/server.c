@@ -23,6 +23,10 @@
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/proc.h"
+#include "pipeline/outbox.h"
+#include "pipeline/pipeline.h"
+#include "runners/runner.h"
 #include "storage/store.h"
 
 #define WORKERS 4
@@ -108,6 +112,15 @@ static void apply_log_level(const struct sw_config *c)
 		sw_log_set_level(lvl);
 }
 
+/* Make storage know every configured environment (state is kept). */
+static void sync_environments(struct sw_daemon *d)
+{
+	for (size_t i = 0; i < d->cfg->nenvs; i++)
+		if (sw_store_env_upsert(d->store, d->cfg->envs[i].name, d->cfg->envs[i].branch) < 0)
+			log_error("env.store", "env=%s err=%s", d->cfg->envs[i].name,
+				  sw_q(sw_error_last()));
+}
+
 int sw_daemon_reload(struct sw_daemon *d)
 {
 	struct sw_config *next;
@@ -132,8 +145,14 @@ int sw_daemon_reload(struct sw_daemon *d)
 	next->listen_port = old->listen_port;
 	free(next->data_dir);
 	next->data_dir = sw_strdup(old->data_dir);
-	sw_config_free(d->cfg);
+	struct sw_config *old_cfg = d->cfg;
 	d->cfg = next;
+	if (d->engine)
+		sw_engine_set_config(d->engine, next);
+	if (d->outbox)
+		sw_outbox_set_config(d->outbox, next);
+	sync_environments(d);
+	sw_config_free(old_cfg);
 	apply_log_level(next);
 	log_info("config.reloaded", "file=%s environments=%zu repositories=%zu",
 		 sw_q(d->cfg_path), next->nenvs, next->nrepos);
@@ -145,8 +164,10 @@ static void stop_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct sw_daemon *d = arg;
 	int pending = d->pool ? sw_pool_pending(d->pool) : 0;
-	if (pending > 0) {
-		log_info("daemon.draining", "jobs=%d", pending);
+	int runs = d->engine && sw_engine_busy(d->engine);
+	if (pending > 0 || runs) {
+		log_debug("daemon.draining", "jobs=%d runs=%zu", pending,
+			  d->engine ? sw_engine_active(d->engine) : 0);
 		return;
 	}
 	event_base_loopexit(d->base, NULL);
@@ -167,6 +188,8 @@ static void begin_stop(struct sw_daemon *d, const char *why)
 		evhttp_del_accept_socket(d->http, d->listener);
 		d->listener = NULL;
 	}
+	if (d->engine)
+		sw_engine_stop(d->engine);   /* running stages are killed and recorded */
 	d->stop_timer = event_new(d->base, -1, EV_PERSIST, stop_poll, d);
 	event_add(d->stop_timer, &tv);
 	stop_poll(-1, 0, d);
@@ -187,6 +210,51 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		begin_stop(d, "SIGINT");
 		break;
 	}
+}
+
+static void leftovers_done(int result, const char *msg, void *arg)
+{
+	if (result > 0)
+		log_warn("runner.leftovers", "removed=%d reason=%s", result,
+			 sw_q("containers of an earlier slipwayd were still there"));
+	else if (result < 0)
+		log_warn("runner.unavailable", "err=%s", sw_q(msg));
+}
+
+/* Runner, outbox sender, engine and webhook receiver, then recovery. */
+static int start_pipeline(struct sw_daemon *d)
+{
+	const struct sw_config *c = d->cfg;
+	struct sw_engine_deps deps = { 0 };
+	int rc;
+
+	if ((rc = sw_proc_mgr_new(&d->procs, d->base)) < 0)
+		return rc;
+	if (!strcmp(c->runner_backend, "local")) {
+		rc = sw_runner_local_new(&d->runner, d->procs);
+	} else {
+		struct sw_docker_opts o = SW_DOCKER_OPTS_INIT;
+		o.socket = c->docker_socket;
+		rc = sw_runner_docker_new(&d->runner, d->base, d->client, &o);
+		if (rc == 0)
+			sw_docker_remove_leftovers(d->runner, leftovers_done, d);
+	}
+	if (rc < 0)
+		return sw_error_prefix("runner");
+	if ((rc = sw_outbox_new(&d->outbox, d->base, d->client, d->store, c)) < 0)
+		return sw_error_prefix("outbox");
+	deps.base = d->base;
+	deps.pool = d->pool;
+	deps.store = d->store;
+	deps.runner = d->runner;
+	deps.outbox = d->outbox;
+	deps.cfg = c;
+	if ((rc = sw_engine_new(&d->engine, &deps)) < 0)
+		return rc;
+	if ((rc = sw_hooks_new(&d->hooks, d)) < 0)
+		return rc;
+	sync_environments(d);
+	return sw_engine_recover(d->engine);
 }
 
 int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
@@ -221,6 +289,8 @@ int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
 		goto fail;
 	}
 	if ((rc = sw_http_new(&d->client, d->base)) < 0)
+		goto fail;
+	if ((rc = start_pipeline(d)) < 0)
 		goto fail;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -259,7 +329,12 @@ void sw_daemon_free(struct sw_daemon *d)
 		event_free(d->sig_int);
 	if (d->sig_hup)
 		event_free(d->sig_hup);
+	sw_hooks_free(d->hooks);     /* commits and answers what is pending */
+	sw_engine_free(d->engine);
+	sw_outbox_free(d->outbox);   /* unsent rows stay pending in storage */
+	sw_runner_free(d->runner);
 	sw_http_free(d->client);   /* cancels outbound requests still in flight */
+	sw_proc_mgr_free(d->procs);
 	sw_pool_free(d->pool);     /* lets blocking jobs finish */
 	if (d->http)
 		evhttp_free(d->http);

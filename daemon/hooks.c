@@ -1,0 +1,229 @@
+/*
+ * hooks.c - POST /hooks/github: durable before acknowledged.
+ *
+ * A delivery is verified (HMAC over the raw body), recorded in SQLite, and
+ * only then answered. Deliveries that arrive in the same loop turn share
+ * one transaction: the first opens it and activates a flush event; the
+ * flush commits once and answers them all (a group commit, so an fsync, when
+ * synchronous=FULL, is paid once per batch rather than once per delivery).
+ * If the commit fails nothing was acknowledged: every request in the batch
+ * gets 503 and GitHub's redelivery can bring it again.
+ *
+ * After the commit the pipeline engine maps each new delivery (outside the
+ * request: nothing it does delays the answer).
+ */
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "pipeline/pipeline.h"
+#include "storage/store.h"
+#include "webhooks/webhooks.h"
+
+struct pending {
+	struct evhttp_request *req;
+	int64_t id;
+	int duplicate;
+	int ping;
+	char *guid, *event;
+	struct sw_buf payload;
+	struct pending *next;
+};
+
+struct sw_hooks {
+	struct sw_daemon *d;
+	struct event *flush_ev;
+	struct pending *head, **tail;
+	int in_txn;
+};
+
+static void pending_free(struct pending *p)
+{
+	free(p->guid);
+	free(p->event);
+	sw_buf_release(&p->payload);
+	free(p);
+}
+
+static void reply(struct pending *p, int code, const char *state)
+{
+	sw_reply_json(p->req, code, json_pack("{s:s, s:I, s:s, s:b}", "delivery", p->guid,
+					      "id", (json_int_t)p->id, "state", state,
+					      "duplicate", p->duplicate));
+}
+
+static void flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_hooks *h = arg;
+	struct sw_daemon *d = h->d;
+	struct pending *list = h->head;
+	int ok = 1;
+
+	h->head = NULL;
+	h->tail = &h->head;
+	if (h->in_txn) {
+		h->in_txn = 0;
+		if (sw_store_commit(d->store) < 0) {
+			log_error("webhook.commit_failed", "err=%s", sw_q(sw_error_last()));
+			ok = 0;
+		}
+	}
+	for (struct pending *p = list; p; p = p->next) {
+		if (!ok) {
+			sw_reply_error(p->req, 503, "could not record the delivery; try again");
+			continue;
+		}
+		if (p->duplicate) {
+			log_info("webhook.duplicate", "delivery=%lld guid=%s event=%s", (long long)p->id,
+				 sw_q(p->guid), sw_q(p->event));
+			reply(p, 200, "duplicate");
+		} else {
+			log_info("webhook.accepted", "delivery=%lld guid=%s event=%s", (long long)p->id,
+				 sw_q(p->guid), sw_q(p->event));
+			reply(p, p->ping ? 200 : 202, "queued");
+		}
+	}
+	/* acknowledged; now act on them */
+	while (list) {
+		struct pending *p = list;
+		list = p->next;
+		if (ok && !p->duplicate && d->engine)
+			sw_engine_delivery(d->engine, p->id, p->event, p->payload.ptr, p->payload.len);
+		pending_free(p);
+	}
+}
+
+static const char *hdr(struct evhttp_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+/* The headers worth keeping with a delivery (never the signature). */
+static char *headers_json(struct evhttp_request *req)
+{
+	static const char *const keep[] = { "X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID",
+		"X-GitHub-Enterprise-Host", "User-Agent", "Content-Type", NULL };
+	json_t *o = json_object();
+	for (const char *const *k = keep; *k; k++) {
+		const char *v = hdr(req, *k);
+		if (v)
+			json_object_set_new(o, *k, json_string(v));
+	}
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+static int valid_guid(const char *g)
+{
+	size_t n = strlen(g);
+	if (!n || n > 128)
+		return 0;
+	for (const char *p = g; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return 0;
+	return 1;
+}
+
+void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
+{
+	struct sw_hooks *h = d->hooks;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	const char *event = hdr(req, "X-GitHub-Event");
+	const char *guid = hdr(req, "X-GitHub-Delivery");
+	struct pending *p;
+	int rc;
+
+	if (d->stopping) {
+		sw_reply_error(req, 503, "slipwayd is stopping");
+		return;
+	}
+	if (sw_webhook_verify(d->cfg->webhook_secret.value, body, len,
+			      hdr(req, "X-Hub-Signature-256")) < 0) {
+		log_warn("webhook.rejected", "guid=%s reason=%s", sw_q(guid ? guid : ""),
+			 sw_q(sw_error_last()));
+		sw_reply_error(req, 401, "%s", sw_error_last());
+		return;
+	}
+	if (!event || !*event) {
+		sw_reply_error(req, 400, "missing X-GitHub-Event header");
+		return;
+	}
+	if (!guid || !valid_guid(guid)) {
+		sw_reply_error(req, 400, "missing or malformed X-GitHub-Delivery header");
+		return;
+	}
+	p = sw_calloc(1, sizeof(*p));
+	p->req = req;
+	p->guid = sw_strdup(guid);
+	p->event = sw_strdup(event);
+	p->ping = !strcmp(event, "ping");
+	sw_buf_init(&p->payload);
+	if (sw_webhook_payload(&p->payload, hdr(req, "Content-Type"), body, len) < 0) {
+		sw_reply_error(req, 400, "%s", sw_error_last());
+		pending_free(p);
+		return;
+	}
+
+	/* action and repository, for the record (the engine parses it fully) */
+	json_t *j = json_loadb(p->payload.ptr, p->payload.len, JSON_DECODE_ANY, NULL);
+	const char *action = json_string_value(json_object_get(j, "action"));
+	const char *repo = json_string_value(json_object_get(json_object_get(j, "repository"),
+							     "full_name"));
+	char *headers = headers_json(req);
+	struct sw_store_delivery_in din = {
+		.guid = guid, .event = event, .action = action, .repo = repo, .headers = headers,
+		.body = body, .body_len = len,
+	};
+	if (!h->in_txn) {
+		if (sw_store_begin(d->store) < 0) {
+			json_decref(j);
+			free(headers);
+			sw_reply_error(req, 503, "could not record the delivery: %s", sw_error_last());
+			pending_free(p);
+			return;
+		}
+		h->in_txn = 1;
+		event_active(h->flush_ev, EV_TIMEOUT, 0);
+	}
+	rc = sw_store_delivery_insert(d->store, &p->id, &din);
+	json_decref(j);
+	free(headers);
+	if (rc == SW_EEXISTS) {
+		p->duplicate = 1;
+	} else if (rc < 0) {
+		log_error("webhook.store", "guid=%s err=%s", sw_q(guid), sw_q(sw_error_last()));
+		sw_reply_error(req, 503, "could not record the delivery; try again");
+		pending_free(p);
+		return;
+	}
+	*h->tail = p;
+	h->tail = &p->next;
+}
+
+int sw_hooks_new(struct sw_hooks **out, struct sw_daemon *d)
+{
+	struct sw_hooks *h = sw_calloc(1, sizeof(*h));
+	h->d = d;
+	h->tail = &h->head;
+	h->flush_ev = event_new(d->base, -1, 0, flush, h);
+	*out = h;
+	return 0;
+}
+
+void sw_hooks_free(struct sw_hooks *h)
+{
+	if (!h)
+		return;
+	if (h->head || h->in_txn)
+		flush(-1, 0, h);
+	event_free(h->flush_ev);
+	free(h);
+}

@@ -1,0 +1,74 @@
+/*
+ * engine-int.h - private to pipeline/: the plan a run executes (built from
+ * .slipway.yml on a worker thread) and the reporter the engine calls.
+ */
+#ifndef SW_PIPELINE_ENGINE_INT_H
+#define SW_PIPELINE_ENGINE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+
+struct sw_engine;
+struct sw_store;
+struct sw_outbox;
+
+/* One stage to run, owned strings. */
+struct sw_plan_stage {
+	char *name;
+	char *image;
+	char **commands;       /* NULL-terminated */
+	char **env;            /* "K=V" */
+	size_t nenv;
+	char **secrets;        /* names from the server config */
+	size_t nsecrets;
+	long timeout_ms;       /* 0 = the server's default */
+	size_t *deps;          /* indices of earlier stages in the plan */
+	size_t ndeps;
+	/* filled while the run executes, for reports */
+	int exit_code;
+	int64_t started_ms, finished_ms;
+};
+
+struct sw_plan {
+	struct sw_plan_stage *stages;   /* in a valid execution order */
+	size_t nstages;
+	int no_spec;                    /* the commit has no .slipway.yml */
+};
+
+struct sw_plan_ctx {
+	const char *event;        /* pull_request, push, deploy */
+	const char *branch;       /* PR: the base branch; push: the branch */
+	const char *environment;  /* deploy: the environment, else NULL */
+	int require_image;        /* the docker runner needs an image per stage */
+};
+
+/*
+ * Parse `.slipway.yml` (data[0..len)) and select the stages that run for
+ * `ctx`. `secret_names` (NULL-terminated) are the secrets the server has: a
+ * stage asking for another is an error located in the file. Blocking-free
+ * but may be slow: call on a worker thread. Errors: SW_EINVALID with
+ * "file:line:col: ..." lines.
+ */
+int sw_plan_build(struct sw_plan *out, const char *file, const char *data, size_t len,
+		  const struct sw_plan_ctx *ctx, const char *const *secret_names);
+void sw_plan_release(struct sw_plan *p);
+void sw_plan_stage_release(struct sw_plan_stage *s);
+
+/* What moment of a run is being reported. */
+enum sw_notice { SW_NOTICE_QUEUED, SW_NOTICE_START, SW_NOTICE_PROGRESS, SW_NOTICE_END };
+
+/*
+ * Report a run (PR comment, run-level status, Slack) or one stage (its
+ * commit status) from what storage holds now, through the outbox.
+ */
+void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n);
+void sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int64_t stage_id);
+
+/* Accessors for the reporter. */
+const struct sw_config *sw_engine_config(const struct sw_engine *e);
+struct sw_store *sw_engine_store(const struct sw_engine *e);
+struct sw_outbox *sw_engine_outbox(const struct sw_engine *e);
+
+#endif

@@ -1,0 +1,1024 @@
+/*
+ * engine.c - runs and stages as state machines on the loop (see pipeline.h).
+ *
+ * In memory the engine keeps only what is active: one struct run per queued,
+ * preparing or running run, each with its stages. Storage is written before
+ * anything is reported, and is what recovery reads after a crash.
+ */
+#include <ctype.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/pool.h"
+#include "pipeline/engine-int.h"
+#include "pipeline/mask.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/source.h"
+#include "runners/runner.h"
+#include "storage/store.h"
+#include "webhooks/webhooks.h"
+
+#define LOG_FLUSH_MS 250
+#define LOG_FLUSH_BYTES (64 * 1024)
+
+enum phase { PH_QUEUED, PH_PREPARING, PH_RUNNING };
+
+struct stage {
+	struct run *run;
+	int64_t id;
+	struct sw_plan_stage plan;
+	enum sw_status status;
+	struct sw_runner_step *step;
+	struct sw_mask mask;
+	struct sw_buf logbuf;      /* masked output not yet stored */
+	char *reason;
+};
+
+struct run {
+	struct sw_engine *e;
+	struct sw_store_run row;
+	char *key;                 /* supersede key */
+	enum phase phase;
+	struct stage *stages;
+	size_t nstages;
+	size_t running;            /* steps in flight */
+	char *workspace;
+	int cancelled;             /* a cancel was asked for */
+	char *cancel_reason;
+	struct run *next;
+};
+
+struct sw_engine {
+	struct sw_engine_deps d;
+	struct run *runs;          /* active runs, oldest first */
+	struct event *flush_timer;
+	int stopping;
+};
+
+static void schedule(struct sw_engine *e);
+static void advance(struct run *r);
+
+/* --- small helpers -------------------------------------------------------- */
+
+static char *lower(const char *s)
+{
+	char *c = sw_strdup(s ? s : "");
+	for (char *p = c; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return c;
+}
+
+/* Runs with the same key supersede each other. */
+static char *run_key(const struct sw_store_run *row)
+{
+	char *repo = lower(row->repo), *k;
+	if (row->kind == SW_RUN_PULL_REQUEST)
+		k = sw_asprintf("pr:%s#%lld", repo, (long long)row->pr_number);
+	else if (row->environment)
+		k = sw_asprintf("push:%s:%s", repo, row->environment);
+	else
+		k = sw_asprintf("branch:%s:%s", repo, row->branch ? row->branch : "");
+	free(repo);
+	return k;
+}
+
+static const char *event_name(const struct sw_store_run *row)
+{
+	switch (row->kind) {
+	case SW_RUN_PULL_REQUEST: return "pull_request";
+	case SW_RUN_PUSH: return "push";
+	default: return "deploy";
+	}
+}
+
+static void set_run_status(struct run *r, enum sw_status st, const char *reason)
+{
+	if (sw_store_run_set_status(r->e->d.store, r->row.id, st, reason) < 0)
+		log_error("run.store", "run=%lld err=%s", (long long)r->row.id, sw_q(sw_error_last()));
+	r->row.status = st;
+	if (reason) {
+		free(r->row.reason);
+		r->row.reason = sw_strdup(reason);
+	}
+	if (st == SW_STATUS_RUNNING && !r->row.started_at)
+		r->row.started_at = sw_now_ms();
+	if (sw_store_status_is_final(st))
+		r->row.finished_at = sw_now_ms();
+	log_info("run.status", "run=%lld status=%s repo=%s commit=%.12s%s%s", (long long)r->row.id,
+		 sw_store_status_str(st), r->row.repo, r->row.commit_sha,
+		 reason ? " reason=" : "", reason ? sw_q(reason) : "");
+}
+
+static void set_stage_status(struct stage *s, enum sw_status st, int exit_code, const char *reason)
+{
+	if (sw_store_stage_set_status(s->run->e->d.store, s->id, st, exit_code, reason) < 0)
+		log_error("stage.store", "stage=%lld err=%s", (long long)s->id, sw_q(sw_error_last()));
+	s->status = st;
+	if (st == SW_STATUS_RUNNING)
+		s->plan.started_ms = sw_now_ms();
+	if (sw_store_status_is_final(st))
+		s->plan.finished_ms = sw_now_ms();
+	if (exit_code >= 0)
+		s->plan.exit_code = exit_code;
+	if (reason) {
+		free(s->reason);
+		s->reason = sw_strdup(reason);
+	}
+	log_info("stage.status", "run=%lld stage=%s status=%s%s%s", (long long)s->run->row.id,
+		 s->plan.name, sw_store_status_str(st), reason ? " reason=" : "",
+		 reason ? sw_q(reason) : "");
+}
+
+static void flush_log(struct stage *s, int final)
+{
+	if (final)
+		sw_mask_finish(&s->mask, &s->logbuf);
+	if (!s->logbuf.len)
+		return;
+	if (sw_store_log_append(s->run->e->d.store, s->id, 0, s->logbuf.ptr, s->logbuf.len, NULL) < 0)
+		log_error("stage.log", "stage=%lld err=%s", (long long)s->id, sw_q(sw_error_last()));
+	sw_buf_reset(&s->logbuf);
+}
+
+/* Text slipway itself adds to a stage's log (errors, time-outs). */
+static void log_note(struct stage *s, const char *fmt, const char *arg)
+{
+	struct sw_buf b = SW_BUF_INIT;
+	sw_buf_adds(&b, "\n[slipway] ");
+	sw_buf_addf(&b, fmt, arg);
+	sw_buf_addch(&b, '\n');
+	sw_mask_feed(&s->mask, b.ptr, b.len, &s->logbuf);
+	sw_buf_release(&b);
+}
+
+static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_engine *e = arg;
+	for (struct run *r = e->runs; r; r = r->next)
+		for (size_t i = 0; i < r->nstages; i++)
+			if (r->stages[i].step)
+				flush_log(&r->stages[i], 0);
+}
+
+/* The secret values to mask in every log: all the server knows. */
+static const char **secret_values(const struct sw_config *c)
+{
+	size_t n = 0, cap = c->nsecrets + c->nrepos + 8;
+	const char **v = sw_calloc(cap, sizeof(*v));
+	const struct sw_secret *fixed[] = { &c->webhook_secret, &c->github_token, &c->api_token,
+		&c->slack_webhook_url, &c->slack_bot_token };
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (fixed[i]->value)
+			v[n++] = fixed[i]->value;
+	for (size_t i = 0; i < c->nsecrets; i++)
+		if (c->secrets[i].secret.value)
+			v[n++] = c->secrets[i].secret.value;
+	for (size_t i = 0; i < c->nrepos; i++)
+		if (c->repos[i].token.value)
+			v[n++] = c->repos[i].token.value;
+	v[n] = NULL;
+	return v;
+}
+
+/* --- the run list -------------------------------------------------------- */
+
+static void run_free(struct run *r)
+{
+	for (size_t i = 0; i < r->nstages; i++) {
+		struct stage *s = &r->stages[i];
+		sw_mask_release(&s->mask);
+		sw_buf_release(&s->logbuf);
+		sw_plan_stage_release(&s->plan);
+		free(s->reason);
+	}
+	free(r->stages);
+	sw_store_run_release(&r->row);
+	free(r->key);
+	free(r->workspace);
+	free(r->cancel_reason);
+	free(r);
+}
+
+static void run_unlink(struct run *r)
+{
+	struct sw_engine *e = r->e;
+	for (struct run **pp = &e->runs; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			return;
+		}
+	}
+}
+
+static void run_append(struct sw_engine *e, struct run *r)
+{
+	struct run **pp = &e->runs;
+	while (*pp)
+		pp = &(*pp)->next;
+	r->next = NULL;
+	*pp = r;
+}
+
+static struct run *run_find(struct sw_engine *e, int64_t id)
+{
+	for (struct run *r = e->runs; r; r = r->next)
+		if (r->row.id == id)
+			return r;
+	return NULL;
+}
+
+/* Load a run from storage into memory as QUEUED. */
+static struct run *run_load(struct sw_engine *e, int64_t id)
+{
+	struct run *r = sw_calloc(1, sizeof(*r));
+	r->e = e;
+	if (sw_store_run_get(e->d.store, id, &r->row) < 0) {
+		log_error("run.load", "run=%lld err=%s", (long long)id, sw_q(sw_error_last()));
+		free(r);
+		return NULL;
+	}
+	r->key = run_key(&r->row);
+	r->phase = PH_QUEUED;
+	run_append(e, r);
+	return r;
+}
+
+/* --- finishing ------------------------------------------------------------- */
+
+static void cleanup_work(void *arg)
+{
+	sw_workspace_remove(arg);
+}
+
+static void cleanup_done(void *arg)
+{
+	free(arg);
+}
+
+static void finish_run(struct run *r)
+{
+	struct sw_engine *e = r->e;
+	enum sw_status st = SW_STATUS_SUCCESS;
+	const char *reason = NULL;
+	char why[256] = "";
+
+	for (size_t i = 0; i < r->nstages; i++) {
+		struct stage *s = &r->stages[i];
+		flush_log(s, 1);
+		if (s->status == SW_STATUS_FAILURE && st != SW_STATUS_FAILURE) {
+			st = SW_STATUS_FAILURE;
+			snprintf(why, sizeof(why), "stage %s failed", s->plan.name);
+		} else if (s->status == SW_STATUS_ERROR && st == SW_STATUS_SUCCESS) {
+			st = SW_STATUS_ERROR;
+			snprintf(why, sizeof(why), "stage %s: %s", s->plan.name,
+				 s->reason ? s->reason : "error");
+		}
+	}
+	if (why[0])
+		reason = why;
+	if (r->cancelled) {
+		st = SW_STATUS_CANCELLED;
+		reason = r->cancel_reason;
+	}
+	if (e->stopping && r->cancelled && !strcmp(r->cancel_reason, "slipwayd stopped")) {
+		/* leave it RUNNING in storage: the next start retries it */
+		log_info("run.interrupted", "run=%lld reason=%s", (long long)r->row.id,
+			 sw_q("slipwayd stopped; the next start retries it"));
+	} else {
+		set_run_status(r, st, reason);
+		sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
+		if (st == SW_STATUS_SUCCESS && r->row.kind == SW_RUN_PUSH && r->row.environment &&
+		    e->d.deploy)
+			e->d.deploy(e->d.deploy_arg, r->row.environment, r->row.commit_sha, r->row.id);
+	}
+	if (r->workspace && sw_pool_submit(e->d.pool, cleanup_work, cleanup_done, r->workspace) == 0)
+		r->workspace = NULL;
+	else if (r->workspace)
+		sw_workspace_remove(r->workspace);
+	run_unlink(r);
+	run_free(r);
+	schedule(e);
+}
+
+/* --- stages ---------------------------------------------------------------- */
+
+static void step_output(int stream, const char *p, size_t n, void *arg)
+{
+	struct stage *s = arg;
+	sw_mask_feed(&s->mask, p, n, &s->logbuf);
+	if (s->logbuf.len >= LOG_FLUSH_BYTES)
+		flush_log(s, 0);
+}
+
+static void step_done(const struct sw_runner_result *res, void *arg)
+{
+	struct stage *s = arg;
+	struct run *r = s->run;
+	char why[512];
+
+	s->step = NULL;
+	r->running--;
+	switch (res->outcome) {
+	case SW_STEP_EXITED:
+		if (res->exit_code == 0) {
+			set_stage_status(s, SW_STATUS_SUCCESS, 0, NULL);
+		} else {
+			snprintf(why, sizeof(why), "exit code %d", res->exit_code);
+			set_stage_status(s, SW_STATUS_FAILURE, res->exit_code, why);
+		}
+		break;
+	case SW_STEP_TIMED_OUT:
+		snprintf(why, sizeof(why), "timed out after %lds, killed", s->plan.timeout_ms / 1000);
+		log_note(s, "%s", why);
+		set_stage_status(s, SW_STATUS_FAILURE, res->exit_code, why);
+		break;
+	case SW_STEP_CANCELLED:
+		if (r->e->stopping && r->cancel_reason && !strcmp(r->cancel_reason, "slipwayd stopped")) {
+			log_note(s, "%s", "interrupted: slipwayd stopped");
+			set_stage_status(s, SW_STATUS_INTERRUPTED, res->exit_code, "slipwayd stopped");
+		} else {
+			log_note(s, "cancelled: %s", r->cancel_reason ? r->cancel_reason : "cancelled");
+			set_stage_status(s, SW_STATUS_CANCELLED, res->exit_code, r->cancel_reason);
+		}
+		break;
+	case SW_STEP_ERROR:
+		log_note(s, "error: %s", res->error_msg);
+		set_stage_status(s, SW_STATUS_ERROR, -1, res->error_msg);
+		break;
+	}
+	flush_log(s, 1);
+	sw_engine_report_stage(r->e, r->row.id, s->id);
+	advance(r);
+}
+
+static char **stage_env(struct run *r, struct stage *s, char **missing)
+{
+	const struct sw_config *c = r->e->d.cfg;
+	struct sw_store_run *row = &r->row;
+	size_t cap = 16 + s->plan.nenv + s->plan.nsecrets, n = 0;
+	char **env = sw_calloc(cap, sizeof(char *));
+
+	*missing = NULL;
+	env[n++] = sw_strdup("CI=true");
+	env[n++] = sw_strdup("SLIPWAY=true");
+	env[n++] = sw_asprintf("SLIPWAY_RUN_ID=%lld", (long long)row->id);
+	env[n++] = sw_asprintf("SLIPWAY_STAGE=%s", s->plan.name);
+	env[n++] = sw_asprintf("SLIPWAY_EVENT=%s", event_name(row));
+	env[n++] = sw_asprintf("SLIPWAY_REPO=%s", row->repo);
+	env[n++] = sw_asprintf("SLIPWAY_COMMIT=%s", row->commit_sha);
+	if (row->branch)
+		env[n++] = sw_asprintf("SLIPWAY_BRANCH=%s", row->branch);
+	if (row->pr_number)
+		env[n++] = sw_asprintf("SLIPWAY_PR=%lld", (long long)row->pr_number);
+	if (row->environment)
+		env[n++] = sw_asprintf("SLIPWAY_ENVIRONMENT=%s", row->environment);
+	for (size_t i = 0; i < s->plan.nenv; i++)
+		env[n++] = sw_strdup(s->plan.env[i]);
+	for (size_t i = 0; i < s->plan.nsecrets; i++) {
+		const char *v = sw_config_secret(c, s->plan.secrets[i]);
+		if (!v) {
+			*missing = sw_strdup(s->plan.secrets[i]);
+			break;
+		}
+		env[n++] = sw_asprintf("%s=%s", s->plan.secrets[i], v);
+	}
+	env[n] = NULL;
+	return env;
+}
+
+static void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++) {
+		memset(*p, 0, strlen(*p));   /* may hold secrets */
+		free(*p);
+	}
+	free(v);
+}
+
+static void start_stage(struct run *r, struct stage *s)
+{
+	const struct sw_config *c = r->e->d.cfg;
+	struct sw_runner_spec spec = SW_RUNNER_SPEC_INIT;
+	char *missing, label[96];
+	char **env = stage_env(r, s, &missing);
+
+	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL);
+	sw_engine_report_stage(r->e, r->row.id, s->id);
+	if (missing) {
+		char *why = sw_asprintf("secret %s is not configured on the server", missing);
+		log_note(s, "%s", why);
+		set_stage_status(s, SW_STATUS_ERROR, -1, why);
+		flush_log(s, 1);
+		sw_engine_report_stage(r->e, r->row.id, s->id);
+		free(why);
+		free(missing);
+		strv_free(env);
+		return;
+	}
+	snprintf(label, sizeof(label), "run=%lld stage=%s", (long long)r->row.id, s->plan.name);
+	spec.image = s->plan.image;
+	spec.commands = (const char *const *)s->plan.commands;
+	spec.env = (const char *const *)env;
+	spec.workspace = r->workspace;
+	spec.memory_bytes = c->runner_memory;
+	spec.nano_cpus = c->runner_nano_cpus;
+	spec.network = c->runner_network;
+	spec.timeout_ms = s->plan.timeout_ms;
+	spec.label = label;
+	spec.on_output = step_output;
+	spec.on_done = step_done;
+	spec.arg = s;
+	if (sw_runner_start(r->e->d.runner, &spec, &s->step) < 0) {
+		log_note(s, "error: %s", sw_error_last());
+		set_stage_status(s, SW_STATUS_ERROR, -1, sw_error_last());
+		flush_log(s, 1);
+		sw_engine_report_stage(r->e, r->row.id, s->id);
+	} else {
+		r->running++;
+	}
+	strv_free(env);
+}
+
+/* Start what can start; finish the run when nothing is left. */
+static void advance(struct run *r)
+{
+	int progressed;
+	do {
+		progressed = 0;
+		for (size_t i = 0; i < r->nstages; i++) {
+			struct stage *s = &r->stages[i];
+			int ready = 1, blocked = 0;
+			const char *blocker = NULL;
+			if (s->status != SW_STATUS_QUEUED)
+				continue;
+			if (r->cancelled) {
+				set_stage_status(s, SW_STATUS_SKIPPED, -1, r->cancel_reason);
+				progressed = 1;
+				continue;
+			}
+			for (size_t d = 0; d < s->plan.ndeps; d++) {
+				struct stage *dep = &r->stages[s->plan.deps[d]];
+				if (dep->status == SW_STATUS_SUCCESS)
+					continue;
+				if (sw_store_status_is_final(dep->status)) {
+					blocked = 1;
+					blocker = dep->plan.name;
+				}
+				ready = 0;
+			}
+			if (blocked) {
+				char *why = sw_asprintf("stage %s did not succeed", blocker);
+				set_stage_status(s, SW_STATUS_SKIPPED, -1, why);
+				sw_engine_report_stage(r->e, r->row.id, s->id);
+				free(why);
+				progressed = 1;
+			} else if (ready) {
+				start_stage(r, s);
+				progressed = 1;
+			}
+		}
+	} while (progressed);
+	if (r->running == 0)
+		finish_run(r);
+	else
+		sw_engine_report_run(r->e, r->row.id, SW_NOTICE_PROGRESS);
+}
+
+/* --- prepare (worker thread) ------------------------------------------------ */
+
+struct prep {
+	struct sw_engine *e;
+	int64_t run_id;
+	/* inputs, owned copies: the worker touches nothing else */
+	char *data_dir, *repo_name, *url, *token, *ssh_key, *commit, *workspace;
+	struct sw_plan_ctx ctx;
+	char **secret_names;
+	/* outputs */
+	int rc;
+	char *error;
+	struct sw_plan plan;
+};
+
+static void prep_free(struct prep *p)
+{
+	free(p->data_dir);
+	free(p->repo_name);
+	free(p->url);
+	if (p->token) {
+		memset(p->token, 0, strlen(p->token));
+		free(p->token);
+	}
+	free(p->ssh_key);
+	free(p->commit);
+	free(p->workspace);
+	free((char *)p->ctx.event);
+	free((char *)p->ctx.branch);
+	free((char *)p->ctx.environment);
+	for (char **s = p->secret_names; s && *s; s++)
+		free(*s);
+	free(p->secret_names);
+	free(p->error);
+	sw_plan_release(&p->plan);
+	free(p);
+}
+
+static void prep_work(void *arg)
+{
+	struct prep *p = arg;
+	struct sw_source_repo src = { .name = p->repo_name, .url = p->url, .token = p->token,
+				      .ssh_key = p->ssh_key };
+	struct sw_buf file = SW_BUF_INIT;
+	int rc;
+
+	if ((rc = sw_source_fetch(&src, p->data_dir, p->commit)) < 0)
+		goto fail;
+	rc = sw_source_read_file(&file, p->data_dir, p->repo_name, p->commit, ".slipway.yml");
+	if (rc == SW_ENOTFOUND) {
+		p->plan.no_spec = 1;
+	} else if (rc < 0) {
+		goto fail;
+	} else if ((rc = sw_plan_build(&p->plan, ".slipway.yml", file.ptr, file.len, &p->ctx,
+				      (const char *const *)p->secret_names)) < 0) {
+		goto fail;
+	}
+	if (p->plan.nstages && (rc = sw_source_checkout(p->data_dir, p->repo_name, p->commit,
+							p->workspace)) < 0)
+		goto fail;
+	sw_buf_release(&file);
+	p->rc = 0;
+	return;
+fail:
+	p->rc = rc;
+	p->error = sw_strdup(sw_error_last());
+	sw_buf_release(&file);
+}
+
+static void prep_done(void *arg)
+{
+	struct prep *p = arg;
+	struct sw_engine *e = p->e;
+	struct run *r = run_find(e, p->run_id);
+
+	if (!r) {       /* cannot happen: a preparing run stays in the list */
+		prep_free(p);
+		return;
+	}
+	if (p->rc < 0) {
+		log_warn("run.prepare_failed", "run=%lld err=%s", (long long)r->row.id, sw_q(p->error));
+		if (!r->cancelled) {
+			set_run_status(r, SW_STATUS_ERROR, p->error);
+			sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
+			r->cancelled = 0;
+		}
+		prep_free(p);
+		r->phase = PH_RUNNING;
+		if (r->cancelled)
+			finish_run(r);
+		else {
+			if (r->workspace)
+				sw_workspace_remove(r->workspace);
+			run_unlink(r);
+			run_free(r);
+			schedule(e);
+		}
+		return;
+	}
+	r->phase = PH_RUNNING;
+	if (e->stopping && !r->cancelled) {
+		r->cancelled = 1;
+		r->cancel_reason = sw_strdup("slipwayd stopped");
+	}
+	/* adopt the plan's stages */
+	r->nstages = p->plan.nstages;
+	r->stages = sw_calloc(r->nstages ? r->nstages : 1, sizeof(*r->stages));
+	const char **secrets = secret_values(e->d.cfg);
+	for (size_t i = 0; i < r->nstages; i++) {
+		struct stage *s = &r->stages[i];
+		s->run = r;
+		s->plan = p->plan.stages[i];
+		memset(&p->plan.stages[i], 0, sizeof(p->plan.stages[i]));
+		s->status = SW_STATUS_QUEUED;
+		s->plan.exit_code = -1;
+		if (!s->plan.timeout_ms)
+			s->plan.timeout_ms = e->d.cfg->step_timeout_s * 1000;
+		sw_mask_init(&s->mask, secrets);
+		sw_buf_init(&s->logbuf);
+		if (sw_store_stage_create(e->d.store, &s->id, r->row.id, (int)i, s->plan.name,
+					  s->plan.image) < 0)
+			log_error("stage.store", "run=%lld err=%s", (long long)r->row.id,
+				  sw_q(sw_error_last()));
+	}
+	free(secrets);
+	if (p->plan.no_spec || !r->nstages) {
+		const char *why = p->plan.no_spec ? "no .slipway.yml at this commit: nothing to run"
+						  : "no stage runs for this event";
+		free(r->row.reason);
+		r->row.reason = sw_strdup(why);
+		sw_store_run_set_status(e->d.store, r->row.id, SW_STATUS_RUNNING, why);
+	}
+	prep_free(p);
+	for (size_t i = 0; i < r->nstages; i++)
+		sw_engine_report_stage(e, r->row.id, r->stages[i].id);
+	advance(r);
+}
+
+static void start_prepare(struct run *r)
+{
+	struct sw_engine *e = r->e;
+	const struct sw_config *c = e->d.cfg;
+	const struct sw_cfg_repo *repo = sw_config_repo(c, r->row.repo);
+	struct prep *p;
+
+	r->phase = PH_PREPARING;
+	set_run_status(r, SW_STATUS_RUNNING, NULL);
+	sw_engine_report_run(e, r->row.id, SW_NOTICE_START);
+	if (!repo) {
+		char *why = sw_asprintf("repository %s is no longer configured", r->row.repo);
+		set_run_status(r, SW_STATUS_ERROR, why);
+		sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
+		free(why);
+		run_unlink(r);
+		run_free(r);
+		return;
+	}
+	p = sw_calloc(1, sizeof(*p));
+	p->e = e;
+	p->run_id = r->row.id;
+	p->data_dir = sw_strdup(c->data_dir);
+	p->repo_name = sw_strdup(repo->name);
+	p->url = sw_strdup(repo->url);
+	p->token = repo->token.value ? sw_strdup(repo->token.value) : NULL;
+	p->ssh_key = repo->ssh_key ? sw_strdup(repo->ssh_key) : NULL;
+	p->commit = sw_strdup(r->row.commit_sha);
+	r->workspace = sw_asprintf("%s/workspaces/run-%lld", c->data_dir, (long long)r->row.id);
+	p->workspace = sw_strdup(r->workspace);
+	p->ctx.event = sw_strdup(event_name(&r->row));
+	p->ctx.branch = sw_strdup(r->row.kind == SW_RUN_PULL_REQUEST && r->row.ref ?
+				  r->row.ref : (r->row.branch ? r->row.branch : ""));
+	p->ctx.environment = r->row.environment ? sw_strdup(r->row.environment) : NULL;
+	p->ctx.require_image = !strcmp(c->runner_backend, "docker");
+	p->secret_names = sw_calloc(c->nsecrets + 1, sizeof(char *));
+	for (size_t i = 0; i < c->nsecrets; i++)
+		p->secret_names[i] = sw_strdup(c->secrets[i].name);
+	{
+		char *ws_root = sw_asprintf("%s/workspaces", c->data_dir);
+		mkdir(ws_root, 0700);
+		free(ws_root);
+	}
+	if (sw_pool_submit(e->d.pool, prep_work, prep_done, p) < 0) {
+		set_run_status(r, SW_STATUS_ERROR, sw_error_last());
+		prep_free(p);
+		run_unlink(r);
+		run_free(r);
+	}
+}
+
+static void schedule(struct sw_engine *e)
+{
+	size_t active = 0;
+	if (e->stopping)
+		return;
+	for (struct run *r = e->runs; r; r = r->next)
+		if (r->phase != PH_QUEUED)
+			active++;
+	for (struct run *r = e->runs; r && active < (size_t)e->d.cfg->max_concurrent_runs;) {
+		struct run *next = r->next;
+		if (r->phase == PH_QUEUED) {
+			start_prepare(r);
+			active++;
+		}
+		r = next;
+	}
+}
+
+/* --- cancel and supersede ---------------------------------------------------- */
+
+static int cancel_run(struct run *r, const char *reason)
+{
+	if (r->cancelled)
+		return 0;
+	r->cancelled = 1;
+	r->cancel_reason = sw_strdup(reason);
+	log_info("run.cancel", "run=%lld reason=%s", (long long)r->row.id, sw_q(reason));
+	switch (r->phase) {
+	case PH_QUEUED:
+		set_run_status(r, SW_STATUS_CANCELLED, reason);
+		sw_engine_report_run(r->e, r->row.id, SW_NOTICE_END);
+		run_unlink(r);
+		run_free(r);
+		break;
+	case PH_PREPARING:
+		break;  /* prep_done finishes it */
+	case PH_RUNNING:
+		for (size_t i = 0; i < r->nstages; i++)
+			if (r->stages[i].step)
+				sw_runner_cancel(r->stages[i].step);
+		if (r->running == 0)
+			advance(r);
+		break;
+	}
+	return 0;
+}
+
+static void supersede(struct sw_engine *e, struct run *newer)
+{
+	for (struct run *r = e->runs, *next; r; r = next) {
+		next = r->next;
+		if (r == newer || r->row.id > newer->row.id || strcmp(r->key, newer->key))
+			continue;
+		char *why = sw_asprintf("superseded by run %lld (commit %.7s)",
+					(long long)newer->row.id, newer->row.commit_sha);
+		sw_store_run_mark_superseded(e->d.store, r->row.id, newer->row.id);
+		cancel_run(r, why);
+		free(why);
+	}
+}
+
+int sw_engine_cancel(struct sw_engine *e, int64_t run_id, const char *reason)
+{
+	struct run *r = run_find(e, run_id);
+	if (!r)
+		return sw_error_setc(SW_ENOTFOUND, "run %lld is not queued or running", (long long)run_id);
+	cancel_run(r, reason ? reason : "cancelled");
+	return 0;
+}
+
+/* --- creating runs -------------------------------------------------------------- */
+
+static int queue_run(struct sw_engine *e, int64_t id)
+{
+	struct run *r = run_load(e, id);
+	if (!r)
+		return SW_ERR;
+	supersede(e, r);
+	sw_engine_report_run(e, id, SW_NOTICE_QUEUED);
+	schedule(e);
+	return 0;
+}
+
+void sw_engine_delivery(struct sw_engine *e, int64_t id, const char *event, const char *payload,
+			size_t len)
+{
+	struct sw_gh_event ev = SW_GH_EVENT_INIT;
+	struct sw_webhook_decision dec = SW_WEBHOOK_DECISION_INIT;
+	struct sw_store *st = e->d.store;
+	int64_t run_id = 0;
+
+	if (sw_webhook_parse(&ev, event, payload, len) < 0) {
+		log_warn("delivery.failed", "delivery=%lld err=%s", (long long)id, sw_q(sw_error_last()));
+		sw_store_delivery_set_outcome(st, id, SW_DELIVERY_FAILED, sw_error_last(), 0);
+		goto out;
+	}
+	if (sw_webhook_map(&dec, e->d.cfg, &ev) < 0) {
+		sw_store_delivery_set_outcome(st, id, SW_DELIVERY_FAILED, sw_error_last(), 0);
+		goto out;
+	}
+	if (dec.verdict != SW_WEBHOOK_RUN) {
+		const char *why = dec.verdict == SW_WEBHOOK_PING ? "ping" : dec.reason;
+		log_info("delivery.ignored", "delivery=%lld event=%s reason=%s", (long long)id, event,
+			 sw_q(why));
+		sw_store_delivery_set_outcome(st, id, SW_DELIVERY_IGNORED, why, 0);
+		goto out;
+	}
+	{
+		struct sw_store_run_in in = {
+			.delivery_id = id,
+			.repo = dec.repo,
+			.branch = dec.branch,
+			.commit_sha = dec.commit,
+			.pr_number = dec.pr_number,
+			.pr_title = dec.title,
+			.author = dec.author,
+			.message = dec.message,
+			.environment = dec.environment,
+		};
+		char *ref;
+		if (!strcmp(dec.kind, "pull_request")) {
+			in.kind = SW_RUN_PULL_REQUEST;
+			ref = sw_strdup(dec.base ? dec.base : "");  /* `when.branch` matches the base */
+		} else {
+			in.kind = SW_RUN_PUSH;
+			ref = sw_asprintf("refs/heads/%s", dec.branch);
+		}
+		in.ref = ref;
+		int own_txn = !sw_store_in_transaction(st) && sw_store_begin(st) == 0;
+		int rc = sw_store_run_create(st, &run_id, &in);
+		if (rc == 0)
+			rc = sw_store_delivery_set_outcome(st, id, SW_DELIVERY_MAPPED, NULL, run_id);
+		if (own_txn)
+			rc = rc == 0 ? sw_store_commit(st) : (sw_store_rollback(st), rc);
+		free(ref);
+		if (rc < 0) {
+			log_error("delivery.store", "delivery=%lld err=%s", (long long)id,
+				  sw_q(sw_error_last()));
+			goto out;
+		}
+	}
+	log_info("delivery.mapped", "delivery=%lld run=%lld kind=%s repo=%s commit=%.12s",
+		 (long long)id, (long long)run_id, dec.kind, dec.repo, dec.commit);
+	queue_run(e, run_id);
+out:
+	sw_webhook_decision_release(&dec);
+	sw_gh_event_release(&ev);
+}
+
+int sw_engine_submit(struct sw_engine *e, int64_t *run_id, const char *kind, const char *repo,
+		     const char *branch, const char *commit, const char *environment,
+		     const char *title)
+{
+	struct sw_store_run_in in = { .repo = repo, .branch = branch, .commit_sha = commit,
+				      .environment = environment, .pr_title = title };
+	enum sw_run_kind k;
+	if (sw_store_run_kind_parse(kind, &k) < 0)
+		return sw_error_setc(SW_EINVALID, "unknown run kind %s", kind);
+	in.kind = k;
+	if (sw_store_run_create(e->d.store, run_id, &in) < 0)
+		return SW_ERR;
+	return queue_run(e, *run_id);
+}
+
+int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id)
+{
+	struct sw_store_run old;
+	int rc;
+	if ((rc = sw_store_run_get(e->d.store, run_id, &old)) < 0)
+		return rc;
+	if (!sw_store_status_is_final(old.status)) {
+		sw_store_run_release(&old);
+		return sw_error_setc(SW_EINVALID, "run %lld is still %s", (long long)run_id,
+				     sw_store_status_str(old.status));
+	}
+	struct sw_store_run_in in = {
+		.delivery_id = old.delivery_id, .kind = old.kind, .repo = old.repo, .ref = old.ref,
+		.branch = old.branch, .commit_sha = old.commit_sha, .pr_number = old.pr_number,
+		.pr_title = old.pr_title, .author = old.author, .message = old.message,
+		.environment = old.environment, .attempt = old.attempt + 1,
+	};
+	rc = sw_store_run_create(e->d.store, new_id, &in);
+	sw_store_run_release(&old);
+	return rc < 0 ? rc : queue_run(e, *new_id);
+}
+
+/* --- recovery ---------------------------------------------------------------------- */
+
+static void recover_running(struct sw_engine *e, struct sw_store_run *old)
+{
+	struct sw_store_stage_list stages = { 0 };
+	char *where = NULL, *why;
+	int64_t new_id = 0;
+
+	if (sw_store_stages_list(e->d.store, old->id, &stages) == 0) {
+		for (size_t i = 0; i < stages.n; i++) {
+			struct sw_store_stage *s = &stages.v[i];
+			if (s->status == SW_STATUS_RUNNING) {
+				if (!where)
+					where = sw_strdup(s->name);
+				sw_store_stage_set_status(e->d.store, s->id, SW_STATUS_INTERRUPTED, -1,
+							  "slipwayd stopped or crashed while this stage ran");
+			} else if (s->status == SW_STATUS_QUEUED) {
+				sw_store_stage_set_status(e->d.store, s->id, SW_STATUS_SKIPPED, -1,
+							  "the run was interrupted");
+			}
+		}
+		sw_store_stage_list_release(&stages);
+	}
+	if (old->attempt < SW_ENGINE_MAX_ATTEMPTS) {
+		struct sw_store_run_in in = {
+			.delivery_id = old->delivery_id, .kind = old->kind, .repo = old->repo,
+			.ref = old->ref, .branch = old->branch, .commit_sha = old->commit_sha,
+			.pr_number = old->pr_number, .pr_title = old->pr_title, .author = old->author,
+			.message = old->message, .environment = old->environment,
+			.attempt = old->attempt + 1,
+		};
+		if (sw_store_run_create(e->d.store, &new_id, &in) < 0)
+			new_id = 0;
+	}
+	if (new_id)
+		why = sw_asprintf("slipwayd stopped or crashed %s%s; retried as run %lld",
+				  where ? "during stage " : "while preparing", where ? where : "",
+				  (long long)new_id);
+	else
+		why = sw_asprintf("slipwayd stopped or crashed %s%s; not retried after %d attempts",
+				  where ? "during stage " : "while preparing", where ? where : "",
+				  old->attempt);
+	sw_store_run_set_status(e->d.store, old->id, SW_STATUS_INTERRUPTED, why);
+	log_warn("run.recovered", "run=%lld reason=%s", (long long)old->id, sw_q(why));
+	sw_engine_report_run(e, old->id, SW_NOTICE_END);
+	if (new_id)
+		queue_run(e, new_id);
+	free(where);
+	free(why);
+}
+
+int sw_engine_recover(struct sw_engine *e)
+{
+	struct sw_store_run_list l = { 0 };
+	struct sw_store_delivery_list dl = { 0 };
+
+	if (sw_store_runs_by_status(e->d.store, SW_STATUS_RUNNING, &l) == 0) {
+		for (size_t i = 0; i < l.n; i++)
+			recover_running(e, &l.v[i]);
+		sw_store_run_list_release(&l);
+	}
+	if (sw_store_runs_by_status(e->d.store, SW_STATUS_QUEUED, &l) == 0) {
+		for (size_t i = 0; i < l.n; i++)
+			if (!run_find(e, l.v[i].id)) {
+				log_info("run.requeued", "run=%lld", (long long)l.v[i].id);
+				queue_run(e, l.v[i].id);
+			}
+		sw_store_run_list_release(&l);
+	}
+	if (sw_store_deliveries_queued(e->d.store, &dl) == 0) {
+		for (size_t i = 0; i < dl.n; i++) {
+			log_info("delivery.recovered", "delivery=%lld guid=%s", (long long)dl.v[i].id,
+				 dl.v[i].guid);
+			sw_engine_delivery(e, dl.v[i].id, dl.v[i].event, dl.v[i].body.ptr,
+					   dl.v[i].body.len);
+		}
+		sw_store_delivery_list_release(&dl);
+	}
+	return 0;
+}
+
+/* --- life cycle ----------------------------------------------------------------------- */
+
+int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
+{
+	struct sw_engine *e = sw_calloc(1, sizeof(*e));
+	struct timeval tv = { 0, LOG_FLUSH_MS * 1000 };
+	e->d = *deps;
+	e->flush_timer = event_new(deps->base, -1, EV_PERSIST, on_flush_timer, e);
+	event_add(e->flush_timer, &tv);
+	*out = e;
+	return 0;
+}
+
+void sw_engine_set_config(struct sw_engine *e, const struct sw_config *cfg)
+{
+	e->d.cfg = cfg;
+	schedule(e);
+}
+
+void sw_engine_stop(struct sw_engine *e)
+{
+	e->stopping = 1;
+	for (struct run *r = e->runs, *next; r; r = next) {
+		next = r->next;
+		if (r->phase == PH_QUEUED) {
+			/* stays QUEUED in storage; the next start picks it up */
+			run_unlink(r);
+			run_free(r);
+		} else {
+			cancel_run(r, "slipwayd stopped");
+		}
+	}
+}
+
+int sw_engine_busy(const struct sw_engine *e)
+{
+	return e->runs != NULL;
+}
+
+size_t sw_engine_active(const struct sw_engine *e)
+{
+	size_t n = 0;
+	for (struct run *r = e->runs; r; r = r->next)
+		n++;
+	return n;
+}
+
+void sw_engine_free(struct sw_engine *e)
+{
+	if (!e)
+		return;
+	while (e->runs) {
+		struct run *r = e->runs;
+		e->runs = r->next;
+		run_free(r);
+	}
+	if (e->flush_timer)
+		event_free(e->flush_timer);
+	free(e);
+}
+
+/* --- what the reporter reads ------------------------------------------------------------- */
+
+const struct sw_config *sw_engine_config(const struct sw_engine *e)
+{
+	return e->d.cfg;
+}
+
+struct sw_store *sw_engine_store(const struct sw_engine *e)
+{
+	return e->d.store;
+}
+
+struct sw_outbox *sw_engine_outbox(const struct sw_engine *e)
+{
+	return e->d.outbox;
+}

@@ -1,0 +1,194 @@
+/*
+ * notify.c - turn what storage says about a run into outbox messages:
+ * a commit status per stage, one PR comment per run edited in place, and
+ * Slack messages when a run starts and ends (pipeline/report.h builds the
+ * bodies; pipeline/outbox.h sends them).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "pipeline/engine-int.h"
+#include "pipeline/outbox.h"
+#include "pipeline/report.h"
+#include "storage/store.h"
+
+#define LOG_TAIL_BYTES 8192
+
+struct snapshot {
+	struct sw_store_run run;
+	struct sw_store_stage_list stages;
+	struct sw_report_stage *rs;
+	struct sw_buf *tails;
+	struct sw_report_run rr;
+	char *pr_url;
+};
+
+static void snapshot_release(struct snapshot *s)
+{
+	for (size_t i = 0; i < s->stages.n; i++)
+		sw_buf_release(&s->tails[i]);
+	free(s->tails);
+	free(s->rs);
+	free(s->pr_url);
+	sw_store_stage_list_release(&s->stages);
+	sw_store_run_release(&s->run);
+}
+
+/* Load run + stages (+ the log tails of failed stages) into report structs. */
+static int snapshot_load(struct snapshot *s, struct sw_store *st, const struct sw_config *c,
+			 int64_t run_id)
+{
+	memset(s, 0, sizeof(*s));
+	if (sw_store_run_get(st, run_id, &s->run) < 0)
+		return SW_ERR;
+	if (sw_store_stages_list(st, run_id, &s->stages) < 0) {
+		sw_store_run_release(&s->run);
+		return SW_ERR;
+	}
+	s->rs = sw_calloc(s->stages.n + 1, sizeof(*s->rs));
+	s->tails = sw_calloc(s->stages.n + 1, sizeof(*s->tails));
+	for (size_t i = 0; i < s->stages.n; i++) {
+		struct sw_store_stage *g = &s->stages.v[i];
+		struct sw_report_stage *r = &s->rs[i];
+		sw_buf_init(&s->tails[i]);
+		r->name = g->name;
+		r->status = sw_store_status_str(g->status);
+		r->started_ms = g->started_at;
+		r->finished_ms = g->finished_at;
+		r->exit_code = g->exit_code;
+		if (g->status == SW_STATUS_FAILURE || g->status == SW_STATUS_ERROR) {
+			int64_t size = 0, next;
+			sw_store_log_size(st, g->id, &size);
+			sw_store_log_read(st, g->id, size > LOG_TAIL_BYTES ? size - LOG_TAIL_BYTES : 0,
+					  LOG_TAIL_BYTES, &s->tails[i], &next);
+			if (!s->tails[i].len && g->reason)
+				sw_buf_adds(&s->tails[i], g->reason);
+			r->log_tail = s->tails[i].ptr;
+		}
+	}
+	if (s->run.pr_number)
+		s->pr_url = sw_asprintf("https://github.com/%s/pull/%lld", s->run.repo,
+					(long long)s->run.pr_number);
+	s->rr = (struct sw_report_run){
+		.id = s->run.id,
+		.kind = sw_store_run_kind_str(s->run.kind),
+		.repo = s->run.repo,
+		.commit = s->run.commit_sha,
+		.branch = s->run.branch,
+		.pr_number = s->run.pr_number,
+		.pr_title = s->run.pr_title,
+		.pr_url = s->pr_url,
+		.author = s->run.author,
+		.message = s->run.message,
+		.environment = s->run.environment,
+		.status = sw_store_status_str(s->run.status),
+		.started_ms = s->run.started_at,
+		.finished_ms = s->run.finished_at,
+		.stages = s->rs,
+		.nstages = s->stages.n,
+		.public_url = c->public_url,
+	};
+	return 0;
+}
+
+static int reporting_on(const struct sw_config *c)
+{
+	return c->github_token.value || c->slack_webhook_url.value || c->slack_bot_token.value;
+}
+
+void sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int64_t stage_id)
+{
+	const struct sw_config *c = sw_engine_config(e);
+	struct sw_store *st = sw_engine_store(e);
+	struct snapshot s;
+
+	if (!sw_engine_outbox(e) || !c->github_token.value)
+		return;
+	if (snapshot_load(&s, st, c, run_id) < 0)
+		return;
+	for (size_t i = 0; i < s.stages.n; i++) {
+		if (s.stages.v[i].id != stage_id)
+			continue;
+		json_t *body = sw_report_commit_status(&s.rr, &s.rs[i]);
+		char *ctx = sw_asprintf("slipway/%s", s.stages.v[i].name);
+		if (sw_outbox_github_status(st, s.run.repo, s.run.commit_sha, ctx, body) < 0)
+			log_error("report.status", "run=%lld err=%s", (long long)run_id,
+				  sw_q(sw_error_last()));
+		free(ctx);
+		json_decref(body);
+	}
+	snapshot_release(&s);
+	sw_outbox_kick(sw_engine_outbox(e));
+}
+
+void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
+{
+	const struct sw_config *c = sw_engine_config(e);
+	struct sw_store *st = sw_engine_store(e);
+	struct snapshot s;
+	char key[64];
+
+	if (!sw_engine_outbox(e) || !reporting_on(c))
+		return;
+	if (snapshot_load(&s, st, c, run_id) < 0)
+		return;
+	if (c->github_token.value) {
+		/* the run as a whole: pending while it goes, then its result; for
+		 * a run that failed before any stage (a bad .slipway.yml) this is
+		 * where the error shows */
+		if (n != SW_NOTICE_PROGRESS) {
+			json_t *body = sw_report_commit_status(&s.rr, NULL);
+			if (s.run.status == SW_STATUS_ERROR && s.run.reason) {
+				char *d = sw_report_utf8_cut(s.run.reason, SW_REPORT_DESCRIPTION_MAX);
+				json_object_set_new(body, "description", json_string(d));
+				free(d);
+			}
+			sw_outbox_github_status(st, s.run.repo, s.run.commit_sha, "slipway", body);
+			json_decref(body);
+		}
+		if (s.run.pr_number && n != SW_NOTICE_QUEUED) {
+			char *md = sw_report_pr_comment(&s.rr, SW_REPORT_LOG_LINES);
+			if (s.run.status == SW_STATUS_ERROR && s.run.reason && !s.stages.n) {
+				/* no stage ran: the comment carries the whole error */
+				struct sw_buf b = SW_BUF_INIT;
+				sw_buf_adds(&b, md);
+				sw_buf_adds(&b, "\n**Error:**\n\n```\n");
+				char *clean = sw_report_utf8_clean(s.run.reason, strlen(s.run.reason), 1);
+				for (char *p = clean; *p; p++)
+					if (*p == '`')
+						*p = '\'';
+				sw_buf_adds(&b, clean);
+				sw_buf_adds(&b, "\n```\n");
+				free(clean);
+				free(md);
+				md = sw_buf_detach(&b, NULL);
+			}
+			if (sw_outbox_github_comment(st, s.run.repo, s.run.pr_number, run_id, md) < 0)
+				log_error("report.comment", "run=%lld err=%s", (long long)run_id,
+					  sw_q(sw_error_last()));
+			free(md);
+		}
+	}
+	if ((c->slack_webhook_url.value || c->slack_bot_token.value) &&
+	    (n == SW_NOTICE_START || n == SW_NOTICE_END)) {
+		enum sw_report_event ev = SW_REPORT_STARTED;
+		if (n == SW_NOTICE_END)
+			ev = s.run.status == SW_STATUS_SUCCESS ? SW_REPORT_PASSED : SW_REPORT_FAILED;
+		json_t *msg = sw_report_slack(&s.rr, ev, n == SW_NOTICE_END ? s.run.reason : NULL);
+		const char *channel = NULL;
+		const struct sw_cfg_env *env = s.run.environment ? sw_config_env(c, s.run.environment) : NULL;
+		if (env && env->slack_channel)
+			channel = env->slack_channel;
+		/* a bot token edits one message per run; a webhook posts each state */
+		snprintf(key, sizeof(key), c->slack_bot_token.value ? "run:%lld" : "run:%lld:%s",
+			 (long long)run_id, n == SW_NOTICE_END ? "end" : "start");
+		if (sw_outbox_slack(st, channel, key, msg) < 0)
+			log_error("report.slack", "run=%lld err=%s", (long long)run_id,
+				  sw_q(sw_error_last()));
+		json_decref(msg);
+	}
+	snapshot_release(&s);
+	sw_outbox_kick(sw_engine_outbox(e));
+}

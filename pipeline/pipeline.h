@@ -1,0 +1,112 @@
+/*
+ * pipeline.h - the pipeline engine: from a recorded webhook delivery to runs
+ * whose stages execute in containers, with every state change persisted
+ * and reported to GitHub and Slack through the outbox.
+ *
+ * Life of a run
+ *   1. sw_engine_delivery(): a delivery committed as QUEUED is mapped
+ *      (webhooks/) to nothing (IGNORED, with the reason) or to a run
+ *      (MAPPED). A newer run with the same key (the same PR, or the same
+ *      environment's branch) cancels the older one that is still active.
+ *   2. The run waits QUEUED until fewer than max_concurrent_runs run.
+ *   3. Prepare, on a worker thread: fetch the mirror (libgit2), read and
+ *      check .slipway.yml at the commit, select the stages for the event,
+ *      check out the commit into the run's workspace.
+ *   4. Stages run through the runner (Docker/Podman or local), each when
+ *      the stages it depends on succeeded; output is masked and stored in
+ *      chunks as it arrives (flushed at least every 250 ms).
+ *   5. The run ends success / failure / error / cancelled; the workspace is
+ *      removed on a worker thread.
+ * Every transition is written to storage first and then reported (commit
+ * statuses per stage, one PR comment per run edited in place, Slack).
+ *
+ * Crash recovery (sw_engine_recover, at start-up): deliveries still QUEUED
+ * are mapped again; QUEUED runs are queued again; runs that were RUNNING
+ * are marked INTERRUPTED (their running stage too, with the reason) and
+ * retried as a new attempt, up to SW_ENGINE_MAX_ATTEMPTS.
+ *
+ * Everything here runs on the loop thread except the prepare and cleanup
+ * jobs, which touch no engine state.
+ */
+#ifndef SW_PIPELINE_H
+#define SW_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+#include "lib/error.h"
+
+struct event_base;
+struct sw_pool;
+struct sw_store;
+struct sw_runner;
+struct sw_outbox;
+struct sw_engine;
+
+#define SW_ENGINE_MAX_ATTEMPTS 3
+
+/*
+ * Called when a push run to an environment has passed its stages and the
+ * environment should be deployed (the sync engine, manifests/). May be NULL.
+ */
+typedef void (*sw_engine_deploy_fn)(void *arg, const char *environment, const char *commit,
+				    int64_t run_id);
+
+struct sw_engine_deps {
+	struct event_base *base;
+	struct sw_pool *pool;
+	struct sw_store *store;        /* the loop's handle */
+	struct sw_runner *runner;
+	struct sw_outbox *outbox;      /* may be NULL: nothing is reported */
+	const struct sw_config *cfg;   /* borrowed; replace with sw_engine_set_config */
+	sw_engine_deploy_fn deploy;
+	void *deploy_arg;
+};
+
+/* All borrowed pointers in `deps` must outlive the engine. */
+int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps);
+void sw_engine_set_config(struct sw_engine *e, const struct sw_config *cfg);
+
+/*
+ * A delivery was committed in state QUEUED. Maps it now and records the
+ * outcome; `event` and `payload` are borrowed for the call only.
+ */
+void sw_engine_delivery(struct sw_engine *e, int64_t delivery_id, const char *event,
+			const char *payload, size_t len);
+
+/* Start-up: pick up what a crash or stop left (see above). */
+int sw_engine_recover(struct sw_engine *e);
+
+/*
+ * Cancel a queued or running run: queued runs end at once, running stages
+ * are killed and the run ends CANCELLED with `reason`. SW_ENOTFOUND when the
+ * run is not active.
+ */
+int sw_engine_cancel(struct sw_engine *e, int64_t run_id, const char *reason);
+
+/* Queue a new attempt of a finished run; *new_id gets its id. */
+int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id);
+
+/*
+ * Create and queue a run without a delivery (manual sync, rollback, drift
+ * heal): kind is a storage run kind name.
+ */
+int sw_engine_submit(struct sw_engine *e, int64_t *run_id, const char *kind,
+		     const char *repo, const char *branch, const char *commit,
+		     const char *environment, const char *title);
+
+/*
+ * Shutdown: start no new runs, kill running stages and record them as
+ * INTERRUPTED by the stop (the run stays RUNNING in storage so the next
+ * start retries it). sw_engine_busy() says when everything has settled.
+ */
+void sw_engine_stop(struct sw_engine *e);
+int sw_engine_busy(const struct sw_engine *e);
+
+/* Runs active in memory (queued + preparing + running), for metrics. */
+size_t sw_engine_active(const struct sw_engine *e);
+
+void sw_engine_free(struct sw_engine *e);
+
+#endif

@@ -1,0 +1,265 @@
+#!/bin/bash
+# Webhooks to pipeline runs in real containers (Podman), reported to a
+# recording GitHub/Slack stand-in. Covers: PR opened -> stages -> statuses
+# and comment; redelivery; bad signature; tag push and deleted branch
+# ignored; a failing stage with its log tail; an invalid .slipway.yml with
+# file:line:col on the PR; a newer commit superseding a running run; GitHub
+# answering 500 then 201; secrets masked in stored logs; kill -9 mid-run and
+# a restart that retries the run and loses no delivery.
+set -u
+. "$SRC/tests/lib/common.sh"
+. "$SRC/tests/lib/podman.sh"
+. "$SRC/tests/lib/recorder.sh"
+T=$TMPDIR
+SHARED=$(shared_dir)
+FIX=$SHARED/fixtures/github
+export WEBHOOK_SECRET="It's a Secret to Everybody"
+export GH_TOKEN=ghp_e2e_token_0123456789
+export SLACK_URL=placeholder
+export NPM_TOKEN=npm_Sup3rS3cretValue
+
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	sw_recorder_stop "$T/rec"
+	sw_podman_stop "$T/podman"
+}
+trap cleanup EXIT
+
+sw_podman_start "$T/podman" || fail "podman service"
+# the first commit status GitHub receives is answered 500: it must still arrive
+sw_recorder_start "$T/rec" --token "$GH_TOKEN" --fail 'POST /repos/*/statuses/*:500:1' || fail "recorder"
+export SLACK_URL=$SW_RECORDER_URL/slack/webhook
+
+# --- a repository with a pipeline ---------------------------------------------
+git init -q --bare "$T/origin.git"
+git clone -q "$T/origin.git" "$T/work" 2>/dev/null
+cd "$T/work"
+git config user.email dev@example.com
+git config user.name Dev
+git checkout -q -b main
+cat > .slipway.yml <<'YML'
+stages:
+  - name: lint
+    image: slipway-busybox:latest
+    commands:
+      - echo "linting $SLIPWAY_COMMIT"
+      - if grep -q FAIL app.txt; then echo "found FAIL marker in app.txt" >&2; exit 3; fi
+      - sleep "$(cat sleep.txt 2>/dev/null || echo 0)"
+  - name: test
+    image: slipway-busybox:latest
+    secrets: [NPM_TOKEN]
+    commands:
+      - echo "token is $NPM_TOKEN"
+      - cat app.txt
+YML
+echo hello > app.txt
+git add -A && git commit -qm "initial" && git push -q origin main
+git checkout -q -b feature
+commit() { echo "$1" > app.txt; [ -n "${2:-}" ] && echo "$2" > sleep.txt || rm -f sleep.txt; git add -A; git commit -qm "$3"; git push -q -f origin feature; git rev-parse HEAD; }
+C_OK=$(commit "hello world" "" "passing change")
+C_FAIL=$(commit "FAIL here" "" "failing change")
+sed -i 's/^  - name: test/  - name: test\n    colour: blue/' .slipway.yml
+C_BAD=$(commit "hello" "" "broken pipeline file")
+git checkout -q main -- .slipway.yml
+C_SLOW=$(commit "slow" 20 "slow change")
+C_FAST=$(commit "fast" "" "fast change")
+C_MID=$(commit "mid" 6 "medium change")
+cd "$T"
+
+# --- the daemon ----------------------------------------------------------------
+port=$(free_port)
+URL=http://127.0.0.1:$port
+cat > "$T/slipway.yaml" <<YAML
+server:
+  listen: 127.0.0.1:$port
+  public_url: $URL
+  data_dir: data
+  max_concurrent_runs: 4
+github:
+  api_url: $SW_RECORDER_URL
+  webhook_secret: {secret_env: WEBHOOK_SECRET}
+  token: {secret_env: GH_TOKEN}
+slack:
+  webhook_url: {secret_env: SLACK_URL}
+runner:
+  backend: docker
+  docker_socket: $SW_PODMAN_SOCK
+  network: none
+  timeout: 2m
+secrets:
+  NPM_TOKEN: {secret_env: NPM_TOKEN}
+repositories:
+  - name: acme/shop
+    url: file://$T/origin.git
+environments:
+  - name: dev
+    branch: dev
+YAML
+start_daemon() {
+	"$BUILD/slipwayd" -c "$T/slipway.yaml" 2>> "$T/daemon.log" &
+	pid=$!
+	wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
+}
+start_daemon
+
+q() { sqlite3 -cmd '.timeout 5000' "$T/data/slipway.db" "$1"; }
+
+# deliver EVENT FILE GUID [SECRET]: POST a signed delivery; prints the HTTP code.
+deliver() {
+	local secret=${4:-$WEBHOOK_SECRET} sig
+	sig=$(openssl dgst -sha256 -hmac "$secret" "$2" | sed 's/^.*= //')
+	curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $3" \
+		-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/json' \
+		--data-binary "@$2" "$URL/hooks/github"
+}
+# pr SHA ACTION NUMBER > file
+pr() {
+	jq --arg sha "$1" --arg action "$2" --argjson n "$3" '.action=$action | .number=$n
+		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref="feature"
+		| .pull_request.base.ref="main" | .pull_request.draft=false | .pull_request.title="Change \($n)"
+		| .repository.full_name="acme/shop" | .pull_request.head.repo.full_name="acme/shop"' \
+		"$FIX/pull_request-opened.json"
+}
+run_of_delivery() { q "select run_id from deliveries where guid='$1'"; }
+# wait_final RUN [SECONDS]: until the run is in a final status; prints it
+wait_final() {
+	local i s
+	for i in $(seq 1 $(( ${2:-90} * 10 ))); do
+		s=$(q "select status from runs where id=$1")
+		case "$s" in queued|running|"") sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
+	done
+	echo "timeout:$s"
+}
+wait_stage_running() {
+	local i
+	for i in $(seq 1 300); do
+		[ "$(q "select count(*) from stages where run_id=$1 and status='running'")" -ge 1 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# 1. PR opened -> stages run in containers -> success
+pr "$C_OK" opened 1 > "$T/pr1.json"
+code=$(deliver pull_request "$T/pr1.json" guid-pr1)
+[ "$code" = 202 ] || fail "PR delivery answered $code: $(cat "$T/resp")"
+jq -e '.delivery == "guid-pr1" and .state == "queued"' "$T/resp" >/dev/null || fail "202 body: $(cat "$T/resp")"
+wait_for test -n "$(run_of_delivery guid-pr1)"
+R1=$(run_of_delivery guid-pr1)
+[ -n "$R1" ] && [ "$R1" != 0 ] || fail "no run for the PR delivery"
+st=$(wait_final "$R1")
+[ "$st" = success ] || { tail -40 "$T/daemon.log"; fail "run $R1 ended $st: $(q "select name,status,reason from stages where run_id=$R1")"; }
+[ "$(q "select group_concat(name||':'||status, ',') from stages where run_id=$R1")" = "lint:success,test:success" ] || fail "stages of run $R1"
+log=$(q "select group_concat(data, '') from log_chunks where stage_id=(select id from stages where run_id=$R1 and name='test')")
+echo "$log" | grep -q "token is \*\*\*" || fail "test log: $log"
+echo "$log" | grep -q "hello world" || fail "test log lacks the checkout's file: $log"
+q "select count(*) from log_chunks where instr(cast(data as text), '$NPM_TOKEN') > 0" | grep -qx 0 || fail "the secret reached stored logs"
+ok "PR opened: run $R1 ran lint and test in containers; the secret is masked"
+
+# statuses and the comment arrive (the first status was answered 500)
+have_final_status() {
+	sw_recorder_count "$T/rec" "r['route']=='github.status' and r['status']==201 and r['path'].endswith('$C_OK') and r['body']['context']=='$1' and r['body']['state']=='success'"
+}
+for ctx in slipway/lint slipway/test slipway; do
+	for i in $(seq 1 200); do [ "$(have_final_status $ctx)" -ge 1 ] && break; sleep 0.1; done
+	[ "$(have_final_status $ctx)" -ge 1 ] || fail "no success status for $ctx"
+done
+[ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r.get('injected')==500")" = 1 ] || fail "the injected 500 was not hit"
+for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R1' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+[ "$(sw_recorder_count "$T/rec" "r['route']=='github.comment.create' and 'slipway:run:$R1' in str(r['body'])")" = 1 ] || fail "PR comment for run $R1 not created exactly once"
+sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['target_url']=='$URL/runs/$R1'" | grep -qv '^0$' || fail "status target_url"
+[ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook'")" -ge 1 ] || fail "no Slack message"
+ok "statuses (after a 500), one PR comment and Slack messages reached the stand-in"
+
+# 2. redelivery, bad signature, ignored events
+code=$(deliver pull_request "$T/pr1.json" guid-pr1)
+[ "$code" = 200 ] && jq -e '.duplicate == true' "$T/resp" >/dev/null || fail "redelivery answered $code $(cat "$T/resp")"
+[ "$(q "select count(*) from runs where commit_sha='$C_OK'")" = 1 ] || fail "redelivery started a second run"
+n=$(q "select count(*) from deliveries")
+code=$(deliver pull_request "$T/pr1.json" guid-badsig "wrong secret")
+[ "$code" = 401 ] || fail "bad signature answered $code"
+[ "$(q "select count(*) from deliveries")" = "$n" ] || fail "a badly signed delivery was stored"
+jq '.ref="refs/tags/v1.0" | .repository.full_name="acme/shop"' "$FIX/push-branch.json" > "$T/tag.json"
+[ "$(deliver push "$T/tag.json" guid-tag)" = 202 ] || fail "tag push not accepted"
+jq '.ref="refs/heads/dev" | .deleted=true | .after="0000000000000000000000000000000000000000" | .head_commit=null | .repository.full_name="acme/shop"' "$FIX/push-branch.json" > "$T/del.json"
+[ "$(deliver push "$T/del.json" guid-del)" = 202 ] || fail "branch deletion not accepted"
+wait_for test "$(q "select state from deliveries where guid='guid-del'")" = ignored
+[ "$(q "select reason from deliveries where guid='guid-tag'")" = "tag push" ] || fail "tag push reason: $(q "select state, reason from deliveries where guid='guid-tag'")"
+q "select reason from deliveries where guid='guid-del'" | grep -q "branch dev deleted" || fail "deleted branch reason"
+[ "$(deliver ping "$FIX/ping.json" guid-ping)" = 200 ] || fail "ping"
+ok "redelivery is a no-op, bad signatures are refused, tag pushes and deleted branches are ignored"
+
+# 3. a failing stage: failure status with the log tail in the comment
+pr "$C_FAIL" synchronize 1 > "$T/pr1b.json"
+[ "$(deliver pull_request "$T/pr1b.json" guid-fail)" = 202 ] || fail "failing PR delivery"
+wait_for test -n "$(run_of_delivery guid-fail)"
+R2=$(run_of_delivery guid-fail)
+[ "$(wait_final "$R2")" = failure ] || fail "run $R2 should fail"
+[ "$(q "select status||':'||exit_code from stages where run_id=$R2 and name='lint'")" = "failure:3" ] || fail "lint stage of run $R2"
+[ "$(q "select status from stages where run_id=$R2 and name='test'")" = skipped ] || fail "test stage should be skipped"
+for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R2' in str(r['body']) and 'found FAIL marker' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+[ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'found FAIL marker' in str(r['body'])")" -ge 1 ] || fail "the comment lacks the failed log tail"
+for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['path'].endswith('$C_FAIL') and r['body']['context']=='slipway/lint' and r['body']['state']=='failure'")" -ge 1 ] && break; sleep 0.1; done
+[ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['path'].endswith('$C_FAIL') and r['body']['context']=='slipway/lint' and r['body']['state']=='failure'")" -ge 1 ] || fail "no failure status for lint"
+ok "a failing stage fails the run, skips the next stage, and the comment shows its log tail"
+
+# 4. an invalid .slipway.yml: the error with file:line:col is what the PR shows
+pr "$C_BAD" synchronize 1 > "$T/pr1c.json"
+[ "$(deliver pull_request "$T/pr1c.json" guid-bad)" = 202 ] || fail "bad-spec delivery"
+wait_for test -n "$(run_of_delivery guid-bad)"
+R3=$(run_of_delivery guid-bad)
+[ "$(wait_final "$R3")" = error ] || fail "run $R3 should be error"
+reason=$(q "select reason from runs where id=$R3")
+echo "$reason" | grep -q '\.slipway\.yml:[0-9]*:[0-9]*: .*colour' || fail "reason lacks the location: $reason"
+for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R3' in str(r['body']) and '.slipway.yml:' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+[ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R3' in str(r['body']) and '.slipway.yml:' in str(r['body'])")" -ge 1 ] || fail "the PR comment lacks the located error"
+ok "an invalid .slipway.yml fails the run with $reason"
+
+# 5. a newer commit on the same PR supersedes the running run
+pr "$C_SLOW" synchronize 2 > "$T/pr2a.json"
+[ "$(deliver pull_request "$T/pr2a.json" guid-slow)" = 202 ] || fail "slow delivery"
+wait_for test -n "$(run_of_delivery guid-slow)"
+R4=$(run_of_delivery guid-slow)
+wait_stage_running "$R4" || fail "slow run $R4 never started a stage"
+pr "$C_FAST" synchronize 2 > "$T/pr2b.json"
+[ "$(deliver pull_request "$T/pr2b.json" guid-fast)" = 202 ] || fail "fast delivery"
+wait_for test -n "$(run_of_delivery guid-fast)"
+R5=$(run_of_delivery guid-fast)
+[ "$(wait_final "$R4" 30)" = cancelled ] || fail "run $R4 was not cancelled"
+q "select reason from runs where id=$R4" | grep -q "superseded by run $R5" || fail "supersede reason: $(q "select reason from runs where id=$R4")"
+[ "$(q "select superseded_by from runs where id=$R4")" = "$R5" ] || fail "superseded_by not recorded"
+[ "$(wait_final "$R5")" = success ] || fail "run $R5 should succeed"
+ok "run $R5 superseded and cancelled run $R4"
+
+# 6. kill -9 mid-run: the restart retries the run; a delivery acknowledged just
+#    before the crash is not lost
+pr "$C_MID" synchronize 3 > "$T/pr3.json"
+[ "$(deliver pull_request "$T/pr3.json" guid-mid)" = 202 ] || fail "mid delivery"
+wait_for test -n "$(run_of_delivery guid-mid)"
+R6=$(run_of_delivery guid-mid)
+wait_stage_running "$R6" || fail "run $R6 never started a stage"
+pr "$C_OK" opened 4 > "$T/pr4.json"
+[ "$(deliver pull_request "$T/pr4.json" guid-last)" = 202 ] || fail "last delivery"
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
+start_daemon
+[ "$(wait_final "$R6" 30)" = interrupted ] || fail "run $R6 not interrupted after the crash"
+q "select reason from runs where id=$R6" | grep -q "retried as run" || fail "interrupted reason: $(q "select reason from runs where id=$R6")"
+R7=$(q "select id from runs where commit_sha='$C_MID' and attempt=2")
+[ -n "$R7" ] || fail "no second attempt of run $R6"
+[ "$(wait_final "$R7")" = success ] || fail "retried run $R7 did not succeed"
+# mapped before or after the crash, and perhaps retried: its last attempt succeeds
+wait_for test -n "$(run_of_delivery guid-last)"
+[ -n "$(run_of_delivery guid-last)" ] || fail "the delivery acknowledged before the crash was lost"
+wait_for test -n "$(q "select id from runs where delivery_id=(select id from deliveries where guid='guid-last') and status not in ('interrupted')")"
+RL=$(q "select id from runs where delivery_id=(select id from deliveries where guid='guid-last') order by id desc limit 1")
+[ -n "$RL" ] && [ "$(wait_final "$RL")" = success ] || fail "the run of the last delivery did not succeed"
+ok "after kill -9, run $R6 was retried as run $R7 and the last delivery ran as $RL"
+
+# nothing invalid was sent, and no container is left behind
+sw_recorder_invalid "$T/rec" || fail "invalid requests reached the GitHub/Slack stand-in"
+left=$(curl -s --unix-socket "$SW_PODMAN_SOCK" 'http://d/v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22slipway.run%22%5D%7D' | jq length)
+[ "$left" = 0 ] || fail "$left containers left behind"
+kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
+[ $rc = 0 ] || fail "exit $rc on SIGTERM"
+ok "no invalid report, no leftover container, clean stop"
