@@ -435,10 +435,10 @@ static int do_fetch(const struct sw_source_repo *r, const char *path)
 	opts.prune = GIT_FETCH_PRUNE;
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;   /* the tag refspec does it */
 	__atomic_add_fetch(&fetch_count, 1, __ATOMIC_SEQ_CST);
-	if (fetch_hook)
-		fetch_hook(r->name);
 	if (git_remote_fetch(remote, NULL, &opts, NULL) < 0)
 		rc = sw_error_set("%s", git_msg());
+	if (fetch_hook)
+		fetch_hook(r->name);
 done:
 	git_remote_free(remote);
 	git_repository_free(repo);

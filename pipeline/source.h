@@ -75,9 +75,10 @@ int sw_source_fetch(const struct sw_source_repo *r, const char *data_dir,
 unsigned long sw_source_fetch_count(void);
 
 /*
- * For tests: `hook` (NULL = none) runs on the fetching thread just before
- * each real fetch goes to the remote, e.g. to hold a fetch open while
- * other threads pile up behind it. Set it before starting threads.
+ * For tests: `hook` (NULL = none) runs on the fetching thread after each
+ * real fetch has talked to the remote and before its result is handed to
+ * the callers waiting for it, e.g. to hold a fetch open while other threads
+ * pile up behind it. Set it before starting threads.
  */
 void sw_source_set_fetch_hook(void (*hook)(const char *repo_name));
 

@@ -396,6 +396,85 @@ static void test_concurrent_fetches_deduplicated(void **state)
 	free(dd2);
 }
 
+/*
+ * A caller wanting a commit pushed after a running fetch had already
+ * talked to the remote waits for that fetch, finds the commit missing and
+ * fetches once more; a caller wanting nothing in particular just reuses it.
+ */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_stage;       /* 1: first fetch done, D pushed; 2: waiters queued */
+static char sha_late[41];
+
+static void gate_hook(const char *name)
+{
+	pthread_mutex_lock(&gate_mu);
+	if (gate_stage == 0) {
+		/* the first fetch has its refs; now origin gets a new commit */
+		assert_int_equal(sh("set -e; cd '%s'; echo late > late.txt; git add late.txt;"
+				    "git commit -q -m late", origin), 0);
+		rev_parse(sha_late, "main");
+		gate_stage = 1;
+		pthread_cond_broadcast(&gate_cv);
+		while (gate_stage < 2)
+			pthread_cond_wait(&gate_cv, &gate_mu);
+	}
+	pthread_mutex_unlock(&gate_mu);
+}
+
+struct late_thread {
+	const char *dd;
+	const char *want;
+	int rc;
+};
+
+static void *late_main(void *arg)
+{
+	struct late_thread *t = arg;
+	struct sw_source_repo r = repo_file();
+	t->rc = sw_source_fetch(&r, t->dd, t->want);
+	return NULL;
+}
+
+static void test_waiter_refetches_for_a_missing_commit(void **state)
+{
+	char *dd = data_dir("late"), sha[41];
+	struct late_thread first = { .dd = dd }, want_late = { .dd = dd }, any = { .dd = dd };
+	pthread_t t1, t2, t3;
+	unsigned long before = sw_source_fetch_count();
+
+	gate_stage = 0;
+	sw_source_set_fetch_hook(gate_hook);
+	assert_int_equal(pthread_create(&t1, NULL, late_main, &first), 0);
+	pthread_mutex_lock(&gate_mu);
+	while (gate_stage < 1)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	want_late.want = sha_late;
+	assert_int_equal(pthread_create(&t2, NULL, late_main, &want_late), 0);
+	assert_int_equal(pthread_create(&t3, NULL, late_main, &any), 0);
+	usleep(100 * 1000);   /* let both queue up behind the first fetch */
+	pthread_mutex_lock(&gate_mu);
+	gate_stage = 2;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	pthread_join(t3, NULL);
+	sw_source_set_fetch_hook(NULL);
+
+	assert_int_equal(first.rc, 0);
+	assert_int_equal(any.rc, 0);
+	assert_int_equal(want_late.rc, 0);
+	/* the first fetch, then one more for the late commit; `any` fetched nothing */
+	assert_int_equal(sw_source_fetch_count() - before, 2);
+	assert_int_equal(sw_source_resolve(sha, dd, "acme/shop", "main"), 0);
+	assert_string_equal(sha, sha_late);
+
+	assert_int_equal(sh("cd '%s' && git reset -q --hard HEAD~1", origin), 0);
+	free(dd);
+}
+
 static void test_new_commit_is_fetched(void **state)
 {
 	char *dd = data_dir("newcommit"), sha[41], sha_d[41];
@@ -505,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_present_commit_skips_network),
 		cmocka_unit_test(test_concurrent_fetches_deduplicated),
+		cmocka_unit_test(test_waiter_refetches_for_a_missing_commit),
 		cmocka_unit_test(test_new_commit_is_fetched),
 		cmocka_unit_test(test_changed_paths_and_merge_base),
 		cmocka_unit_test(test_token_never_in_messages),
