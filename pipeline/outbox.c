@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -31,6 +32,7 @@
 #include "lib/config.h"
 #include "lib/http.h"
 #include "lib/log.h"
+#include "pipeline/report.h"
 #include "storage/store.h"
 
 /* daemon/daemon.h owns the version; pipeline must not include it. */
@@ -48,11 +50,21 @@ enum op {
 	OP_SLACK_WEBHOOK,   /* POST incoming webhook */
 	OP_SLACK_POST,      /* chat.postMessage */
 	OP_SLACK_UPDATE,    /* chat.update */
+	OP_COMMENT_FIND,    /* GET issues/{n}/comments: did a lost POST land? */
 };
 
 static const char *const op_names[] = {
 	"status", "comment_create", "comment_edit", "webhook", "chat_post", "chat_update",
+	"comment_find",
 };
+
+/*
+ * kv value of a comment whose POST went out without its answer being
+ * recorded (in flight at a crash, a timeout, a 5xx): the comment may exist.
+ * The next attempt first looks for it by the marker report.c puts in every
+ * comment, so a lost answer never turns into a second comment.
+ */
+#define COMMENT_POSTING "posting"
 
 struct lane;
 
@@ -70,6 +82,7 @@ struct send {
 	char *method;
 	char *display;      /* the URL as logged: never a secret */
 	int64_t started;    /* sw_mono_ms() */
+	int64_t run;        /* OP_COMMENT_FIND: the run whose marker to look for */
 };
 
 struct lane {
@@ -509,6 +522,49 @@ static void comment_created(struct send *s, struct sw_http_result *r)
 	json_decref(j);
 }
 
+/*
+ * 200 to the lookup: remember the comment carrying our marker, or forget
+ * the POST (it never landed). Either way the row is still due and the next
+ * tick sends it, as a PATCH or a POST.
+ */
+static void comment_found(struct send *s, struct sw_http_result *r)
+{
+	struct sw_outbox *ob = s->ob;
+	json_t *j = json_loadb(r->body->ptr, r->body->len, 0, NULL);
+	char marker[64];
+	json_int_t found = 0;
+	size_t i;
+	json_t *c;
+	int rc;
+
+	if (!json_is_array(j)) {
+		record_retry(s, r->status, backoff(ob, s->attempts),
+			     "comment lookup: not a JSON array");
+		json_decref(j);
+		return;
+	}
+	sw_report_comment_marker(marker, sizeof(marker), s->run);
+	json_array_foreach(j, i, c) {
+		const char *body = json_string_value(json_object_get(c, "body"));
+		json_t *id = json_object_get(c, "id");
+		if (body && json_is_integer(id) && !strncmp(body, marker, strlen(marker)))
+			found = json_integer_value(id);
+	}
+	json_decref(j);
+	if (found) {
+		char idbuf[32];
+		snprintf(idbuf, sizeof(idbuf), "%lld", (long long)found);
+		rc = sw_store_kv_set(ob->store, s->kvkey, idbuf);
+	} else {
+		rc = sw_store_kv_delete(ob->store, s->kvkey);
+	}
+	if (rc < 0)
+		record_retry(s, r->status, backoff(ob, s->attempts), sw_error_last());
+	else
+		log_line(SW_LOG_INFO, "outbox.lookup", s, r->status, "comment=%lld",
+			 (long long)found);
+}
+
 static int mentions_rate_limit(const struct sw_buf *b)
 {
 	return b->len && strcasestr(b->ptr, "rate limit") != NULL;
@@ -526,7 +582,9 @@ static void on_done(struct sw_http_result *r, void *arg)
 	if (r->error) {
 		record_retry(s, st, backoff(ob, s->attempts), r->error_msg);
 	} else if (st >= 200 && st < 300) {
-		if (s->op == OP_COMMENT_POST)
+		if (s->op == OP_COMMENT_FIND)
+			comment_found(s, r);
+		else if (s->op == OP_COMMENT_POST)
 			comment_created(s, r);
 		else if (s->op == OP_SLACK_POST || s->op == OP_SLACK_UPDATE)
 			slack_chat_done(s, r);
@@ -577,6 +635,7 @@ static void on_done(struct sw_http_result *r, void *arg)
 
 struct req {
 	enum op op;
+	int64_t run;
 	char *method;
 	char *url;
 	char *display;
@@ -648,7 +707,25 @@ static int build_github(struct sw_outbox *ob, const struct sw_store_outbox *row,
 			free(base);
 			return rc;    /* the store is unwell: not the message's fault */
 		}
-		if (id && *id) {
+		if (id && !strcmp(id, COMMENT_POSTING)) {
+			json_int_t run = json_integer_value(json_object_get(env, "run"));
+			char since[32];
+			time_t t = (time_t)(row->created_at / 1000 - 3600);
+			struct tm tm;
+
+			/* Comments touched since the row was made (an hour of clock skew). */
+			gmtime_r(&t, &tm);
+			strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			q->op = OP_COMMENT_FIND;
+			q->run = run;
+			q->method = sw_strdup("GET");
+			q->url = sw_asprintf("%s/repos/%s/issues/%lld/comments?since=%s&per_page=100",
+					     base, repo, (long long)pr, since);
+			free(id);
+			free(base);
+			q->display = sw_strdup(q->url);
+			goto headers;
+		} else if (id && *id) {
 			q->op = OP_COMMENT_PATCH;
 			q->method = sw_strdup("PATCH");
 			q->url = sw_asprintf("%s/repos/%s/issues/comments/%s", base, repo, id);
@@ -668,11 +745,13 @@ static int build_github(struct sw_outbox *ob, const struct sw_store_outbox *row,
 	}
 	free(base);
 	q->display = sw_strdup(q->url);
+headers:
 	add_hdr(q, sw_strdup("Accept: application/vnd.github+json"));
 	add_hdr(q, sw_strdup("X-GitHub-Api-Version: 2022-11-28"));
 	add_hdr(q, sw_asprintf("User-Agent: %s", ob->user_agent));
 	add_hdr(q, sw_asprintf("Authorization: Bearer %s", token));
-	add_hdr(q, sw_strdup("Content-Type: application/json"));
+	if (q->body)
+		add_hdr(q, sw_strdup("Content-Type: application/json"));
 	return 0;
 }
 
@@ -776,9 +855,10 @@ static int start_row(struct sw_outbox *ob, struct lane *l, const struct sw_store
 		rc = build_slack(ob, row, env, &q);
 	json_decref(env);
 	s->op = q.op;
+	s->run = q.run;
 	s->method = sw_strdup(q.method ? q.method : "-");
 	s->display = sw_strdup(q.display ? q.display : "-");
-	if (rc == SW_EINVALID || (rc == 0 && !q.body)) {
+	if (rc == SW_EINVALID || (rc == 0 && !q.body && q.op != OP_COMMENT_FIND)) {
 		char *err = sw_strdup(rc ? sw_error_last() : "cannot serialize body");
 		record_dead(s, 0, err);
 		free(err);
@@ -789,6 +869,13 @@ static int start_row(struct sw_outbox *ob, struct lane *l, const struct sw_store
 		log_line(SW_LOG_WARN, "outbox.store", s, 0, "err=%s", sw_q(sw_error_last()));
 		goto done;
 	}
+	/* From here on the comment may exist whatever we hear back. */
+	if (q.op == OP_COMMENT_POST &&
+	    sw_store_kv_set(ob->store, q.kvkey, COMMENT_POSTING) < 0) {
+		log_line(SW_LOG_WARN, "outbox.store", s, 0, "err=%s", sw_q(sw_error_last()));
+		rc = -1;
+		goto done;
+	}
 	s->kvkey = q.kvkey;
 	q.kvkey = NULL;
 	q.hdr[q.nhdr] = NULL;
@@ -797,9 +884,10 @@ static int start_row(struct sw_outbox *ob, struct lane *l, const struct sw_store
 	o.display_url = q.display;
 	o.headers = (const char *const *)q.hdr;
 	o.body = q.body;
-	o.body_len = strlen(q.body);
+	o.body_len = q.body ? strlen(q.body) : 0;
 	o.timeout_ms = ob->opts.timeout_ms;
-	o.max_response = 1024 * 1024;
+	/* 100 comments of up to 64 KiB each, or one small answer. */
+	o.max_response = q.op == OP_COMMENT_FIND ? 16u * 1024 * 1024 : 1024 * 1024;
 	o.on_done = on_done;
 	o.arg = s;
 	if (sw_http_start(ob->http, &o, &s->call) < 0) {

@@ -50,6 +50,7 @@
 struct recd {
 	char method[8];
 	char path[256];
+	char query[128];
 	char *body;
 	char accept[64], apiver[32], ua[64], auth[96], ctype[64];
 	int64_t t;
@@ -60,7 +61,12 @@ struct canned {
 	const char *body;
 	const char *h1, *v1;     /* one extra response header */
 	const char *h2, *v2;
-	int hang;                /* never answer */
+	int hang;                /* do what the default would, but never answer */
+};
+
+struct comment {
+	int id, issue;
+	char *body;
 };
 
 struct fixture {
@@ -82,6 +88,8 @@ struct fixture {
 	struct canned script[MAX_SCRIPT];
 	int nscript, script_pos;
 	int next_comment_id;
+	struct comment comments[16];
+	int ncomments;
 
 	char logpath[128];
 	int saved_stderr;
@@ -115,6 +123,69 @@ static void reply(struct evhttp_request *req, int status, const char *body)
 	evbuffer_free(b);
 }
 
+/* What GitHub and Slack do and answer on success; `answer` 0: do it, answer nothing. */
+static void default_route(struct fixture *f, struct evhttp_request *req, const struct recd *r,
+			  int answer)
+{
+	const char *path = r->path;
+	char buf[256];
+	int issue;
+
+	if (!strncmp(path, "/gh/", 4) && strstr(path, "/statuses/")) {
+		if (answer)
+			reply(req, 201, "{\"id\":1,\"state\":\"success\"}");
+	} else if (!strncmp(path, "/gh/", 4) && strstr(path, "/issues/comments/")) {
+		int id = atoi(strrchr(path, '/') + 1);
+		json_t *in = json_loads(r->body, 0, NULL);
+		int found = 0;
+		for (int i = 0; i < f->ncomments; i++) {
+			if (f->comments[i].id != id)
+				continue;
+			free(f->comments[i].body);
+			f->comments[i].body = strdup(json_string_value(json_object_get(in, "body")));
+			found = 1;
+		}
+		json_decref(in);
+		snprintf(buf, sizeof(buf), "{\"id\":%d}", id);
+		if (answer)
+			reply(req, found ? 200 : 404, found ? buf : "{\"message\":\"Not Found\"}");
+	} else if (!strncmp(path, "/gh/", 4) && strstr(path, "/comments") &&
+		   sscanf(strstr(path, "/issues/"), "/issues/%d/comments", &issue) == 1 &&
+		   !strcmp(r->method, "GET")) {
+		json_t *list = json_array();
+		for (int i = 0; i < f->ncomments; i++)
+			if (f->comments[i].issue == issue)
+				json_array_append_new(list, json_pack("{s:i, s:s}", "id",
+					f->comments[i].id, "body", f->comments[i].body));
+		char *text = json_dumps(list, JSON_COMPACT);
+		json_decref(list);
+		if (answer)
+			reply(req, 200, text);
+		free(text);
+	} else if (!strncmp(path, "/gh/", 4) && strstr(path, "/comments") &&
+		   sscanf(strstr(path, "/issues/"), "/issues/%d/comments", &issue) == 1) {
+		json_t *in = json_loads(r->body, 0, NULL);
+		struct comment *c = &f->comments[f->ncomments++];
+		c->id = f->next_comment_id++;
+		c->issue = issue;
+		c->body = strdup(json_string_value(json_object_get(in, "body")));
+		json_decref(in);
+		snprintf(buf, sizeof(buf), "{\"id\":%d,\"body\":\"x\"}", c->id);
+		if (answer)
+			reply(req, 201, buf);
+	} else if (!answer) {
+		return;
+	} else if (!strcmp(path, HOOK_PATH)) {
+		reply(req, 200, "ok");
+	} else if (!strcmp(path, "/slack/api/chat.postMessage")) {
+		reply(req, 200, "{\"ok\":true,\"channel\":\"C123\",\"ts\":\"1700000000.000100\"}");
+	} else if (!strcmp(path, "/slack/api/chat.update")) {
+		reply(req, 200, "{\"ok\":true,\"channel\":\"C123\",\"ts\":\"1700000000.000100\"}");
+	} else {
+		reply(req, 404, "{\"message\":\"Not Found\"}");
+	}
+}
+
 static void server_cb(struct evhttp_request *req, void *arg)
 {
 	struct fixture *f = arg;
@@ -123,12 +194,14 @@ static void server_cb(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct recd *r;
 	size_t n = evbuffer_get_length(in);
-	char buf[256];
+	const char *query;
 
 	assert_true(f->nreqs < MAX_REQS);
 	r = &f->reqs[f->nreqs++];
 	snprintf(r->method, sizeof(r->method), "%s", method_name(evhttp_request_get_command(req)));
 	snprintf(r->path, sizeof(r->path), "%s", path);
+	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	snprintf(r->query, sizeof(r->query), "%s", query ? query : "");
 	r->body = calloc(1, n + 1);
 	evbuffer_copyout(in, r->body, n);
 	copy_in(r->accept, sizeof(r->accept), req, "Accept");
@@ -140,8 +213,10 @@ static void server_cb(struct evhttp_request *req, void *arg)
 
 	if (f->script_pos < f->nscript) {
 		struct canned *c = &f->script[f->script_pos++];
-		if (c->hang)
+		if (c->hang) {
+			default_route(f, req, r, 0);
 			return;
+		}
 		if (c->h1)
 			evhttp_add_header(out, c->h1, c->v1);
 		if (c->h2)
@@ -149,24 +224,7 @@ static void server_cb(struct evhttp_request *req, void *arg)
 		reply(req, c->status, c->body ? c->body : "");
 		return;
 	}
-	/* What the real services answer on success. */
-	if (!strncmp(path, "/gh/", 4) && strstr(path, "/statuses/")) {
-		reply(req, 201, "{\"id\":1,\"state\":\"success\"}");
-	} else if (!strncmp(path, "/gh/", 4) && strstr(path, "/issues/comments/")) {
-		snprintf(buf, sizeof(buf), "{\"id\":%s}", strrchr(path, '/') + 1);
-		reply(req, 200, buf);
-	} else if (!strncmp(path, "/gh/", 4) && strstr(path, "/comments")) {
-		snprintf(buf, sizeof(buf), "{\"id\":%d,\"body\":\"x\"}", f->next_comment_id++);
-		reply(req, 201, buf);
-	} else if (!strcmp(path, HOOK_PATH)) {
-		reply(req, 200, "ok");
-	} else if (!strcmp(path, "/slack/api/chat.postMessage")) {
-		reply(req, 200, "{\"ok\":true,\"channel\":\"C123\",\"ts\":\"1700000000.000100\"}");
-	} else if (!strcmp(path, "/slack/api/chat.update")) {
-		reply(req, 200, "{\"ok\":true,\"channel\":\"C123\",\"ts\":\"1700000000.000100\"}");
-	} else {
-		reply(req, 404, "{\"message\":\"Not Found\"}");
-	}
+	default_route(f, req, r, 1);
 }
 
 static void script(struct fixture *f, struct canned c)
@@ -265,6 +323,8 @@ static int teardown(void **state)
 	sw_store_close(f->store);
 	for (int i = 0; i < f->nreqs; i++)
 		free(f->reqs[i].body);
+	for (int i = 0; i < f->ncomments; i++)
+		free(f->comments[i].body);
 
 	dup2(f->saved_stderr, 2);
 	close(f->saved_stderr);
@@ -600,19 +660,60 @@ static void test_comment_restart_mid_send(void **state)
 {
 	struct fixture *f = *state;
 	const char *key = "gh:comment:octo/app:43";
+	const char *v1 = "<!-- slipway:run:43 -->\nv1";
+	const char *v2 = "<!-- slipway:run:43 -->\nv2";
+	char *id = NULL;
 
-	/* The first POST never answers; the sender is freed with it in flight. */
+	/* A comment about another run on the same PR must not be taken for ours. */
+	f->comments[f->ncomments++] = (struct comment){ 999, 8,
+		strdup("<!-- slipway:run:4 -->\nold") };
+	/*
+	 * The first POST creates the comment but its answer never comes back;
+	 * the sender is freed with it in flight, as in a crash.
+	 */
 	script(f, (struct canned){ .hang = 1 });
-	assert_int_equal(sw_outbox_github_comment(f->store, "octo/app", 8, 43, "v1"), 0);
+	assert_int_equal(sw_outbox_github_comment(f->store, "octo/app", 8, 43, v1), 0);
 	start_outbox(f);
 	wait_reqs(f, 1, 3000);
+	assert_int_equal(f->ncomments, 2);
 	sw_outbox_free(f->ob);
 	f->ob = NULL;
-	/* The row is still pending and goes out with the new sender. */
+
+	/* The new sender looks for the comment first and edits it: no duplicate. */
+	assert_int_equal(sw_outbox_github_comment(f->store, "octo/app", 8, 43, v2), 0);
 	start_outbox(f);
 	wait_state(f, key, SW_OUTBOX_SENT, 3000);
-	assert_int_equal(f->nreqs, 2);
-	assert_string_equal(f->reqs[1].method, "POST");
+	assert_int_equal(f->nreqs, 3);
+	assert_string_equal(f->reqs[1].method, "GET");
+	assert_string_equal(f->reqs[1].path, "/gh/repos/octo/app/issues/8/comments");
+	assert_non_null(strstr(f->reqs[1].query, "since="));
+	assert_non_null(strstr(f->reqs[1].query, "per_page=100"));
+	assert_string_equal(f->reqs[1].auth, "Bearer " TOKEN);
+	assert_string_equal(f->reqs[2].method, "PATCH");
+	assert_string_equal(f->reqs[2].path, "/gh/repos/octo/app/issues/comments/1001");
+	assert_int_equal(f->ncomments, 2);
+	assert_string_equal(f->comments[1].body, v2);
+	assert_int_equal(sw_store_kv_get(f->store, "outbox:gh:comment:octo/app:43", &id), 0);
+	assert_string_equal(id, "1001");
+	free(id);
+}
+
+static void test_comment_lost_post_not_found(void **state)
+{
+	struct fixture *f = *state;
+	const char *key = "gh:comment:octo/app:45";
+
+	/* A POST that failed with a 502: the lookup finds nothing, so it posts. */
+	script(f, (struct canned){ .status = 502, .body = "bad gateway" });
+	assert_int_equal(sw_outbox_github_comment(f->store, "octo/app", 3, 45,
+						  "<!-- slipway:run:45 -->\nv1"), 0);
+	start_outbox(f);
+	wait_state(f, key, SW_OUTBOX_SENT, 3000);
+	assert_int_equal(f->nreqs, 3);
+	assert_string_equal(f->reqs[0].method, "POST");
+	assert_string_equal(f->reqs[1].method, "GET");
+	assert_string_equal(f->reqs[2].method, "POST");
+	assert_int_equal(f->ncomments, 1);
 }
 
 static void test_comment_deleted_reposts(void **state)
@@ -831,6 +932,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_give_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_comment_edited_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_comment_restart_mid_send, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_comment_lost_post_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_comment_deleted_reposts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_coalescing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_while_in_flight, setup, teardown),
