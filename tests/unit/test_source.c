@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,6 +554,114 @@ static void test_token_never_in_messages(void **state)
 	free(dd);
 }
 
+/*
+ * https-style auth over plain http: a small Python server in front of
+ * `git http-backend` that demands Basic auth x-access-token:<token>, as
+ * GitHub does. Skipped when python3 is missing.
+ */
+static const char http_server_py[] =
+	"import http.server, subprocess, base64, os, sys\n"
+	"root, token, portfile = sys.argv[1], sys.argv[2], sys.argv[3]\n"
+	"want = 'Basic ' + base64.b64encode(('x-access-token:' + token).encode()).decode()\n"
+	"class H(http.server.BaseHTTPRequestHandler):\n"
+	"    def log_message(self, *a): pass\n"
+	"    def do_GET(self): self.go()\n"
+	"    def do_POST(self): self.go()\n"
+	"    def go(self):\n"
+	"        if self.headers.get('Authorization', '') != want:\n"
+	"            self.send_response(401)\n"
+	"            self.send_header('WWW-Authenticate', 'Basic realm=\"git\"')\n"
+	"            self.send_header('Content-Length', '0')\n"
+	"            self.end_headers()\n"
+	"            return\n"
+	"        body = b''\n"
+	"        if self.headers.get('Transfer-Encoding', '') == 'chunked':\n"
+	"            while True:\n"
+	"                n = int(self.rfile.readline().strip(), 16)\n"
+	"                chunk = self.rfile.read(n); self.rfile.readline()\n"
+	"                if n == 0: break\n"
+	"                body += chunk\n"
+	"        else:\n"
+	"            body = self.rfile.read(int(self.headers.get('Content-Length') or 0))\n"
+	"        path, _, qs = self.path.partition('?')\n"
+	"        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL='1',\n"
+	"                   PATH_INFO=path, QUERY_STRING=qs, REQUEST_METHOD=self.command,\n"
+	"                   CONTENT_TYPE=self.headers.get('Content-Type', ''),\n"
+	"                   HTTP_CONTENT_ENCODING=self.headers.get('Content-Encoding', ''),\n"
+	"                   GIT_PROTOCOL=self.headers.get('Git-Protocol', ''),\n"
+	"                   REMOTE_USER='x-access-token', REMOTE_ADDR='127.0.0.1')\n"
+	"        out = subprocess.run(['git', 'http-backend'], input=body, env=env,\n"
+	"                             capture_output=True).stdout\n"
+	"        head, _, rest = out.partition(b'\\r\\n\\r\\n')\n"
+	"        status, hdrs = 200, []\n"
+	"        for line in head.decode().split('\\r\\n'):\n"
+	"            k, _, v = line.partition(':')\n"
+	"            if k.lower() == 'status': status = int(v.split()[0])\n"
+	"            elif k: hdrs.append((k, v.strip()))\n"
+	"        self.send_response(status)\n"
+	"        for k, v in hdrs: self.send_header(k, v)\n"
+	"        self.send_header('Content-Length', str(len(rest)))\n"
+	"        self.end_headers()\n"
+	"        self.wfile.write(rest)\n"
+	"s = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
+	"open(portfile + '.tmp', 'w').write(str(s.server_address[1]))\n"
+	"os.rename(portfile + '.tmp', portfile)\n"
+	"s.serve_forever()\n";
+
+static void test_https_token_auth(void **state)
+{
+	char *py = sw_asprintf("%s/srv.py", tmp), *portf = sw_asprintf("%s/port", tmp);
+	char *pidf = sw_asprintf("%s/srv.pid", tmp), *url = NULL;
+	char *dd = data_dir("http"), *dd2 = data_dir("http2"), *dd3 = data_dir("http3");
+	struct sw_buf b = SW_BUF_INIT;
+	FILE *f;
+
+	if (sh("command -v python3 >/dev/null") != 0) {
+		print_message("python3 missing: skipped\n");
+		skip();
+	}
+	assert_non_null(f = fopen(py, "w"));
+	fputs(http_server_py, f);
+	fclose(f);
+	/* serve the directory holding origin/ (its .git inside) */
+	assert_int_equal(sh("python3 '%s' '%s' tok-s3cr3t-value '%s' & echo $! > '%s'",
+			    py, tmp, portf, pidf), 0);
+	for (int i = 0; i < 100 && sw_buf_read_file(&b, portf) < 0; i++)
+		usleep(50 * 1000);
+	assert_true(b.len > 0);
+	url = sw_asprintf("http://127.0.0.1:%s/origin/.git", b.ptr);
+
+	struct sw_source_repo r = { .name = "acme/shop", .url = url, .token = "tok-s3cr3t-value" };
+	int rc = sw_source_fetch(&r, dd, sha_b);
+	if (rc != 0)
+		fail_msg("%s", sw_error_last());
+	char sha[41];
+	assert_int_equal(sw_source_resolve(sha, dd, "acme/shop", "dev"), 0);
+	assert_string_equal(sha, sha_c);
+
+	/* a wrong token: rejected once, not retried forever, never shown */
+	r.token = "wrong-token-value";
+	assert_true(sw_source_fetch(&r, dd2, NULL) < 0);
+	assert_non_null(strstr(sw_error_last(), "token rejected"));
+	assert_null(strstr(sw_error_last(), "wrong-token-value"));
+	/* no token at all */
+	r.token = NULL;
+	assert_true(sw_source_fetch(&r, dd3, NULL) < 0);
+	assert_non_null(strstr(sw_error_last(), "no token configured"));
+
+	sw_buf_reset(&b);
+	assert_int_equal(sw_buf_read_file(&b, pidf), 0);
+	kill((pid_t)atol(b.ptr), SIGTERM);
+	sw_buf_release(&b);
+	free(url);
+	free(py);
+	free(portf);
+	free(pidf);
+	free(dd);
+	free(dd2);
+	free(dd3);
+}
+
 static void test_workspace_remove(void **state)
 {
 	char *ws = sw_asprintf("%s/ws-rm", tmp), *outside = sw_asprintf("%s/outside", tmp), *p;
@@ -588,6 +697,7 @@ int main(void)
 		cmocka_unit_test(test_new_commit_is_fetched),
 		cmocka_unit_test(test_changed_paths_and_merge_base),
 		cmocka_unit_test(test_token_never_in_messages),
+		cmocka_unit_test(test_https_token_auth),
 		cmocka_unit_test(test_workspace_remove),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
