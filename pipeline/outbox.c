@@ -485,8 +485,10 @@ static void slack_chat_done(struct send *s, struct sw_http_result *r)
 		char *msg = sw_asprintf("slack: %s", e ? e : "unknown error");
 		if (e && slack_transient(e)) {
 			int64_t ra = header_int(r, "retry-after");
-			record_retry(s, r->status, ra >= 0 ? (ra > 0 ? ra * 1000 : 1000)
-				     : backoff(ob, s->attempts), msg);
+			int64_t d = ra >= 0 ? (ra > 0 ? ra * 1000 : 1000) : backoff(ob, s->attempts);
+			if (!strcmp(e, "ratelimited"))
+				s->lane->hold_until = sw_now_ms() + d;
+			record_retry(s, r->status, d, msg);
 		} else if (e && s->op == OP_SLACK_UPDATE && !strcmp(e, "message_not_found")) {
 			record_repost(s, r->status, msg);
 		} else {

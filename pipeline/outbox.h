@@ -137,7 +137,8 @@ void sw_outbox_kick(struct sw_outbox *ob);
 
 /*
  * Cancel requests in flight (their rows stay pending and go out after a
- * restart) and free. NULL is a no-op.
+ * restart) and free. Call it before freeing the http client it was given.
+ * NULL is a no-op.
  */
 void sw_outbox_free(struct sw_outbox *ob);
 

@@ -906,6 +906,41 @@ static void test_lanes_independent(void **state)
 	assert_int_equal(st.sent, 1);
 }
 
+static void test_set_config(void **state)
+{
+	struct fixture *f = *state;
+	struct sw_config cfg2;
+	char url2[192];
+	json_t *m;
+
+	/* A 429 holds GitHub; a new token (another installation) lifts the hold. */
+	script(f, (struct canned){ .status = 429, .h1 = "Retry-After", .v1 = "30" });
+	enqueue_status(f, SHA, "success");
+	start_outbox(f);
+	wait_reqs(f, 1, 3000);
+	run_for(f, 100);
+	m = json_pack("{s:s}", "text", "x");
+	assert_int_equal(sw_outbox_slack(f->store, NULL, "run:11", m), 0);
+	json_decref(m);
+
+	cfg2 = f->cfg;
+	snprintf(url2, sizeof(url2), "%s/gh", f->url);
+	cfg2.github_api_url = url2;
+	cfg2.github_token.value = "ghp_SeCrEtOtHeR";
+	cfg2.slack_webhook_url.value = f->hook_url;
+	sw_outbox_set_config(f->ob, &cfg2);
+	/* The row itself still waits for its Retry-After... */
+	run_for(f, 200);
+	assert_int_equal(f->nreqs, 2);
+	assert_string_equal(f->reqs[1].path, HOOK_PATH);
+	/* ...but a new row goes out at once, with the new token. */
+	enqueue_status(f, SHA2, "success");
+	sw_outbox_kick(f->ob);
+	wait_reqs(f, 3, 3000);
+	assert_string_equal(f->reqs[2].path, "/gh/repos/octo/app/statuses/" SHA2);
+	assert_string_equal(f->reqs[2].auth, "Bearer ghp_SeCrEtOtHeR");
+}
+
 static void test_not_configured_dead(void **state)
 {
 	struct fixture *f = *state;
@@ -940,6 +975,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slack_chat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slack_paced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lanes_independent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_configured_dead, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
