@@ -42,6 +42,8 @@
 
 #define ERR_BODY_MAX 200        /* bytes of a peer's error body kept and logged */
 #define MAX_HEADERS 8
+/* A peer's Retry-After or reset further away than this is taken as this. */
+#define HOLD_MAX_MS (3600 * 1000)
 
 enum op {
 	OP_STATUS,          /* POST statuses/{sha} */
@@ -279,7 +281,11 @@ static char *trim_base(const char *url)
 	return sw_strndup(url, n);
 }
 
-/* Retry-After as seconds (GitHub and Slack send seconds); -1 when absent or odd. */
+/*
+ * A header holding whole seconds (Retry-After: GitHub and Slack send
+ * seconds, not dates) or epoch seconds (x-ratelimit-reset); -1 when absent
+ * or odd. At most 1e10, so that times 1000 it fits anything.
+ */
 static int64_t header_int(const struct sw_http_result *r, const char *name)
 {
 	const char *v = sw_http_result_header(r, name);
@@ -293,7 +299,7 @@ static int64_t header_int(const struct sw_http_result *r, const char *name)
 	n = strtoll(v, &end, 10);
 	if (end == v || n < 0)
 		return -1;
-	return n;
+	return n < 10000000000LL ? n : 10000000000LL;
 }
 
 static int64_t backoff(const struct sw_outbox *ob, int attempts)
@@ -486,6 +492,8 @@ static void slack_chat_done(struct send *s, struct sw_http_result *r)
 		if (e && slack_transient(e)) {
 			int64_t ra = header_int(r, "retry-after");
 			int64_t d = ra >= 0 ? (ra > 0 ? ra * 1000 : 1000) : backoff(ob, s->attempts);
+			if (d > HOLD_MAX_MS)
+				d = HOLD_MAX_MS;
 			if (!strcmp(e, "ratelimited"))
 				s->lane->hold_until = sw_now_ms() + d;
 			record_retry(s, r->status, d, msg);
@@ -601,6 +609,8 @@ static void on_done(struct sw_http_result *r, void *arg)
 
 		if ((st == 403 || st == 429) && ra >= 0) {
 			int64_t d = ra > 0 ? ra * 1000 : 1000;
+			if (d > HOLD_MAX_MS)
+				d = HOLD_MAX_MS;
 			l->hold_until = sw_now_ms() + d;
 			record_retry(s, st, d, msg);
 		} else if ((st == 403 || st == 429) && rem && atoi(rem) == 0 && *rem == '0' &&
@@ -608,6 +618,8 @@ static void on_done(struct sw_http_result *r, void *arg)
 			int64_t d = reset * 1000 + 1000 - sw_now_ms();
 			if (d < 1000)
 				d = 1000;
+			if (d > HOLD_MAX_MS)
+				d = HOLD_MAX_MS;
 			l->hold_until = sw_now_ms() + d;
 			record_retry(s, st, d, msg);
 		} else if (st == 429 || (st == 403 && gh && mentions_rate_limit(r->body))) {
@@ -723,10 +735,6 @@ static int build_github(struct sw_outbox *ob, const struct sw_store_outbox *row,
 			q->method = sw_strdup("GET");
 			q->url = sw_asprintf("%s/repos/%s/issues/%lld/comments?since=%s&per_page=100",
 					     base, repo, (long long)pr, since);
-			free(id);
-			free(base);
-			q->display = sw_strdup(q->url);
-			goto headers;
 		} else if (id && *id) {
 			q->op = OP_COMMENT_PATCH;
 			q->method = sw_strdup("PATCH");
@@ -738,16 +746,17 @@ static int build_github(struct sw_outbox *ob, const struct sw_store_outbox *row,
 					     (long long)pr);
 		}
 		free(id);
-		json_t *b = json_pack("{s:O}", "body", body);
-		q->body = json_dumps(b, JSON_COMPACT);
-		json_decref(b);
+		if (q->op != OP_COMMENT_FIND) {
+			json_t *b = json_pack("{s:O}", "body", body);
+			q->body = json_dumps(b, JSON_COMPACT);
+			json_decref(b);
+		}
 	} else {
 		free(base);
 		return sw_error_setc(SW_EINVALID, "unknown GitHub message kind %s", row->kind);
 	}
 	free(base);
 	q->display = sw_strdup(q->url);
-headers:
 	add_hdr(q, sw_strdup("Accept: application/vnd.github+json"));
 	add_hdr(q, sw_strdup("X-GitHub-Api-Version: 2022-11-28"));
 	add_hdr(q, sw_asprintf("User-Agent: %s", ob->user_agent));
