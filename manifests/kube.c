@@ -884,10 +884,14 @@ static void disc_root_done(struct sw_kube_op *op, struct sw_http_result *r)
 
 	if (r->error || r->status != 200) {
 		struct sw_buf b = SW_BUF_INIT;
+		json_t *st = r->body->len ? json_loadb(r->body->ptr, r->body->len, 0, NULL) : NULL;
+		const char *m = jstr(st, "message");
 		if (r->error)
 			sw_buf_addf(&b, "GET %s: %s", op->path, r->error_msg);
 		else
-			sw_buf_addf(&b, "GET %s: %ld %s", op->path, r->status, reason_phrase(r->status));
+			sw_buf_addf(&b, "GET %s: %s%s(%ld %s)", op->path, m ? m : "", m ? " " : "",
+				    r->status, reason_phrase(r->status));
+		json_decref(st);
 		disc_fail(k, b.ptr);
 		sw_buf_release(&b);
 		goto done;
@@ -972,7 +976,9 @@ static void disc_request(struct sw_kube *k)
 	if (k->disc_running || evtimer_pending(k->disc_timer, NULL))
 		return;
 	since = sw_mono_ms() - k->disc_last_start;
-	if (k->disc_started == 0 || since >= k->disc_interval_ms) {
+	/* The interval protects a server we know from refresh storms; until
+	 * one discovery succeeded there is nothing to refresh, only to get. */
+	if (k->stats.discoveries == 0 || since >= k->disc_interval_ms) {
 		disc_start(k);
 		return;
 	}
@@ -1289,6 +1295,7 @@ static void op_complete(struct sw_kube_op *op, struct sw_http_result *r)
 		/* The continue token expired: the list must start over. */
 		log_debug("kube.list.restart", "path=%s", sw_q(op->path));
 		op->restarts++;
+		op->k->stats.list_restarts++;
 		free(op->cont);
 		op->cont = NULL;
 		json_array_clear(op->items);
@@ -1523,6 +1530,8 @@ static void watch_listed(const struct sw_kube_result *r, void *arg)
 
 static void watch_relist(struct sw_kube_watch *w)
 {
+	if (w->relist)
+		w->k->stats.watch_relists++;
 	free(w->rv);
 	w->rv = NULL;
 	w->relist = 0;

@@ -182,6 +182,8 @@ struct sw_kube_stats {
 	uint64_t retries;              /* of which were retries */
 	uint64_t exec_runs;            /* exec plugin runs */
 	uint64_t discoveries;          /* completed discoveries */
+	uint64_t list_restarts;        /* lists started over after an expired continue */
+	uint64_t watch_relists;        /* watches that relisted after 410 Gone */
 };
 void sw_kube_stats(const struct sw_kube *k, struct sw_kube_stats *out);
 

@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "lib/buf.h"
 #include "lib/clock.h"
@@ -829,6 +834,7 @@ static void test_list_paging(void **state)
 	sw_kube_stats(f->kube, &st1);
 	/* 5 pages without a restart; more with one */
 	assert_true(st1.requests - st0.requests - 20 > 5);
+	assert_true(st1.list_restarts - st0.list_restarts >= 1);
 	res_release(&x);
 	for (int i = 0; i < 20; i++) {
 		run_until(f, &b->r[i].done, 1, 10000);
@@ -1022,6 +1028,11 @@ static void test_watch_gone(void **state)
 	assert_int_equal(l.syncs, 1);
 	assert_int_equal(l.sync_items, 8);
 	assert_int_equal(l.errors, 0);
+	{
+		struct sw_kube_stats st;
+		sw_kube_stats(f->kube, &st);
+		assert_int_equal(st.watch_relists, 1);
+	}
 
 	/* survives the stream's timeout and sees later changes */
 	run_for(f, 1500);
@@ -1258,6 +1269,205 @@ static void test_connect_retries(void **state)
 	assert_int_equal(st.retries, 4);
 }
 
+/* ---- 429 / 5xx against a scripted server on the loop ------------------- */
+
+/*
+ * A tiny API server on the test's own loop: discovery for namespaces and
+ * configmaps, and for every other request the next planned answer (then
+ * 200 with a Namespace). Lets a test say exactly which codes come back.
+ */
+struct plan {
+	int status;
+	const char *retry_after;
+	const char *ctype;
+	const char *body;
+};
+
+struct fake {
+	struct evhttp *http;
+	int port;
+	const struct plan *plan;
+	size_t nplan, next;
+	int hits;                /* non-discovery requests */
+	int64_t first_ms, last_ms;
+};
+
+static void fake_reply(struct evhttp_request *req, int status, const char *ctype,
+		       const char *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+	evbuffer_add(b, body, strlen(body));
+	evhttp_send_reply(req, status, "X", b);
+	evbuffer_free(b);
+}
+
+static void fake_cb(struct evhttp_request *req, void *arg)
+{
+	struct fake *fk = arg;
+	const char *uri = evhttp_request_get_uri(req);
+
+	if (strcmp(uri, "/api") == 0) {
+		fake_reply(req, 200, "application/json", "{\"versions\":[\"v1\"]}");
+		return;
+	}
+	if (strcmp(uri, "/apis") == 0) {
+		fake_reply(req, 200, "application/json", "{\"groups\":[]}");
+		return;
+	}
+	if (strcmp(uri, "/api/v1") == 0) {
+		fake_reply(req, 200, "application/json",
+			   "{\"resources\":[{\"name\":\"namespaces\",\"kind\":\"Namespace\","
+			   "\"namespaced\":false},{\"name\":\"namespaces/status\",\"kind\":"
+			   "\"Namespace\",\"namespaced\":false}]}");
+		return;
+	}
+	fk->hits++;
+	fk->last_ms = sw_mono_ms();
+	if (fk->hits == 1)
+		fk->first_ms = fk->last_ms;
+	if (fk->next < fk->nplan) {
+		const struct plan *p = &fk->plan[fk->next++];
+		if (p->retry_after)
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+					  p->retry_after);
+		fake_reply(req, p->status, p->ctype ? p->ctype : "application/json",
+			   p->body ? p->body : "{}");
+		return;
+	}
+	fake_reply(req, 200, "application/json",
+		   "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"x\"}}");
+}
+
+static struct sw_kube *fake_client(struct fx *f, struct fake *fk, const struct plan *plan,
+				   size_t n, int attempts)
+{
+	struct evhttp_bound_socket *bs;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct sw_kube_opts o = SW_KUBE_OPTS_INIT;
+	char url[64], *cfg;
+	struct sw_kube *k;
+
+	memset(fk, 0, sizeof(*fk));
+	fk->plan = plan;
+	fk->nplan = n;
+	fk->http = evhttp_new(f->base);
+	evhttp_set_allowed_methods(fk->http, EVHTTP_REQ_GET | EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(fk->http, fake_cb, fk);
+	bs = evhttp_bind_socket_with_handle(fk->http, "127.0.0.1", 0);
+	assert_non_null(bs);
+	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl);
+	fk->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", fk->port);
+	cfg = plain_config(url, "t");
+	o.max_attempts = attempts;
+	o.backoff_ms = 10;
+	k = kube_from(f, cfg, &o);
+	free(cfg);
+	return k;
+}
+
+static const char st500[] = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+	"\"message\":\"etcdserver: request timed out\",\"reason\":\"InternalError\",\"code\":500}";
+
+static void test_retry_codes(void **state)
+{
+	struct fx *f = *state;
+	struct fake fk;
+	struct res x = { 0 };
+	struct sw_kube_stats st;
+
+	/* 503 with Retry-After: 1, then 429 with Retry-After: 0, then fine. */
+	{
+		static const struct plan p[] = {
+			{ 503, "1", NULL, NULL }, { 429, "0", NULL, NULL },
+		};
+		f->kube = fake_client(f, &fk, p, 2, 5);
+		sw_kube_get(f->kube, "v1", "Namespace", NULL, "x", collect, &x, NULL);
+		wait_res(f, &x);
+		if (x.error)
+			fail_msg("%s", x.msg);
+		assert_int_equal(fk.hits, 3);
+		assert_true(fk.last_ms - fk.first_ms >= 950);
+		sw_kube_stats(f->kube, &st);
+		assert_int_equal(st.retries, 2);
+		res_release(&x);
+		sw_kube_free(f->kube);
+		f->kube = NULL;
+		evhttp_free(fk.http);
+	}
+	/* 500 every time: bounded attempts, SW_EAGAIN, the Status message. */
+	{
+		static const struct plan p[] = {
+			{ 500, NULL, NULL, st500 }, { 500, NULL, NULL, st500 }, { 500, NULL, NULL, st500 },
+			{ 500, NULL, NULL, st500 },
+		};
+		f->kube = fake_client(f, &fk, p, 4, 3);
+		sw_kube_get(f->kube, "v1", "Namespace", NULL, "x", collect, &x, NULL);
+		wait_res(f, &x);
+		assert_int_equal(x.error, SW_EAGAIN);
+		assert_int_equal(fk.hits, 3);
+		assert_string_equal(x.reason, "InternalError");
+		assert_string_equal(x.msg, "v1 Namespace x: etcdserver: request timed out "
+			"(500 Internal Server Error)");
+		res_release(&x);
+		sw_kube_free(f->kube);
+		f->kube = NULL;
+		evhttp_free(fk.http);
+	}
+	/* A proxy's HTML page: an excerpt on one line. 403 is not retried. */
+	{
+		static const struct plan p[] = {
+			{ 403, NULL, "text/html", "<html>\n<b>denied</b>\n</html>\n" },
+		};
+		f->kube = fake_client(f, &fk, p, 1, 5);
+		sw_kube_get(f->kube, "v1", "Namespace", NULL, "x", collect, &x, NULL);
+		wait_res(f, &x);
+		assert_int_equal(x.error, SW_ERR);
+		assert_int_equal(fk.hits, 1);
+		assert_string_equal(x.msg, "v1 Namespace x: <html> <b>denied</b> </html> (403 Forbidden)");
+		res_release(&x);
+		sw_kube_free(f->kube);
+		f->kube = NULL;
+		evhttp_free(fk.http);
+	}
+}
+
+/* tokenFile: re-read after a 401 (tokens rotate). */
+static void test_token_file(void **state)
+{
+	struct fx *f = *state;
+	const char *args[] = { "--token", "good", NULL };
+	char tok[128], *cfg;
+	struct res x = { 0 };
+
+	need_kubeapi(f);
+	server_start(f, &f->srv, args);
+	snprintf(tok, sizeof(tok), "%s/token", f->tmp);
+	write_file(tok, "stale\n");
+	cfg = sw_asprintf("current-context: t\nclusters: [{name: c, cluster: {server: '%s'}}]\n"
+			  "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
+			  "users: [{name: u, user: {token: ignored, tokenFile: token}}]\n",
+			  f->srv.url);
+	f->kube = kube_from(f, cfg, NULL);
+	free(cfg);
+	sw_kube_get(f->kube, "v1", "Namespace", NULL, "default", collect, &x, NULL);
+	wait_res(f, &x);
+	assert_int_equal(x.error, SW_ERR);
+	if (!strstr(x.msg, "v1 Namespace default: discovery: GET /ap") ||
+	    !strstr(x.msg, "(401 Unauthorized)"))
+		fail_msg("%s", x.msg);
+	res_release(&x);
+
+	write_file(tok, "good\n");
+	sw_kube_get(f->kube, "v1", "Namespace", NULL, "default", collect, &x, NULL);
+	wait_res(f, &x);
+	if (x.error)
+		fail_msg("%s", x.msg);
+	res_release(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1276,6 +1486,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exec_plugin_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_retries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_codes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
