@@ -992,7 +992,7 @@ static void test_watch_gone(void **state)
 {
 	struct fx *f = *state;
 	struct sw_kube_watch_opts o = SW_KUBE_WATCH_OPTS_INIT;
-	const char *args[] = { "--event-ring", "3", NULL };
+	const char *args[] = { "--event-ring", "3", "--bookmark-ms", "100", NULL };
 	struct sw_kube_opts ko = SW_KUBE_OPTS_INIT;
 	struct wlog l;
 	struct res x;
@@ -1034,8 +1034,25 @@ static void test_watch_gone(void **state)
 		assert_int_equal(st.watch_relists, 1);
 	}
 
-	/* survives the stream's timeout and sees later changes */
+	/* Writes the selector hides push the server's window past the
+	 * watch's last event; BOOKMARKs keep its resourceVersion current, so
+	 * the reconnect after the stream's 1 s timeout needs no relist. */
+	for (int i = 0; i < 8; i++) {
+		char name[16];
+		json_t *cm;
+		snprintf(name, sizeof(name), "h%d", i);
+		cm = configmap("default", name, "hidden", "v");
+		apply_wait(f, f->kube, cm, 0, &x);
+		res_release(&x);
+		json_decref(cm);
+	}
 	run_for(f, 1500);
+	{
+		struct sw_kube_stats st;
+		sw_kube_stats(f->kube, &st);
+		assert_int_equal(st.watch_relists, 1);
+		assert_int_equal(l.syncs, 1);
+	}
 	{
 		json_t *cm = configmap("default", "late", "g", "v");
 		apply_wait(f, f->kube, cm, 0, &x);
@@ -1167,6 +1184,78 @@ static void test_exec_plugin_fails(void **state)
 	wait_res(f, &x);
 	assert_int_equal(x.error, SW_ERR);
 	if (!strstr(x.msg, "exec plugin sh exited with code 3: no credentials for you"))
+		fail_msg("%s", x.msg);
+	res_release(&x);
+	sw_kube_free(f->kube);
+
+	/* A plugin that hangs is killed at the time limit. */
+	{
+		struct sw_kube_opts o = SW_KUBE_OPTS_INIT;
+		o.exec_timeout_ms = 300;
+		cfg = sw_asprintf("current-context: t\nclusters: [{name: c, cluster: {server: '%s'}}]\n"
+				  "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
+				  "users:\n- name: u\n  user:\n    exec:\n"
+				  "      apiVersion: client.authentication.k8s.io/v1\n"
+				  "      command: sleep\n      args: ['30']\n", f->srv.url);
+		f->kube = kube_from(f, cfg, &o);
+		free(cfg);
+		sw_kube_get(f->kube, "v1", "Namespace", NULL, "default", collect, &x, NULL);
+		wait_res(f, &x);
+		assert_int_equal(x.error, SW_ERR);
+		if (!strstr(x.msg, "exec plugin sleep: no answer within 300 ms"))
+			fail_msg("%s", x.msg);
+		res_release(&x);
+	}
+	/* A missing command says so, with the kubeconfig's installHint. */
+	sw_kube_free(f->kube);
+	cfg = sw_asprintf("current-context: t\nclusters: [{name: c, cluster: {server: '%s'}}]\n"
+			  "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
+			  "users:\n- name: u\n  user:\n    exec:\n"
+			  "      apiVersion: client.authentication.k8s.io/v1\n"
+			  "      command: no-such-plugin-here\n"
+			  "      installHint: install it with apt\n", f->srv.url);
+	f->kube = kube_from(f, cfg, NULL);
+	free(cfg);
+	sw_kube_get(f->kube, "v1", "Namespace", NULL, "default", collect, &x, NULL);
+	wait_res(f, &x);
+	assert_int_equal(x.error, SW_ERR);
+	if (!strstr(x.msg, "no-such-plugin-here") || !strstr(x.msg, "(install it with apt)"))
+		fail_msg("%s", x.msg);
+	res_release(&x);
+}
+
+/* An exec plugin (v1beta1) that hands out the server's client certificate. */
+static void test_exec_client_cert(void **state)
+{
+	struct fx *f = *state;
+	char dir[128], plugin[160], *text, *cfg;
+	const char *args[] = { "--tls-dir", dir, "--token", "nobody-has-this", NULL };
+	struct res x = { 0 };
+
+	need_kubeapi(f);
+	snprintf(dir, sizeof(dir), "%s/tls", f->tmp);
+	server_start(f, &f->srv, args);
+	snprintf(plugin, sizeof(plugin), "%s/cert-plugin.sh", f->tmp);
+	text = sw_asprintf("#!/bin/sh\n"
+			   "c=$(awk '{printf \"%%s\\\\n\", $0}' %s/client.crt)\n"
+			   "k=$(awk '{printf \"%%s\\\\n\", $0}' %s/client.key)\n"
+			   "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\","
+			   "\"kind\":\"ExecCredential\",\"status\":{\"clientCertificateData\":\"%%s\","
+			   "\"clientKeyData\":\"%%s\"}}\\n' \"$c\" \"$k\"\n", dir, dir);
+	write_file(plugin, "%s", text);
+	free(text);
+	chmod(plugin, 0755);
+	cfg = sw_asprintf("current-context: t\n"
+			  "clusters: [{name: c, cluster: {server: '%s', certificate-authority: tls/ca.crt}}]\n"
+			  "contexts: [{name: t, context: {cluster: c, user: u}}]\n"
+			  "users:\n- name: u\n  user:\n    exec:\n"
+			  "      apiVersion: client.authentication.k8s.io/v1beta1\n"
+			  "      command: ./cert-plugin.sh\n", f->srv.url);
+	f->kube = kube_from(f, cfg, NULL);
+	free(cfg);
+	sw_kube_get(f->kube, "v1", "Namespace", NULL, "default", collect, &x, NULL);
+	wait_res(f, &x);
+	if (x.error)
 		fail_msg("%s", x.msg);
 	res_release(&x);
 }
@@ -1484,6 +1573,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_watch_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_plugin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_plugin_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_client_cert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_codes, setup, teardown),
