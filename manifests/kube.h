@@ -283,7 +283,8 @@ int sw_kube_delete(struct sw_kube *k, const char *api_version, const char *kind,
  */
 void sw_kube_cancel(struct sw_kube_op *op);
 
-/* Operations not yet finished (for tests and metrics). */
+/* Requests not yet finished, the client's own included (discovery, watch
+ * streams), for tests and metrics. */
 size_t sw_kube_pending(const struct sw_kube *k);
 
 /* ---- watches ---- */
