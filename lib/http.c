@@ -48,6 +48,7 @@ struct sw_http_call {
 	char *url;                   /* for messages: display_url or url */
 	char *body;                  /* the request body we own */
 	size_t max_response;
+	sw_http_response_fn on_response;
 	sw_http_data_fn on_data;
 	sw_http_done_fn on_done;
 	void *arg;
@@ -56,7 +57,9 @@ struct sw_http_call {
 	struct sw_buf headers;       /* "name\0value\0" pairs, names lowercased */
 	int added;                   /* handed to the multi handle */
 	int cancelled;               /* sw_http_cancel(): no callback, free soon */
-	int aborted;                 /* on_data asked to stop */
+	int aborted;                 /* on_data or on_response asked to stop */
+	int responded;               /* on_response was called */
+	int follow;                  /* follow_redirects: 3xx are not final */
 	int too_large;               /* body or headers over their maximum */
 	int failed_early;            /* could not be added: report from loop */
 	int finished;                /* off the multi handle, report pending */
@@ -185,10 +188,26 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg)
 		c->too_large = 1;
 		return 0;
 	}
+	if (n <= 2 && (p[0] == '\r' || p[0] == '\n')) {
+		/* The blank line ending a header block. */
+		long code = response_code(c);
+		int hop = c->follow && code >= 300 && code < 400;
+		if (code >= 200 && !hop && c->on_response && !c->responded) {
+			c->responded = 1;
+			if (c->on_response(code, c->arg) != 0) {
+				if (!c->cancelled)
+					c->aborted = 1;
+				return 0;
+			}
+			if (c->cancelled)
+				return 0;
+		}
+		return n;
+	}
 	for (i = 0; i < n && p[i] != ':'; i++)
 		;
 	if (i == 0 || i == n)
-		return n;            /* the blank line ending the block, or junk */
+		return n;            /* junk */
 	for (size_t k = 0; k < i; k++)
 		sw_buf_addch(&c->headers, (char)tolower((unsigned char)p[k]));
 	sw_buf_addch(&c->headers, '\0');
@@ -511,6 +530,8 @@ int sw_http_start(struct sw_http *h, const struct sw_http_opts *o, struct sw_htt
 	c->method = sw_strdup(method);
 	c->url = sw_strdup(o->display_url ? o->display_url : o->url);
 	c->max_response = o->max_response ? o->max_response : SW_HTTP_MAX_RESPONSE_DEFAULT;
+	c->on_response = o->on_response;
+	c->follow = o->follow_redirects;
 	c->on_data = o->on_data;
 	c->on_done = o->on_done;
 	c->arg = o->arg;

@@ -85,6 +85,14 @@ struct sw_http_result {
 typedef int (*sw_http_data_fn)(const char *p, size_t n, void *arg);
 
 /*
+ * Called once when the headers of the final response are in (before any of
+ * its body), with its status: for a stream (a watch, a container attach)
+ * this says the peer accepted it. Same rules as on_data; its return value
+ * likewise stops the transfer when non-zero.
+ */
+typedef int (*sw_http_response_fn)(long status, void *arg);
+
+/*
  * Completion callback, called exactly once per started call unless the call
  * was cancelled with sw_http_cancel() or the client freed first. The call
  * handle is freed right after it returns. May start new requests and cancel
@@ -132,6 +140,7 @@ struct sw_http_opts {
 	 * CURLOPT_CONNECT_TO, so the Host header carries this name too. */
 	const char *tls_server_name;
 
+	sw_http_response_fn on_response; /* optional, see above */
 	sw_http_data_fn on_data;         /* optional, see above */
 	sw_http_done_fn on_done;         /* optional, see above */
 	void *arg;                       /* passed to both */

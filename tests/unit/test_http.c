@@ -260,6 +260,8 @@ struct rec {
 	char ctype[64];
 	char peer_port[16];
 	int stop_after;        /* on_data returns 1 after this many pieces */
+	long response_status;  /* from on_response */
+	int pieces_at_response;
 	int pieces;
 	int *counter;          /* incremented on done, for many calls */
 };
@@ -299,6 +301,14 @@ static int rec_data(const char *p, size_t n, void *arg)
 	rc->pieces++;
 	if (rc->stop_after && rc->pieces >= rc->stop_after)
 		return 1;
+	return 0;
+}
+
+static int rec_response(long status, void *arg)
+{
+	struct rec *rc = arg;
+	rc->response_status = status;
+	rc->pieces_at_response = rc->pieces;
 	return 0;
 }
 
@@ -446,11 +456,14 @@ static void test_streaming_chunked(void **state)
 	struct rec rc = REC_INIT;
 
 	o.on_data = rec_data;
+	o.on_response = rec_response;
 	start(f, &o, "/chunked?n=20", &rc, NULL);
 	run_until(f, &rc.done);
 	assert_int_equal(rc.error, 0);
 	assert_int_equal(rc.status, 200);
 	assert_true(rc.pieces >= 2);     /* arrived over time, not at once */
+	assert_int_equal(rc.response_status, 200);
+	assert_int_equal(rc.pieces_at_response, 0);   /* headers before body */
 	struct sw_buf want = SW_BUF_INIT;
 	for (int i = 0; i < 20; i++)
 		sw_buf_addf(&want, "chunk%d\n", i);

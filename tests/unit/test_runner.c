@@ -1,0 +1,670 @@
+/*
+ * test_runner.c - both runner backends against real peers: the local one
+ * with real processes, the docker one with real containers through Podman.
+ *
+ * Podman: unless SLIPWAY_TEST_DOCKER_SOCK names a Docker API socket to use
+ * (whose engine then needs the image, see `tests/lib/podman.sh image SOCK`),
+ * the group setup runs `tests/lib/podman.sh start DIR` (a private service
+ * and store under a temporary DIR, with the busybox image imported) and the
+ * group teardown `tests/lib/podman.sh stop DIR`. The script is found under
+ * $SRC (the repository root; default: the current directory, which is where
+ * make runs tests).
+ *
+ * The same behavioural tests run on both backends; a few are docker-only
+ * (missing image, leftover containers) or local-only (bad workspace).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "lib/buf.h"
+#include "lib/http.h"
+#include "lib/proc.h"
+#include "runners/runner.h"
+
+#define IMAGE "slipway-busybox:latest"
+
+struct env {
+	struct event_base *base;
+	struct sw_http *http;
+	struct sw_proc_mgr *procs;
+	struct sw_runner *docker;
+	struct sw_runner *local;
+	char tmp[64];           /* scratch: workspaces, podman's DIR */
+	char podman_dir[128];   /* set when we started podman */
+	char sock[256];
+	struct event *guard;
+};
+
+static struct env E;
+
+/* One backend per test: the state is the runner to use. */
+#define DOCKER (&E.docker)
+#define LOCAL (&E.local)
+
+/* ---- recording a step -------------------------------------------------- */
+
+struct rec {
+	int done;
+	struct sw_runner_result r;
+	char msg[1024];
+	char id[96];
+	struct sw_buf out, err, all;   /* all: "1:" / "2:" tagged pieces */
+	size_t pieces;
+	const char *cancel_on;         /* cancel when stdout holds this */
+	struct sw_runner_step *step;
+	int cancelled;
+};
+
+static void rec_init(struct rec *rc)
+{
+	memset(rc, 0, sizeof(*rc));
+	rc->out = (struct sw_buf)SW_BUF_INIT;
+	rc->err = (struct sw_buf)SW_BUF_INIT;
+	rc->all = (struct sw_buf)SW_BUF_INIT;
+}
+
+static void rec_release(struct rec *rc)
+{
+	sw_buf_release(&rc->out);
+	sw_buf_release(&rc->err);
+	sw_buf_release(&rc->all);
+}
+
+static void on_output(int stream, const char *p, size_t n, void *arg)
+{
+	struct rec *rc = arg;
+	assert_int_equal(rc->done, 0);       /* never after on_done */
+	sw_buf_add(stream == SW_STEP_STDERR ? &rc->err : &rc->out, p, n);
+	/* Tag per line so order between streams is comparable. */
+	for (size_t i = 0; i < n; i++) {
+		if (rc->all.len == 0 || rc->all.ptr[rc->all.len - 1] == '\n')
+			sw_buf_addf(&rc->all, "%d:", stream);
+		sw_buf_addch(&rc->all, p[i]);
+	}
+	rc->pieces++;
+	if (rc->cancel_on && !rc->cancelled && strstr(rc->out.ptr, rc->cancel_on)) {
+		rc->cancelled = 1;
+		sw_runner_cancel(rc->step);
+	}
+}
+
+static void on_done(const struct sw_runner_result *r, void *arg)
+{
+	struct rec *rc = arg;
+	rc->done++;
+	rc->r = *r;
+	snprintf(rc->msg, sizeof(rc->msg), "%s", r->error_msg);
+	snprintf(rc->id, sizeof(rc->id), "%s", r->id);
+	rc->r.error_msg = rc->msg;
+	rc->r.id = rc->id;
+}
+
+static void guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+	fprintf(stderr, "test loop ran too long\n");
+}
+
+static void run_until(int *flag, int secs)
+{
+	struct timeval tv = { secs, 0 };
+	evtimer_add(E.guard, &tv);
+	while (!*flag && evtimer_pending(E.guard, NULL))
+		event_base_loop(E.base, EVLOOP_ONCE);
+	evtimer_del(E.guard);
+}
+
+/* A fresh workspace directory under the scratch dir. */
+static void make_workspace(char *out, size_t n)
+{
+	static int seq;
+	snprintf(out, n, "%s/ws%d", E.tmp, ++seq);
+	assert_int_equal(mkdir(out, 0777), 0);
+	chmod(out, 0777);
+}
+
+static void run_step(struct sw_runner *r, struct sw_runner_spec *s, struct rec *rc, int secs)
+{
+	if (!s->image)
+		s->image = IMAGE;
+	if (!s->network)
+		s->network = "none";
+	s->on_output = on_output;
+	s->on_done = on_done;
+	s->arg = rc;
+	if (!s->label)
+		s->label = "test";
+	assert_int_equal(sw_runner_start(r, s, &rc->step), 0);
+	assert_int_equal(rc->done, 0);
+	run_until(&rc->done, secs);
+	assert_int_equal(rc->done, 1);
+}
+
+/* Containers with the slipway.run label, through the API. */
+struct count { int done, result; char msg[256]; };
+
+static void counted(int result, const char *msg, void *arg)
+{
+	struct count *c = arg;
+	c->done = 1;
+	c->result = result;
+	snprintf(c->msg, sizeof(c->msg), "%s", msg);
+}
+
+static int labelled_containers(void)
+{
+	struct count c = { 0 };
+	assert_int_equal(sw_docker_count_labelled(E.docker, counted, &c), 0);
+	run_until(&c.done, 30);
+	assert_true(c.done);
+	if (c.result < 0)
+		fail_msg("count containers: %s", c.msg);
+	return c.result;
+}
+
+static int is_docker(void **state)
+{
+	return *state == DOCKER;
+}
+
+static struct sw_runner *runner(void **state)
+{
+	return *(struct sw_runner **)*state;
+}
+
+/* ---- group setup --------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+	const char *ext = getenv("SLIPWAY_TEST_DOCKER_SOCK");
+	const char *src = getenv("SRC");
+	char cmd[1024];
+
+	snprintf(E.tmp, sizeof(E.tmp), "/tmp/sw-runner-XXXXXX");
+	if (!mkdtemp(E.tmp))
+		return -1;
+	chmod(E.tmp, 0755);
+	if (ext && *ext) {
+		snprintf(E.sock, sizeof(E.sock), "%s", ext);
+	} else {
+		FILE *p;
+		snprintf(E.podman_dir, sizeof(E.podman_dir), "%s/podman", E.tmp);
+		snprintf(cmd, sizeof(cmd), "%s/tests/lib/podman.sh start %s", src ? src : ".",
+			 E.podman_dir);
+		p = popen(cmd, "r");
+		if (!p || !fgets(E.sock, sizeof(E.sock), p)) {
+			fprintf(stderr, "cannot start podman with: %s\n", cmd);
+			if (p)
+				pclose(p);
+			return -1;
+		}
+		if (pclose(p) != 0)
+			return -1;
+		E.sock[strcspn(E.sock, "\n")] = '\0';
+	}
+	E.base = event_base_new();
+	E.guard = evtimer_new(E.base, guard_cb, NULL);
+	if (sw_http_new(&E.http, E.base) < 0 || sw_proc_mgr_new(&E.procs, E.base) < 0)
+		return -1;
+	struct sw_docker_opts o = SW_DOCKER_OPTS_INIT;
+	o.socket = E.sock;
+	o.pull_timeout_ms = 30000;
+	sw_runner_docker_new(&E.docker, E.base, E.http, &o);
+	sw_runner_local_new(&E.local, E.procs);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[1024];
+	const char *src = getenv("SRC");
+
+	sw_runner_free(E.docker);
+	sw_runner_free(E.local);
+	sw_http_free(E.http);
+	sw_proc_mgr_free(E.procs);
+	if (E.guard)
+		event_free(E.guard);
+	if (E.base)
+		event_base_free(E.base);
+	if (E.podman_dir[0]) {
+		snprintf(cmd, sizeof(cmd), "%s/tests/lib/podman.sh stop %s", src ? src : ".",
+			 E.podman_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "podman stop failed\n");
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", E.tmp);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", E.tmp);
+	return 0;
+}
+
+/* ---- tests for both backends ----------------------------------------- */
+
+static void test_stdout_stderr(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "echo one", "echo two >&2", "sleep 0.1", "echo three",
+			       "printf 'no newline' >&2", NULL };
+	struct timespec t0, t1;
+
+	rec_init(&rc);
+	s.commands = cmds;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run_step(runner(state), &s, &rc, 60);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 0);
+	assert_string_equal(rc.msg, "");
+	assert_string_equal(rc.out.ptr, "one\nthree\n");
+	assert_string_equal(rc.err.ptr, "two\nno newline");
+	/* The sleep separates the streams in time, so order is defined. */
+	assert_non_null(strstr(rc.all.ptr, "2:two\n1:three\n"));
+	assert_true(rc.id[0] != '\0');
+	fprintf(stderr, "  %s: trivial step took %.0f ms (start to on_done)\n",
+		sw_runner_kind(runner(state)),
+		(double)(t1.tv_sec - t0.tv_sec) * 1000 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	rec_release(&rc);
+	if (is_docker(state))
+		assert_int_equal(labelled_containers(), 0);
+}
+
+static void test_exit_code(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "echo before", "exit 3", "echo after", NULL };
+
+	rec_init(&rc);
+	s.commands = cmds;
+	run_step(runner(state), &s, &rc, 60);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 3);
+	assert_string_equal(rc.out.ptr, "before\n");
+	rec_release(&rc);
+
+	/* sh -e: a failing command stops the script with its status. */
+	const char *cmds2[] = { "echo a", "false", "echo b", NULL };
+	rec_init(&rc);
+	s.commands = cmds2;
+	run_step(runner(state), &s, &rc, 60);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 1);
+	assert_string_equal(rc.out.ptr, "a\n");
+	rec_release(&rc);
+	if (is_docker(state))
+		assert_int_equal(labelled_containers(), 0);
+}
+
+static void test_env_and_workspace(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	char ws[256], path[300], want[300];
+	struct sw_buf b = SW_BUF_INIT;
+	const char *env[] = { "FOO=bar baz", "SECOND=2", NULL };
+	const char *cmds[] = { "cd sub", "echo \"$FOO/$SECOND\" > ../out.txt", "cat ../in.txt",
+			       "pwd", NULL };
+
+	rec_init(&rc);
+	make_workspace(ws, sizeof(ws));
+	snprintf(path, sizeof(path), "%s/sub", ws);
+	assert_int_equal(mkdir(path, 0777), 0);
+	snprintf(path, sizeof(path), "%s/in.txt", ws);
+	FILE *f = fopen(path, "w");
+	fputs("from host\n", f);
+	fclose(f);
+	s.commands = cmds;
+	s.env = env;
+	s.workspace = ws;
+	s.memory_bytes = 64 * 1024 * 1024;
+	s.nano_cpus = 500000000;
+	run_step(runner(state), &s, &rc, 60);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 0);
+	/* Earlier commands' shell state (cd) holds for later ones. */
+	snprintf(want, sizeof(want), "from host\n%s/sub\n", is_docker(state) ? "/workspace" : ws);
+	assert_string_equal(rc.out.ptr, want);
+	snprintf(path, sizeof(path), "%s/out.txt", ws);
+	assert_int_equal(sw_buf_read_file(&b, path), 0);
+	assert_string_equal(b.ptr, "bar baz/2\n");
+	sw_buf_release(&b);
+	rec_release(&rc);
+}
+
+static void test_timeout(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "echo started", "sleep 30", "echo never", NULL };
+	struct timespec t0, t1;
+
+	rec_init(&rc);
+	s.commands = cmds;
+	s.timeout_ms = 1000;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run_step(runner(state), &s, &rc, 30);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(rc.r.outcome, SW_STEP_TIMED_OUT);
+	assert_string_equal(rc.out.ptr, "started\n");
+	assert_true(t1.tv_sec - t0.tv_sec < 10);
+	rec_release(&rc);
+	if (is_docker(state))
+		assert_int_equal(labelled_containers(), 0);
+}
+
+/* Processes left in the background by a step die with it (local). */
+static void test_background_child(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "sleep 30 &", "echo left", NULL };
+	struct timespec t0, t1;
+
+	rec_init(&rc);
+	s.commands = cmds;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run_step(runner(state), &s, &rc, 30);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_string_equal(rc.out.ptr, "left\n");
+	assert_true(t1.tv_sec - t0.tv_sec < 5);
+	rec_release(&rc);
+}
+
+static void test_cancel(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "echo ready", "sleep 30", "echo never", NULL };
+
+	rec_init(&rc);
+	rc.cancel_on = "ready";
+	s.commands = cmds;
+	run_step(runner(state), &s, &rc, 30);
+	assert_true(rc.cancelled);
+	assert_int_equal(rc.r.outcome, SW_STEP_CANCELLED);
+	assert_string_equal(rc.out.ptr, "ready\n");
+	rec_release(&rc);
+	if (is_docker(state))
+		assert_int_equal(labelled_containers(), 0);
+}
+
+/* Cancel right after start, before the step got anywhere. */
+static void test_cancel_early(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "sleep 30", NULL };
+
+	rec_init(&rc);
+	s.commands = cmds;
+	s.image = IMAGE;
+	s.network = "none";
+	s.label = "test";
+	s.on_output = on_output;
+	s.on_done = on_done;
+	s.arg = &rc;
+	assert_int_equal(sw_runner_start(runner(state), &s, &rc.step), 0);
+	sw_runner_cancel(rc.step);
+	assert_int_equal(rc.done, 0);         /* reported from the loop */
+	run_until(&rc.done, 30);
+	assert_int_equal(rc.done, 1);
+	assert_int_equal(rc.r.outcome, SW_STEP_CANCELLED);
+	rec_release(&rc);
+	assert_int_equal(sw_runner_active(runner(state)), 0);
+	if (is_docker(state))
+		assert_int_equal(labelled_containers(), 0);
+}
+
+/* ~1 MB on stdout arrives whole and in order. */
+static void test_large_output(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "seq 1 200000", "echo end >&2", NULL };
+	struct sw_buf want = SW_BUF_INIT;
+
+	rec_init(&rc);
+	s.commands = cmds;
+	run_step(runner(state), &s, &rc, 120);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 0);
+	for (int i = 1; i <= 200000; i++)
+		sw_buf_addf(&want, "%d\n", i);
+	assert_true(want.len > 1000000);
+	assert_int_equal(rc.out.len, want.len);
+	assert_memory_equal(rc.out.ptr, want.ptr, want.len);
+	assert_string_equal(rc.err.ptr, "end\n");
+	assert_true(rc.pieces > 10);
+	fprintf(stderr, "  %s: %zu bytes in %zu pieces\n", sw_runner_kind(runner(state)),
+		rc.out.len, rc.pieces);
+	sw_buf_release(&want);
+	rec_release(&rc);
+}
+
+/* Many small writes alternating between the streams: each stream whole
+ * and in order. */
+static void test_many_frames(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo out$i; "
+			       "echo err$i >&2; done", NULL };
+	struct sw_buf wo = SW_BUF_INIT, we = SW_BUF_INIT;
+
+	rec_init(&rc);
+	s.commands = cmds;
+	run_step(runner(state), &s, &rc, 120);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	for (int i = 1; i <= 2000; i++) {
+		sw_buf_addf(&wo, "out%d\n", i);
+		sw_buf_addf(&we, "err%d\n", i);
+	}
+	assert_string_equal(rc.out.ptr, wo.ptr);
+	assert_string_equal(rc.err.ptr, we.ptr);
+	sw_buf_release(&wo);
+	sw_buf_release(&we);
+	rec_release(&rc);
+}
+
+/* Several steps at once on one loop. */
+static void test_concurrent_steps(void **state)
+{
+	enum { N = 4 };
+	struct rec rc[N];
+	char cmd[N][64];
+	int all = 0;
+
+	for (int i = 0; i < N; i++) {
+		struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+		const char *cmds[] = { cmd[i], NULL };
+		rec_init(&rc[i]);
+		snprintf(cmd[i], sizeof(cmd[i]), "sleep 0.2; echo step%d; exit %d", i, i);
+		s.commands = cmds;
+		s.image = IMAGE;
+		s.network = "none";
+		s.label = "test";
+		s.on_output = on_output;
+		s.on_done = on_done;
+		s.arg = &rc[i];
+		assert_int_equal(sw_runner_start(runner(state), &s, &rc[i].step), 0);
+	}
+	assert_int_equal(sw_runner_active(runner(state)), N);
+	struct timeval tv = { 60, 0 };
+	evtimer_add(E.guard, &tv);
+	while (evtimer_pending(E.guard, NULL)) {
+		all = 1;
+		for (int i = 0; i < N; i++)
+			all &= rc[i].done == 1;
+		if (all)
+			break;
+		event_base_loop(E.base, EVLOOP_ONCE);
+	}
+	evtimer_del(E.guard);
+	assert_true(all);
+	for (int i = 0; i < N; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "step%d\n", i);
+		assert_int_equal(rc[i].r.outcome, SW_STEP_EXITED);
+		assert_int_equal(rc[i].r.exit_code, i);
+		assert_string_equal(rc[i].out.ptr, want);
+		rec_release(&rc[i]);
+	}
+}
+
+/* ---- docker only ----------------------------------------------------- */
+
+static void test_missing_image(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "true", NULL };
+
+	rec_init(&rc);
+	s.commands = cmds;
+	s.image = "busybox:x";
+	run_step(E.docker, &s, &rc, 60);
+	assert_int_equal(rc.r.outcome, SW_STEP_ERROR);
+	assert_non_null(strstr(rc.msg, "image busybox:x not found locally and pull failed: "));
+	assert_true(strlen(rc.msg) > strlen("image busybox:x not found locally and pull failed: "));
+	assert_int_equal(rc.pieces, 0);
+	rec_release(&rc);
+}
+
+static void test_bad_spec(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	const char *cmds[] = { "true", NULL };
+
+	assert_int_equal(sw_runner_start(E.docker, &s, NULL), SW_EINVALID);   /* no commands */
+	s.commands = cmds;
+	assert_int_equal(sw_runner_start(E.docker, &s, NULL), SW_EINVALID);   /* no image */
+	s.image = "bad image?x=1";
+	assert_int_equal(sw_runner_start(E.docker, &s, NULL), SW_EINVALID);
+	s.image = IMAGE;
+	s.workspace = "/nonexistent/dir";
+	assert_true(sw_runner_start(E.docker, &s, NULL) < 0);
+	assert_int_equal(sw_runner_active(E.docker), 0);
+}
+
+/* A container left by a "crashed daemon" is found and removed. */
+struct created { int done; char id[128]; };
+
+static void leftover_created(struct sw_http_result *r, void *arg)
+{
+	struct created *c = arg;
+	const char *p = strstr(r->body->ptr, "\"Id\":\"");
+	c->done = 1;
+	assert_int_equal(r->status, 201);
+	assert_non_null(p);
+	snprintf(c->id, sizeof(c->id), "%.64s", p + 6);
+}
+
+static void test_leftovers(void **state)
+{
+	struct sw_http_opts o = SW_HTTP_OPTS_INIT;
+	struct created c = { 0 };
+	struct count n = { 0 };
+	const char *body = "{\"Image\":\"" IMAGE "\",\"Cmd\":[\"sleep\",\"30\"],"
+			   "\"Labels\":{\"slipway.run\":\"orphan\"}}";
+	const char *hdrs[] = { "Content-Type: application/json", NULL };
+
+	o.url = "http://d/v1.41/containers/create";
+	o.unix_socket = E.sock;
+	o.headers = hdrs;
+	o.body = body;
+	o.body_len = strlen(body);
+	o.on_done = leftover_created;
+	o.arg = &c;
+	assert_int_equal(sw_http_start(E.http, &o, NULL), 0);
+	run_until(&c.done, 30);
+	assert_int_equal(labelled_containers(), 1);
+	assert_int_equal(sw_docker_remove_leftovers(E.docker, counted, &n), 0);
+	run_until(&n.done, 30);
+	assert_int_equal(n.result, 1);
+	assert_int_equal(labelled_containers(), 0);
+}
+
+static void test_import(void **state)
+{
+	struct count c = { 0 };
+	/* Not a tar: the engine refuses it and the message comes back. */
+	assert_int_equal(sw_docker_import(E.docker, "junk", "1", "not a tar", 9, counted, &c), 0);
+	run_until(&c.done, 30);
+	assert_true(c.result < 0);
+	assert_true(c.msg[0] != '\0');
+	assert_int_equal(sw_docker_import(E.local, "junk", "1", "x", 1, counted, &c), SW_EINVALID);
+}
+
+/* ---- local only ------------------------------------------------------ */
+
+static void test_local_bad_workspace(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "true", NULL };
+
+	rec_init(&rc);
+	s.commands = cmds;
+	s.workspace = "/nonexistent/dir";
+	run_step(E.local, &s, &rc, 30);
+	assert_int_equal(rc.r.outcome, SW_STEP_ERROR);
+	assert_non_null(strstr(rc.msg, "No such file or directory"));
+	rec_release(&rc);
+}
+
+/* The daemon's own environment does not leak into a local step. */
+static void test_local_env_clean(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "echo \"[${SLIPWAY_SECRET_TEST:-unset}]\"", NULL };
+
+	setenv("SLIPWAY_SECRET_TEST", "hunter2", 1);
+	rec_init(&rc);
+	s.commands = cmds;
+	run_step(E.local, &s, &rc, 30);
+	unsetenv("SLIPWAY_SECRET_TEST");
+	assert_string_equal(rc.out.ptr, "[unset]\n");
+	rec_release(&rc);
+}
+
+#define BOTH(t) \
+	{ #t "/docker", t, NULL, NULL, DOCKER }, \
+	{ #t "/local", t, NULL, NULL, LOCAL }
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		BOTH(test_stdout_stderr),
+		BOTH(test_exit_code),
+		BOTH(test_env_and_workspace),
+		BOTH(test_timeout),
+		BOTH(test_cancel),
+		BOTH(test_cancel_early),
+		BOTH(test_large_output),
+		BOTH(test_many_frames),
+		BOTH(test_concurrent_steps),
+		{ "test_background_child/local", test_background_child, NULL, NULL, LOCAL },
+		cmocka_unit_test(test_missing_image),
+		cmocka_unit_test(test_bad_spec),
+		cmocka_unit_test(test_leftovers),
+		cmocka_unit_test(test_import),
+		cmocka_unit_test(test_local_bad_workspace),
+		cmocka_unit_test(test_local_env_clean),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
