@@ -47,6 +47,7 @@ struct sw_proc {
 	struct event *ev_out, *ev_err, *ev_in;
 	struct event *timeout, *grace, *drain;
 	char *prog;            /* argv[0], for messages */
+	char *cwd;
 	char *in_data;
 	size_t in_len, in_off;
 	long kill_grace_ms;
@@ -62,6 +63,9 @@ struct sw_proc {
 	int killing;           /* a kill was sent */
 	int finishing;         /* on_exit running */
 };
+
+/* Where a child failed before exec, as written to the exec pipe. */
+enum { STAGE_FDS = 1, STAGE_CHDIR = 2, STAGE_EXEC = 3 };
 
 static double now_ms(void)
 {
@@ -106,6 +110,7 @@ static void proc_free(struct sw_proc *p)
 		event_free(p->drain);
 	free(p->in_data);
 	free(p->prog);
+	free(p->cwd);
 	free(p);
 }
 
@@ -121,17 +126,23 @@ static void maybe_finish(struct sw_proc *p)
 {
 	struct sw_proc_result r;
 	char msg[256];
-	int err = 0;
+	int err[2] = { 0, 0 };
 
 	if (!p->reaped || p->out_fd >= 0 || p->err_fd >= 0 || p->finishing)
 		return;
 	p->finishing = 1;
 	memset(&r, 0, sizeof(r));
 	msg[0] = '\0';
-	/* Did exec fail? The child wrote errno before exiting 127. */
-	if (p->exec_fd >= 0 && read(p->exec_fd, &err, sizeof(err)) == (ssize_t)sizeof(err)) {
+	/* Did the child fail before exec? It wrote {stage, errno}. */
+	if (p->exec_fd >= 0 && read(p->exec_fd, err, sizeof(err)) == (ssize_t)sizeof(err)) {
 		r.error = SW_ERR;
-		snprintf(msg, sizeof(msg), "exec %s: %s", p->prog, strerror(err));
+		if (err[0] == STAGE_CHDIR)
+			snprintf(msg, sizeof(msg), "chdir %s: %s", p->cwd ? p->cwd : "",
+				 strerror(err[1]));
+		else if (err[0] == STAGE_EXEC)
+			snprintf(msg, sizeof(msg), "exec %s: %s", p->prog, strerror(err[1]));
+		else
+			snprintf(msg, sizeof(msg), "spawn %s: %s", p->prog, strerror(err[1]));
 	}
 	r.error_msg = msg;
 	if (WIFEXITED(p->status)) {
@@ -325,25 +336,28 @@ static void child(const char *path, char *const argv[], char *const envp[], cons
 		  int in_fd, int out_fd, int err_fd, int exec_fd)
 {
 	sigset_t all;
-	int e;
+	int e[2];
 
 	setpgid(0, 0);
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	e[0] = STAGE_FDS;
 	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 		goto fail;
+	e[0] = STAGE_CHDIR;
 	if (cwd && chdir(cwd) < 0)
 		goto fail;
+	e[0] = STAGE_EXEC;
 	/* Every other descriptor of the daemon closes on exec; exec_fd too. */
 	for (int fd = 3; fd < 1024; fd++)
 		if (fd != exec_fd)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	execve(path, argv, envp);
 fail:
-	e = errno;
-	if (write(exec_fd, &e, sizeof(e)) < 0)
+	e[1] = errno;
+	if (write(exec_fd, e, sizeof(e)) < 0)
 		_exit(126);
 	_exit(127);
 }
@@ -410,6 +424,7 @@ int sw_proc_spawn(struct sw_proc_mgr *m, const struct sw_proc_opts *o, struct sw
 	p->m = m;
 	p->pid = pid;
 	p->prog = sw_strdup(o->argv[0]);
+	p->cwd = o->cwd ? sw_strdup(o->cwd) : NULL;
 	p->started = now_ms();
 	p->kill_grace_ms = o->kill_grace_ms;
 	p->on_output = o->on_output;

@@ -68,9 +68,10 @@ enum { SW_STEP_STDOUT = 1, SW_STEP_STDERR = 2 };
 
 /*
  * Output of the step: `stream` is SW_STEP_STDOUT or SW_STEP_STDERR. Bytes
- * arrive in order within a stream. Docker keeps the order between the two
- * streams (one multiplexed log stream); the local backend reads two pipes
- * and keeps it only roughly. Never called after on_done. May cancel the step.
+ * arrive whole and in order within each stream. Between the two streams the
+ * order is kept only roughly: the engine (docker) or the loop (local) reads
+ * two pipes, so writes close together may swap; writes apart in time keep
+ * their order. Never called after on_done. May cancel the step.
  */
 typedef void (*sw_step_output_fn)(int stream, const char *p, size_t n, void *arg);
 

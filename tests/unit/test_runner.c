@@ -622,7 +622,7 @@ static void test_local_bad_workspace(void **state)
 	s.workspace = "/nonexistent/dir";
 	run_step(E.local, &s, &rc, 30);
 	assert_int_equal(rc.r.outcome, SW_STEP_ERROR);
-	assert_non_null(strstr(rc.msg, "No such file or directory"));
+	assert_string_equal(rc.msg, "chdir /nonexistent/dir: No such file or directory");
 	rec_release(&rc);
 }
 
@@ -640,6 +640,129 @@ static void test_local_env_clean(void **state)
 	unsetenv("SLIPWAY_SECRET_TEST");
 	assert_string_equal(rc.out.ptr, "[unset]\n");
 	rec_release(&rc);
+}
+
+/* ---- lib/proc directly --------------------------------------------- */
+
+struct prec {
+	int done;
+	struct sw_proc_result r;
+	char msg[256];
+	struct sw_buf out, err;
+	struct sw_proc *proc;
+	const char *kill_on;
+};
+
+static void p_output(int stream, const char *p, size_t n, void *arg)
+{
+	struct prec *pr = arg;
+	sw_buf_add(stream == SW_PROC_STDOUT ? &pr->out : &pr->err, p, n);
+	if (pr->kill_on && strstr(pr->out.ptr, pr->kill_on)) {
+		pr->kill_on = NULL;
+		sw_proc_kill(pr->proc);
+	}
+}
+
+static void p_exit(const struct sw_proc_result *r, void *arg)
+{
+	struct prec *pr = arg;
+	pr->done++;
+	pr->r = *r;
+	snprintf(pr->msg, sizeof(pr->msg), "%s", r->error_msg);
+}
+
+static void p_run(struct sw_proc_opts *o, struct prec *pr)
+{
+	pr->out = (struct sw_buf)SW_BUF_INIT;
+	pr->err = (struct sw_buf)SW_BUF_INIT;
+	o->on_output = p_output;
+	o->on_exit = p_exit;
+	o->arg = pr;
+	assert_int_equal(sw_proc_spawn(E.procs, o, &pr->proc), 0);
+	assert_int_equal(pr->done, 0);
+	run_until(&pr->done, 30);
+	assert_int_equal(pr->done, 1);
+}
+
+static void test_proc_stdin(void **state)
+{
+	struct sw_proc_opts o = SW_PROC_OPTS_INIT;
+	struct prec pr = { 0 };
+	const char *argv[] = { "sh", "-c", "cat; echo done >&2", NULL };
+	struct sw_buf in = SW_BUF_INIT;
+
+	for (int i = 0; i < 50000; i++)
+		sw_buf_addf(&in, "line %d\n", i);    /* far more than a socket buffer */
+	o.argv = argv;
+	o.stdin_data = in.ptr;
+	o.stdin_len = in.len;
+	p_run(&o, &pr);
+	assert_int_equal(pr.r.error, 0);
+	assert_true(pr.r.exited);
+	assert_int_equal(pr.r.exit_code, 0);
+	assert_int_equal(pr.out.len, in.len);
+	assert_memory_equal(pr.out.ptr, in.ptr, in.len);
+	assert_string_equal(pr.err.ptr, "done\n");
+	sw_buf_release(&in);
+	sw_buf_release(&pr.out);
+	sw_buf_release(&pr.err);
+}
+
+static void test_proc_missing_program(void **state)
+{
+	struct sw_proc_opts o = SW_PROC_OPTS_INIT;
+	struct prec pr = { 0 };
+	const char *argv[] = { "no-such-program-slipway", "x", NULL };
+
+	o.argv = argv;
+	p_run(&o, &pr);
+	assert_int_equal(pr.r.error, SW_ERR);
+	assert_string_equal(pr.msg, "exec no-such-program-slipway: No such file or directory");
+	sw_buf_release(&pr.out);
+	sw_buf_release(&pr.err);
+	assert_int_equal(sw_proc_count(E.procs), 0);
+}
+
+/* A kill with a grace period lets the process clean up on SIGTERM. */
+static void test_proc_kill_grace(void **state)
+{
+	struct sw_proc_opts o = SW_PROC_OPTS_INIT;
+	struct prec pr = { 0 };
+	const char *argv[] = { "sh", "-c",
+			       "trap 'echo term; exit 7' TERM; echo ready; "
+			       "while true; do sleep 0.05; done", NULL };
+
+	o.argv = argv;
+	o.kill_grace_ms = 5000;
+	pr.kill_on = "ready";
+	p_run(&o, &pr);
+	assert_int_equal(pr.r.error, 0);
+	assert_true(pr.r.killed);
+	assert_true(pr.r.exited);
+	assert_int_equal(pr.r.exit_code, 7);
+	assert_string_equal(pr.out.ptr, "ready\nterm\n");
+	assert_true(pr.r.duration_ms < 4000);
+	sw_buf_release(&pr.out);
+	sw_buf_release(&pr.err);
+}
+
+/* Without the grace period, or when SIGTERM is ignored, SIGKILL ends it. */
+static void test_proc_kill_stubborn(void **state)
+{
+	struct sw_proc_opts o = SW_PROC_OPTS_INIT;
+	struct prec pr = { 0 };
+	const char *argv[] = { "sh", "-c", "trap '' TERM; echo ready; sleep 30", NULL };
+
+	o.argv = argv;
+	o.kill_grace_ms = 300;
+	o.timeout_ms = 300;
+	p_run(&o, &pr);
+	assert_true(pr.r.timed_out);
+	assert_false(pr.r.exited);
+	assert_int_equal(pr.r.signal, 9);
+	assert_true(pr.r.duration_ms < 5000);
+	sw_buf_release(&pr.out);
+	sw_buf_release(&pr.err);
 }
 
 #define BOTH(t) \
@@ -665,6 +788,10 @@ int main(void)
 		cmocka_unit_test(test_import),
 		cmocka_unit_test(test_local_bad_workspace),
 		cmocka_unit_test(test_local_env_clean),
+		cmocka_unit_test(test_proc_stdin),
+		cmocka_unit_test(test_proc_missing_program),
+		cmocka_unit_test(test_proc_kill_grace),
+		cmocka_unit_test(test_proc_kill_stubborn),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
