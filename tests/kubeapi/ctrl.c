@@ -60,9 +60,11 @@ static bool never_ready(json_t *o)
 	return v && !strcmp(v, "true");
 }
 
+/* Kinds without metadata.generation count as generation 1: done once. */
 static int64_t gen_of(json_t *o)
 {
-	return json_integer_value(ka_jpath(o, "metadata.generation"));
+	json_t *g = ka_jpath(o, "metadata.generation");
+	return json_is_integer(g) ? json_integer_value(g) : 1;
 }
 
 static json_t *cond(const char *type, bool ok, const char *reason, const char *msg, bool deploy)

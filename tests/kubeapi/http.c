@@ -450,7 +450,10 @@ static void write_obj(struct rq *r, struct target *t, struct ka_obj *cur, json_t
 		ka_time_now(ts);
 		json_object_set_new(md, "uid", json_string(uid));
 		json_object_set_new(md, "creationTimestamp", json_string(ts));
-		json_object_set_new(md, "generation", json_integer(1));
+		if (t->rt->has_generation)
+			json_object_set_new(md, "generation", json_integer(1));
+		else
+			json_object_del(md, "generation");
 		json_object_del(md, "resourceVersion");
 		json_object_del(md, "deletionTimestamp");
 		json_object_del(md, "deletionGracePeriodSeconds");
@@ -513,7 +516,7 @@ static void write_obj(struct rq *r, struct target *t, struct ka_obj *cur, json_t
 	}
 	json_object_del(md, "selfLink");
 	apply_defaults(t, nw, false);
-	if (!spec_equal(old, nw))
+	if (t->rt->has_generation && !spec_equal(old, nw))
 		json_object_set_new(md, "generation",
 		    json_integer(json_integer_value(json_object_get(omd, "generation")) + 1));
 	if (!mf_done)
@@ -622,7 +625,7 @@ static json_t *delete_obj(struct ka_obj *cur)
 	json_object_set_new(md, "deletionGracePeriodSeconds", json_integer(0));
 	if (is_ns)
 		json_object_set_new(ka_jobj(nw, "status"), "phase", json_string("Terminating"));
-	else
+	else if (cur->rt->has_generation)
 		json_object_set_new(md, "generation",
 		    json_integer(json_integer_value(json_object_get(md, "generation")) + 1));
 	struct ka_obj *ob = ka_store_put(cur->rt, cur, nw);
@@ -715,6 +718,7 @@ void ka_crd_sync(json_t *crd, bool deleted)
 		if (rt->nversions < 8)
 			rt->versions[rt->nversions++] = ka_strdup(versions[j]);
 	rt->is_crd = true;
+	rt->has_generation = true;
 	if (!rt->crd_name)
 		rt->crd_name = ka_strdup(ka_jstr(crd, "metadata.name"));
 }

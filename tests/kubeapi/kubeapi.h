@@ -120,6 +120,7 @@ struct ka_rtype {
 	bool namespaced;
 	bool has_status;      /* a /status subresource exists */
 	bool has_scale;
+	bool has_generation;  /* metadata.generation is kept (spec-bearing kinds) */
 	bool all_category;    /* in the "all" category */
 	bool is_crd;
 	bool active;          /* false once its CRD is deleted */
@@ -172,6 +173,9 @@ struct ka_obj *ka_store_put(struct ka_rtype *rt, struct ka_obj *cur, json_t *o);
 void ka_store_remove(struct ka_obj *cur, json_t *final);
 /* Number of objects in namespace `ns` across all types. */
 size_t ka_ns_count(const char *ns);
+/* Save every object to path / load them back (--state-file). */
+int ka_state_save(const char *path);
+int ka_state_load(const char *path);
 /* Iterate over events with rv > from in the ring; returns false when from is too old. */
 bool ka_ring_since(uint64_t from, void (*fn)(const struct ka_event *, void *), void *arg);
 

@@ -21,7 +21,9 @@
  *   --latency-ms N       delay every request by N ms (a timer, never a sleep).
  *   --ready-delay-ms N   simulated controllers report workloads ready after
  *                        N ms (default 200).
- *   --state-file F       accepted but not implemented: state is in memory.
+ *   --state-file F       load objects from F at start (if it exists) and save
+ *                        them there on SIGTERM/SIGINT; state is otherwise
+ *                        in memory only. Watches cannot resume across it.
  *   --kubeconfig-out F   also write a kubeconfig to F (useful for plain http).
  *   --event-ring N       events kept for watch resumption (default 10000);
  *                        older resourceVersions and continue tokens get 410.
@@ -72,7 +74,10 @@ static void usage(FILE *f)
 	      "--latency-ms delays each request; --ready-delay-ms is how long simulated\n"
 	      "controllers take to make workloads ready (default 200). The annotation\n"
 	      "kubeapi.slipway.dev/never-ready: \"true\" keeps a workload from ever\n"
-	      "becoming ready. SIGTERM exits 0.\n", f);
+	      "becoming ready. --state-file F loads objects from F at start and saves\n"
+	      "them on SIGTERM. --kubeconfig-out F writes a kubeconfig (also for http).\n"
+	      "--event-ring N bounds watch resumption (older resourceVersions get 410).\n"
+	      "SIGTERM exits 0.\n", f);
 }
 
 static struct bufferevent *bevcb(struct event_base *base, void *arg)
@@ -217,8 +222,6 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (ka_set.state_file)
-		fprintf(stderr, "kubeapi: --state-file is not implemented; state stays in memory\n");
 
 	char host[256];
 	const char *colon = strrchr(ka_set.listen, ':');
@@ -258,6 +261,8 @@ int main(int argc, char **argv)
 	ka_set.listen = listen_buf;
 
 	ka_store_init();
+	if (ka_set.state_file && access(ka_set.state_file, R_OK) == 0 && ka_state_load(ka_set.state_file) < 0)
+		return 1;
 
 	char url[400];
 	snprintf(url, sizeof(url), "%s://%s%s%s:%d", ssl_ctx ? "https" : "http",
@@ -280,6 +285,8 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	event_base_dispatch(ka_base);
 
+	if (ka_set.state_file && ka_state_save(ka_set.state_file) < 0)
+		return 1;
 	event_free(sigterm);
 	event_free(sigint);
 	evhttp_free(http);
