@@ -160,13 +160,26 @@ static void send_raw(struct rq *r, int code, const char *ctype, const char *data
 		fprintf(stderr, "kubeapi: %s %d\n", r->path, code);
 }
 
-/* Send j (reference stolen) as the JSON body. */
+static void free_dumped(const void *data, size_t len, void *arg)
+{
+	free(arg);
+}
+
+/* Send j (reference stolen) as the JSON body; the serialised text is
+ * handed to the evbuffer by reference, so large lists are not copied. */
 static void send_json(struct rq *r, int code, json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	send_raw(r, code, "application/json", s, strlen(s));
-	free(s);
+	struct evbuffer *b = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-cache, private");
+	evbuffer_add_reference(b, s, strlen(s), free_dumped, s);
+	evhttp_send_reply(r->req, code, phrase(code), b);
+	evbuffer_free(b);
+	if (ka_set.verbose)
+		fprintf(stderr, "kubeapi: %s %d\n", r->path, code);
 }
 
 static const char *reason_for(int code)
