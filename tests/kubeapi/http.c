@@ -433,13 +433,11 @@ static void ns_try_finish(const char *ns);
 static json_t *remove_now(struct ka_obj *cur)
 {
 	char *ns = cur->ns ? ka_strdup(cur->ns) : NULL;
-	bool is_ns = !*cur->rt->group && !strcmp(cur->rt->plural, "namespaces");
 	json_t *final = json_deep_copy(cur->o);
 	json_incref(final);
 	ka_store_remove(cur, final);
 	if (ns)
-		ns_try_finish(ns);
-	(void)is_ns;
+		ns_try_finish(ns); /* the last object of a terminating namespace */
 	free(ns);
 	return final;
 }
