@@ -94,7 +94,7 @@ deps:
 
 # Unit tests, then the end-to-end scripts (tests/e2e/*.sh), each against the
 # real binaries in $(BUILD).
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(KUBEAPI_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
 e2e: $(BINS) $(KUBEAPI_BIN)

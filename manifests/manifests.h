@@ -13,6 +13,7 @@
 
 #include "lib/buf.h"
 #include "lib/error.h"
+#include "manifests/kube.h"
 
 /* ======================================================================
  * Rendering desired state (manifests/render.c, manifests/objset.c)
