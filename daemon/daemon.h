@@ -76,6 +76,22 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req);
 
 /* --- HTTP (daemon/http.c) ------------------------------------------------ */
 
+/*
+ * A route: `path` is exact, or a prefix when it ends in '/' (the handler
+ * gets the rest of the path, e.g. "12/logs" for "/api/v1/runs/" +
+ * "12/logs"). Each feature keeps its own table, ended by a zero entry:
+ * daemon/api.c (the JSON API), daemon/page.c (the status page and
+ * /metrics); http.c tries them in that order after its own.
+ */
+typedef void (*sw_route_fn)(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
+struct sw_route {
+	enum evhttp_cmd_type method;
+	const char *path;
+	sw_route_fn fn;
+};
+extern const struct sw_route sw_api_routes[];
+extern const struct sw_route sw_page_routes[];
+
 /* Install the router as the evhttp generic callback. */
 void sw_http_routes_install(struct sw_daemon *d);
 

@@ -11,14 +11,6 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 
-typedef void (*route_fn)(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
-
-struct route {
-	enum evhttp_cmd_type method;
-	const char *path;     /* exact path, or a prefix when it ends in '/' */
-	route_fn fn;
-};
-
 void sw_reply_json(struct evhttp_request *req, int code, json_t *j)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -71,11 +63,14 @@ static void hook_github(struct sw_daemon *d, struct evhttp_request *req, const c
 	sw_hooks_github(d, req);
 }
 
-static const struct route routes[] = {
+static const struct sw_route core_routes[] = {
 	{ EVHTTP_REQ_POST, "/hooks/github", hook_github },
 	{ EVHTTP_REQ_GET, "/healthz", healthz },
 	{ EVHTTP_REQ_GET, "/readyz", readyz },
+	{ 0, NULL, NULL },
 };
+
+static const struct sw_route *const tables[] = { core_routes, sw_api_routes, sw_page_routes };
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -101,8 +96,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 	if (!path || !*path)
 		path = "/";
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		const struct route *r = &routes[i];
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+	for (const struct sw_route *r = tables[t]; r->path; r++) {
 		size_t n = strlen(r->path);
 		int prefix = r->path[n - 1] == '/';
 		if (prefix ? strncmp(path, r->path, n) : strcmp(path, r->path))
