@@ -82,7 +82,7 @@ class State:
         self.lock = threading.Lock()
         self.seq = itertools.count(1)
         self.ids = itertools.count(1001)
-        self.comments = set()
+        self.comments = {}   # id -> ["owner/repo#n", body]
         self.ts = itertools.count(1)
 
     def record(self, rec):
@@ -187,7 +187,7 @@ def github(method, path, h, raw, state):
         text = comment_body(json_body(raw, h))
         cid = next(state.ids)
         with state.lock:
-            state.comments.add(cid)
+            state.comments[cid] = ["%s/%s#%s" % (m[1], m[2], m[3]), text]
         return "github.comment.create", 201, {
             "id": cid, "body": text,
             "url": "https://api.github.com/repos/%s/%s/issues/comments/%d" % (m[1], m[2], cid),
@@ -199,9 +199,23 @@ def github(method, path, h, raw, state):
         cid = int(m.group(3))
         with state.lock:
             known = cid in state.comments
+            if known:
+                state.comments[cid][1] = text
         if not known:
             raise gh_error(404, "Not Found")
         return "github.comment.update", 200, {"id": cid, "body": text}
+    m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/([0-9]+)/comments", path)
+    if m and method == "GET":
+        # listing a PR's comments: how a sender finds its own comment after
+        # losing the answer to a POST
+        check_github_headers(h, state)
+        issue = "%s/%s#%s" % (m[1], m[2], m[3])
+        with state.lock:
+            found = [{"id": cid, "body": body, "user": {"login": "slipway-bot", "id": 1},
+                      "created_at": "2024-01-01T00:00:00Z",
+                      "updated_at": "2024-01-01T00:00:00Z"}
+                     for cid, (key, body) in sorted(state.comments.items()) if key == issue]
+        return "github.comment.list", 200, found
     raise gh_error(404, "Not Found")
 
 
