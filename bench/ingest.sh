@@ -1,0 +1,198 @@
+#!/bin/bash
+# bench/ingest.sh - webhook ingest: slipwayd against adnanh/webhook, same run.
+#
+# Both servers receive the same signed ~7.5 KB GitHub push delivery from
+# `wrk -t2 -c16 -d10s` (bench/ingest.lua: a unique X-GitHub-Delivery per
+# request). Measured, one after the other on the same machine:
+#   peer         adnanh/webhook: payload-hmac-sha256 on X-Hub-Signature-256,
+#                runs /bin/true, stores nothing
+#   slipway      slipwayd: HMAC check, durable insert (WAL, synchronous=NORMAL,
+#                group commit per loop turn), 202; then the pipeline engine maps
+#                the delivery (a push to an untracked branch: recorded as ignored)
+#   slipway-full the same binary with synchronous=FULL (LD_PRELOAD shim
+#                bench/sync_full.c: no config key reaches the storage option yet)
+# After each slipwayd run the daemon is killed with SIGKILL and the database
+# is checked: every delivery wrk saw acknowledged (2xx) must be a row.
+#
+# Environment: BUILD (default SRC/build), DURATION (10s), THREADS (2),
+# CONNS (16), BENCH_RESULTS (file to append key=value results to),
+# BENCH_KEEP=1 keeps the scratch directory, INGEST_ONLY="peer slipway" to
+# run a subset.
+set -u
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+. "$SRC/bench/lib.sh"
+need wrk webhook sqlite3 jq openssl curl python3 cc
+
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-16}
+ONLY=${INGEST_ONLY:-peer slipway slipway-full}
+SECRET="It's a Secret to Everybody"
+T=$(mktemp -d /tmp/slipway-bench-ingest.XXXXXX)
+RUN=b$(date +%s)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	[ "${BENCH_KEEP:-0}" = 1 ] && echo "bench: kept $T" >&2 || rm -rf "$T"
+}
+trap cleanup EXIT
+
+# --- the delivery: push-branch.json, compact (7.5 KB), to a configured
+# repository but a branch no environment tracks: the engine maps it (parse,
+# decision, state update) and starts nothing.
+jq -c '.repository.full_name = "acme/shop" | .repository.name = "shop"
+	| .repository.owner.login = "acme" | .ref = "refs/heads/bench-untracked"' \
+	"$FIX/push-branch.json" > "$T/body.json"
+SIG=$(sign "$T/body.json" "$SECRET")
+BADSIG=$(sign "$T/body.json" "not the secret")
+BODY_BYTES=$(wc -c < "$T/body.json")
+export BENCH_BODY=$T/body.json BENCH_SIG=$SIG
+
+echo "ingest: wrk -t$THREADS -c$CONNS -d$DURATION, push delivery of $BODY_BYTES bytes, $(nproc) CPUs"
+
+# run_wrk NAME URL: prints the RESULT line (and keeps wrk's output)
+run_wrk() {
+	BENCH_RUN=$RUN-$1 BENCH_ACKED=$T/$1.acked BENCH_PATH=$3 \
+		wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s -s "$SRC/bench/ingest.lua" "$2" \
+		> "$T/$1.wrk" 2>&1
+	grep '^RESULT ' "$T/$1.wrk" || { cat "$T/$1.wrk" >&2; echo "RESULT failed"; }
+}
+
+report() {   # NAME RESULT-LINE
+	local r=$2
+	printf '  %-13s %9s deliveries/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  max %7s ms  (2xx %s, non-2xx %s, socket errors %s)\n' \
+		"$1" "$(kv "$r" rps)" "$(kv "$r" p50_ms)" "$(kv "$r" p90_ms)" "$(kv "$r" p99_ms)" \
+		"$(kv "$r" max_ms)" "$(kv "$r" ok2xx)" "$(kv "$r" non2xx)" "$(kv "$r" errors)"
+	result "ingest.$1.rps" "$(kv "$r" rps)"
+	result "ingest.$1.p50_ms" "$(kv "$r" p50_ms)"
+	result "ingest.$1.p99_ms" "$(kv "$r" p99_ms)"
+	result "ingest.$1.ok2xx" "$(kv "$r" ok2xx)"
+}
+
+# --- peer: adnanh/webhook --------------------------------------------------------
+bench_peer() {
+	local port code
+	port=$(free_port)
+	jq -n --arg secret "$SECRET" '[{
+		id: "github", "execute-command": "/bin/true", "command-working-directory": "/",
+		"response-message": "queued", "trigger-rule-mismatch-http-response-code": 401,
+		"trigger-rule": { match: { type: "payload-hmac-sha256", secret: $secret,
+			parameter: { source: "header", name: "X-Hub-Signature-256" } } } }]' > "$T/hooks.json"
+	webhook -hooks "$T/hooks.json" -ip 127.0.0.1 -port "$port" > "$T/peer.log" 2>&1 &
+	pids+=($!)
+	local ppid=$!
+	wait_http "http://127.0.0.1:$port/hooks/github" || { cat "$T/peer.log" >&2; echo "bench: webhook did not start" >&2; return 1; }
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Hub-Signature-256: $SIG" -H 'Content-Type: application/json' \
+		--data-binary "@$T/body.json" "http://127.0.0.1:$port/hooks/github")
+	[ "$code" = 200 ] || { echo "bench: peer answered a signed delivery $code" >&2; return 1; }
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Hub-Signature-256: $BADSIG" -H 'Content-Type: application/json' \
+		--data-binary "@$T/body.json" "http://127.0.0.1:$port/hooks/github")
+	# webhook 2.8.0 answers a signature mismatch with 500 ("Error occurred
+	# while evaluating hook rules") and runs nothing
+	case $code in 2*) echo "bench: peer accepted a badly signed delivery ($code)" >&2; return 1 ;; esac
+	local r
+	r=$(run_wrk peer "http://127.0.0.1:$port" /hooks/github)
+	kill "$ppid" 2>/dev/null; wait "$ppid" 2>/dev/null
+	report peer "$r"
+	PEER=$r
+}
+
+# --- slipwayd --------------------------------------------------------------------
+# bench_slipway NAME [PRELOAD]
+bench_slipway() {
+	local name=$1 preload=${2:-} port dir code r
+	port=$(free_port)
+	dir=$T/$name
+	mkdir -p "$dir"
+	cat > "$dir/slipway.yaml" <<YAML
+server:
+  listen: 127.0.0.1:$port
+  data_dir: data
+  log_level: info
+github:
+  api_url: http://127.0.0.1:9
+  webhook_secret: {secret_env: BENCH_WEBHOOK_SECRET}
+runner:
+  backend: local
+repositories:
+  - name: acme/shop
+    url: file://$dir/none.git
+environments:
+  - name: production
+    repository: acme/shop
+    branch: main
+YAML
+	BENCH_WEBHOOK_SECRET=$SECRET LD_PRELOAD=$preload "$BUILD/slipwayd" -c "$dir/slipway.yaml" \
+		2> "$dir/daemon.log" &
+	local spid=$!
+	pids+=($spid)
+	wait_http "http://127.0.0.1:$port/readyz" || { tail -20 "$dir/daemon.log" >&2; echo "bench: slipwayd did not start" >&2; return 1; }
+	if [ -n "$preload" ] && ! grep -q 'bench.sync_full' "$dir/daemon.log"; then
+		echo "bench: the synchronous=FULL shim did not take effect" >&2; return 1
+	fi
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $RUN-$name-check" \
+		-H "X-Hub-Signature-256: $SIG" -H 'Content-Type: application/json' \
+		--data-binary "@$T/body.json" "http://127.0.0.1:$port/hooks/github")
+	[ "$code" = 202 ] || { echo "bench: slipwayd answered a signed delivery $code" >&2; return 1; }
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $RUN-$name-bad" \
+		-H "X-Hub-Signature-256: $BADSIG" -H 'Content-Type: application/json' \
+		--data-binary "@$T/body.json" "http://127.0.0.1:$port/hooks/github")
+	[ "$code" = 401 ] || { echo "bench: slipwayd answered a badly signed delivery $code" >&2; return 1; }
+
+	r=$(run_wrk "$name" "http://127.0.0.1:$port" /hooks/github)
+	# the mapping runs right after each batch's answers; give the loop a moment
+	sleep 0.5
+	# durability: a crash right after the run must lose no acknowledged delivery
+	kill -9 "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+	report "$name" "$r"
+	local db=$dir/data/slipway.db ok acked rows missing ignored queued
+	ok=$(kv "$r" ok2xx)
+	sort -u "$T/$name.acked" > "$T/$name.acked.sorted"
+	acked=$(wc -l < "$T/$name.acked.sorted")
+	rows=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$RUN-$name-%' and guid not like '%-check'")
+	ignored=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$RUN-$name-%' and guid not like '%-check' and state='ignored'")
+	queued=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$RUN-$name-%' and state='queued'")
+	missing=$(sqlite3 "$db" <<SQL
+create temp table acked(guid text);
+.mode csv
+.import $T/$name.acked.sorted acked
+select count(*) from acked where guid not in (select guid from deliveries);
+SQL
+)
+	printf '  %-13s durability: wrk 2xx %s, acknowledged GUIDs %s, rows after kill -9 %s, acknowledged but missing %s; mapped as ignored %s, still queued %s\n' \
+		"" "$ok" "$acked" "$rows" "$missing" "$ignored" "$queued"
+	result "ingest.$name.rows" "$rows"
+	result "ingest.$name.missing" "$missing"
+	if [ "$missing" != 0 ] || [ "$acked" != "$ok" ] || [ "$rows" -lt "$ok" ]; then
+		echo "  DURABILITY FAILURE ($name): $missing acknowledged deliveries are not stored" >&2
+		DURABILITY_FAILED=1
+	fi
+	eval "RES_${name//-/_}=\$r"
+}
+
+DURABILITY_FAILED=0
+PEER=
+for what in $ONLY; do
+	case $what in
+	peer) bench_peer || exit 1 ;;
+	slipway) bench_slipway slipway || exit 1 ;;
+	slipway-full)
+		cc -shared -fPIC -O2 -o "$T/sync_full.so" "$SRC/bench/sync_full.c" -ldl || exit 1
+		bench_slipway slipway-full "$T/sync_full.so" || exit 1 ;;
+	esac
+	sleep 1
+done
+
+if [ -n "$PEER" ]; then
+	for n in slipway slipway_full; do
+		eval "r=\${RES_$n:-}"
+		[ -n "$r" ] || continue
+		x=$(ratio "$(kv "$r" rps)" "$(kv "$PEER" rps)")
+		p=$(ratio "$(kv "$r" p99_ms)" "$(kv "$PEER" p99_ms)")
+		echo "  ${n//_/-} / peer: throughput x$x (target >= 2), p99 x$p (target < 1)"
+		result "ingest.${n//_/-}.ratio" "$x"
+		result "ingest.${n//_/-}.p99_ratio" "$p"
+	done
+fi
+exit $DURABILITY_FAILED
