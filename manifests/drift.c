@@ -1,0 +1,1256 @@
+/*
+ * drift.c - watch an environment's managed objects, compare them with the
+ * desired state, record drift and heal it (see drift.h for the contract).
+ *
+ * State per desired object (struct dobj, stable pointers in a sorted
+ * array): the desired JSON, the resourceVersion last known equal, at most
+ * one request in flight (a dry run, a GET or a heal) plus the newest live
+ * state that arrived meanwhile, and the backoff of its heals. Live objects
+ * are not kept: a watch event is compared when it arrives and dropped,
+ * which keeps memory to the desired set plus a few strings per object.
+ */
+#include "manifests/drift.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "manifests/manifests.h"
+
+#define MAX_DIFFS 100
+
+/* ======================================================================
+ * Comparison (pure)
+ * ====================================================================== */
+
+static const char *const K_NAME[] = { "name", NULL };
+static const char *const K_MOUNT[] = { "mountPath", NULL };
+static const char *const K_DEV[] = { "devicePath", NULL };
+static const char *const K_IP[] = { "ip", NULL };
+static const char *const K_TYPE[] = { "type", NULL };
+static const char *const K_CPORT[] = { "containerPort", "protocol", NULL };
+static const char *const K_PORT[] = { "port", "protocol", NULL };
+static const char *const K_TSC[] = { "topologyKey", "whenUnsatisfiable", NULL };
+
+static int list_has_keys(const json_t *l, const char *const *keys)
+{
+	size_t i;
+	const json_t *e;
+	json_array_foreach(l, i, e) {
+		if (!json_is_object(e))
+			return 0;
+		for (const char *const *k = keys; *k; k++)
+			if (!json_object_get(e, *k) && strcmp(*k, "protocol"))
+				return 0;
+	}
+	return 1;
+}
+
+/*
+ * The merge keys of the list `field` as the built-in schemas declare them
+ * (the same table the API server uses), or NULL for an atomic list.
+ */
+static const char *const *merge_keys(const char *field, const json_t *list)
+{
+	const char *const *keys = NULL;
+	const json_t *first = json_array_get(list, 0);
+
+	if (!field || !first)
+		return NULL;
+	if (!strcmp(field, "containers") || !strcmp(field, "initContainers") ||
+	    !strcmp(field, "ephemeralContainers") || !strcmp(field, "env") ||
+	    !strcmp(field, "volumes") || !strcmp(field, "imagePullSecrets"))
+		keys = K_NAME;
+	else if (!strcmp(field, "volumeMounts"))
+		keys = K_MOUNT;
+	else if (!strcmp(field, "volumeDevices"))
+		keys = K_DEV;
+	else if (!strcmp(field, "hostAliases"))
+		keys = K_IP;
+	else if (!strcmp(field, "conditions"))
+		keys = K_TYPE;
+	else if (!strcmp(field, "topologySpreadConstraints"))
+		keys = K_TSC;
+	else if (!strcmp(field, "ports"))
+		keys = json_object_get(first, "containerPort") ? K_CPORT : K_PORT;
+	return keys && list_has_keys(list, keys) ? keys : NULL;
+}
+
+/* {"name":"web"} / {"containerPort":80,"protocol":"TCP"}: the element's key. */
+static json_t *elem_key(const json_t *e, const char *const *keys)
+{
+	json_t *k = json_object();
+	for (; *keys; keys++) {
+		json_t *v = json_object_get(e, *keys);
+		if (v)
+			json_object_set(k, *keys, v);
+		else if (!strcmp(*keys, "protocol"))
+			json_object_set_new(k, *keys, json_string("TCP"));
+	}
+	return k;
+}
+
+static int values_equal(const json_t *a, const json_t *b)
+{
+	if (json_is_number(a) && json_is_number(b))
+		return json_number_value(a) == json_number_value(b);
+	return json_equal(a, b);
+}
+
+/* Does element `e` carry `key`? A missing protocol is the default, TCP. */
+static int elem_matches(const json_t *e, const json_t *key)
+{
+	const char *k;
+	json_t *kv;
+	if (!json_is_object(e))
+		return 0;
+	json_object_foreach((json_t *)key, k, kv) {
+		const json_t *v = json_object_get(e, k);
+		if (!v && !strcmp(k, "protocol") && json_is_string(kv) &&
+		    !strcmp(json_string_value(kv), "TCP"))
+			continue;
+		if (!v || !values_equal(v, kv))
+			return 0;
+	}
+	return 1;
+}
+
+static const json_t *find_elem(const json_t *list, const json_t *key)
+{
+	size_t i;
+	const json_t *e;
+	if (!json_is_array(list))
+		return NULL;
+	json_array_foreach(list, i, e)
+		if (elem_matches(e, key))
+			return e;
+	return NULL;
+}
+
+struct diffctx {
+	json_t *out;            /* may be NULL: count only */
+	int n;
+	struct sw_buf path;
+	json_t *segs;           /* the current path as fieldsV1 segments */
+};
+
+static void add_diff(struct diffctx *c, const json_t *expected, const json_t *live)
+{
+	c->n++;
+	if (!c->out || json_array_size(c->out) >= MAX_DIFFS)
+		return;
+	json_array_append_new(c->out, json_pack("{s:s, s:O, s:O, s:o}", "path",
+						c->path.len ? c->path.ptr : "",
+						"desired", expected ? expected : json_null(),
+						"live", live ? live : json_null(),
+						"segs", json_deep_copy(c->segs)));
+}
+
+static void walk(struct diffctx *c, const json_t *d, const json_t *exp, const json_t *live,
+		 const char *field);
+
+static void walk_member(struct diffctx *c, const char *k, const json_t *d, const json_t *exp,
+			const json_t *live)
+{
+	size_t len = c->path.len;
+	if (len)
+		sw_buf_addch(&c->path, '.');
+	sw_buf_adds(&c->path, k);
+	json_array_append_new(c->segs, json_string(k));
+	walk(c, d, exp, live, k);
+	json_array_remove(c->segs, json_array_size(c->segs) - 1);
+	sw_buf_truncate(&c->path, len);
+}
+
+static void walk_object(struct diffctx *c, const json_t *d, const json_t *exp, const json_t *live)
+{
+	const char *k;
+	json_t *dv;
+	json_object_foreach((json_t *)d, k, dv) {
+		const json_t *ev = json_is_object(exp) ? json_object_get(exp, k) : NULL;
+		walk_member(c, k, dv, ev ? ev : dv, json_object_get(live, k));
+	}
+}
+
+static void walk(struct diffctx *c, const json_t *d, const json_t *exp, const json_t *live,
+		 const char *field)
+{
+	const char *const *keys;
+	size_t i, len = c->path.len;
+	const json_t *e;
+
+	if (json_is_object(d)) {
+		if (!json_is_object(live)) {
+			add_diff(c, exp, live);
+			return;
+		}
+		walk_object(c, d, exp, live);
+		return;
+	}
+	if (!json_is_array(d)) {
+		if (!live || !values_equal(exp, live))
+			add_diff(c, exp, live);
+		return;
+	}
+	if (!json_is_array(live)) {
+		add_diff(c, exp, live);
+		return;
+	}
+	keys = merge_keys(field, d);
+	if (keys && list_has_keys(live, keys)) {
+		/* Associative list: each desired element by its key; elements
+		 * others added are theirs. */
+		json_array_foreach(d, i, e) {
+			json_t *key = elem_key(e, keys);
+			const json_t *le = find_elem(live, key), *ee = find_elem(exp, key);
+			const char *kk;
+			json_t *kv;
+			int first = 1;
+			sw_buf_addch(&c->path, '[');
+			json_object_foreach(key, kk, kv) {
+				char *s = json_dumps(kv, JSON_ENCODE_ANY | JSON_COMPACT);
+				sw_buf_addf(&c->path, "%s%s=%s", first ? "" : ",", kk,
+					    json_is_string(kv) ? json_string_value(kv) : s);
+				free(s);
+				first = 0;
+			}
+			sw_buf_addch(&c->path, ']');
+			json_array_append(c->segs, key);
+			if (!le)
+				add_diff(c, ee ? ee : e, NULL);
+			else
+				walk_object(c, e, ee ? ee : e, le);
+			json_array_remove(c->segs, json_array_size(c->segs) - 1);
+			sw_buf_truncate(&c->path, len);
+			json_decref(key);
+		}
+		return;
+	}
+	/* Atomic list: same length, then element by element (so a default the
+	 * server fills inside an element does not count). */
+	if (json_array_size(live) != json_array_size(d) ||
+	    (json_is_array(exp) && json_array_size(exp) != json_array_size(d))) {
+		add_diff(c, exp, live);
+		return;
+	}
+	json_array_foreach(d, i, e) {
+		const json_t *ee = json_is_array(exp) ? json_array_get(exp, i) : e;
+		sw_buf_addf(&c->path, "[%zu]", i);
+		json_array_append_new(c->segs, json_integer((json_int_t)i));
+		walk(c, e, ee ? ee : e, json_array_get(live, i), NULL);
+		json_array_remove(c->segs, json_array_size(c->segs) - 1);
+		sw_buf_truncate(&c->path, len);
+	}
+}
+
+int sw_drift_diff(const json_t *desired, const json_t *expected, const json_t *live,
+		  json_t **out)
+{
+	struct diffctx c = { NULL, 0, SW_BUF_INIT, json_array() };
+	const char *k;
+	json_t *dv;
+
+	if (out)
+		*out = c.out = json_array();
+	if (!expected)
+		expected = desired;
+	if (!live) {
+		add_diff(&c, NULL, NULL);
+		goto done;
+	}
+	json_object_foreach((json_t *)desired, k, dv) {
+		const json_t *ev = json_object_get(expected, k), *lv = json_object_get(live, k);
+		if (!strcmp(k, "apiVersion") || !strcmp(k, "kind") || !strcmp(k, "status"))
+			continue;
+		if (!ev)
+			ev = dv;
+		if (!strcmp(k, "metadata")) {
+			/* Only labels and annotations: the rest is identity or
+			 * server-set. */
+			static const char *const kept[] = { "labels", "annotations", NULL };
+			for (const char *const *m = kept; *m; m++) {
+				const json_t *d2 = json_object_get(dv, *m);
+				const json_t *e2 = json_object_get(ev, *m);
+				if (!json_is_object(d2))
+					continue;
+				sw_buf_adds(&c.path, "metadata");
+				json_array_append_new(c.segs, json_string("metadata"));
+				walk_member(&c, *m, d2, e2 ? e2 : d2, json_object_get(lv, *m));
+				json_array_clear(c.segs);
+				sw_buf_reset(&c.path);
+			}
+			continue;
+		}
+		walk_member(&c, k, dv, ev, lv);
+	}
+done:
+	sw_buf_release(&c.path);
+	json_decref(c.segs);
+	return c.n;
+}
+
+/* ---- blame ---- */
+
+/* Does the field set `fs` (fieldsV1) cover the path `segs`? */
+static int fs_covers(const json_t *fs, const json_t *segs)
+{
+	size_t i;
+	const json_t *s;
+	const json_t *node = fs;
+
+	json_array_foreach(segs, i, s) {
+		const json_t *next = NULL;
+		if (!json_is_object(node))
+			return 0;
+		/* A leaf above the path owns everything below it (an atomic
+		 * list or map). */
+		if (i > 0 && (json_object_size(node) == 0 ||
+			      (json_object_size(node) == 1 && json_object_get(node, "."))))
+			return 1;
+		if (json_is_string(s)) {
+			char key[512];
+			snprintf(key, sizeof(key), "f:%s", json_string_value(s));
+			next = json_object_get(node, key);
+		} else if (json_is_integer(s)) {
+			char key[64];
+			snprintf(key, sizeof(key), "i:%lld", (long long)json_integer_value(s));
+			next = json_object_get(node, key);
+		} else if (json_is_object(s)) {
+			const char *k;
+			json_t *v;
+			json_object_foreach((json_t *)node, k, v) {
+				json_t *kj;
+				if (strncmp(k, "k:", 2))
+					continue;
+				kj = json_loads(k + 2, JSON_DECODE_ANY, NULL);
+				if (kj && elem_matches(kj, s) && elem_matches(s, kj))
+					next = v;
+				json_decref(kj);
+				if (next)
+					break;
+			}
+		}
+		if (!next)
+			return 0;
+		node = next;
+	}
+	return 1;
+}
+
+const char *sw_drift_manager(const json_t *live, const json_t *diffs, const char *self)
+{
+	const json_t *mf = json_object_get(json_object_get(live, "metadata"), "managedFields");
+	const char *best = NULL, *latest = NULL;
+	int64_t best_t = INT64_MIN, latest_t = INT64_MIN;
+	size_t i;
+	const json_t *e;
+
+	if (!self)
+		self = "slipway";
+	json_array_foreach(mf, i, e) {
+		const char *m = json_string_value(json_object_get(e, "manager"));
+		const char *op = json_string_value(json_object_get(e, "operation"));
+		const char *ts = json_string_value(json_object_get(e, "time"));
+		const json_t *fs = json_object_get(e, "fieldsV1");
+		int64_t t = 0;
+		size_t j;
+		const json_t *d;
+		int covers = 0;
+
+		if (!m || !strcmp(m, self))
+			continue;
+		if (!ts || sw_kube_parse_time(ts, &t) < 0)
+			t = 0;
+		/* >=: a later entry wins a tie (times have second precision). */
+		if (t >= latest_t) {
+			latest = m;
+			latest_t = t;
+		}
+		if (!op || strcmp(op, "Update"))
+			continue;
+		json_array_foreach(diffs, j, d)
+			if (fs_covers(fs, json_object_get(d, "segs"))) {
+				covers = 1;
+				break;
+			}
+		if (covers && t >= best_t) {
+			best = m;
+			best_t = t;
+		}
+	}
+	return best ? best : latest;
+}
+
+/* ======================================================================
+ * The watcher
+ * ====================================================================== */
+
+struct sw_drift;
+
+struct dobj {
+	struct sw_drift *dw;
+	char *key;              /* group/kind/ns/name (ns as written: may be "") */
+	char *api_version, *kind, *ns, *name;
+	int is_secret;
+	json_t *desired;
+	char *clean_rv;         /* live resourceVersion known equal (or ours) */
+	int seen;               /* found in the current full comparison */
+	int taken;              /* carried over into a new desired set */
+
+	struct sw_kube_op *op;  /* the one request in flight */
+	json_t *live;           /* the live state being checked (during a dry run) */
+	json_t *pending;        /* newest state that arrived while busy */
+	int pending_gone;       /* ... or: it went away (probe with GET) */
+
+	/* backoff */
+	int burst;              /* heals in the current burst */
+	long backoff_ms;        /* wait before the next heal */
+	int64_t last_heal_ms;   /* mono */
+	int64_t next_ok_ms;     /* mono: no heal before */
+	struct event *timer;    /* deferred heal */
+	char *last_manager;
+
+	/* reporting */
+	int drifted;            /* reported / failed and not healed */
+	char *reported_fields;  /* the fields of the last report (no repeats) */
+};
+
+struct kwatch {
+	struct sw_drift *dw;
+	char *api_version, *kind;
+	struct sw_kube_watch *w;
+	struct sw_kube_op *list;  /* a periodic list in flight */
+	int keep;
+};
+
+struct sw_drift {
+	struct event_base *base;
+	struct sw_kube *kube;
+	struct sw_store *store;
+	struct sw_sync *syncer;
+	char *env;
+	char *selector;
+	char *manager;
+	int self_heal;
+	int hold;
+	long backoff_min_ms, backoff_max_ms, quiet_ms, resync_ms;
+	sw_drift_notify_fn notify;
+	void *notify_arg;
+
+	struct dobj **objs;     /* sorted by key */
+	size_t nobjs;
+	struct kwatch **watches;
+	size_t nwatches;
+	struct event *resync_timer;
+	size_t ndrifted;
+	int env_marked;         /* we set out_of_sync */
+	struct sw_drift_stats st;
+};
+
+static void check_live(struct dobj *o, const json_t *live);
+static void probe(struct dobj *o);
+
+/* ---- small helpers ---- */
+
+static const char *jstr(const json_t *o, const char *a, const char *b)
+{
+	const json_t *v = json_object_get(o, a);
+	if (b)
+		v = json_object_get(v, b);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static const char *live_rv(const json_t *live)
+{
+	const char *rv = jstr(live, "metadata", "resourceVersion");
+	return rv ? rv : "";
+}
+
+static void set_str(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = s ? sw_strdup(s) : NULL;
+}
+
+static int dobj_cmp(const void *a, const void *b)
+{
+	return strcmp((*(struct dobj *const *)a)->key, (*(struct dobj *const *)b)->key);
+}
+
+static struct dobj *find_key(struct sw_drift *dw, const char *key)
+{
+	size_t lo = 0, hi = dw->nobjs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(key, dw->objs[mid]->key);
+		if (!c)
+			return dw->objs[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+/* The desired object a live one is, or NULL when it is not ours. */
+static struct dobj *find_live(struct sw_drift *dw, const json_t *live)
+{
+	const char *av = jstr(live, "apiVersion", NULL), *kind = jstr(live, "kind", NULL);
+	const char *ns = jstr(live, "metadata", "namespace");
+	const char *name = jstr(live, "metadata", "name");
+	struct sw_buf key = SW_BUF_INIT;
+	struct dobj *o;
+
+	if (!av || !kind || !name)
+		return NULL;
+	sw_obj_key(&key, av, kind, ns ? ns : "", name);
+	o = find_key(dw, key.ptr);
+	if (!o && ns && *ns && !strcmp(ns, sw_kube_config(dw->kube)->ns)) {
+		/* Written without a namespace: the kubeconfig's default. */
+		sw_buf_reset(&key);
+		sw_obj_key(&key, av, kind, "", name);
+		o = find_key(dw, key.ptr);
+	}
+	sw_buf_release(&key);
+	return o;
+}
+
+static int same_kind(const struct dobj *o, const struct kwatch *w)
+{
+	return !strcmp(o->api_version, w->api_version) && !strcmp(o->kind, w->kind);
+}
+
+static void objref(const struct dobj *o, struct sw_store_objref *r)
+{
+	r->api_version = o->api_version;
+	r->kind = o->kind;
+	r->namespace = o->ns;
+	r->name = o->name;
+}
+
+/* ---- environment state ---- */
+
+static void env_update(struct sw_drift *dw)
+{
+	struct sw_store_env_update u = SW_STORE_ENV_UPDATE_INIT;
+	struct sw_store_env env = { 0 };
+	char msg[128];
+
+	if (!dw->store)
+		return;
+	if (dw->ndrifted && !dw->env_marked) {
+		snprintf(msg, sizeof(msg), "drift: %zu object%s differ from git", dw->ndrifted,
+			 dw->ndrifted == 1 ? "" : "s");
+		u.sync_status = SW_ENV_OUT_OF_SYNC;
+		u.message = msg;
+		if (sw_store_env_set(dw->store, dw->env, &u) < 0)
+			log_warn("drift.env", "env=%s err=%s", dw->env, sw_q(sw_error_last()));
+		else
+			dw->env_marked = 1;
+	} else if (!dw->ndrifted && dw->env_marked) {
+		dw->env_marked = 0;
+		if (sw_store_env_get(dw->store, dw->env, &env) < 0)
+			return;
+		/* Only undo what we did: a sync may have moved it on since. */
+		if (env.sync_status == SW_ENV_OUT_OF_SYNC) {
+			u.sync_status = env.rolled_back_to ? SW_ENV_ROLLED_BACK : SW_ENV_SYNCED;
+			u.message = "drift resolved";
+			if (sw_store_env_set(dw->store, dw->env, &u) < 0)
+				log_warn("drift.env", "env=%s err=%s", dw->env,
+					 sw_q(sw_error_last()));
+		}
+		sw_store_env_release(&env);
+	}
+}
+
+static void set_drifted(struct dobj *o, int on)
+{
+	struct sw_drift *dw = o->dw;
+	if (on == o->drifted)
+		return;
+	o->drifted = on;
+	if (on)
+		dw->ndrifted++;
+	else
+		dw->ndrifted--;
+	if (!on)
+		set_str(&o->reported_fields, NULL);
+	env_update(dw);
+}
+
+/* The live state equals the desired one. */
+static void mark_clean(struct dobj *o, const char *rv)
+{
+	set_str(&o->clean_rv, rv);
+	set_drifted(o, 0);
+}
+
+/* ---- recording ---- */
+
+/* Stored form of the differences: paths, values unless a Secret. */
+static char *fields_json(const struct dobj *o, const json_t *diffs)
+{
+	json_t *a = json_array();
+	size_t i;
+	const json_t *d;
+	char *s;
+
+	json_array_foreach(diffs, i, d) {
+		json_t *e = json_pack("{s:O}", "path", json_object_get(d, "path"));
+		if (!o->is_secret) {
+			json_object_set(e, "desired", json_object_get(d, "desired"));
+			json_object_set(e, "live", json_object_get(d, "live"));
+		}
+		json_array_append_new(a, e);
+	}
+	s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
+static void record(struct dobj *o, enum sw_drift_action action, const char *fields,
+		   const char *manager, const char *message, int fighting)
+{
+	struct sw_drift *dw = o->dw;
+	struct sw_store_drift_in in = { 0 };
+	struct sw_drift_note n = { 0 };
+	int64_t id = 0;
+
+	in.environment = dw->env;
+	objref(o, &in.ref);
+	in.fields = fields;
+	in.manager = manager;
+	in.action = action;
+	in.message = message;
+	if (dw->store && sw_store_drift_insert(dw->store, &id, &in) < 0)
+		log_warn("drift.record", "env=%s obj=%s err=%s", dw->env, o->key,
+			 sw_q(sw_error_last()));
+	log_info("drift.event", "env=%s obj=%s action=%s manager=%s fighting=%d msg=%s",
+		 dw->env, o->key, sw_store_drift_action_str(action), sw_q(manager ? manager : ""),
+		 fighting, sw_q(message));
+	if (dw->notify) {
+		n.environment = dw->env;
+		n.ref = in.ref;
+		n.action = action;
+		n.fields = fields;
+		n.manager = manager;
+		n.message = message;
+		n.event_id = id;
+		n.fighting = fighting;
+		dw->notify(&n, dw->notify_arg);
+	}
+}
+
+/* ---- healing ---- */
+
+struct heal_ctx {
+	struct dobj *o;
+	char *fields;
+	char *manager;
+	char *summary;
+	int fighting;
+};
+
+static void next_pending(struct dobj *o);
+
+static void healed(const struct sw_kube_result *r, void *arg)
+{
+	struct heal_ctx *h = arg;
+	struct dobj *o = h->o;
+	struct sw_drift *dw = o->dw;
+	char *msg;
+
+	o->op = NULL;
+	if (!r->error) {
+		dw->st.healed++;
+		/* The MODIFIED event of our own write carries this version. */
+		mark_clean(o, live_rv(r->obj));
+		msg = sw_asprintf("%s; re-applied", h->summary);
+		record(o, SW_DRIFT_HEALED, h->fields, h->manager, msg, h->fighting);
+	} else {
+		dw->st.heal_failed++;
+		msg = sw_asprintf("%s; re-apply failed: %s", h->summary, r->error_msg);
+		set_drifted(o, 1);
+		record(o, SW_DRIFT_HEAL_FAILED, h->fields, h->manager, msg, h->fighting);
+	}
+	free(msg);
+	free(h->fields);
+	free(h->manager);
+	free(h->summary);
+	free(h);
+	next_pending(o);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dobj *o = arg;
+	/* The backoff is over: look again, the fight may have stopped. */
+	if (!o->dw->hold)
+		probe(o);
+}
+
+/*
+ * Heal now or later. Returns 1 when a heal started (the object is busy),
+ * 0 when it was put off.
+ */
+static int heal(struct dobj *o, const char *fields, const char *manager, const char *summary)
+{
+	struct sw_drift *dw = o->dw;
+	int64_t now = sw_mono_ms();
+	struct heal_ctx *h;
+	int fighting;
+
+	if (o->burst && now - o->next_ok_ms > dw->quiet_ms) {
+		/* Quiet long enough: whatever fought us has stopped. */
+		o->burst = 0;
+		o->backoff_ms = 0;
+	}
+	if (o->burst && now < o->next_ok_ms) {
+		dw->st.deferred++;
+		if (!evtimer_pending(o->timer, NULL)) {
+			long ms = (long)(o->next_ok_ms - now);
+			struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+			evtimer_add(o->timer, &tv);
+		}
+		log_debug("drift.backoff", "env=%s obj=%s wait_ms=%ld", dw->env, o->key,
+			  (long)(o->next_ok_ms - now));
+		return 0;
+	}
+	fighting = o->burst >= 1;
+	o->burst++;
+	o->backoff_ms = o->backoff_ms ? o->backoff_ms * 2 : dw->backoff_min_ms;
+	if (o->backoff_ms > dw->backoff_max_ms)
+		o->backoff_ms = dw->backoff_max_ms;
+	o->last_heal_ms = now;
+	o->next_ok_ms = now + o->backoff_ms;
+
+	h = sw_calloc(1, sizeof(*h));
+	h->o = o;
+	h->fields = sw_strdup(fields);
+	h->manager = manager ? sw_strdup(manager) : NULL;
+	if (fighting)
+		h->summary = sw_asprintf("%s; fighting with %s: drift came back %d time%s, "
+					 "next heal no sooner than %lds", summary,
+					 manager ? manager : "another manager", o->burst - 1,
+					 o->burst == 2 ? "" : "s", o->backoff_ms / 1000);
+	else
+		h->summary = sw_strdup(summary);
+	h->fighting = fighting;
+	if (sw_kube_apply(dw->kube, o->desired, 0, healed, h, &o->op) < 0) {
+		struct sw_kube_result r = { 0 };
+		r.error = SW_ERR;
+		r.error_msg = sw_error_last();
+		o->op = NULL;
+		/* healed() frees h and moves on; keep the object busy-free. */
+		healed(&r, h);
+		return 1;
+	}
+	return 1;
+}
+
+/*
+ * A confirmed drift with `diffs` (NULL live: the object is missing).
+ * Returns 1 when a request started.
+ */
+static int drifted(struct dobj *o, const json_t *live, const json_t *diffs)
+{
+	struct sw_drift *dw = o->dw;
+	char *fields, *summary;
+	const char *manager = NULL;
+	struct sw_buf s = SW_BUF_INIT;
+	size_t i;
+	const json_t *d;
+	int started = 0;
+
+	dw->st.detected++;
+	if (live) {
+		fields = fields_json(o, diffs);
+		manager = sw_drift_manager(live, diffs, dw->manager);
+		sw_buf_addf(&s, "%s %s%s%s: ", o->kind, o->ns, *o->ns ? "/" : "", o->name);
+		json_array_foreach(diffs, i, d) {
+			if (i == 5) {
+				sw_buf_addf(&s, ", ... (%zu fields)", json_array_size(diffs));
+				break;
+			}
+			sw_buf_addf(&s, "%s%s", i ? ", " : "",
+				    json_string_value(json_object_get(d, "path")));
+		}
+		sw_buf_addf(&s, " changed%s%s", manager ? " by " : "", manager ? manager : "");
+	} else {
+		fields = sw_strdup("[{\"path\":\"\",\"live\":\"deleted\"}]");
+		sw_buf_addf(&s, "%s %s%s%s: deleted", o->kind, o->ns, *o->ns ? "/" : "", o->name);
+	}
+	summary = sw_buf_detach(&s, NULL);
+
+	if (dw->self_heal) {
+		started = heal(o, fields, manager, summary);
+	} else {
+		/* Report once per distinct drift, not per event. */
+		if (!o->drifted || !o->reported_fields || strcmp(o->reported_fields, fields)) {
+			char *msg = sw_asprintf("%s; self-heal is off", summary);
+			dw->st.reported++;
+			set_drifted(o, 1);
+			set_str(&o->reported_fields, fields);
+			record(o, SW_DRIFT_REPORTED, fields, manager, msg, 0);
+			free(msg);
+		}
+	}
+	free(fields);
+	free(summary);
+	return started;
+}
+
+/* ---- checking ---- */
+
+static void dry_run_done(const struct sw_kube_result *r, void *arg)
+{
+	struct dobj *o = arg;
+	struct sw_drift *dw = o->dw;
+	json_t *live = o->live, *diffs = NULL;
+	int started = 0;
+
+	o->op = NULL;
+	o->live = NULL;
+	if (dw->hold) {
+		json_decref(live);
+		next_pending(o);
+		return;
+	}
+	if (r->error) {
+		/* Cannot confirm: trust the local comparison. */
+		log_warn("drift.dry_run", "env=%s obj=%s err=%s", dw->env, o->key,
+			 sw_q(r->error_msg));
+		sw_drift_diff(o->desired, NULL, live, &diffs);
+	} else {
+		sw_drift_diff(o->desired, r->obj, live, &diffs);
+	}
+	if (!json_array_size(diffs))
+		mark_clean(o, live_rv(live)); /* only a normalised value differed */
+	else
+		started = drifted(o, live, diffs);
+	json_decref(diffs);
+	json_decref(live);
+	if (!started)
+		next_pending(o);
+}
+
+static void check_live(struct dobj *o, const json_t *live)
+{
+	struct sw_drift *dw = o->dw;
+	const char *rv = live_rv(live);
+
+	if (o->op) {
+		json_decref(o->pending);
+		o->pending = json_deep_copy(live);
+		o->pending_gone = 0;
+		return;
+	}
+	if (o->clean_rv && *rv && !strcmp(o->clean_rv, rv)) {
+		dw->st.skipped_own++;
+		return;
+	}
+	dw->st.compares++;
+	if (sw_drift_diff(o->desired, NULL, live, NULL) == 0) {
+		mark_clean(o, rv);
+		return;
+	}
+	/* Looks different: ask the server what a re-apply would give. */
+	dw->st.dry_runs++;
+	o->live = json_deep_copy(live);
+	if (sw_kube_apply(dw->kube, o->desired, SW_KUBE_DRY_RUN, dry_run_done, o, &o->op) < 0) {
+		struct sw_kube_result r = { 0 };
+		r.error = SW_ERR;
+		r.error_msg = sw_error_last();
+		o->op = NULL;
+		dry_run_done(&r, o);
+	}
+}
+
+static void probed(const struct sw_kube_result *r, void *arg)
+{
+	struct dobj *o = arg;
+	struct sw_drift *dw = o->dw;
+	int started = 0;
+
+	o->op = NULL;
+	if (dw->hold) {
+		next_pending(o);
+		return;
+	}
+	if (!r->error) {
+		/* Still there (e.g. it lost the tracking label): compare it. */
+		check_live(o, r->obj);
+		if (!o->op)
+			next_pending(o);
+		return;
+	}
+	if (r->error == SW_ENOTFOUND) {
+		dw->st.compares++;
+		started = drifted(o, NULL, NULL);
+	} else {
+		log_warn("drift.get", "env=%s obj=%s err=%s", dw->env, o->key,
+			 sw_q(r->error_msg));
+	}
+	if (!started)
+		next_pending(o);
+}
+
+/* The object went away or its state is unknown: GET it. */
+static void probe(struct dobj *o)
+{
+	struct sw_drift *dw = o->dw;
+	if (o->op) {
+		json_decref(o->pending);
+		o->pending = NULL;
+		o->pending_gone = 1;
+		return;
+	}
+	if (sw_kube_get(dw->kube, o->api_version, o->kind, o->ns, o->name, probed, o,
+			&o->op) < 0) {
+		o->op = NULL;
+		log_warn("drift.get", "env=%s obj=%s err=%s", dw->env, o->key,
+			 sw_q(sw_error_last()));
+	}
+}
+
+/* A request finished: look at what arrived meanwhile. */
+static void next_pending(struct dobj *o)
+{
+	if (o->op || o->dw->hold)
+		return;
+	if (o->pending) {
+		json_t *p = o->pending;
+		o->pending = NULL;
+		check_live(o, p);
+		json_decref(p);
+	} else if (o->pending_gone) {
+		o->pending_gone = 0;
+		probe(o);
+	}
+}
+
+/* ---- watches ---- */
+
+/* A full list of one kind: every desired object of the kind is compared. */
+static void compare_list(struct sw_drift *dw, struct kwatch *w, const json_t *list)
+{
+	const json_t *items = json_object_get(list, "items"), *it;
+	size_t i;
+
+	dw->st.resyncs++;
+	for (i = 0; i < dw->nobjs; i++)
+		dw->objs[i]->seen = 0;
+	json_array_foreach(items, i, it) {
+		struct dobj *o = find_live(dw, it);
+		if (!o)
+			continue;
+		o->seen = 1;
+		check_live(o, it);
+	}
+	for (i = 0; i < dw->nobjs; i++) {
+		struct dobj *o = dw->objs[i];
+		if (!o->seen && same_kind(o, w)) {
+			/* Not in the list: deleted, or lost its tracking label. */
+			set_str(&o->clean_rv, NULL);
+			probe(o);
+		}
+	}
+}
+
+static void on_event(const struct sw_kube_event *ev, void *arg)
+{
+	struct kwatch *w = arg;
+	struct sw_drift *dw = w->dw;
+	struct dobj *o;
+
+	if (ev->type == SW_KUBE_WATCH_ERROR) {
+		log_warn("drift.watch", "env=%s kind=%s err=%s", dw->env, w->kind,
+			 sw_q(ev->message));
+		return;
+	}
+	if (dw->hold)
+		return;
+	if (ev->type == SW_KUBE_SYNC) {
+		compare_list(dw, w, ev->obj);
+		return;
+	}
+	o = find_live(dw, ev->obj);
+	if (!o)
+		return;
+	dw->st.events++;
+	if (ev->type == SW_KUBE_DELETED) {
+		set_str(&o->clean_rv, NULL);
+		probe(o);
+	} else {
+		check_live(o, ev->obj);
+	}
+}
+
+static void listed(const struct sw_kube_result *r, void *arg)
+{
+	struct kwatch *w = arg;
+	w->list = NULL;
+	if (r->error) {
+		log_warn("drift.list", "env=%s kind=%s err=%s", w->dw->env, w->kind,
+			 sw_q(r->error_msg));
+		return;
+	}
+	if (!w->dw->hold)
+		compare_list(w->dw, w, r->obj);
+}
+
+static void kwatch_free(struct kwatch *w)
+{
+	if (!w)
+		return;
+	sw_kube_watch_stop(w->w);
+	sw_kube_cancel(w->list);
+	free(w->api_version);
+	free(w->kind);
+	free(w);
+}
+
+static struct kwatch *find_watch(struct sw_drift *dw, const char *av, const char *kind)
+{
+	for (size_t i = 0; i < dw->nwatches; i++)
+		if (!strcmp(dw->watches[i]->api_version, av) && !strcmp(dw->watches[i]->kind, kind))
+			return dw->watches[i];
+	return NULL;
+}
+
+static int kwatch_start(struct sw_drift *dw, const char *av, const char *kind)
+{
+	struct sw_kube_watch_opts wo = SW_KUBE_WATCH_OPTS_INIT;
+	struct kwatch *w = sw_calloc(1, sizeof(*w));
+
+	w->dw = dw;
+	w->api_version = sw_strdup(av);
+	w->kind = sw_strdup(kind);
+	w->keep = 1;
+	wo.api_version = av;
+	wo.kind = kind;
+	wo.label_selector = dw->selector;
+	wo.on_event = on_event;
+	wo.arg = w;
+	if (sw_kube_watch(dw->kube, &wo, &w->w) < 0) {
+		kwatch_free(w);
+		return sw_error_prefix("drift: watch %s %s", av, kind);
+	}
+	dw->watches = sw_realloc(dw->watches, (dw->nwatches + 1) * sizeof(*dw->watches));
+	dw->watches[dw->nwatches++] = w;
+	log_debug("drift.watch.start", "env=%s kind=%s/%s", dw->env, av, kind);
+	return 0;
+}
+
+int sw_drift_resync(struct sw_drift *dw)
+{
+	int rc = 0;
+	for (size_t i = 0; i < dw->nwatches; i++) {
+		struct kwatch *w = dw->watches[i];
+		if (w->list)
+			continue;
+		if (sw_kube_list(dw->kube, w->api_version, w->kind, NULL, dw->selector, listed, w,
+				 &w->list) < 0) {
+			w->list = NULL;
+			rc = SW_ERR;
+		}
+	}
+	return rc;
+}
+
+static void resync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_drift *dw = arg;
+	if (!dw->hold)
+		sw_drift_resync(dw);
+}
+
+/* ---- life cycle ---- */
+
+static void dobj_free(struct dobj *o)
+{
+	if (!o)
+		return;
+	sw_kube_cancel(o->op);
+	if (o->timer)
+		event_free(o->timer);
+	json_decref(o->desired);
+	json_decref(o->live);
+	json_decref(o->pending);
+	free(o->key);
+	free(o->api_version);
+	free(o->kind);
+	free(o->ns);
+	free(o->name);
+	free(o->clean_rv);
+	free(o->last_manager);
+	free(o->reported_fields);
+	free(o);
+}
+
+int sw_drift_new(struct sw_drift **out, struct event_base *base, struct sw_kube *kube,
+		 struct sw_store *store, struct sw_sync *syncer,
+		 const struct sw_cfg_env *env, const struct sw_drift_opts *opts)
+{
+	struct sw_drift_opts def = SW_DRIFT_OPTS_INIT;
+	struct sw_drift *dw;
+
+	*out = NULL;
+	if (!base || !kube || !env || !env->name)
+		return sw_error_setc(SW_EINVALID, "drift: base, kube and env are required");
+	if (!opts)
+		opts = &def;
+	dw = sw_calloc(1, sizeof(*dw));
+	dw->base = base;
+	dw->kube = kube;
+	dw->store = store;
+	dw->syncer = syncer;
+	dw->env = sw_strdup(env->name);
+	dw->selector = sw_asprintf("%s=%s", SW_TRACKING_LABEL, env->name);
+	dw->manager = sw_strdup(opts->field_manager ? opts->field_manager : "slipway");
+	dw->self_heal = env->self_heal;
+	dw->notify = opts->notify;
+	dw->notify_arg = opts->notify_arg;
+	dw->backoff_min_ms = opts->backoff_min_ms > 0 ? opts->backoff_min_ms : 1000;
+	dw->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms : 300000;
+	dw->quiet_ms = opts->quiet_ms > 0 ? opts->quiet_ms : 60000;
+	if (opts->resync_interval_ms)
+		dw->resync_ms = opts->resync_interval_ms;
+	else
+		dw->resync_ms = env->resync_interval_s > 0 ? (long)env->resync_interval_s * 1000
+							   : 300000;
+	if (dw->resync_ms > 0) {
+		struct timeval tv = { dw->resync_ms / 1000, (dw->resync_ms % 1000) * 1000 };
+		dw->resync_timer = event_new(base, -1, EV_PERSIST, resync_cb, dw);
+		evtimer_add(dw->resync_timer, &tv);
+	}
+	*out = dw;
+	return 0;
+}
+
+void sw_drift_free(struct sw_drift *dw)
+{
+	if (!dw)
+		return;
+	for (size_t i = 0; i < dw->nwatches; i++)
+		kwatch_free(dw->watches[i]);
+	free(dw->watches);
+	for (size_t i = 0; i < dw->nobjs; i++)
+		dobj_free(dw->objs[i]);
+	free(dw->objs);
+	if (dw->resync_timer)
+		event_free(dw->resync_timer);
+	free(dw->env);
+	free(dw->selector);
+	free(dw->manager);
+	free(dw);
+}
+
+int sw_drift_set_desired(struct sw_drift *dw, const struct sw_objset *set)
+{
+	size_t n = set ? set->n : 0, k = 0, i;
+	struct dobj **objs = n ? sw_calloc(n, sizeof(*objs)) : NULL;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		const struct sw_obj *so = &set->objs[i];
+		struct sw_buf key = SW_BUF_INIT;
+		struct dobj *o;
+
+		sw_obj_key(&key, so->api_version, so->kind, so->ns ? so->ns : "", so->name);
+		o = find_key(dw, key.ptr);
+		if (o) {
+			/* Kept: its backoff and report state go on. */
+			o->taken = 1;
+			sw_kube_cancel(o->op);
+			o->op = NULL;
+			json_decref(o->live);
+			o->live = NULL;
+			json_decref(o->desired);
+			set_str(&o->clean_rv, NULL);
+			set_str(&o->api_version, so->api_version);
+			sw_buf_release(&key);
+		} else {
+			o = sw_calloc(1, sizeof(*o));
+			o->dw = dw;
+			o->key = sw_buf_detach(&key, NULL);
+			o->api_version = sw_strdup(so->api_version);
+			o->kind = sw_strdup(so->kind);
+			o->ns = sw_strdup(so->ns ? so->ns : "");
+			o->name = sw_strdup(so->name);
+			o->timer = evtimer_new(dw->base, timer_cb, o);
+		}
+		o->is_secret = so->is_secret;
+		o->desired = json_incref(so->json);
+		objs[k++] = o;
+	}
+	/* Objects that left the desired set: no longer ours to heal. */
+	for (i = 0; i < dw->nobjs; i++) {
+		struct dobj *o = dw->objs[i];
+		if (o->taken) {
+			o->taken = 0;
+			continue;
+		}
+		if (o->drifted)
+			dw->ndrifted--;
+		dobj_free(o);
+	}
+	free(dw->objs);
+	dw->objs = objs;
+	dw->nobjs = k;
+	if (k)
+		qsort(dw->objs, k, sizeof(*dw->objs), dobj_cmp);
+	/* Duplicate keys cannot happen: the renderer refuses them. */
+
+	/* Watches: one per kind present. */
+	for (i = 0; i < dw->nwatches; i++)
+		dw->watches[i]->keep = 0;
+	for (i = 0; i < dw->nobjs; i++) {
+		struct kwatch *w = find_watch(dw, dw->objs[i]->api_version, dw->objs[i]->kind);
+		if (w) {
+			w->keep = 1;
+		} else if (kwatch_start(dw, dw->objs[i]->api_version, dw->objs[i]->kind) < 0) {
+			log_warn("drift.watch", "env=%s err=%s", dw->env, sw_q(sw_error_last()));
+			rc = SW_ERR;
+		}
+	}
+	for (i = 0; i < dw->nwatches;) {
+		if (!dw->watches[i]->keep) {
+			kwatch_free(dw->watches[i]);
+			dw->watches[i] = dw->watches[--dw->nwatches];
+		} else {
+			i++;
+		}
+	}
+	env_update(dw);
+	if (!dw->hold)
+		sw_drift_resync(dw);
+	return rc;
+}
+
+void sw_drift_set_self_heal(struct sw_drift *dw, int on)
+{
+	dw->self_heal = on;
+}
+
+void sw_drift_hold(struct sw_drift *dw, int on)
+{
+	if (dw->hold == !!on)
+		return;
+	dw->hold = !!on;
+	if (!on)
+		sw_drift_resync(dw);
+}
+
+void sw_drift_stats(const struct sw_drift *dw, struct sw_drift_stats *out)
+{
+	*out = dw->st;
+	out->drifted = dw->ndrifted;
+}
