@@ -28,6 +28,38 @@ struct sw_engine;
 struct sw_runner;
 struct sw_outbox;
 struct sw_proc_mgr;
+struct sw_action;
+struct sw_daemon;
+
+/*
+ * Environment actions of the JSON API that another subsystem performs (the
+ * sync engine, manifests/). Each member may be NULL: the API then answers
+ * 501 saying the action is not available. daemon/api.c has already checked
+ * the token, that `env` is a configured environment and (rollback) resolved
+ * the revision. A function either
+ *  - returns <0 with the error slot set: the API answers the error itself
+ *    (SW_ENOTFOUND 404, SW_EINVALID 400, SW_EAGAIN/SW_EEXISTS 409, else
+ *    500), and `a` must not be used; or
+ *  - returns 0 and answers exactly once through sw_action_done() or
+ *    sw_action_fail(), before returning or later from the loop thread
+ *    (a diff may render on a worker first).
+ */
+struct sw_api_actions {
+	/* Sync `env` to its branch now; answer e.g. 202 {"sync": ID}. */
+	int (*sync)(struct sw_daemon *d, const char *env, struct sw_action *a);
+	/* Roll `env` back to `commit`; `sync_id` > 0 when the user named a sync
+	 * of the history instead of a commit. */
+	int (*rollback)(struct sw_daemon *d, const char *env, const char *commit,
+			int64_t sync_id, struct sw_action *a);
+	/* What a sync would change; answer 200 with the body docs/api.md shows. */
+	int (*diff)(struct sw_daemon *d, const char *env, struct sw_action *a);
+	void *arg;   /* for the provider; the API never reads it */
+};
+
+/* Answer a pending action with `status` and `body` (stolen; NULL = {}). */
+void sw_action_done(struct sw_action *a, int status, json_t *body);
+/* Answer a pending action with an error: `rc` is a SW_E* code, `msg` the text. */
+void sw_action_fail(struct sw_action *a, int rc, const char *msg);
 
 struct sw_daemon {
 	struct event_base *base;
@@ -44,6 +76,7 @@ struct sw_daemon {
 	struct sw_outbox *outbox;     /* sends GitHub and Slack notifications */
 	struct sw_engine *engine;     /* the pipeline engine */
 	struct sw_hooks *hooks;       /* webhook receiver */
+	struct sw_api_actions actions;/* sync, rollback, diff (NULL: 501) */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;     /* polls for in-flight work while stopping */
 	int stopping;

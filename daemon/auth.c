@@ -1,0 +1,532 @@
+/*
+ * auth.c - the API token, login sessions and CSRF tokens (see auth.h for
+ * the rules and the formats).
+ *
+ * Sessions are stateless: the cookie carries its own expiry and a MAC under
+ * a key derived from the API token, so they survive a restart and all end
+ * when the token changes. Logging out clears the cookies in the browser; a
+ * copied session value stays valid until it expires (12 h), which is the
+ * price of keeping no session table.
+ */
+#include <ctype.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/auth.h"
+#include "lib/buf.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+
+#define NONCE_BYTES 16
+#define FORM_MAX (64 * 1024)
+/* Failed logins allowed per minute before /login answers 429. */
+#define LOGIN_FAILS_PER_MIN 20
+
+static void hex(char *out, const unsigned char *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+/* HMAC-SHA256(key, msg) as 64 hex digits. */
+static void mac_hex(char out[65], const unsigned char *key, size_t klen, const char *msg)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), md, &mdlen);
+	hex(out, md, 32);
+}
+
+/* The session key: HMAC-SHA256(token, label), so the token itself signs nothing. */
+static void session_key(unsigned char key[32], const char *token)
+{
+	static const char label[] = "slipway session key v1";
+	unsigned int len = 0;
+	HMAC(EVP_sha256(), token, (int)strlen(token), (const unsigned char *)label,
+	     sizeof(label) - 1, key, &len);
+}
+
+int sw_auth_equal(const char *a, const char *b)
+{
+	unsigned char ha[SHA256_DIGEST_LENGTH], hb[SHA256_DIGEST_LENGTH];
+	if (!a || !b)
+		return 0;
+	/* hashing first makes the comparison independent of both lengths */
+	SHA256((const unsigned char *)a, strlen(a), ha);
+	SHA256((const unsigned char *)b, strlen(b), hb);
+	return CRYPTO_memcmp(ha, hb, sizeof(ha)) == 0;
+}
+
+static void session_mac(char out[65], const char *token, long long exp, const char *nonce)
+{
+	unsigned char key[32];
+	char msg[96];
+	session_key(key, token);
+	snprintf(msg, sizeof(msg), "s1.%lld.%s", exp, nonce);
+	mac_hex(out, key, sizeof(key), msg);
+	OPENSSL_cleanse(key, sizeof(key));
+}
+
+int sw_auth_session_new(char out[SW_AUTH_VALUE_MAX], const char *token, int64_t now_s,
+			int64_t ttl_s)
+{
+	unsigned char raw[NONCE_BYTES];
+	char nonce[2 * NONCE_BYTES + 1], mac[65];
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return sw_error_set("no random bytes for a session");
+	hex(nonce, raw, sizeof(raw));
+	long long exp = (long long)(now_s + ttl_s);
+	session_mac(mac, token, exp, nonce);
+	snprintf(out, SW_AUTH_VALUE_MAX, "%lld.%s.%s", exp, nonce, mac);
+	return 0;
+}
+
+/* Split "EXP.NONCE.MAC"; 0 when the shape is right. */
+static int session_parse(const char *v, long long *exp, char nonce[2 * NONCE_BYTES + 1],
+			 const char **mac)
+{
+	const char *p = v;
+	char *end;
+	if (!v || !isdigit((unsigned char)*v))
+		return SW_EINVALID;
+	*exp = strtoll(p, &end, 10);
+	if (*end != '.')
+		return SW_EINVALID;
+	p = end + 1;
+	for (int i = 0; i < 2 * NONCE_BYTES; i++)
+		if (!isxdigit((unsigned char)p[i]))
+			return SW_EINVALID;
+	if (p[2 * NONCE_BYTES] != '.')
+		return SW_EINVALID;
+	memcpy(nonce, p, 2 * NONCE_BYTES);
+	nonce[2 * NONCE_BYTES] = 0;
+	*mac = p + 2 * NONCE_BYTES + 1;
+	return strlen(*mac) == 64 ? 0 : SW_EINVALID;
+}
+
+int sw_auth_session_verify(const char *value, const char *token, int64_t now_s)
+{
+	long long exp;
+	char nonce[2 * NONCE_BYTES + 1], want[65];
+	const char *mac;
+	if (!token)
+		return sw_error_setc(SW_EINVALID, "no API token is configured");
+	if (session_parse(value, &exp, nonce, &mac) < 0)
+		return sw_error_setc(SW_EINVALID, "malformed session");
+	session_mac(want, token, exp, nonce);
+	if (!sw_auth_equal(want, mac))
+		return sw_error_setc(SW_EINVALID, "session signature does not match");
+	if (exp <= now_s)
+		return sw_error_setc(SW_EINVALID, "session expired");
+	return 0;
+}
+
+void sw_auth_csrf_for(char out[SW_AUTH_VALUE_MAX], const char *value, const char *token)
+{
+	unsigned char key[32];
+	char msg[64], mac[65];
+	const char *dot = strchr(value, '.');
+	session_key(key, token);
+	/* bound to the session's nonce (what follows the expiry) */
+	snprintf(msg, sizeof(msg), "csrf.%.32s", dot ? dot + 1 : "");
+	mac_hex(mac, key, sizeof(key), msg);
+	OPENSSL_cleanse(key, sizeof(key));
+	snprintf(out, SW_AUTH_VALUE_MAX, "%s", mac);
+}
+
+int sw_auth_cookie(const char *cookies, const char *name, char *out, size_t n)
+{
+	size_t nl = strlen(name);
+	const char *p = cookies;
+	while (p && *p) {
+		while (*p == ' ' || *p == ';' || *p == '\t')
+			p++;
+		const char *end = strchr(p, ';');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > nl && !strncmp(p, name, nl) && p[nl] == '=') {
+			size_t vl = len - nl - 1;
+			const char *v = p + nl + 1;
+			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			if (vl >= n)
+				return SW_ENOTFOUND;
+			memcpy(out, v, vl);
+			out[vl] = 0;
+			return 0;
+		}
+		p = end;
+	}
+	return SW_ENOTFOUND;
+}
+
+/* The token of "Bearer TOKEN"; NULL when the header is another scheme. */
+static const char *bearer(const char *h, char *out, size_t n)
+{
+	while (*h == ' ')
+		h++;
+	if (strncasecmp(h, "Bearer ", 7))
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	size_t len = strlen(h);
+	while (len && (h[len - 1] == ' ' || h[len - 1] == '\t'))
+		len--;
+	if (len >= n)
+		len = n - 1;   /* a longer value cannot equal the token anyway */
+	memcpy(out, h, len);
+	out[len] = 0;
+	return out;
+}
+
+int sw_auth_decide(const struct sw_auth_req *r, int write)
+{
+	char session[SW_AUTH_VALUE_MAX], buf[1024];
+	if (!write && !r->read_requires_token)
+		return 0;
+	if (!r->token) {
+		sw_error_set("changes are disabled: server.api_token is not configured");
+		return 403;
+	}
+	if (r->authorization && *r->authorization) {
+		const char *t = bearer(r->authorization, buf, sizeof(buf));
+		int ok = t && sw_auth_equal(t, r->token);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		if (!t) {
+			sw_error_set("expected Authorization: Bearer TOKEN");
+			return 401;
+		}
+		if (!ok) {
+			sw_error_set("wrong API token");
+			return 401;
+		}
+		return 0;
+	}
+	if (r->cookies && sw_auth_cookie(r->cookies, SW_AUTH_SESSION_COOKIE, session,
+					 sizeof(session)) == 0) {
+		if (sw_auth_session_verify(session, r->token, r->now_s) < 0) {
+			sw_error_prefix("log in again at /login");
+			return 401;
+		}
+		if (!write)
+			return 0;
+		char want[SW_AUTH_VALUE_MAX], cookie[SW_AUTH_VALUE_MAX];
+		const char *sent = r->csrf_header && *r->csrf_header ? r->csrf_header : r->csrf_field;
+		if (!sent || !*sent) {
+			sw_error_set("missing CSRF token: send the %s cookie's value in an %s header "
+				     "or a %s form field", SW_AUTH_CSRF_COOKIE, SW_AUTH_CSRF_HEADER,
+				     SW_AUTH_CSRF_FIELD);
+			return 403;
+		}
+		sw_auth_csrf_for(want, session, r->token);
+		if (sw_auth_cookie(r->cookies, SW_AUTH_CSRF_COOKIE, cookie, sizeof(cookie)) < 0 ||
+		    !sw_auth_equal(sent, cookie) || !sw_auth_equal(sent, want)) {
+			sw_error_set("CSRF token does not match this session");
+			return 403;
+		}
+		return 0;
+	}
+	sw_error_set("this needs the API token: send Authorization: Bearer TOKEN, or log in at /login");
+	return 401;
+}
+
+/* --- HTTP ------------------------------------------------------------------ */
+
+static const char *in_header(struct evhttp_request *req, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+static int is_api(struct evhttp_request *req)
+{
+	const char *uri = evhttp_request_get_uri(req);
+	return uri && !strncmp(uri, "/api/", 5);
+}
+
+static int wants_json(struct evhttp_request *req)
+{
+	const char *acc = in_header(req, "Accept");
+	return is_api(req) || (acc && strstr(acc, "application/json"));
+}
+
+static void html_escape(struct sw_buf *b, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<': sw_buf_adds(b, "&lt;"); break;
+		case '>': sw_buf_adds(b, "&gt;"); break;
+		case '&': sw_buf_adds(b, "&amp;"); break;
+		case '"': sw_buf_adds(b, "&quot;"); break;
+		case '\'': sw_buf_adds(b, "&#39;"); break;
+		default: sw_buf_addch(b, *s);
+		}
+	}
+}
+
+static void reply_html(struct evhttp_request *req, int code, const struct sw_buf *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evbuffer_add(b, body->ptr, body->len);
+	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, code, NULL, b);
+	evbuffer_free(b);
+}
+
+/* A login form; `next` is where to go afterwards, `msg` an optional notice. */
+static void send_login_page(struct evhttp_request *req, int code, const char *next,
+			    const char *msg)
+{
+	struct sw_buf b = SW_BUF_INIT;
+	sw_buf_adds(&b, "<!doctype html><html><head><meta charset=utf-8>"
+		    "<meta name=viewport content=\"width=device-width,initial-scale=1\">"
+		    "<title>slipway: log in</title><style>body{font:16px system-ui,sans-serif;"
+		    "max-width:24em;margin:4em auto;padding:0 1em}input{font:inherit;width:100%;"
+		    "margin:.3em 0;padding:.4em;box-sizing:border-box}.msg{color:#b00}</style>"
+		    "</head><body><h1>slipway</h1>");
+	if (msg) {
+		sw_buf_adds(&b, "<p class=msg>");
+		html_escape(&b, msg);
+		sw_buf_adds(&b, "</p>");
+	}
+	sw_buf_adds(&b, "<form method=post action=/login><label>API token "
+		    "<input type=password name=token autocomplete=current-password autofocus>"
+		    "</label><input type=hidden name=next value=\"");
+	html_escape(&b, next ? next : "/");
+	sw_buf_adds(&b, "\"><input type=submit value=\"Log in\"></form></body></html>\n");
+	reply_html(req, code, &b);
+	sw_buf_release(&b);
+}
+
+static void send_denied(struct evhttp_request *req, int code, const char *msg)
+{
+	if (code == 401)
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+				  "Bearer realm=\"slipway\"");
+	if (wants_json(req)) {
+		sw_reply_error(req, code, "%s", msg);
+		return;
+	}
+	const char *uri = evhttp_request_get_uri(req);
+	if (code == 401)
+		send_login_page(req, 401, evhttp_request_get_command(req) == EVHTTP_REQ_GET ? uri : "/",
+				msg);
+	else {
+		struct sw_buf b = SW_BUF_INIT;
+		sw_buf_adds(&b, "<!doctype html><title>slipway: forbidden</title><p>");
+		html_escape(&b, msg);
+		sw_buf_adds(&b, "</p>\n");
+		reply_html(req, code, &b);
+		sw_buf_release(&b);
+	}
+}
+
+/* The body as a form (application/x-www-form-urlencoded); 0 when parsed. */
+static int read_form(struct evhttp_request *req, struct evkeyvalq *form)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	const char *ct = in_header(req, "Content-Type");
+	size_t len = evbuffer_get_length(in);
+	TAILQ_INIT(form);
+	if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) || len > FORM_MAX)
+		return SW_EINVALID;
+	char *s = sw_malloc(len + 1);
+	evbuffer_copyout(in, s, len);
+	s[len] = 0;
+	int rc = evhttp_parse_query_str(s, form);
+	OPENSSL_cleanse(s, len);
+	free(s);
+	return rc == 0 ? 0 : SW_EINVALID;
+}
+
+static void fill_req(struct sw_auth_req *a, struct sw_daemon *d, struct evhttp_request *req)
+{
+	memset(a, 0, sizeof(*a));
+	a->token = d->cfg->api_token.value;
+	a->read_requires_token = d->cfg->read_requires_token;
+	a->authorization = in_header(req, "Authorization");
+	a->cookies = in_header(req, "Cookie");
+	a->csrf_header = in_header(req, SW_AUTH_CSRF_HEADER);
+	a->now_s = sw_now_ms() / 1000;
+}
+
+static int check(struct sw_daemon *d, struct evhttp_request *req, int write)
+{
+	struct sw_auth_req a;
+	struct evkeyvalq form;
+	int have_form = 0, code;
+	fill_req(&a, d, req);
+	if (write && !a.authorization && !a.csrf_header && read_form(req, &form) == 0) {
+		have_form = 1;
+		a.csrf_field = evhttp_find_header(&form, SW_AUTH_CSRF_FIELD);
+	}
+	code = sw_auth_decide(&a, write);
+	if (have_form)
+		evhttp_clear_headers(&form);
+	if (code == 0)
+		return 0;
+	const char *peer = NULL;
+	ev_uint16_t port = 0;
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	if (c)
+		evhttp_connection_get_peer(c, (char **)&peer, &port);
+	log_info("auth.denied", "status=%d peer=%s path=%s reason=%s", code, peer ? peer : "-",
+		 sw_q(evhttp_request_get_uri(req)), sw_q(sw_error_last()));
+	send_denied(req, code, sw_error_last());
+	return SW_EINVALID;
+}
+
+int sw_auth_check_read(struct sw_daemon *d, struct evhttp_request *req)
+{
+	return check(d, req, 0);
+}
+
+int sw_auth_check_write(struct sw_daemon *d, struct evhttp_request *req)
+{
+	return check(d, req, 1);
+}
+
+int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req)
+{
+	struct sw_auth_req a;
+	fill_req(&a, d, req);
+	a.read_requires_token = 1;   /* ask whether credentials are present and right */
+	return sw_auth_decide(&a, 0) == 0;
+}
+
+char *sw_auth_csrf_token(struct sw_daemon *d, struct evhttp_request *req)
+{
+	char session[SW_AUTH_VALUE_MAX], csrf[SW_AUTH_VALUE_MAX];
+	const char *token = d->cfg->api_token.value, *cookies = in_header(req, "Cookie");
+	if (!token || !cookies ||
+	    sw_auth_cookie(cookies, SW_AUTH_SESSION_COOKIE, session, sizeof(session)) < 0 ||
+	    sw_auth_session_verify(session, token, sw_now_ms() / 1000) < 0)
+		return NULL;
+	sw_auth_csrf_for(csrf, session, token);
+	return sw_strdup(csrf);
+}
+
+/* Only same-site paths: "/x", never "//host" or "http://...". */
+static const char *safe_next(const char *next)
+{
+	if (!next || next[0] != '/' || next[1] == '/' || next[1] == '\\' || strpbrk(next, "\r\n"))
+		return "/";
+	return next;
+}
+
+static const char *cookie_attrs(struct sw_daemon *d)
+{
+	int secure = d->ssl || (d->cfg->public_url && !strncmp(d->cfg->public_url, "https:", 6));
+	return secure ? "; Path=/; SameSite=Strict; Secure" : "; Path=/; SameSite=Strict";
+}
+
+void sw_auth_login_form(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
+{
+	struct evkeyvalq q;
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *query = u ? evhttp_uri_get_query(u) : NULL;
+	TAILQ_INIT(&q);
+	if (query)
+		evhttp_parse_query_str(query, &q);
+	send_login_page(req, 200, safe_next(evhttp_find_header(&q, "next")), NULL);
+	evhttp_clear_headers(&q);
+}
+
+void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
+{
+	static int64_t window_start;
+	static int fails;
+	struct evkeyvalq form;
+	const char *token = d->cfg->api_token.value;
+	int64_t now = sw_now_ms();
+	char session[SW_AUTH_VALUE_MAX], csrf[SW_AUTH_VALUE_MAX];
+
+	if (now - window_start > 60000) {
+		window_start = now;
+		fails = 0;
+	}
+	if (fails >= LOGIN_FAILS_PER_MIN) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "60");
+		sw_reply_error(req, 429, "too many failed logins; try again in a minute");
+		return;
+	}
+	if (!token) {
+		send_denied(req, 403, "logging in is disabled: server.api_token is not configured");
+		return;
+	}
+	if (read_form(req, &form) < 0) {
+		sw_reply_error(req, 400, "expected a form (application/x-www-form-urlencoded) "
+			       "with the field token");
+		return;
+	}
+	const char *given = evhttp_find_header(&form, "token");
+	const char *next = safe_next(evhttp_find_header(&form, "next"));
+	if (!given || !sw_auth_equal(given, token)) {
+		fails++;
+		log_info("auth.login_failed", "reason=%s", given ? "wrong token" : "no token");
+		if (wants_json(req))
+			sw_reply_error(req, 401, "wrong API token");
+		else
+			send_login_page(req, 401, next, "Wrong token.");
+		evhttp_clear_headers(&form);
+		return;
+	}
+	if (sw_auth_session_new(session, token, now / 1000, SW_AUTH_SESSION_TTL_S) < 0) {
+		sw_reply_error(req, 500, "%s", sw_error_last());
+		evhttp_clear_headers(&form);
+		return;
+	}
+	sw_auth_csrf_for(csrf, session, token);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char *c1 = sw_asprintf("%s=%s; Max-Age=%d; HttpOnly%s", SW_AUTH_SESSION_COOKIE, session,
+			       SW_AUTH_SESSION_TTL_S, cookie_attrs(d));
+	char *c2 = sw_asprintf("%s=%s; Max-Age=%d%s", SW_AUTH_CSRF_COOKIE, csrf,
+			       SW_AUTH_SESSION_TTL_S, cookie_attrs(d));
+	evhttp_add_header(h, "Set-Cookie", c1);
+	evhttp_add_header(h, "Set-Cookie", c2);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	free(c1);
+	free(c2);
+	log_info("auth.login", "expires_in_s=%d", SW_AUTH_SESSION_TTL_S);
+	if (wants_json(req)) {
+		sw_reply_json(req, 200, json_pack("{s:b, s:s, s:I}", "ok", 1, "csrf", csrf,
+						  "expires_at", (json_int_t)(now / 1000 +
+									     SW_AUTH_SESSION_TTL_S) * 1000));
+	} else {
+		evhttp_add_header(h, "Location", next);
+		evhttp_send_reply(req, 303, "See Other", NULL);
+	}
+	evhttp_clear_headers(&form);
+}
+
+void sw_auth_logout(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char *c1 = sw_asprintf("%s=; Max-Age=0; HttpOnly%s", SW_AUTH_SESSION_COOKIE, cookie_attrs(d));
+	char *c2 = sw_asprintf("%s=; Max-Age=0%s", SW_AUTH_CSRF_COOKIE, cookie_attrs(d));
+	evhttp_add_header(h, "Set-Cookie", c1);
+	evhttp_add_header(h, "Set-Cookie", c2);
+	free(c1);
+	free(c2);
+	if (wants_json(req)) {
+		sw_reply_json(req, 200, json_pack("{s:b}", "ok", 1));
+	} else {
+		evhttp_add_header(h, "Location", "/");
+		evhttp_send_reply(req, 303, "See Other", NULL);
+	}
+}

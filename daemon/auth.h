@@ -1,0 +1,116 @@
+/*
+ * auth.h - who may read and who may act: the API token, the login session
+ * cookie and its CSRF token. Used by the JSON API (daemon/api.c) and the
+ * status page (daemon/page.c).
+ *
+ * The rules (docs/api.md, "Authentication"):
+ *  - Reading needs the token only when `server.read_access: token`.
+ *  - Every request that changes something needs the token, sent either as
+ *    `Authorization: Bearer TOKEN`, or as the session cookie that
+ *    `POST /login` sets; a cookie-authenticated request must also echo the
+ *    `sw_csrf` cookie's value in an `X-CSRF-Token` header or a `csrf` form
+ *    field (double submit). A bearer header needs no CSRF token: browsers
+ *    never send it on their own.
+ *  - Without `server.api_token` nothing can be changed (403).
+ *
+ * The session cookie `sw_session` is "EXPIRY.NONCE.MAC": the expiry in
+ * seconds since the epoch, 16 random bytes (hex), and an HMAC-SHA256 over
+ * both under a key derived from the API token. It never holds the token;
+ * changing the token ends every session. The CSRF token is an HMAC of the
+ * session's nonce, so it is bound to one session and cannot be forged
+ * without the key. Every comparison is constant-time; the token is never
+ * logged.
+ */
+#ifndef SW_DAEMON_AUTH_H
+#define SW_DAEMON_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/daemon.h"
+
+#define SW_AUTH_SESSION_COOKIE "sw_session"
+#define SW_AUTH_CSRF_COOKIE "sw_csrf"
+#define SW_AUTH_CSRF_HEADER "X-CSRF-Token"
+#define SW_AUTH_CSRF_FIELD "csrf"
+/* How long a login lasts. */
+#define SW_AUTH_SESSION_TTL_S (12 * 3600)
+/* Room for a session value ("EXPIRY.NONCE.MAC") or a CSRF token, with NUL. */
+#define SW_AUTH_VALUE_MAX 128
+
+/* --- for handlers -------------------------------------------------------- */
+
+/*
+ * May `req` read? Returns 0, or sends 401 (JSON for /api/, else a short
+ * page pointing at /login) and returns SW_EINVALID: the caller just returns.
+ */
+int sw_auth_check_read(struct sw_daemon *d, struct evhttp_request *req);
+
+/*
+ * May `req` change something? Returns 0, or sends 401 (no or wrong
+ * credentials) / 403 (cookie without a matching CSRF token, or no token
+ * configured) and returns SW_EINVALID. Reads the request body for the
+ * `csrf` form field (the body stays in the input buffer).
+ */
+int sw_auth_check_write(struct sw_daemon *d, struct evhttp_request *req);
+
+/*
+ * The CSRF token to embed in forms for the session `req` carries, as a
+ * heap string the caller frees; NULL when the request has no valid session
+ * (a bearer client needs none).
+ */
+char *sw_auth_csrf_token(struct sw_daemon *d, struct evhttp_request *req);
+
+/* Does `req` carry valid credentials (bearer or session)? 1 or 0. */
+int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req);
+
+/* The routes GET /login (a form), POST /login, POST /logout. */
+void sw_auth_login_form(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
+void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
+void sw_auth_logout(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
+
+/* --- the pieces, without HTTP (unit-tested) ------------------------------ */
+
+/* Constant-time equality of two NUL-terminated strings (NULL equals nothing). */
+int sw_auth_equal(const char *a, const char *b);
+
+/*
+ * A new session value for `token`, valid until now_s + ttl_s, written to
+ * `out` (SW_AUTH_VALUE_MAX bytes). Returns 0 or SW_ERR (no randomness).
+ */
+int sw_auth_session_new(char out[SW_AUTH_VALUE_MAX], const char *token, int64_t now_s,
+			int64_t ttl_s);
+
+/*
+ * Check a session value: well formed, MAC right under `token`, not expired
+ * at now_s. Returns 0, or SW_EINVALID with the reason in the slot.
+ */
+int sw_auth_session_verify(const char *value, const char *token, int64_t now_s);
+
+/* The CSRF token bound to session `value` (must have been verified). */
+void sw_auth_csrf_for(char out[SW_AUTH_VALUE_MAX], const char *value, const char *token);
+
+/* What a request presents, borrowed; any field may be NULL. */
+struct sw_auth_req {
+	const char *token;          /* server.api_token; NULL = not configured */
+	int read_requires_token;    /* server.read_access: token */
+	const char *authorization;  /* the Authorization header */
+	const char *cookies;        /* the Cookie header */
+	const char *csrf_header;    /* X-CSRF-Token */
+	const char *csrf_field;     /* the `csrf` form field */
+	int64_t now_s;
+};
+
+/*
+ * The decision: 0 allowed, or 401 / 403 with the reason in the slot.
+ * `write` is 1 for a request that changes something.
+ */
+int sw_auth_decide(const struct sw_auth_req *r, int write);
+
+/*
+ * The value of cookie `name` in a Cookie header, copied to `out`
+ * (`n` bytes); 0 when found and it fits, SW_ENOTFOUND otherwise.
+ */
+int sw_auth_cookie(const char *cookies, const char *name, char *out, size_t n);
+
+#endif
