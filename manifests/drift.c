@@ -22,6 +22,7 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "manifests/manifests.h"
+#include "manifests/sync.h"
 
 #define MAX_DIFFS 100
 
@@ -395,6 +396,7 @@ struct sw_drift;
 
 struct dobj {
 	struct sw_drift *dw;
+	char *id;               /* tracking id (the desired map's key) */
 	char *key;              /* group/kind/ns/name (ns as written: may be "") */
 	char *api_version, *kind, *ns, *name;
 	int is_secret;
@@ -404,6 +406,7 @@ struct dobj {
 	int taken;              /* carried over into a new desired set */
 
 	struct sw_kube_op *op;  /* the one request in flight */
+	struct heal_ctx *heal;  /* its context when it is a heal */
 	json_t *live;           /* the live state being checked (during a dry run) */
 	json_t *pending;        /* newest state that arrived while busy */
 	int pending_gone;       /* ... or: it went away (probe with GET) */
@@ -427,13 +430,17 @@ struct kwatch {
 	struct sw_kube_watch *w;
 	struct sw_kube_op *list;  /* a periodic list in flight */
 	int keep;
+	int fresh;                /* its first list has not arrived yet */
 };
 
 struct sw_drift {
 	struct event_base *base;
 	struct sw_kube *kube;
 	struct sw_store *store;
-	struct sw_sync *syncer;
+	struct sw_syncer *syncer;
+	uint64_t desired_version;  /* of the syncer's set we hold */
+	int sync_busy;          /* the syncer was running at the last look */
+	struct event *tick;     /* looks at the syncer once a second */
 	char *env;
 	char *selector;
 	char *manager;
@@ -453,8 +460,46 @@ struct sw_drift {
 	struct sw_drift_stats st;
 };
 
+struct heal_ctx {
+	struct dobj *o;
+	char *fields;
+	char *manager;
+	char *summary;
+	int fighting;
+};
+
 static void check_live(struct dobj *o, const json_t *live);
 static void probe(struct dobj *o);
+
+static void heal_ctx_free(struct heal_ctx *h)
+{
+	if (!h)
+		return;
+	free(h->fields);
+	free(h->manager);
+	free(h->summary);
+	free(h);
+}
+
+/* Drop the request in flight and what waited for it; no callback follows. */
+static void dobj_cancel(struct dobj *o)
+{
+	sw_kube_cancel(o->op);
+	o->op = NULL;
+	heal_ctx_free(o->heal);
+	o->heal = NULL;
+	json_decref(o->live);
+	o->live = NULL;
+	json_decref(o->pending);
+	o->pending = NULL;
+	o->pending_gone = 0;
+}
+
+/* Stopped on purpose (hold, a sync running)? */
+static int held(const struct sw_drift *dw)
+{
+	return dw->hold || (dw->syncer && sw_syncer_busy(dw->syncer, NULL));
+}
 
 /* ---- small helpers ---- */
 
@@ -650,14 +695,6 @@ static void record(struct dobj *o, enum sw_drift_action action, const char *fiel
 
 /* ---- healing ---- */
 
-struct heal_ctx {
-	struct dobj *o;
-	char *fields;
-	char *manager;
-	char *summary;
-	int fighting;
-};
-
 static void next_pending(struct dobj *o);
 
 static void healed(const struct sw_kube_result *r, void *arg)
@@ -668,6 +705,7 @@ static void healed(const struct sw_kube_result *r, void *arg)
 	char *msg;
 
 	o->op = NULL;
+	o->heal = NULL;
 	if (!r->error) {
 		dw->st.healed++;
 		/* The MODIFIED event of our own write carries this version. */
@@ -681,10 +719,7 @@ static void healed(const struct sw_kube_result *r, void *arg)
 		record(o, SW_DRIFT_HEAL_FAILED, h->fields, h->manager, msg, h->fighting);
 	}
 	free(msg);
-	free(h->fields);
-	free(h->manager);
-	free(h->summary);
-	free(h);
+	heal_ctx_free(h);
 	next_pending(o);
 }
 
@@ -692,7 +727,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct dobj *o = arg;
 	/* The backoff is over: look again, the fight may have stopped. */
-	if (!o->dw->hold)
+	if (!held(o->dw))
 		probe(o);
 }
 
@@ -743,7 +778,9 @@ static int heal(struct dobj *o, const char *fields, const char *manager, const c
 	else
 		h->summary = sw_strdup(summary);
 	h->fighting = fighting;
-	if (sw_kube_apply(dw->kube, o->desired, 0, healed, h, &o->op) < 0) {
+	o->heal = h;
+	if ((dw->syncer ? sw_sync_apply_one(dw->syncer, o->id, healed, h, &o->op)
+			: sw_kube_apply(dw->kube, o->desired, 0, healed, h, &o->op)) < 0) {
 		struct sw_kube_result r = { 0 };
 		r.error = SW_ERR;
 		r.error_msg = sw_error_last();
@@ -818,7 +855,7 @@ static void dry_run_done(const struct sw_kube_result *r, void *arg)
 
 	o->op = NULL;
 	o->live = NULL;
-	if (dw->hold) {
+	if (held(dw)) {
 		json_decref(live);
 		next_pending(o);
 		return;
@@ -880,7 +917,7 @@ static void probed(const struct sw_kube_result *r, void *arg)
 	int started = 0;
 
 	o->op = NULL;
-	if (dw->hold) {
+	if (held(dw)) {
 		next_pending(o);
 		return;
 	}
@@ -923,7 +960,7 @@ static void probe(struct dobj *o)
 /* A request finished: look at what arrived meanwhile. */
 static void next_pending(struct dobj *o)
 {
-	if (o->op || o->dw->hold)
+	if (o->op || held(o->dw))
 		return;
 	if (o->pending) {
 		json_t *p = o->pending;
@@ -937,6 +974,39 @@ static void next_pending(struct dobj *o)
 }
 
 /* ---- watches ---- */
+
+static int set_desired(struct sw_drift *dw, const json_t *desired);
+
+/*
+ * Keep up with the syncer: a new desired set once it is idle, and a full
+ * comparison when a sync has ended. Returns 1 when the desired set was
+ * replaced (watches may have been stopped).
+ */
+static int follow_syncer(struct sw_drift *dw)
+{
+	int busy;
+	uint64_t v;
+
+	if (!dw->syncer)
+		return 0;
+	busy = sw_syncer_busy(dw->syncer, NULL);
+	v = sw_sync_desired_version(dw->syncer);
+	if (busy) {
+		dw->sync_busy = 1;
+		return 0;
+	}
+	if (v != dw->desired_version) {
+		dw->desired_version = v;
+		dw->sync_busy = 0;
+		set_desired(dw, sw_sync_desired(dw->syncer));
+		return 1;
+	}
+	if (dw->sync_busy) {
+		dw->sync_busy = 0;
+		sw_drift_resync(dw);
+	}
+	return 0;
+}
 
 /* A full list of one kind: every desired object of the kind is compared. */
 static void compare_list(struct sw_drift *dw, struct kwatch *w, const json_t *list)
@@ -970,12 +1040,16 @@ static void on_event(const struct sw_kube_event *ev, void *arg)
 	struct sw_drift *dw = w->dw;
 	struct dobj *o;
 
+	if (ev->type == SW_KUBE_SYNC)
+		w->fresh = 0;
 	if (ev->type == SW_KUBE_WATCH_ERROR) {
 		log_warn("drift.watch", "env=%s kind=%s err=%s", dw->env, w->kind,
 			 sw_q(ev->message));
 		return;
 	}
-	if (dw->hold)
+	if (follow_syncer(dw))
+		return; /* the watches were renewed and everything is compared again */
+	if (held(dw))
 		return;
 	if (ev->type == SW_KUBE_SYNC) {
 		compare_list(dw, w, ev->obj);
@@ -1002,7 +1076,7 @@ static void listed(const struct sw_kube_result *r, void *arg)
 			 sw_q(r->error_msg));
 		return;
 	}
-	if (!w->dw->hold)
+	if (!held(w->dw))
 		compare_list(w->dw, w, r->obj);
 }
 
@@ -1034,6 +1108,7 @@ static int kwatch_start(struct sw_drift *dw, const char *av, const char *kind)
 	w->api_version = sw_strdup(av);
 	w->kind = sw_strdup(kind);
 	w->keep = 1;
+	w->fresh = 1;
 	wo.api_version = av;
 	wo.kind = kind;
 	wo.label_selector = dw->selector;
@@ -1054,8 +1129,8 @@ int sw_drift_resync(struct sw_drift *dw)
 	int rc = 0;
 	for (size_t i = 0; i < dw->nwatches; i++) {
 		struct kwatch *w = dw->watches[i];
-		if (w->list)
-			continue;
+		if (w->list || w->fresh)
+			continue; /* a list is coming anyway */
 		if (sw_kube_list(dw->kube, w->api_version, w->kind, NULL, dw->selector, listed, w,
 				 &w->list) < 0) {
 			w->list = NULL;
@@ -1068,8 +1143,13 @@ int sw_drift_resync(struct sw_drift *dw)
 static void resync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sw_drift *dw = arg;
-	if (!dw->hold)
+	if (!held(dw))
 		sw_drift_resync(dw);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	follow_syncer(arg);
 }
 
 /* ---- life cycle ---- */
@@ -1078,12 +1158,11 @@ static void dobj_free(struct dobj *o)
 {
 	if (!o)
 		return;
-	sw_kube_cancel(o->op);
+	dobj_cancel(o);
 	if (o->timer)
 		event_free(o->timer);
 	json_decref(o->desired);
-	json_decref(o->live);
-	json_decref(o->pending);
+	free(o->id);
 	free(o->key);
 	free(o->api_version);
 	free(o->kind);
@@ -1096,15 +1175,18 @@ static void dobj_free(struct dobj *o)
 }
 
 int sw_drift_new(struct sw_drift **out, struct event_base *base, struct sw_kube *kube,
-		 struct sw_store *store, struct sw_sync *syncer,
+		 struct sw_store *store, struct sw_syncer *syncer,
 		 const struct sw_cfg_env *env, const struct sw_drift_opts *opts)
 {
 	struct sw_drift_opts def = SW_DRIFT_OPTS_INIT;
+	struct timeval second = { 1, 0 };
 	struct sw_drift *dw;
 
 	*out = NULL;
+	if (!kube && syncer)
+		kube = sw_syncer_kube(syncer);
 	if (!base || !kube || !env || !env->name)
-		return sw_error_setc(SW_EINVALID, "drift: base, kube and env are required");
+		return sw_error_setc(SW_EINVALID, "drift: base, a client and env are required");
 	if (!opts)
 		opts = &def;
 	dw = sw_calloc(1, sizeof(*dw));
@@ -1131,6 +1213,11 @@ int sw_drift_new(struct sw_drift **out, struct event_base *base, struct sw_kube 
 		dw->resync_timer = event_new(base, -1, EV_PERSIST, resync_cb, dw);
 		evtimer_add(dw->resync_timer, &tv);
 	}
+	if (syncer) {
+		dw->tick = event_new(base, -1, EV_PERSIST, tick_cb, dw);
+		evtimer_add(dw->tick, &second);
+		follow_syncer(dw);
+	}
 	*out = dw;
 	return 0;
 }
@@ -1147,57 +1234,63 @@ void sw_drift_free(struct sw_drift *dw)
 	free(dw->objs);
 	if (dw->resync_timer)
 		event_free(dw->resync_timer);
+	if (dw->tick)
+		event_free(dw->tick);
 	free(dw->env);
 	free(dw->selector);
 	free(dw->manager);
 	free(dw);
 }
 
-int sw_drift_set_desired(struct sw_drift *dw, const struct sw_objset *set)
+static int set_desired(struct sw_drift *dw, const json_t *desired)
 {
-	size_t n = set ? set->n : 0, k = 0, i;
+	size_t n = json_is_object(desired) ? json_object_size(desired) : 0, k = 0, i;
 	struct dobj **objs = n ? sw_calloc(n, sizeof(*objs)) : NULL;
+	const char *id;
+	json_t *obj;
 	int rc = 0;
 
-	for (i = 0; i < n; i++) {
-		const struct sw_obj *so = &set->objs[i];
+	json_object_foreach((json_t *)desired, id, obj) {
+		const char *av = jstr(obj, "apiVersion", NULL), *kind = jstr(obj, "kind", NULL);
+		const char *ns = jstr(obj, "metadata", "namespace");
+		const char *name = jstr(obj, "metadata", "name");
 		struct sw_buf key = SW_BUF_INIT;
 		struct dobj *o;
 
-		sw_obj_key(&key, so->api_version, so->kind, so->ns ? so->ns : "", so->name);
+		if (!av || !kind || !name || k == n)
+			continue; /* the renderer refuses these */
+		sw_obj_key(&key, av, kind, ns ? ns : "", name);
 		o = find_key(dw, key.ptr);
-		if (o) {
+		if (o && !o->taken) {
 			/* Kept: its backoff and report state go on. */
 			o->taken = 1;
-			sw_kube_cancel(o->op);
-			o->op = NULL;
-			json_decref(o->live);
-			o->live = NULL;
+			dobj_cancel(o);
 			json_decref(o->desired);
 			set_str(&o->clean_rv, NULL);
-			set_str(&o->api_version, so->api_version);
+			set_str(&o->api_version, av);
+			set_str(&o->id, id);
 			sw_buf_release(&key);
 		} else {
 			o = sw_calloc(1, sizeof(*o));
 			o->dw = dw;
+			o->id = sw_strdup(id);
 			o->key = sw_buf_detach(&key, NULL);
-			o->api_version = sw_strdup(so->api_version);
-			o->kind = sw_strdup(so->kind);
-			o->ns = sw_strdup(so->ns ? so->ns : "");
-			o->name = sw_strdup(so->name);
+			o->api_version = sw_strdup(av);
+			o->kind = sw_strdup(kind);
+			o->ns = sw_strdup(ns ? ns : "");
+			o->name = sw_strdup(name);
 			o->timer = evtimer_new(dw->base, timer_cb, o);
+			o->taken = 1;
 		}
-		o->is_secret = so->is_secret;
-		o->desired = json_incref(so->json);
+		o->is_secret = !strcmp(kind, "Secret") && !strcmp(av, "v1");
+		o->desired = json_incref(obj);
 		objs[k++] = o;
 	}
 	/* Objects that left the desired set: no longer ours to heal. */
 	for (i = 0; i < dw->nobjs; i++) {
 		struct dobj *o = dw->objs[i];
-		if (o->taken) {
-			o->taken = 0;
+		if (o->taken)
 			continue;
-		}
 		if (o->drifted)
 			dw->ndrifted--;
 		dobj_free(o);
@@ -1205,9 +1298,10 @@ int sw_drift_set_desired(struct sw_drift *dw, const struct sw_objset *set)
 	free(dw->objs);
 	dw->objs = objs;
 	dw->nobjs = k;
+	for (i = 0; i < k; i++)
+		objs[i]->taken = 0;
 	if (k)
 		qsort(dw->objs, k, sizeof(*dw->objs), dobj_cmp);
-	/* Duplicate keys cannot happen: the renderer refuses them. */
 
 	/* Watches: one per kind present. */
 	for (i = 0; i < dw->nwatches; i++)
@@ -1230,9 +1324,17 @@ int sw_drift_set_desired(struct sw_drift *dw, const struct sw_objset *set)
 		}
 	}
 	env_update(dw);
-	if (!dw->hold)
+	/* New watches list first (SW_KUBE_SYNC); the ones kept list now. */
+	if (!held(dw))
 		sw_drift_resync(dw);
+	log_info("drift.desired", "env=%s objects=%zu kinds=%zu", dw->env, dw->nobjs,
+		 dw->nwatches);
 	return rc;
+}
+
+int sw_drift_set_desired(struct sw_drift *dw, const json_t *desired)
+{
+	return set_desired(dw, desired);
 }
 
 void sw_drift_set_self_heal(struct sw_drift *dw, int on)
@@ -1245,7 +1347,7 @@ void sw_drift_hold(struct sw_drift *dw, int on)
 	if (dw->hold == !!on)
 		return;
 	dw->hold = !!on;
-	if (!on)
+	if (!held(dw))
 		sw_drift_resync(dw);
 }
 

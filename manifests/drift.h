@@ -7,13 +7,18 @@
  *     struct sw_drift *dw;
  *     struct sw_drift_opts o = SW_DRIFT_OPTS_INIT;
  *     o.notify = on_drift;                  // Slack, the page
- *     sw_drift_new(&dw, base, kube, store, syncer, env_cfg, &o);
- *     sw_drift_hold(dw, 1);                 // a sync starts
- *     ... sync applies ...
- *     sw_drift_set_desired(dw, set);        // the set the sync applied
- *     sw_drift_hold(dw, 0);                 // compare everything again
- *     ...
+ *     sw_drift_new(&dw, base, NULL, store, syncer, env_cfg, &o);
+ *     ...                                   // runs by itself from here
  *     sw_drift_free(dw);
+ *
+ * With a syncer (manifests/sync.h) the desired state is the syncer's:
+ * sw_sync_desired(), re-read whenever sw_sync_desired_version() moves
+ * (checked on every watch event and once a second), and heals go through
+ * sw_sync_apply_one(). While sw_syncer_busy() nothing is compared or
+ * healed (the cluster is changing on purpose, and the desired set may be
+ * newer than what is applied yet); when the sync is over everything is
+ * compared again. Without a syncer (tests, tools) the caller gives the set
+ * with sw_drift_set_desired() and heals are plain sw_kube_apply() calls.
  *
  * Watches. One watch per kind the desired set holds ((apiVersion, kind)),
  * cluster-wide (all namespaces), with the label selector
@@ -81,8 +86,7 @@
 
 struct event_base;
 struct sw_cfg_env;
-struct sw_objset;
-struct sw_sync;
+struct sw_syncer;
 struct sw_drift;
 
 /* The label every managed object carries: slipway.dev/environment=ENV. */
@@ -118,28 +122,31 @@ struct sw_drift_opts {
 
 /*
  * Create a drift watcher for `env` (borrowed: name, self_heal,
- * resync_interval_s are read now; the struct is not kept). `kube` and
- * `store` are borrowed and must outlive it. `syncer` may be NULL: heals then
- * go straight through sw_kube_apply (the same SSA apply the sync engine
- * does). Nothing is watched until sw_drift_set_desired().
+ * resync_interval_s are read now; the struct is not kept). `kube`, `store`
+ * and `syncer` are borrowed and must outlive it; `kube` NULL means the
+ * syncer's client (sw_syncer_kube); `syncer` may be NULL (see above); `store`
+ * may be NULL (nothing recorded, for benchmarks). With a syncer whose
+ * desired state exists, watching starts at once.
  */
 int sw_drift_new(struct sw_drift **out, struct event_base *base, struct sw_kube *kube,
-		 struct sw_store *store, struct sw_sync *syncer,
+		 struct sw_store *store, struct sw_syncer *syncer,
 		 const struct sw_cfg_env *env, const struct sw_drift_opts *opts);
 
 /* Stop every watch, timer and request; free. NULL is a no-op. Not from a callback. */
 void sw_drift_free(struct sw_drift *dw);
 
 /*
- * The desired state to hold: every object of `set` (borrowed; the objects'
- * JSON is referenced, not copied, so the set may be freed afterwards).
- * Namespaced objects should carry their namespace (the sync engine fills the
- * default); one without is matched in the kubeconfig's namespace. Starts
- * watches for new kinds, stops those of kinds no longer present, keeps the
- * backoff state of objects still present, and compares everything again.
- * NULL or an empty set stops watching.
+ * The desired state to hold, in the shape sw_sync_desired() gives: a JSON
+ * object mapping tracking id to object (borrowed; the objects are
+ * referenced, not copied). Namespaced objects should carry their namespace
+ * (the sync engine fills the default); one without is matched in the
+ * kubeconfig's namespace. Starts watches for new kinds, stops those of
+ * kinds no longer present, keeps the backoff state of objects still
+ * present, and compares everything again. NULL or {} stops watching. With
+ * a syncer this is done for you; calling it anyway replaces the set until
+ * the syncer's version moves again.
  */
-int sw_drift_set_desired(struct sw_drift *dw, const struct sw_objset *set);
+int sw_drift_set_desired(struct sw_drift *dw, const json_t *desired);
 
 /*
  * Turn self-heal on or off (the environment's config was reloaded). Off:
