@@ -381,8 +381,14 @@ static char **stage_env(struct run *r, struct stage *s, char **missing)
 		env[n++] = sw_strdup(s->plan.env[i]);
 	for (size_t i = 0; i < s->plan.nsecrets; i++) {
 		const char *v = sw_config_secret(c, s->plan.secrets[i]);
+		if (row->from_fork) {
+			/* a fork's code must not read the server's secrets */
+			*missing = sw_asprintf("%s (secrets are not given to pull requests from forks)",
+					       s->plan.secrets[i]);
+			break;
+		}
 		if (!v) {
-			*missing = sw_strdup(s->plan.secrets[i]);
+			*missing = sw_asprintf("%s is not configured on the server", s->plan.secrets[i]);
 			break;
 		}
 		env[n++] = sw_asprintf("%s=%s", s->plan.secrets[i], v);
@@ -410,7 +416,7 @@ static void start_stage(struct run *r, struct stage *s)
 	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL);
 	sw_engine_report_stage(r->e, r->row.id, s->id);
 	if (missing) {
-		char *why = sw_asprintf("secret %s is not configured on the server", missing);
+		char *why = sw_asprintf("secret %s", missing);
 		log_note(s, "%s", why);
 		set_stage_status(s, SW_STATUS_ERROR, -1, why);
 		flush_log(s, 1);
@@ -796,6 +802,7 @@ void sw_engine_delivery(struct sw_engine *e, int64_t id, const char *event, cons
 			.author = dec.author,
 			.message = dec.message,
 			.environment = dec.environment,
+			.from_fork = dec.from_fork,
 		};
 		char *ref;
 		if (!strcmp(dec.kind, "pull_request")) {
@@ -858,6 +865,7 @@ int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id)
 		.branch = old.branch, .commit_sha = old.commit_sha, .pr_number = old.pr_number,
 		.pr_title = old.pr_title, .author = old.author, .message = old.message,
 		.environment = old.environment, .attempt = old.attempt + 1,
+		.from_fork = old.from_fork,
 	};
 	rc = sw_store_run_create(e->d.store, new_id, &in);
 	sw_store_run_release(&old);
@@ -893,7 +901,7 @@ static void recover_running(struct sw_engine *e, struct sw_store_run *old)
 			.ref = old->ref, .branch = old->branch, .commit_sha = old->commit_sha,
 			.pr_number = old->pr_number, .pr_title = old->pr_title, .author = old->author,
 			.message = old->message, .environment = old->environment,
-			.attempt = old->attempt + 1,
+			.attempt = old->attempt + 1, .from_fork = old->from_fork,
 		};
 		if (sw_store_run_create(e->d.store, &new_id, &in) < 0)
 			new_id = 0;

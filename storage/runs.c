@@ -109,14 +109,14 @@ static const struct col run_cols[] = {
 	C_I64(T, pr_number), C_TEXT(T, pr_title), C_TEXT(T, author), C_TEXT(T, message),
 	C_TEXT(T, environment), C_ENUM(T, status, sw__status_names), C_TEXT(T, reason),
 	C_I64(T, created_at), C_I64(T, started_at), C_I64(T, finished_at),
-	C_I64(T, superseded_by), C_INTD(T, attempt, 1),
+	C_I64(T, superseded_by), C_INTD(T, attempt, 1), C_INTD(T, from_fork, 0),
 };
 #undef T
 static const struct rowdef run_def = ROWDEF(struct sw_store_run, run_cols);
 
 #define RUN_SELECT "SELECT id, delivery_id, kind, repo, ref, branch, commit_sha, pr_number, " \
 	"pr_title, author, message, environment, status, reason, created_at, started_at, " \
-	"finished_at, superseded_by, attempt FROM runs "
+	"finished_at, superseded_by, attempt, from_fork FROM runs "
 
 /* Statuses that may still change; the SQL twin of !sw_store_status_is_final(). */
 #define ACTIVE "('queued','running')"
@@ -128,12 +128,12 @@ int sw_store_run_create(struct sw_store *st, int64_t *id, const struct sw_store_
 	*id = 0;
 	rc = sw__int(st, id,
 		     "INSERT INTO runs (delivery_id, kind, repo, ref, branch, commit_sha, pr_number, "
-		     "pr_title, author, message, environment, attempt, created_at) "
-		     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-		     "ZssssSZssssiI", in->delivery_id, ENAME(sw__run_kind_names, in->kind),
+		     "pr_title, author, message, environment, attempt, created_at, from_fork) "
+		     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+		     "ZssssSZssssiIi", in->delivery_id, ENAME(sw__run_kind_names, in->kind),
 		     in->repo, in->ref, in->branch, in->commit_sha, in->pr_number, in->pr_title,
 		     in->author, in->message, in->environment, in->attempt > 0 ? in->attempt : 1,
-		     in->created_at ? in->created_at : sw_now_ms());
+		     in->created_at ? in->created_at : sw_now_ms(), in->from_fork ? 1 : 0);
 	return CTX(rc, "create run for %s %s", in->repo ? in->repo : "(null)",
 		   in->commit_sha ? in->commit_sha : "(null)");
 }

@@ -219,6 +219,9 @@ static const char *const builtin_migrations[] = {
 	"  key TEXT PRIMARY KEY,\n"
 	"  value TEXT NOT NULL\n"
 	") WITHOUT ROWID;\n",
+
+	/* 2: pull requests from forks get no secrets, also after a restart */
+	"ALTER TABLE runs ADD COLUMN from_fork INTEGER NOT NULL DEFAULT 0;\n",
 };
 
 _Static_assert(sizeof(builtin_migrations) / sizeof(builtin_migrations[0])

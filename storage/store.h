@@ -49,7 +49,7 @@ struct sw_store;
 /* ------------------------------------------------------------------ */
 
 /* The schema version this build writes (number of migrations). */
-#define SW_STORE_SCHEMA_VERSION 1
+#define SW_STORE_SCHEMA_VERSION 2
 
 struct sw_store_opts {
 	/*
@@ -234,6 +234,7 @@ struct sw_store_run_in {
 	const char *pr_title, *author, *message, *environment;
 	int attempt;            /* 0 is taken as 1 */
 	int64_t created_at;     /* 0 = now */
+	int from_fork;          /* a PR from another repository: no secrets */
 };
 
 struct sw_store_run {
@@ -247,6 +248,7 @@ struct sw_store_run {
 	int64_t created_at, started_at, finished_at;
 	int64_t superseded_by;  /* 0 = none */
 	int attempt;
+	int from_fork;
 };
 struct sw_store_run_list { struct sw_store_run *v; size_t n; };
 

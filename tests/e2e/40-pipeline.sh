@@ -204,6 +204,30 @@ for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.s
 [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['path'].endswith('$C_FAIL') and r['body']['context']=='slipway/lint' and r['body']['state']=='failure'")" -ge 1 ] || fail "no failure status for lint"
 ok "a failing stage fails the run, skips the next stage, and the comment shows its log tail"
 
+# 3b. a pull request from a fork gets no secrets; a form-encoded delivery works;
+#     a body over 25 MiB is refused with 413 and not stored
+pr "$C_OK" opened 9 | jq '.pull_request.head.repo.full_name="someone/shop-fork"' > "$T/fork.json"
+printf 'payload=' > "$T/fork.form"
+jq -sRr @uri < "$T/fork.json" | tr -d '\n' >> "$T/fork.form"
+sig=$(openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" "$T/fork.form" | sed 's/^.*= //')
+code=$(curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: pull_request" -H "X-GitHub-Delivery: guid-fork" \
+	-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/x-www-form-urlencoded' \
+	--data-binary "@$T/fork.form" "$URL/hooks/github")
+[ "$code" = 202 ] || fail "form-encoded delivery answered $code: $(cat "$T/resp")"
+wait_for test -n "$(run_of_delivery guid-fork)"
+RF=$(run_of_delivery guid-fork)
+[ "$(wait_final "$RF")" = error ] || fail "fork run $RF should end in error (no secrets)"
+q "select reason from stages where run_id=$RF and name='test'" | grep -q "not given to pull requests from forks" || fail "fork stage reason: $(q "select name, status, reason from stages where run_id=$RF")"
+[ "$(q "select status from stages where run_id=$RF and name='lint'")" = success ] || fail "the fork's lint stage (no secrets) should still run"
+n=$(q "select count(*) from deliveries")
+code=$(head -c 27000000 /dev/zero | tr '\0' ' ' | curl -s -o /dev/null -w '%{http_code}' -H "X-GitHub-Event: push" \
+	-H "X-GitHub-Delivery: guid-huge" -H "X-Hub-Signature-256: sha256=00" -H 'Content-Type: application/json' \
+	--data-binary @- "$URL/hooks/github")
+[ "$code" = 413 ] || fail "a 27 MB body answered $code, want 413"
+[ "$(q "select count(*) from deliveries")" = "$n" ] || fail "the oversized delivery was stored"
+curl -sf "$URL/healthz" >/dev/null || fail "not alive after the oversized body"
+ok "fork PRs get no secrets; form-encoded deliveries work; 27 MB is refused with 413"
+
 # 4. an invalid .slipway.yml: the error with file:line:col is what the PR shows
 pr "$C_BAD" synchronize 1 > "$T/pr1c.json"
 [ "$(deliver pull_request "$T/pr1c.json" guid-bad)" = 202 ] || fail "bad-spec delivery"
