@@ -92,6 +92,7 @@ struct run {
 	struct sw_store_inv_list inv;
 	int pending;
 	int failed;
+	int nfail;                     /* failure messages so far */
 	struct sw_buf msg;             /* failure message, "; "-separated */
 	size_t stage_start, stage_end;
 	size_t prune_start, prune_end;
@@ -221,6 +222,12 @@ static void fail_msg(struct run *r, const char *fmt, ...)
 {
 	va_list ap;
 	r->failed = 1;
+	if (++r->nfail > 3) {
+		/* the first few say enough; the per-object results hold the rest */
+		if (r->nfail == 4)
+			sw_buf_adds(&r->msg, "; and more");
+		return;
+	}
 	if (r->msg.len)
 		sw_buf_adds(&r->msg, "; ");
 	va_start(ap, fmt);
@@ -1123,6 +1130,14 @@ static void prune_start(struct run *r)
 
 static void health_tick(evutil_socket_t fd, short what, void *arg);
 
+static int health_degraded(const struct run *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->items[i].applied && r->items[i].kh == SW_KUBE_DEGRADED)
+			return 1;
+	return 0;
+}
+
 /* Judge every applied object from what we hold; 1 when the wait is over. */
 static int health_judge(struct run *r, size_t *not_ready)
 {
@@ -1196,11 +1211,12 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
 			health_tick(-1, 0, r);
 		return;
 	}
-	if (health_judge(r, &not_ready)) {
+	int over = health_judge(r, &not_ready);
+	if (over && !not_ready && !health_degraded(r)) {
 		finish(r);
 		return;
 	}
-	if (sw_mono_ms() >= r->deadline) {
+	if (over || sw_mono_ms() >= r->deadline) {
 		struct sw_buf b = SW_BUF_INIT;
 		size_t shown = 0;
 		for (size_t i = 0; i < r->n; i++) {
@@ -1214,8 +1230,11 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
 		}
 		if (shown > 5)
 			sw_buf_addf(&b, "; and %zu more", shown - 5);
-		fail_msg(r, "not healthy after %llds: %s", (long long)r->cfg.health_timeout_s,
-			 b.ptr ? b.ptr : "");
+		if (over)
+			fail_msg(r, "not healthy (degraded): %s", b.ptr ? b.ptr : "");
+		else
+			fail_msg(r, "not healthy after %llds: %s", (long long)r->cfg.health_timeout_s,
+				 b.ptr ? b.ptr : "");
 		sw_buf_release(&b);
 		finish(r);
 		return;
