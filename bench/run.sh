@@ -1,0 +1,59 @@
+#!/bin/bash
+# bench/run.sh - every benchmark, then one summary table with the ratios.
+# `make bench` runs it with BUILD set; each part runs alone too:
+#   bench/ingest.sh            webhook ingest, slipwayd vs adnanh/webhook (wrk)
+#   bench/first-container.sh   delivery acknowledged -> first container running
+# Benchmarks are never part of `make test`. Method and results:
+# docs/benchmarks.md.
+set -u
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+export BUILD=${BUILD:-$SRC/build}
+export BENCH_RESULTS
+BENCH_RESULTS=$(mktemp /tmp/slipway-bench-results.XXXXXX)
+trap 'rm -f "$BENCH_RESULTS"' EXIT
+
+rc=0
+echo "slipway benchmarks on $(uname -n): $(nproc) CPUs, $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo '?')"
+"$SRC/bench/ingest.sh" || rc=1
+echo
+"$SRC/bench/first-container.sh" || rc=1
+
+v() { sed -n "s/^$1=//p" "$BENCH_RESULTS" | tail -1; }
+verdict() { [ "$1" = 1 ] && echo met || echo MISSED; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 >= b + 0) }'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
+
+echo
+echo "summary"
+printf '  %-30s %12s %10s %10s %12s %10s\n' "ingest (wrk -t2 -c16 -d10s)" "deliveries/s" "p50 ms" "p99 ms" "x peer rps" "x peer p99"
+for n in peer slipway slipway-full; do
+	[ -n "$(v "ingest.$n.rps")" ] || continue
+	label=$n
+	case $n in
+	peer) label="adnanh/webhook (stores nothing)" ;;
+	slipway) label="slipwayd (synchronous=NORMAL)" ;;
+	slipway-full) label="slipwayd (synchronous=FULL)" ;;
+	esac
+	printf '  %-30s %12s %10s %10s %12s %10s\n' "$label" "$(v "ingest.$n.rps")" "$(v "ingest.$n.p50_ms")" \
+		"$(v "ingest.$n.p99_ms")" "$(v "ingest.$n.ratio")" "$(v "ingest.$n.p99_ratio")"
+done
+for n in slipway slipway-full; do
+	[ -n "$(v "ingest.$n.rps")" ] || continue
+	printf '  %-30s acknowledged %s, stored %s, missing %s\n' "durability ($n)" "$(v "ingest.$n.ok2xx")" \
+		"$(v "ingest.$n.rows")" "$(v "ingest.$n.missing")"
+done
+if [ -n "$(v ingest.slipway.ratio)" ]; then
+	t=0; ge "$(v ingest.slipway.ratio)" 2 && t=1
+	p=0; lt "$(v ingest.slipway.p99_ratio)" 1 && p=1
+	d=0; [ "$(v ingest.slipway.missing)" = 0 ] && d=1
+	echo "  target: throughput >= 2x peer: $(verdict $t); p99 below peer: $(verdict $p); every acknowledged delivery stored: $(verdict $d)"
+fi
+if [ -n "$(v first_container.p50_ms)" ]; then
+	printf '  %-30s p50 %s ms, p90 %s ms, max %s ms\n' "ack -> first container" \
+		"$(v first_container.p50_ms)" "$(v first_container.p90_ms)" "$(v first_container.max_ms)"
+	printf '  %-30s p50 %s ms, p90 %s ms, max %s ms\n' "ack -> first log chunk stored" \
+		"$(v first_log_chunk.p50_ms)" "$(v first_log_chunk.p90_ms)" "$(v first_log_chunk.max_ms)"
+	t=0; lt "$(v first_container.p50_ms)" 300 && t=1
+	echo "  target: ack -> first container p50 < 300 ms: $(verdict $t)"
+fi
+exit $rc
