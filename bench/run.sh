@@ -25,7 +25,7 @@ lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b +
 
 echo
 echo "summary"
-printf '  %-30s %12s %10s %10s %12s %10s\n' "ingest (wrk -t2 -c16 -d10s)" "deliveries/s" "p50 ms" "p99 ms" "x peer rps" "x peer p99"
+printf '  %-32s %12s %10s %10s %12s %10s\n' "ingest (wrk -t2 -c16 -d10s)" "deliveries/s" "p50 ms" "p99 ms" "x peer rps" "x peer p99"
 for n in peer slipway slipway-full; do
 	[ -n "$(v "ingest.$n.rps")" ] || continue
 	label=$n
@@ -34,12 +34,12 @@ for n in peer slipway slipway-full; do
 	slipway) label="slipwayd (synchronous=NORMAL)" ;;
 	slipway-full) label="slipwayd (synchronous=FULL)" ;;
 	esac
-	printf '  %-30s %12s %10s %10s %12s %10s\n' "$label" "$(v "ingest.$n.rps")" "$(v "ingest.$n.p50_ms")" \
+	printf '  %-32s %12s %10s %10s %12s %10s\n' "$label" "$(v "ingest.$n.rps")" "$(v "ingest.$n.p50_ms")" \
 		"$(v "ingest.$n.p99_ms")" "$(v "ingest.$n.ratio")" "$(v "ingest.$n.p99_ratio")"
 done
 for n in slipway slipway-full; do
 	[ -n "$(v "ingest.$n.rps")" ] || continue
-	printf '  %-30s acknowledged %s, stored %s, missing %s\n' "durability ($n)" "$(v "ingest.$n.ok2xx")" \
+	printf '  %-32s acknowledged %s, stored %s, missing %s\n' "durability ($n)" "$(v "ingest.$n.ok2xx")" \
 		"$(v "ingest.$n.rows")" "$(v "ingest.$n.missing")"
 done
 if [ -n "$(v ingest.slipway.ratio)" ]; then
@@ -49,9 +49,9 @@ if [ -n "$(v ingest.slipway.ratio)" ]; then
 	echo "  target: throughput >= 2x peer: $(verdict $t); p99 below peer: $(verdict $p); every acknowledged delivery stored: $(verdict $d)"
 fi
 if [ -n "$(v first_container.p50_ms)" ]; then
-	printf '  %-30s p50 %s ms, p90 %s ms, max %s ms\n' "ack -> first container" \
+	printf '  %-32s p50 %s ms, p90 %s ms, max %s ms\n' "ack -> first container" \
 		"$(v first_container.p50_ms)" "$(v first_container.p90_ms)" "$(v first_container.max_ms)"
-	printf '  %-30s p50 %s ms, p90 %s ms, max %s ms\n' "ack -> first log chunk stored" \
+	printf '  %-32s p50 %s ms, p90 %s ms, max %s ms\n' "ack -> first log chunk stored" \
 		"$(v first_log_chunk.p50_ms)" "$(v first_log_chunk.p90_ms)" "$(v first_log_chunk.max_ms)"
 	t=0; lt "$(v first_container.p50_ms)" 300 && t=1
 	echo "  target: ack -> first container p50 < 300 ms: $(verdict $t)"
