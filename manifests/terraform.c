@@ -619,6 +619,11 @@ static void step_done(const struct sw_runner_result *r, void *arg)
 			op->res->plan_exit = x;
 			free(op->res->plan_text);
 			op->res->plan_text = sw_strndup(op->out.ptr, op->out.len);
+			/* The rest names the plan file under DATA_DIR and how to
+			 * apply it by hand: nothing for a PR comment. */
+			char *saved = strstr(op->res->plan_text, "\nSaved the plan to:");
+			if (saved)
+				saved[1] = 0;
 		}
 		next_phase(op);
 		return;

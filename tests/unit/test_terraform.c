@@ -355,6 +355,7 @@ static void test_plan_add(void **state)
 	assert_non_null(strstr(md, "**1** to add"));
 	assert_non_null(strstr(md, "<details>"));
 	assert_null(strstr(md, "destructive"));
+	assert_null(strstr(md, E.data));   /* no plan file path in the comment */
 	free(md);
 	/* a PR plan applies nothing */
 	char *sp = state_path();
