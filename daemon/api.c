@@ -632,7 +632,8 @@ static char *read_revision(struct evhttp_request *req)
 	char *s = sw_malloc(len + 1);
 	evbuffer_copyout(in, s, len);
 	s[len] = 0;
-	if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
+	/* JSON unless it is a form (curl -d sends JSON labelled as a form) */
+	if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33) && s[0] != '{') {
 		struct evkeyvalq f;
 		TAILQ_INIT(&f);
 		if (evhttp_parse_query_str(s, &f) == 0 && evhttp_find_header(&f, "revision"))
