@@ -706,6 +706,13 @@ static void healed(const struct sw_kube_result *r, void *arg)
 
 	o->op = NULL;
 	o->heal = NULL;
+	if (o->pending) {
+		/* Seen while we wrote: older or newer than our write, no way to
+		 * tell without comparing resourceVersions (opaque). Read it again. */
+		json_decref(o->pending);
+		o->pending = NULL;
+		o->pending_gone = 1;
+	}
 	if (!r->error) {
 		dw->st.healed++;
 		/* The MODIFIED event of our own write carries this version. */
