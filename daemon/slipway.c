@@ -719,13 +719,18 @@ static int cmd_retry(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
-/* Print an action's answer: its "message" when there is one, else the JSON. */
+/* Print an action's answer: the run it queued, its "message", or `fallback`. */
 static void print_action(const struct cli *c, json_t *j, const char *fallback)
 {
-	if (c->json || !json_is_string(json_object_get(j, "message")))
-		c->json ? print_json(j) : (void)printf("%s\n", fallback);
-	else
+	if (c->json)
+		print_json(j);
+	else if (i_or(j, "run", 0) > 0)
+		printf("%s: run %lld queued (commit %.7s)\n", fallback, i_or(j, "run", 0),
+		       s_or(j, "commit", "-"));
+	else if (json_is_string(json_object_get(j, "message")) && *s_or(j, "message", ""))
 		printf("%s\n", s_or(j, "message", ""));
+	else
+		printf("%s\n", fallback);
 }
 
 static int cmd_sync(struct cli *c, int argc, char **argv)
@@ -736,7 +741,7 @@ static int cmd_sync(struct cli *c, int argc, char **argv)
 	free(p);
 	if (rc)
 		return rc;
-	char *fb = sw_asprintf("sync of %s started", argv[0]);
+	char *fb = sw_asprintf("sync of %s", argv[0]);
 	print_action(c, j, fb);
 	free(fb);
 	json_decref(j);
@@ -752,7 +757,7 @@ static int cmd_rollback(struct cli *c, int argc, char **argv)
 	json_decref(body);
 	if (rc)
 		return rc;
-	char *fb = sw_asprintf("rollback of %s to %s started", argv[0], argv[1]);
+	char *fb = sw_asprintf("rollback of %s to %s", argv[0], argv[1]);
 	print_action(c, j, fb);
 	free(fb);
 	json_decref(j);
@@ -769,7 +774,30 @@ static int cmd_diff(struct cli *c, int argc, char **argv)
 	if (rc)
 		return rc;
 	changes = json_object_get(j, "changes");
-	if (c->json || !json_is_array(changes)) {
+	json_t *objs = json_object_get(j, "objects");
+	if (!c->json && !json_is_array(changes) && json_is_array(objs)) {
+		/* the sync engine's dry run: one row per object it would touch */
+		static const char *const head[] = { "RESULT", "KIND", "NAMESPACE", "NAME", "MESSAGE" };
+		struct table t;
+		table_init(&t, 5, head);
+		json_array_foreach(objs, i, ch) {
+			if (!strcmp(s_or(ch, "result", ""), "unchanged"))
+				continue;
+			const char *row[] = { s_or(ch, "result", "?"), s_or(ch, "kind", "?"),
+				s_or(ch, "namespace", ""), s_or(ch, "name", "?"), s_or(ch, "message", "") };
+			table_row(&t, row);
+		}
+		printf("%s at %.7s: ", argv[0], s_or(j, "commit", "-"));
+		if (t.nrows == 1) {
+			printf("in sync, a sync would change nothing\n");
+			for (size_t k = 0; k < t.ncols; k++)
+				free(t.cells[k]);
+			free(t.cells);
+		} else {
+			printf("%zu object%s would change\n", t.nrows - 1, t.nrows == 2 ? "" : "s");
+			table_print(&t, c);
+		}
+	} else if (c->json || !json_is_array(changes)) {
 		print_json(j);
 	} else if (json_array_size(changes) == 0) {
 		printf("%s is in sync: a sync would change nothing\n", argv[0]);
