@@ -15,7 +15,8 @@
 # is checked: every delivery wrk saw acknowledged (2xx) must be a row.
 #
 # Environment: BUILD (default SRC/build), DURATION (10s), THREADS (2),
-# CONNS (16), BENCH_RESULTS (file to append key=value results to),
+# CONNS (16), ROUNDS (3: peer, slipway, slipway-full, repeated; medians
+# reported), BENCH_RESULTS (file to append key=value results to),
 # BENCH_KEEP=1 keeps the scratch directory, INGEST_ONLY="peer slipway" to
 # run a subset.
 set -u
@@ -24,6 +25,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 need wrk webhook sqlite3 jq openssl curl python3 cc
 
 DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-16}
 ONLY=${INGEST_ONLY:-peer slipway slipway-full}
@@ -53,21 +55,18 @@ echo "ingest: wrk -t$THREADS -c$CONNS -d$DURATION, push delivery of $BODY_BYTES 
 
 # run_wrk NAME URL: prints the RESULT line (and keeps wrk's output)
 run_wrk() {
-	BENCH_RUN=$RUN-$1 BENCH_ACKED=$T/$1.acked BENCH_PATH=$3 \
+	BENCH_RUN=$RUN-r$ROUND-$1 BENCH_ACKED=$T/$1.r$ROUND.acked BENCH_PATH=$3 \
 		wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s -s "$SRC/bench/ingest.lua" "$2" \
-		> "$T/$1.wrk" 2>&1
-	grep '^RESULT ' "$T/$1.wrk" || { cat "$T/$1.wrk" >&2; echo "RESULT failed"; }
+		> "$T/$1.r$ROUND.wrk" 2>&1
+	grep '^RESULT ' "$T/$1.r$ROUND.wrk" || { cat "$T/$1.r$ROUND.wrk" >&2; echo "RESULT failed"; }
 }
 
 report() {   # NAME RESULT-LINE
 	local r=$2
-	printf '  %-13s %9s deliveries/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  max %7s ms  (2xx %s, non-2xx %s, socket errors %s)\n' \
-		"$1" "$(kv "$r" rps)" "$(kv "$r" p50_ms)" "$(kv "$r" p90_ms)" "$(kv "$r" p99_ms)" \
+	echo "$1 $2" >> "$T/all"
+	printf '  r%s %-13s %9s deliveries/s  p50 %7s ms  p90 %7s ms  p99 %7s ms  max %7s ms  (2xx %s, non-2xx %s, socket errors %s)\n' \
+		"$ROUND" "$1" "$(kv "$r" rps)" "$(kv "$r" p50_ms)" "$(kv "$r" p90_ms)" "$(kv "$r" p99_ms)" \
 		"$(kv "$r" max_ms)" "$(kv "$r" ok2xx)" "$(kv "$r" non2xx)" "$(kv "$r" errors)"
-	result "ingest.$1.rps" "$(kv "$r" rps)"
-	result "ingest.$1.p50_ms" "$(kv "$r" p50_ms)"
-	result "ingest.$1.p99_ms" "$(kv "$r" p99_ms)"
-	result "ingest.$1.ok2xx" "$(kv "$r" ok2xx)"
 }
 
 # --- peer: adnanh/webhook --------------------------------------------------------
@@ -95,7 +94,6 @@ bench_peer() {
 	r=$(run_wrk peer "http://127.0.0.1:$port" /hooks/github)
 	kill "$ppid" 2>/dev/null; wait "$ppid" 2>/dev/null
 	report peer "$r"
-	PEER=$r
 }
 
 # --- slipwayd --------------------------------------------------------------------
@@ -103,7 +101,8 @@ bench_peer() {
 bench_slipway() {
 	local name=$1 preload=${2:-} port dir code r
 	port=$(free_port)
-	dir=$T/$name
+	dir=$T/$name.r$ROUND
+	local tag=$RUN-r$ROUND-$name
 	mkdir -p "$dir"
 	cat > "$dir/slipway.yaml" <<YAML
 server:
@@ -131,11 +130,11 @@ YAML
 	if [ -n "$preload" ] && ! grep -q 'bench.sync_full' "$dir/daemon.log"; then
 		echo "bench: the synchronous=FULL shim did not take effect" >&2; return 1
 	fi
-	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $RUN-$name-check" \
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $tag-check" \
 		-H "X-Hub-Signature-256: $SIG" -H 'Content-Type: application/json' \
 		--data-binary "@$T/body.json" "http://127.0.0.1:$port/hooks/github")
 	[ "$code" = 202 ] || { echo "bench: slipwayd answered a signed delivery $code" >&2; return 1; }
-	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $RUN-$name-bad" \
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $tag-bad" \
 		-H "X-Hub-Signature-256: $BADSIG" -H 'Content-Type: application/json' \
 		--data-binary "@$T/body.json" "http://127.0.0.1:$port/hooks/github")
 	[ "$code" = 401 ] || { echo "bench: slipwayd answered a badly signed delivery $code" >&2; return 1; }
@@ -148,51 +147,68 @@ YAML
 	report "$name" "$r"
 	local db=$dir/data/slipway.db ok acked rows missing ignored queued
 	ok=$(kv "$r" ok2xx)
-	sort -u "$T/$name.acked" > "$T/$name.acked.sorted"
-	acked=$(wc -l < "$T/$name.acked.sorted")
-	rows=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$RUN-$name-%' and guid not like '%-check'")
-	ignored=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$RUN-$name-%' and guid not like '%-check' and state='ignored'")
-	queued=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$RUN-$name-%' and state='queued'")
+	sort -u "$T/$name.r$ROUND.acked" > "$T/$name.r$ROUND.acked.sorted"
+	acked=$(wc -l < "$T/$name.r$ROUND.acked.sorted")
+	rows=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$tag-%' and guid not like '%-check'")
+	ignored=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$tag-%' and guid not like '%-check' and state='ignored'")
+	queued=$(sqlite3 "$db" "select count(*) from deliveries where guid like '$tag-%' and state='queued'")
 	missing=$(sqlite3 "$db" <<SQL
 create temp table acked(guid text);
 .mode csv
-.import $T/$name.acked.sorted acked
+.import $T/$name.r$ROUND.acked.sorted acked
 select count(*) from acked where guid not in (select guid from deliveries);
 SQL
 )
 	printf '  %-13s durability: wrk 2xx %s, acknowledged GUIDs %s, rows after kill -9 %s, acknowledged but missing %s; mapped as ignored %s, still queued %s\n' \
 		"" "$ok" "$acked" "$rows" "$missing" "$ignored" "$queued"
-	result "ingest.$name.rows" "$rows"
-	result "ingest.$name.missing" "$missing"
+	echo "$name $ok $rows $missing" >> "$T/durability"
 	if [ "$missing" != 0 ] || [ "$acked" != "$ok" ] || [ "$rows" -lt "$ok" ]; then
 		echo "  DURABILITY FAILURE ($name): $missing acknowledged deliveries are not stored" >&2
 		DURABILITY_FAILED=1
 	fi
-	eval "RES_${name//-/_}=\$r"
 }
 
 DURABILITY_FAILED=0
-PEER=
-for what in $ONLY; do
-	case $what in
-	peer) bench_peer || exit 1 ;;
-	slipway) bench_slipway slipway || exit 1 ;;
-	slipway-full)
-		cc -shared -fPIC -O2 -o "$T/sync_full.so" "$SRC/bench/sync_full.c" -ldl || exit 1
-		bench_slipway slipway-full "$T/sync_full.so" || exit 1 ;;
-	esac
-	sleep 1
+: > "$T/all"
+: > "$T/durability"
+case " $ONLY " in *" slipway-full "*) cc -shared -fPIC -O2 -o "$T/sync_full.so" "$SRC/bench/sync_full.c" -ldl || exit 1 ;; esac
+for ROUND in $(seq 1 "$ROUNDS"); do
+	for what in $ONLY; do
+		case $what in
+		peer) bench_peer || exit 1 ;;
+		slipway) bench_slipway slipway || exit 1 ;;
+		slipway-full) bench_slipway slipway-full "$T/sync_full.so" || exit 1 ;;
+		esac
+		sleep 1
+	done
 done
 
-if [ -n "$PEER" ]; then
-	for n in slipway slipway_full; do
-		eval "r=\${RES_$n:-}"
-		[ -n "$r" ] || continue
-		x=$(ratio "$(kv "$r" rps)" "$(kv "$PEER" rps)")
-		p=$(ratio "$(kv "$r" p99_ms)" "$(kv "$PEER" p99_ms)")
-		echo "  ${n//_/-} / peer: throughput x$x (target >= 2), p99 x$p (target < 1)"
-		result "ingest.${n//_/-}.ratio" "$x"
-		result "ingest.${n//_/-}.p99_ratio" "$p"
-	done
-fi
+# medians over the rounds (the servers alternate, so load that comes and
+# goes on a shared machine hits them alike)
+med() {   # NAME KEY
+	grep "^$1 RESULT " "$T/all" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+echo "  median of $ROUNDS round(s):"
+for n in $ONLY; do
+	rps=$(printf '%.1f' "$(med "$n" rps)"); p50=$(printf '%.2f' "$(med "$n" p50_ms)"); p99=$(printf '%.2f' "$(med "$n" p99_ms)")
+	result "ingest.$n.rps" "$rps"
+	result "ingest.$n.p50_ms" "$p50"
+	result "ingest.$n.p99_ms" "$p99"
+	line="$(printf '  %-13s %9s deliveries/s  p50 %7s ms  p99 %7s ms' "$n" "$rps" "$p50" "$p99")"
+	if [ "$n" != peer ] && grep -q '^peer RESULT' "$T/all"; then
+		x=$(ratio "$rps" "$(med peer rps)")
+		p=$(ratio "$p99" "$(med peer p99_ms)")
+		line="$line   x peer: throughput $x (target >= 2), p99 $p (target < 1)"
+		result "ingest.$n.ratio" "$x"
+		result "ingest.$n.p99_ratio" "$p"
+	fi
+	echo "$line"
+	if [ "$n" != peer ]; then
+		read -r ok rows missing <<< "$(awk -v n="$n" '$1 == n { a += $2; r += $3; m += $4 } END { print a + 0, r + 0, m + 0 }' "$T/durability")"
+		result "ingest.$n.ok2xx" "$ok"
+		result "ingest.$n.rows" "$rows"
+		result "ingest.$n.missing" "$missing"
+	fi
+done
 exit $DURABILITY_FAILED
