@@ -151,6 +151,8 @@ int sw_daemon_reload(struct sw_daemon *d)
 		sw_engine_set_config(d->engine, next);
 	if (d->outbox)
 		sw_outbox_set_config(d->outbox, next);
+	if (d->deployer)
+		sw_deployer_reconfigure(d->deployer, next);
 	sync_environments(d);
 	sw_config_free(old_cfg);
 	apply_log_level(next);
@@ -249,11 +251,15 @@ static int start_pipeline(struct sw_daemon *d)
 	deps.runner = d->runner;
 	deps.outbox = d->outbox;
 	deps.cfg = c;
+	sync_environments(d);   /* environment rows first: syncs refer to them */
+	if ((rc = sw_deployer_new(&d->deployer, d)) < 0)
+		return rc;
+	deps.deploy = sw_deployer_ops(d->deployer);
 	if ((rc = sw_engine_new(&d->engine, &deps)) < 0)
 		return rc;
+	sw_deployer_install_actions(d);
 	if ((rc = sw_hooks_new(&d->hooks, d)) < 0)
 		return rc;
-	sync_environments(d);
 	return sw_engine_recover(d->engine);
 }
 
@@ -330,6 +336,7 @@ void sw_daemon_free(struct sw_daemon *d)
 	if (d->sig_hup)
 		event_free(d->sig_hup);
 	sw_hooks_free(d->hooks);     /* commits and answers what is pending */
+	sw_deployer_free(d->deployer); /* abandons syncs without callbacks */
 	sw_engine_free(d->engine);
 	sw_outbox_free(d->outbox);   /* unsent rows stay pending in storage */
 	sw_runner_free(d->runner);

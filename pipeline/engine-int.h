@@ -14,8 +14,15 @@ struct sw_engine;
 struct sw_store;
 struct sw_outbox;
 
+enum sw_plan_kind {
+	SW_PLAN_CONTAINER,   /* commands through the runner */
+	SW_PLAN_DEPLOY,      /* deploy the run's commit to its environment */
+	SW_PLAN_ROLLBACK,    /* re-deploy the environment's last healthy revision */
+};
+
 /* One stage to run, owned strings. */
 struct sw_plan_stage {
+	enum sw_plan_kind kind;
 	char *name;
 	char *image;
 	char **commands;       /* NULL-terminated */
@@ -42,6 +49,14 @@ struct sw_plan_ctx {
 	const char *branch;       /* PR: the base branch; push: the branch */
 	const char *environment;  /* deploy: the environment, else NULL */
 	int require_image;        /* the docker runner needs an image per stage */
+	/*
+	 * Deploy to `environment`: `pre_event` stages (NULL = none), then a
+	 * deploy stage, then the stages for event "deploy" (unless
+	 * no_acceptance). Without a deploy, `event` selects the stages.
+	 */
+	int deploy;
+	const char *pre_event;
+	int no_acceptance;
 };
 
 /*
@@ -54,10 +69,14 @@ struct sw_plan_ctx {
 int sw_plan_build(struct sw_plan *out, const char *file, const char *data, size_t len,
 		  const struct sw_plan_ctx *ctx, const char *const *secret_names);
 void sw_plan_release(struct sw_plan *p);
+/* Add a stage of `kind` named `name` depending on every stage before it. */
+struct sw_plan_stage *sw_plan_add_builtin(struct sw_plan *p, enum sw_plan_kind kind,
+					  const char *name);
 void sw_plan_stage_release(struct sw_plan_stage *s);
 
 /* What moment of a run is being reported. */
-enum sw_notice { SW_NOTICE_QUEUED, SW_NOTICE_START, SW_NOTICE_PROGRESS, SW_NOTICE_END };
+enum sw_notice { SW_NOTICE_QUEUED, SW_NOTICE_START, SW_NOTICE_PROGRESS, SW_NOTICE_END,
+		SW_NOTICE_ROLLBACK };
 
 /*
  * Report a run (PR comment, run-level status, Slack) or one stage (its

@@ -50,6 +50,8 @@ struct run {
 	char *workspace;
 	int cancelled;             /* a cancel was asked for */
 	char *cancel_reason;
+	char *rollback_to;         /* commit a rollback stage deploys */
+	char *rollback_note;       /* why there is no rollback, or how it went */
 	struct run *next;
 };
 
@@ -201,6 +203,8 @@ static void run_free(struct run *r)
 	free(r->key);
 	free(r->workspace);
 	free(r->cancel_reason);
+	free(r->rollback_to);
+	free(r->rollback_note);
 	free(r);
 }
 
@@ -279,6 +283,10 @@ static void finish_run(struct run *r)
 				 s->reason ? s->reason : "error");
 		}
 	}
+	if (why[0] && r->rollback_note) {
+		size_t n = strlen(why);
+		snprintf(why + n, sizeof(why) - n, "; %s", r->rollback_note);
+	}
 	if (why[0])
 		reason = why;
 	if (r->cancelled) {
@@ -292,9 +300,6 @@ static void finish_run(struct run *r)
 	} else {
 		set_run_status(r, st, reason);
 		sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
-		if (st == SW_STATUS_SUCCESS && r->row.kind == SW_RUN_PUSH && r->row.environment &&
-		    e->d.deploy)
-			e->d.deploy(e->d.deploy_arg, r->row.environment, r->row.commit_sha, r->row.id);
 	}
 	if (r->workspace && sw_pool_submit(e->d.pool, cleanup_work, cleanup_done, r->workspace) == 0)
 		r->workspace = NULL;
@@ -356,11 +361,143 @@ static void step_done(const struct sw_runner_result *res, void *arg)
 	advance(r);
 }
 
+/* --- deploy and rollback stages ------------------------------------------- */
+
+static void deploy_log(void *ctx, const char *line)
+{
+	struct stage *s = ctx;
+	sw_mask_feed(&s->mask, line, strlen(line), &s->logbuf);
+	sw_mask_feed(&s->mask, "\n", 1, &s->logbuf);
+}
+
+static void deploy_done(void *ctx, int ok, const char *message)
+{
+	struct stage *s = ctx;
+	struct run *r = s->run;
+
+	s->step = NULL;
+	r->running--;
+	if (message && *message)
+		log_note(s, "%s", message);
+	if (s->plan.kind == SW_PLAN_ROLLBACK) {
+		free(r->rollback_note);
+		r->rollback_note = ok ? sw_asprintf("rolled back to %.7s", r->rollback_to)
+				      : sw_asprintf("rollback to %.7s failed", r->rollback_to);
+	}
+	if (ok)
+		set_stage_status(s, SW_STATUS_SUCCESS, 0, NULL);
+	else
+		set_stage_status(s, SW_STATUS_FAILURE, -1, message && *message ? message : "deploy failed");
+	flush_log(s, 1);
+	sw_engine_report_stage(r->e, r->row.id, s->id);
+	if (s->plan.kind == SW_PLAN_ROLLBACK)
+		sw_engine_report_run(r->e, r->row.id, SW_NOTICE_ROLLBACK);
+	advance(r);
+}
+
+/* A non-NULL, distinct pointer that marks a deploy in flight in stage->step. */
+static char deploying;
+
+static void start_deploy(struct run *r, struct stage *s)
+{
+	const struct sw_deploy_ops *ops = r->e->d.deploy;
+	int rollback = s->plan.kind == SW_PLAN_ROLLBACK;
+	const char *commit = rollback ? r->rollback_to : r->row.commit_sha;
+	const char *trigger = rollback ? "rollback" : r->row.kind == SW_RUN_PUSH ? "merge" :
+			      r->row.kind == SW_RUN_ROLLBACK ? "rollback" : "manual";
+	char line[160];
+
+	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL);
+	sw_engine_report_stage(r->e, r->row.id, s->id);
+	snprintf(line, sizeof(line), "%s %.12s to %s", rollback ? "rolling back to" : "deploying",
+		 commit, r->row.environment);
+	deploy_log(s, line);
+	if (!ops || ops->deploy(ops->arg, r->row.environment, r->row.repo, commit, trigger,
+				r->row.id, deploy_log, deploy_done, s) < 0) {
+		const char *why = ops ? sw_error_last() : "this server does not deploy";
+		log_note(s, "error: %s", why);
+		set_stage_status(s, SW_STATUS_ERROR, -1, why);
+		flush_log(s, 1);
+		sw_engine_report_stage(r->e, r->row.id, s->id);
+		return;
+	}
+	s->step = (struct sw_runner_step *)&deploying;
+	r->running++;
+}
+
+/*
+ * After a failed deploy or acceptance stage: add a rollback stage when the
+ * environment wants one and there is a healthy revision to go back to.
+ * Returns 1 when a rollback stage was added.
+ */
+static int maybe_rollback(struct run *r)
+{
+	const struct sw_config *c = r->e->d.cfg;
+	const struct sw_cfg_env *env = r->row.environment ? sw_config_env(c, r->row.environment) : NULL;
+	const struct sw_deploy_ops *ops = r->e->d.deploy;
+	struct stage *deploy = NULL;
+	int failed = 0;
+
+	if (!env || !env->rollback_on_failure || !ops || !ops->rollback_target || r->cancelled ||
+	    r->rollback_to || r->rollback_note)
+		return 0;
+	for (size_t i = 0; i < r->nstages; i++) {
+		struct stage *s = &r->stages[i];
+		if (s->plan.kind == SW_PLAN_DEPLOY)
+			deploy = s;
+		else if (deploy && (s->status == SW_STATUS_FAILURE || s->status == SW_STATUS_ERROR))
+			failed = 1;
+	}
+	if (!deploy || deploy->status == SW_STATUS_SKIPPED || deploy->status == SW_STATUS_QUEUED)
+		return 0;   /* nothing reached the cluster */
+	if (deploy->status == SW_STATUS_FAILURE || deploy->status == SW_STATUS_ERROR)
+		failed = 1;
+	if (!failed)
+		return 0;
+	r->rollback_to = ops->rollback_target(ops->arg, r->row.environment, r->row.commit_sha);
+	if (!r->rollback_to) {
+		r->rollback_note = sw_strdup("no earlier healthy revision to roll back to");
+		return 0;
+	}
+	/* a new stage at the end of the run */
+	r->stages = sw_realloc(r->stages, (r->nstages + 1) * sizeof(*r->stages));
+	for (size_t i = 0; i < r->nstages; i++)   /* the array moved: fix back-pointers' users */
+		r->stages[i].run = r;
+	struct stage *s = &r->stages[r->nstages];
+	memset(s, 0, sizeof(*s));
+	s->run = r;
+	struct sw_plan tmp = { 0 };
+	struct sw_plan_stage *ps = sw_plan_add_builtin(&tmp, SW_PLAN_ROLLBACK, "rollback");
+	s->plan = *ps;
+	free(tmp.stages);
+	s->status = SW_STATUS_QUEUED;
+	{
+		const char **secrets = secret_values(c);
+		sw_mask_init(&s->mask, secrets);
+		free(secrets);
+	}
+	sw_buf_init(&s->logbuf);
+	if (sw_store_stage_create(r->e->d.store, &s->id, r->row.id, (int)r->nstages, "rollback", NULL) < 0)
+		log_error("stage.store", "run=%lld err=%s", (long long)r->row.id, sw_q(sw_error_last()));
+	r->nstages++;
+	log_info("run.rollback", "run=%lld env=%s to=%.12s", (long long)r->row.id,
+		 r->row.environment, r->rollback_to);
+	start_deploy(r, s);
+	return 1;
+}
+
 static char **stage_env(struct run *r, struct stage *s, char **missing)
 {
 	const struct sw_config *c = r->e->d.cfg;
 	struct sw_store_run *row = &r->row;
-	size_t cap = 16 + s->plan.nenv + s->plan.nsecrets, n = 0;
+	const struct sw_deploy_ops *ops = r->e->d.deploy;
+	char **extra = NULL;
+	size_t nextra = 0;
+	if (row->environment && ops && ops->stage_env)
+		extra = ops->stage_env(ops->arg, row->environment);
+	for (char **p = extra; p && *p; p++)
+		nextra++;
+	size_t cap = 16 + s->plan.nenv + s->plan.nsecrets + nextra, n = 0;
 	char **env = sw_calloc(cap, sizeof(char *));
 
 	*missing = NULL;
@@ -377,6 +514,9 @@ static char **stage_env(struct run *r, struct stage *s, char **missing)
 		env[n++] = sw_asprintf("SLIPWAY_PR=%lld", (long long)row->pr_number);
 	if (row->environment)
 		env[n++] = sw_asprintf("SLIPWAY_ENVIRONMENT=%s", row->environment);
+	for (size_t i = 0; i < nextra; i++)
+		env[n++] = extra[i];     /* taken */
+	free(extra);
 	for (size_t i = 0; i < s->plan.nenv; i++)
 		env[n++] = sw_strdup(s->plan.env[i]);
 	for (size_t i = 0; i < s->plan.nsecrets; i++) {
@@ -408,6 +548,10 @@ static void strv_free(char **v)
 
 static void start_stage(struct run *r, struct stage *s)
 {
+	if (s->plan.kind != SW_PLAN_CONTAINER) {
+		start_deploy(r, s);
+		return;
+	}
 	const struct sw_config *c = r->e->d.cfg;
 	struct sw_runner_spec spec = SW_RUNNER_SPEC_INIT;
 	char *missing, label[96];
@@ -489,6 +633,8 @@ static void advance(struct run *r)
 			}
 		}
 	} while (progressed);
+	if (r->running == 0 && maybe_rollback(r) && r->running > 0)
+		return;
 	if (r->running == 0)
 		finish_run(r);
 	else
@@ -544,17 +690,18 @@ static void prep_work(void *arg)
 	if ((rc = sw_source_fetch(&src, p->data_dir, p->commit)) < 0)
 		goto fail;
 	rc = sw_source_read_file(&file, p->data_dir, p->repo_name, p->commit, ".slipway.yml");
-	if (rc == SW_ENOTFOUND) {
-		p->plan.no_spec = 1;
-	} else if (rc < 0) {
+	if (rc < 0 && rc != SW_ENOTFOUND)
 		goto fail;
-	} else if ((rc = sw_plan_build(&p->plan, ".slipway.yml", file.ptr, file.len, &p->ctx,
-				      (const char *const *)p->secret_names)) < 0) {
+	if ((rc = sw_plan_build(&p->plan, ".slipway.yml", rc == SW_ENOTFOUND ? NULL : file.ptr,
+				file.len, &p->ctx, (const char *const *)p->secret_names)) < 0)
 		goto fail;
+	for (size_t i = 0; i < p->plan.nstages; i++) {
+		if (p->plan.stages[i].kind != SW_PLAN_CONTAINER)
+			continue;
+		if ((rc = sw_source_checkout(p->data_dir, p->repo_name, p->commit, p->workspace)) < 0)
+			goto fail;
+		break;
 	}
-	if (p->plan.nstages && (rc = sw_source_checkout(p->data_dir, p->repo_name, p->commit,
-							p->workspace)) < 0)
-		goto fail;
 	sw_buf_release(&file);
 	p->rc = 0;
 	return;
@@ -620,7 +767,7 @@ static void prep_done(void *arg)
 				  sw_q(sw_error_last()));
 	}
 	free(secrets);
-	if (p->plan.no_spec || !r->nstages) {
+	if (!r->nstages) {
 		const char *why = p->plan.no_spec ? "no .slipway.yml at this commit: nothing to run"
 						  : "no stage runs for this event";
 		free(r->row.reason);
@@ -668,6 +815,12 @@ static void start_prepare(struct run *r)
 				  r->row.ref : (r->row.branch ? r->row.branch : ""));
 	p->ctx.environment = r->row.environment ? sw_strdup(r->row.environment) : NULL;
 	p->ctx.require_image = !strcmp(c->runner_backend, "docker");
+	const struct sw_cfg_env *cenv = r->row.environment ? sw_config_env(c, r->row.environment) : NULL;
+	if (cenv && cenv->kubeconfig && e->d.deploy && r->row.kind != SW_RUN_PULL_REQUEST) {
+		p->ctx.deploy = 1;
+		p->ctx.pre_event = r->row.kind == SW_RUN_PUSH ? "push" : NULL;
+		p->ctx.no_acceptance = r->row.kind == SW_RUN_ROLLBACK;
+	}
 	p->secret_names = sw_calloc(c->nsecrets + 1, sizeof(char *));
 	for (size_t i = 0; i < c->nsecrets; i++)
 		p->secret_names[i] = sw_strdup(c->secrets[i].name);
@@ -722,7 +875,7 @@ static int cancel_run(struct run *r, const char *reason)
 		break;  /* prep_done finishes it */
 	case PH_RUNNING:
 		for (size_t i = 0; i < r->nstages; i++)
-			if (r->stages[i].step)
+			if (r->stages[i].step && r->stages[i].plan.kind == SW_PLAN_CONTAINER)
 				sw_runner_cancel(r->stages[i].step);
 		if (r->running == 0)
 			advance(r);

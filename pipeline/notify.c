@@ -138,7 +138,7 @@ void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 		/* the run as a whole: pending while it goes, then its result; for
 		 * a run that failed before any stage (a bad .slipway.yml) this is
 		 * where the error shows */
-		if (n != SW_NOTICE_PROGRESS) {
+		if (n != SW_NOTICE_PROGRESS && n != SW_NOTICE_ROLLBACK) {
 			json_t *body = sw_report_commit_status(&s.rr, NULL);
 			if (s.run.status == SW_STATUS_ERROR && s.run.reason) {
 				char *d = sw_report_utf8_cut(s.run.reason, SW_REPORT_DESCRIPTION_MAX);
@@ -172,18 +172,33 @@ void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 		}
 	}
 	if ((c->slack_webhook_url.value || c->slack_bot_token.value) &&
-	    (n == SW_NOTICE_START || n == SW_NOTICE_END)) {
+	    (n == SW_NOTICE_START || n == SW_NOTICE_END || n == SW_NOTICE_ROLLBACK)) {
 		enum sw_report_event ev = SW_REPORT_STARTED;
-		if (n == SW_NOTICE_END)
+		const char *note = NULL;
+		char rb[160];
+		if (n == SW_NOTICE_END) {
 			ev = s.run.status == SW_STATUS_SUCCESS ? SW_REPORT_PASSED : SW_REPORT_FAILED;
-		json_t *msg = sw_report_slack(&s.rr, ev, n == SW_NOTICE_END ? s.run.reason : NULL);
+			note = s.run.reason;
+		} else if (n == SW_NOTICE_ROLLBACK) {
+			const struct sw_store_stage *last = s.stages.n ? &s.stages.v[s.stages.n - 1] : NULL;
+			ev = SW_REPORT_ROLLBACK;
+			snprintf(rb, sizeof(rb), "%s rolled back after a failed deploy of %.7s: %s",
+				 s.run.environment ? s.run.environment : "?", s.run.commit_sha,
+				 last && last->status == SW_STATUS_SUCCESS ? "done" : "the rollback failed");
+			note = rb;
+		}
+		json_t *msg = sw_report_slack(&s.rr, ev, note);
 		const char *channel = NULL;
 		const struct sw_cfg_env *env = s.run.environment ? sw_config_env(c, s.run.environment) : NULL;
 		if (env && env->slack_channel)
 			channel = env->slack_channel;
 		/* a bot token edits one message per run; a webhook posts each state */
-		snprintf(key, sizeof(key), c->slack_bot_token.value ? "run:%lld" : "run:%lld:%s",
-			 (long long)run_id, n == SW_NOTICE_END ? "end" : "start");
+		/* a rollback is its own message */
+		if (n == SW_NOTICE_ROLLBACK)
+			snprintf(key, sizeof(key), "run:%lld:rollback", (long long)run_id);
+		else
+			snprintf(key, sizeof(key), c->slack_bot_token.value ? "run:%lld" : "run:%lld:%s",
+				 (long long)run_id, n == SW_NOTICE_END ? "end" : "start");
 		if (sw_outbox_slack(st, channel, key, msg) < 0)
 			log_error("report.slack", "run=%lld err=%s", (long long)run_id,
 				  sw_q(sw_error_last()));

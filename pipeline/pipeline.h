@@ -47,11 +47,38 @@ struct sw_engine;
 #define SW_ENGINE_MAX_ATTEMPTS 3
 
 /*
- * Called when a push run to an environment has passed its stages and the
- * environment should be deployed (the sync engine, manifests/). May be NULL.
+ * Deploying, which the engine asks of whoever owns the clusters (the daemon,
+ * with manifests/ sync engines). A run that deploys has a `deploy` stage:
+ * after the `push` stages, before the `deploy`-event (acceptance) stages.
+ * When the deploy or an acceptance stage fails and the environment has
+ * rollback_on_failure, a `rollback` stage re-deploys the last healthy
+ * revision.
  */
-typedef void (*sw_engine_deploy_fn)(void *arg, const char *environment, const char *commit,
-				    int64_t run_id);
+typedef void (*sw_deploy_log_fn)(void *ctx, const char *line);
+typedef void (*sw_deploy_done_fn)(void *ctx, int ok, const char *message);
+
+struct sw_deploy_ops {
+	/*
+	 * Deploy `commit` of `repo` to `env` (its mirror already holds the
+	 * commit). `trigger` is a storage sync trigger name ("merge",
+	 * "manual", "rollback"). Progress lines go to log(ctx, line) while it
+	 * runs; done(ctx, ok, message) follows exactly once, later, on the
+	 * loop. Returns 0, or <0 with the error slot set (then no callback).
+	 */
+	int (*deploy)(void *arg, const char *env, const char *repo, const char *commit,
+		      const char *trigger, int64_t run_id, sw_deploy_log_fn log,
+		      sw_deploy_done_fn done, void *ctx);
+	/*
+	 * The commit to roll `env` back to after `failed_commit` failed: the
+	 * last healthy deploy of another commit. NULL when there is none. The
+	 * caller frees it.
+	 */
+	char *(*rollback_target)(void *arg, const char *env, const char *failed_commit);
+	/* Extra "K=V" environment for acceptance stages of `env` (NULL-terminated,
+	 * caller frees each and the array); may be NULL. */
+	char **(*stage_env)(void *arg, const char *env);
+	void *arg;
+};
 
 struct sw_engine_deps {
 	struct event_base *base;
@@ -60,8 +87,7 @@ struct sw_engine_deps {
 	struct sw_runner *runner;
 	struct sw_outbox *outbox;      /* may be NULL: nothing is reported */
 	const struct sw_config *cfg;   /* borrowed; replace with sw_engine_set_config */
-	sw_engine_deploy_fn deploy;
-	void *deploy_arg;
+	const struct sw_deploy_ops *deploy;  /* may be NULL: runs do not deploy */
 };
 
 /* All borrowed pointers in `deps` must outlive the engine. */
@@ -89,8 +115,9 @@ int sw_engine_cancel(struct sw_engine *e, int64_t run_id, const char *reason);
 int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id);
 
 /*
- * Create and queue a run without a delivery (manual sync, rollback, drift
- * heal): kind is a storage run kind name.
+ * Create and queue a run without a delivery: kind is a storage run kind
+ * name. "manual" deploys `commit` to `environment` and runs its acceptance
+ * stages; "rollback" only deploys `commit`.
  */
 int sw_engine_submit(struct sw_engine *e, int64_t *run_id, const char *kind,
 		     const char *repo, const char *branch, const char *commit,

@@ -25,36 +25,22 @@ static void strv_free(char **v)
 	free(v);
 }
 
-int sw_plan_build(struct sw_plan *out, const char *file, const char *data, size_t len,
-		  const struct sw_plan_ctx *ctx, const char *const *secret_names)
+/* Append the stages `sctx` selects; each also depends on `extra` (when set). */
+static int add_selected(struct sw_plan *out, const struct sw_spec *spec,
+			const struct sw_spec_ctx *sctx, const size_t *extra)
 {
-	struct sw_spec_check chk = { 0 };
-	struct sw_spec_ctx sctx = { 0 };
-	struct sw_spec *spec = NULL;
 	struct sw_spec_plan *sel = NULL;
-	size_t nsecrets = 0;
+	size_t base = out->nstages;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	for (const char *const *s = secret_names; s && *s; s++)
-		nsecrets++;
-	chk.secrets = secret_names;
-	chk.nsecrets = nsecrets;
-	chk.require_image = ctx->require_image;
-	if ((rc = sw_spec_parse(&spec, file, data, len, &chk)) < 0)
+	if ((rc = sw_spec_select(&sel, spec, sctx)) < 0)
 		return rc;
-	sctx.event = sw_spec_event_parse(ctx->event);
-	sctx.branch = ctx->branch;
-	sctx.environment = ctx->environment;
-	if ((rc = sw_spec_select(&sel, spec, &sctx)) < 0) {
-		sw_spec_free(spec);
-		return rc;
-	}
-	out->nstages = sel->n;
-	out->stages = sw_calloc(sel->n ? sel->n : 1, sizeof(*out->stages));
+	out->stages = sw_realloc(out->stages, (base + sel->n + 1) * sizeof(*out->stages));
 	for (size_t i = 0; i < sel->n; i++) {
 		const struct sw_spec_stage *st = sel->stages[i].stage;
-		struct sw_plan_stage *ps = &out->stages[i];
+		struct sw_plan_stage *ps = &out->stages[base + i];
+		memset(ps, 0, sizeof(*ps));
+		ps->kind = SW_PLAN_CONTAINER;
 		ps->name = sw_strdup(st->name);
 		ps->image = st->image ? sw_strdup(st->image) : NULL;
 		ps->commands = strv_copy(st->commands, st->ncommands);
@@ -65,14 +51,82 @@ int sw_plan_build(struct sw_plan *out, const char *file, const char *data, size_
 		ps->nsecrets = st->nsecrets;
 		ps->secrets = strv_copy(st->secrets, st->nsecrets);
 		ps->timeout_ms = (long)st->timeout_s * 1000;
-		ps->ndeps = sel->stages[i].ndeps;
-		ps->deps = sw_calloc(ps->ndeps + 1, sizeof(size_t));
-		memcpy(ps->deps, sel->stages[i].deps, ps->ndeps * sizeof(size_t));
+		ps->deps = sw_calloc(sel->stages[i].ndeps + 2, sizeof(size_t));
+		for (size_t d = 0; d < sel->stages[i].ndeps; d++)
+			ps->deps[ps->ndeps++] = base + sel->stages[i].deps[d];
+		if (extra)
+			ps->deps[ps->ndeps++] = *extra;
 		ps->exit_code = -1;
 	}
+	out->nstages = base + sel->n;
 	sw_spec_plan_free(sel);
-	sw_spec_free(spec);
 	return 0;
+}
+
+struct sw_plan_stage *sw_plan_add_builtin(struct sw_plan *p, enum sw_plan_kind kind,
+					  const char *name)
+{
+	struct sw_plan_stage *ps;
+	p->stages = sw_realloc(p->stages, (p->nstages + 1) * sizeof(*p->stages));
+	ps = &p->stages[p->nstages];
+	memset(ps, 0, sizeof(*ps));
+	ps->kind = kind;
+	ps->name = sw_strdup(name);
+	ps->commands = sw_calloc(1, sizeof(char *));
+	ps->env = sw_calloc(1, sizeof(char *));
+	ps->secrets = sw_calloc(1, sizeof(char *));
+	ps->deps = sw_calloc(p->nstages + 1, sizeof(size_t));
+	for (size_t i = 0; i < p->nstages; i++)
+		ps->deps[ps->ndeps++] = i;
+	ps->exit_code = -1;
+	p->nstages++;
+	return ps;
+}
+
+int sw_plan_build(struct sw_plan *out, const char *file, const char *data, size_t len,
+		  const struct sw_plan_ctx *ctx, const char *const *secret_names)
+{
+	struct sw_spec_check chk = { 0 };
+	struct sw_spec_ctx sctx = { 0 };
+	struct sw_spec *spec = NULL;
+	size_t nsecrets = 0, deploy_idx;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (const char *const *s = secret_names; s && *s; s++)
+		nsecrets++;
+	chk.secrets = secret_names;
+	chk.nsecrets = nsecrets;
+	chk.require_image = ctx->require_image;
+	if (!data)
+		out->no_spec = 1;
+	else if ((rc = sw_spec_parse(&spec, file, data, len, &chk)) < 0)
+		return rc;
+	sctx.branch = ctx->branch;
+	sctx.environment = ctx->environment;
+	if (!ctx->deploy) {
+		sctx.event = sw_spec_event_parse(ctx->event);
+		if (spec)
+			rc = add_selected(out, spec, &sctx, NULL);
+		goto done;
+	}
+	/* checks, deploy, acceptance */
+	if (spec && ctx->pre_event) {
+		sctx.event = sw_spec_event_parse(ctx->pre_event);
+		if ((rc = add_selected(out, spec, &sctx, NULL)) < 0)
+			goto done;
+	}
+	deploy_idx = out->nstages;
+	sw_plan_add_builtin(out, SW_PLAN_DEPLOY, "deploy");
+	if (spec && !ctx->no_acceptance) {
+		sctx.event = SW_SPEC_DEPLOY;
+		rc = add_selected(out, spec, &sctx, &deploy_idx);
+	}
+done:
+	sw_spec_free(spec);
+	if (rc < 0)
+		sw_plan_release(out);
+	return rc;
 }
 
 void sw_plan_stage_release(struct sw_plan_stage *s)

@@ -145,7 +145,7 @@ pr "$C_OK" opened 1 > "$T/pr1.json"
 code=$(deliver pull_request "$T/pr1.json" guid-pr1)
 [ "$code" = 202 ] || fail "PR delivery answered $code: $(cat "$T/resp")"
 jq -e '.delivery == "guid-pr1" and .state == "queued"' "$T/resp" >/dev/null || fail "202 body: $(cat "$T/resp")"
-wait_for test -n "$(run_of_delivery guid-pr1)"
+wait_until 'test -n "$(run_of_delivery guid-pr1)"'
 R1=$(run_of_delivery guid-pr1)
 [ -n "$R1" ] && [ "$R1" != 0 ] || fail "no run for the PR delivery"
 st=$(wait_final "$R1")
@@ -184,7 +184,7 @@ jq '.ref="refs/tags/v1.0" | .repository.full_name="acme/shop"' "$FIX/push-branch
 [ "$(deliver push "$T/tag.json" guid-tag)" = 202 ] || fail "tag push not accepted"
 jq '.ref="refs/heads/dev" | .deleted=true | .after="0000000000000000000000000000000000000000" | .head_commit=null | .repository.full_name="acme/shop"' "$FIX/push-branch.json" > "$T/del.json"
 [ "$(deliver push "$T/del.json" guid-del)" = 202 ] || fail "branch deletion not accepted"
-wait_for test "$(q "select state from deliveries where guid='guid-del'")" = ignored
+wait_until 'test "$(q "select state from deliveries where guid='\''guid-del'\''")" = ignored'
 [ "$(q "select reason from deliveries where guid='guid-tag'")" = "tag push" ] || fail "tag push reason: $(q "select state, reason from deliveries where guid='guid-tag'")"
 q "select reason from deliveries where guid='guid-del'" | grep -q "branch dev deleted" || fail "deleted branch reason"
 [ "$(deliver ping "$FIX/ping.json" guid-ping)" = 200 ] || fail "ping"
@@ -193,7 +193,7 @@ ok "redelivery is a no-op, bad signatures are refused, tag pushes and deleted br
 # 3. a failing stage: failure status with the log tail in the comment
 pr "$C_FAIL" synchronize 1 > "$T/pr1b.json"
 [ "$(deliver pull_request "$T/pr1b.json" guid-fail)" = 202 ] || fail "failing PR delivery"
-wait_for test -n "$(run_of_delivery guid-fail)"
+wait_until 'test -n "$(run_of_delivery guid-fail)"'
 R2=$(run_of_delivery guid-fail)
 [ "$(wait_final "$R2")" = failure ] || fail "run $R2 should fail"
 [ "$(q "select status||':'||exit_code from stages where run_id=$R2 and name='lint'")" = "failure:3" ] || fail "lint stage of run $R2"
@@ -214,7 +214,7 @@ code=$(curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: pull_request" 
 	-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/x-www-form-urlencoded' \
 	--data-binary "@$T/fork.form" "$URL/hooks/github")
 [ "$code" = 202 ] || fail "form-encoded delivery answered $code: $(cat "$T/resp")"
-wait_for test -n "$(run_of_delivery guid-fork)"
+wait_until 'test -n "$(run_of_delivery guid-fork)"'
 RF=$(run_of_delivery guid-fork)
 [ "$(wait_final "$RF")" = error ] || fail "fork run $RF should end in error (no secrets)"
 q "select reason from stages where run_id=$RF and name='test'" | grep -q "not given to pull requests from forks" || fail "fork stage reason: $(q "select name, status, reason from stages where run_id=$RF")"
@@ -231,7 +231,7 @@ ok "fork PRs get no secrets; form-encoded deliveries work; 27 MB is refused with
 # 4. an invalid .slipway.yml: the error with file:line:col is what the PR shows
 pr "$C_BAD" synchronize 1 > "$T/pr1c.json"
 [ "$(deliver pull_request "$T/pr1c.json" guid-bad)" = 202 ] || fail "bad-spec delivery"
-wait_for test -n "$(run_of_delivery guid-bad)"
+wait_until 'test -n "$(run_of_delivery guid-bad)"'
 R3=$(run_of_delivery guid-bad)
 [ "$(wait_final "$R3")" = error ] || fail "run $R3 should be error"
 reason=$(q "select reason from runs where id=$R3")
@@ -243,12 +243,12 @@ ok "an invalid .slipway.yml fails the run with $reason"
 # 5. a newer commit on the same PR supersedes the running run
 pr "$C_SLOW" synchronize 2 > "$T/pr2a.json"
 [ "$(deliver pull_request "$T/pr2a.json" guid-slow)" = 202 ] || fail "slow delivery"
-wait_for test -n "$(run_of_delivery guid-slow)"
+wait_until 'test -n "$(run_of_delivery guid-slow)"'
 R4=$(run_of_delivery guid-slow)
 wait_stage_running "$R4" || fail "slow run $R4 never started a stage"
 pr "$C_FAST" synchronize 2 > "$T/pr2b.json"
 [ "$(deliver pull_request "$T/pr2b.json" guid-fast)" = 202 ] || fail "fast delivery"
-wait_for test -n "$(run_of_delivery guid-fast)"
+wait_until 'test -n "$(run_of_delivery guid-fast)"'
 R5=$(run_of_delivery guid-fast)
 [ "$(wait_final "$R4" 30)" = cancelled ] || fail "run $R4 was not cancelled"
 q "select reason from runs where id=$R4" | grep -q "superseded by run $R5" || fail "supersede reason: $(q "select reason from runs where id=$R4")"
@@ -260,7 +260,7 @@ ok "run $R5 superseded and cancelled run $R4"
 #    before the crash is not lost
 pr "$C_MID" synchronize 3 > "$T/pr3.json"
 [ "$(deliver pull_request "$T/pr3.json" guid-mid)" = 202 ] || fail "mid delivery"
-wait_for test -n "$(run_of_delivery guid-mid)"
+wait_until 'test -n "$(run_of_delivery guid-mid)"'
 R6=$(run_of_delivery guid-mid)
 wait_stage_running "$R6" || fail "run $R6 never started a stage"
 pr "$C_OK" opened 4 > "$T/pr4.json"
@@ -273,9 +273,9 @@ R7=$(q "select id from runs where commit_sha='$C_MID' and attempt=2")
 [ -n "$R7" ] || fail "no second attempt of run $R6"
 [ "$(wait_final "$R7")" = success ] || fail "retried run $R7 did not succeed"
 # mapped before or after the crash, and perhaps retried: its last attempt succeeds
-wait_for test -n "$(run_of_delivery guid-last)"
+wait_until 'test -n "$(run_of_delivery guid-last)"'
 [ -n "$(run_of_delivery guid-last)" ] || fail "the delivery acknowledged before the crash was lost"
-wait_for test -n "$(q "select id from runs where delivery_id=(select id from deliveries where guid='guid-last') and status not in ('interrupted')")"
+wait_until 'test -n "$(q "select id from runs where delivery_id=(select id from deliveries where guid='\''guid-last'\'') and status not in ('\''interrupted'\'')")"'
 RL=$(q "select id from runs where delivery_id=(select id from deliveries where guid='guid-last') order by id desc limit 1")
 [ -n "$RL" ] && [ "$(wait_final "$RL")" = success ] || fail "the run of the last delivery did not succeed"
 ok "after kill -9, run $R6 was retried as run $R7 and the last delivery ran as $RL"

@@ -37,3 +37,14 @@ shared_dir() {
 	if [ -d "$SRC/../shared/fixtures" ]; then (cd "$SRC/../shared" && pwd)
 	else echo /work/shared; fi
 }
+
+# wait_until 'SHELL EXPRESSION' [SECONDS]: re-evaluate the expression (quote
+# it, so command substitutions inside run each time) until it succeeds.
+wait_until() {
+	local i
+	for i in $(seq 1 $(( ${2:-10} * 10 ))); do
+		eval "$1" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
