@@ -30,6 +30,9 @@ struct sw_outbox;
 struct sw_proc_mgr;
 struct sw_action;
 struct sw_daemon;
+struct sw_deployer;
+struct sw_syncer;
+struct sw_deploy_ops;
 
 /*
  * Environment actions of the JSON API that another subsystem performs (the
@@ -76,6 +79,7 @@ struct sw_daemon {
 	struct sw_outbox *outbox;     /* sends GitHub and Slack notifications */
 	struct sw_engine *engine;     /* the pipeline engine */
 	struct sw_hooks *hooks;       /* webhook receiver */
+	struct sw_deployer *deployer; /* clusters: sync and drift per environment */
 	struct sw_api_actions actions;/* sync, rollback, diff (NULL: 501) */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;     /* polls for in-flight work while stopping */
@@ -98,6 +102,22 @@ void sw_daemon_free(struct sw_daemon *d);
 
 /* Re-read the config file; keep the old one (and log why) when invalid. */
 int sw_daemon_reload(struct sw_daemon *d);
+
+/* --- clusters (daemon/deploy.c) ------------------------------------------ */
+
+/* A sync engine and a drift watcher per environment with a cluster. */
+int sw_deployer_new(struct sw_deployer **out, struct sw_daemon *d);
+void sw_deployer_free(struct sw_deployer *dp);
+/* What the pipeline engine calls to deploy (pipeline/pipeline.h). */
+const struct sw_deploy_ops *sw_deployer_ops(struct sw_deployer *dp);
+/* After a config reload: sync settings and self-heal per environment. */
+void sw_deployer_reconfigure(struct sw_deployer *dp, const struct sw_config *cfg);
+/* The environment's syncer, or NULL when it has no cluster. */
+struct sw_syncer *sw_deployer_syncer(struct sw_deployer *dp, const char *env);
+/* 1 while any environment syncs. */
+int sw_deployer_busy(const struct sw_deployer *dp);
+/* Provide the API's sync, rollback and diff actions (d->actions). */
+void sw_deployer_install_actions(struct sw_daemon *d);
 
 /* --- webhooks (daemon/hooks.c) ------------------------------------------ */
 
