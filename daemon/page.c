@@ -20,7 +20,11 @@
 #include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <event2/bufferevent.h>
 
 #include "daemon/auth.h"
 #include "daemon/daemon.h"
@@ -53,7 +57,8 @@ static const char css[] =
 	"header{display:flex;align-items:center;gap:1rem;padding:.6rem 1.2rem;"
 	"background:var(--card);border-bottom:1px solid var(--line)}"
 	".brand{font-weight:700;font-size:1.15rem;color:inherit;text-decoration:none}"
-	".brand:before{content:'\\26F5  '}"
+	".brand:before{content:'';display:inline-block;width:.8em;height:.8em;margin-right:.45em;"
+	"border-radius:.2em .2em .5em .5em;background:linear-gradient(135deg,#0969da,#1a7f37)}"
 	"nav{margin-left:auto;display:flex;gap:1rem;align-items:center}"
 	"a{color:var(--run);text-decoration:none}a:hover{text-decoration:underline}"
 	"main{max-width:1280px;margin:0 auto;padding:1rem 1.2rem 2rem}"
@@ -71,6 +76,8 @@ static const char css[] =
 	"dt{color:var(--mute)}dd{margin:0;min-width:0;overflow-wrap:anywhere}"
 	".badge{display:inline-block;padding:.08rem .55rem;border-radius:999px;font-size:.78rem;"
 	"font-weight:600;color:#fff;background:var(--q);white-space:nowrap;vertical-align:middle}"
+	".chips{display:flex;flex-wrap:wrap;gap:.25rem}"
+	".chip{font-size:.75rem;padding:.05rem .45rem;border-radius:4px;color:#fff;background:var(--q)}"
 	".s-success,.s-synced,.s-healthy,.s-created,.s-configured,.s-healed{background:var(--ok)}"
 	".s-failure,.s-failed,.s-degraded,.s-error,.s-heal_failed{background:var(--bad)}"
 	".s-running,.s-syncing,.s-progressing{background:var(--run)}"
@@ -83,8 +90,6 @@ static const char css[] =
 	"th,td{text-align:left;padding:.5rem .7rem;border-bottom:1px solid var(--line);vertical-align:top}"
 	"tr:last-child td{border-bottom:0}"
 	"th{font-size:.75rem;color:var(--mute);text-transform:uppercase;letter-spacing:.04em;font-weight:600}"
-	".chips{display:flex;flex-wrap:wrap;gap:.25rem}"
-	".chip{font-size:.75rem;padding:.05rem .45rem;border-radius:4px;color:#fff;background:var(--q)}"
 	"a.chip:hover{text-decoration:none;filter:brightness(1.1)}"
 	"code,.sha{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.88em}"
 	".mute{color:var(--mute)}.small{font-size:.85rem}"
@@ -211,6 +216,22 @@ static void page_end(struct page *p)
 		    js_common);
 }
 
+/*
+ * A page is larger than one segment; with Nagle on, its last short segment
+ * waits for the ACK of the previous one, which a keep-alive client delays
+ * by up to 40 ms. The page is written whole, so there is nothing to
+ * coalesce: send at once.
+ */
+static void no_delay(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	int one = 1;
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* Send the page and free it. */
 static void page_send(struct page *p, struct evhttp_request *req, int code)
 {
@@ -226,6 +247,7 @@ static void page_send(struct page *p, struct evhttp_request *req, int code)
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "Referrer-Policy", "same-origin");
 	evbuffer_add(out, p->b.ptr, p->b.len);
+	no_delay(req);
 	evhttp_send_reply(req, code, NULL, out);
 	evbuffer_free(out);
 	sw_buf_release(&csp);
@@ -493,7 +515,7 @@ static void runs_table(struct sw_daemon *d, struct page *p, const struct sw_stor
 		return;
 	}
 	sw_buf_adds(b, "<div class=tbl><table><thead><tr><th>run</th><th>status</th>"
-		    "<th>trigger</th><th>commit</th><th>stages</th><th class=hide-sm>started</th>"
+		    "<th>trigger</th><th class=hide-sm>commit</th><th>stages</th><th class=hide-sm>started</th>"
 		    "<th class=hide-sm>took</th></tr></thead><tbody>");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct sw_store_run *r = &l->v[i];
@@ -503,7 +525,7 @@ static void runs_table(struct sw_daemon *d, struct page *p, const struct sw_stor
 		badge(b, sw_store_status_str(r->status), NULL);
 		sw_buf_adds(b, "</td><td>");
 		run_trigger(b, r);
-		sw_buf_adds(b, "</td><td>");
+		sw_buf_adds(b, "</td><td class=hide-sm>");
 		commit_link(b, r->repo, r->commit_sha);
 		sw_buf_adds(b, " <span class=msg title=\"");
 		sw_html_esc(b, r->message);
@@ -991,6 +1013,7 @@ static void metrics_route(struct sw_daemon *d, struct evhttp_request *req, const
 	evbuffer_add(out, b.ptr, b.len);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 			  "text/plain; version=0.0.4; charset=utf-8");
+	no_delay(req);
 	evhttp_send_reply(req, 200, NULL, out);
 	evbuffer_free(out);
 	sw_buf_release(&b);
