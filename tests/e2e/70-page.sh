@@ -191,6 +191,11 @@ grep -q '^slipway_environment_sync_state{environment="dev",state="unknown"} 1$' 
 grep -qE '^process_resident_memory_bytes [1-9]' "$T/metrics.txt" || fail "rss"
 grep -q '^slipway_log_streams 0$' "$T/metrics.txt" || fail "live-log connections left open: $(grep log_streams "$T/metrics.txt")"
 grep -q 'data: tick 1' "$T/sse-gone.txt" || fail "the client that left early got nothing"
+# the Grafana dashboard only asks for families that exist
+for fam in $(jq -r '.panels[].targets[]?.expr' "$SRC/contrib/grafana-dashboard.json" |
+	grep -o '\b\(slipway\|process\)_[a-z_]*' | sed 's/_bucket$//' | sort -u); do
+	grep -q "^# TYPE $fam " "$T/metrics.txt" || fail "contrib/grafana-dashboard.json uses $fam, which /metrics lacks"
+done
 ok "/metrics parses and has every family ($(grep -c '^# TYPE' "$T/metrics.txt") families)"
 
 # --- headless Chromium ------------------------------------------------------------
