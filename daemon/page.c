@@ -84,6 +84,7 @@ static const char css[] =
 	".s-out_of_sync,.s-rolled_back,.s-interrupted,.s-missing,.s-reported,.s-pruned"
 	"{background:var(--warn)}"
 	".s-skipped,.s-unchanged{background:#d0d7de;color:#3b434b}.s-cancelled{background:#6e7781}"
+	".badge+.badge{margin-left:.3rem}"
 	".s-running{animation:pulse 1.6s ease-in-out infinite}@keyframes pulse{50%{opacity:.55}}"
 	".tbl{overflow-x:auto;background:var(--card);border:1px solid var(--line);border-radius:10px}"
 	"table{width:100%;border-collapse:collapse}"
