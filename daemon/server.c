@@ -24,6 +24,7 @@
 #include "lib/log.h"
 #include "lib/pool.h"
 #include "lib/proc.h"
+#include "manifests/terraform.h"
 #include "pipeline/outbox.h"
 #include "pipeline/pipeline.h"
 #include "runners/runner.h"
@@ -255,6 +256,17 @@ static int start_pipeline(struct sw_daemon *d)
 	if ((rc = sw_deployer_new(&d->deployer, d)) < 0)
 		return rc;
 	deps.deploy = sw_deployer_ops(d->deployer);
+	if (!strcmp(c->runner_backend, "local")) {
+		/* Terraform on the host (infra modules); the engine owns it. With
+		 * the docker runner it needs an image with terraform, which the
+		 * config does not name yet: no infra stages then. */
+		struct sw_tf_opts to = SW_TF_OPTS_INIT;
+		to.base = d->base;
+		to.runner = d->runner;
+		to.data_dir = c->data_dir;
+		if (sw_tf_new(&deps.tf, &to) < 0)
+			log_warn("terraform.unavailable", "err=%s", sw_q(sw_error_last()));
+	}
 	if ((rc = sw_engine_new(&d->engine, &deps)) < 0)
 		return rc;
 	sw_deployer_install_actions(d);

@@ -18,6 +18,8 @@ enum sw_plan_kind {
 	SW_PLAN_CONTAINER,   /* commands through the runner */
 	SW_PLAN_DEPLOY,      /* deploy the run's commit to its environment */
 	SW_PLAN_ROLLBACK,    /* re-deploy the environment's last healthy revision */
+	SW_PLAN_TF_PLAN,     /* pull request: terraform plan of tf_modules of tf_env */
+	SW_PLAN_TF_APPLY,    /* deploy: terraform apply of tf_modules of tf_env, in order */
 };
 
 /* One stage to run, owned strings. */
@@ -33,6 +35,9 @@ struct sw_plan_stage {
 	long timeout_ms;       /* 0 = the server's default */
 	size_t *deps;          /* indices of earlier stages in the plan */
 	size_t ndeps;
+	/* SW_PLAN_TF_*: the environment and its root modules (NULL-terminated) */
+	char *tf_env;
+	char **tf_modules;
 	/* filled while the run executes, for reports */
 	int exit_code;
 	int64_t started_ms, finished_ms;
@@ -57,6 +62,14 @@ struct sw_plan_ctx {
 	int deploy;
 	const char *pre_event;
 	int no_acceptance;
+	/*
+	 * Deploy with infra: an `infra` stage (SW_PLAN_TF_APPLY of these
+	 * modules, NULL-terminated) after the `pre_event` stages and before
+	 * the deploy stage. no_deploy_stage: the environment has no cluster,
+	 * so only the infra stage deploys (acceptance stages follow it).
+	 */
+	const char *const *infra_modules;
+	int no_deploy_stage;
 };
 
 /*
@@ -73,6 +86,11 @@ void sw_plan_release(struct sw_plan *p);
 struct sw_plan_stage *sw_plan_add_builtin(struct sw_plan *p, enum sw_plan_kind kind,
 					  const char *name);
 void sw_plan_stage_release(struct sw_plan_stage *s);
+/* Add a Terraform stage (SW_PLAN_TF_*) for `env` and `modules` (n of them);
+ * it depends on every stage before it when `after_all`, else on none. */
+struct sw_plan_stage *sw_plan_add_tf(struct sw_plan *p, enum sw_plan_kind kind, const char *name,
+				     const char *env, const char *const *modules, size_t n,
+				     int after_all);
 
 /* What moment of a run is being reported. */
 enum sw_notice { SW_NOTICE_QUEUED, SW_NOTICE_START, SW_NOTICE_PROGRESS, SW_NOTICE_END,
@@ -89,5 +107,22 @@ void sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int64_t stage_i
 const struct sw_config *sw_engine_config(const struct sw_engine *e);
 struct sw_store *sw_engine_store(const struct sw_engine *e);
 struct sw_outbox *sw_engine_outbox(const struct sw_engine *e);
+
+/* The kv key of the Terraform PR report of `env` in run `run_id`. */
+#define SW_TF_REPORT_KEY_FMT "tf:report:%lld:%s"
+
+/* --- pipeline/infra.c: drift checks of environments' root modules -------- */
+struct sw_infra;
+struct sw_tf;
+struct event_base;
+struct sw_pool;
+int sw_infra_new(struct sw_infra **out, struct sw_engine *e, struct event_base *base,
+		 struct sw_pool *pool, struct sw_tf *tf);
+/* Re-arm the timers after a config change. */
+void sw_infra_reconfigure(struct sw_infra *in);
+/* Stop timers and cancel running checks; sw_infra_busy says when all settled. */
+void sw_infra_stop(struct sw_infra *in);
+int sw_infra_busy(const struct sw_infra *in);
+void sw_infra_free(struct sw_infra *in);
 
 #endif

@@ -7,14 +7,17 @@
  */
 #include <ctype.h>
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "manifests/terraform.h"
 #include "pipeline/engine-int.h"
 #include "pipeline/mask.h"
 #include "pipeline/pipeline.h"
@@ -37,6 +40,15 @@ struct stage {
 	struct sw_mask mask;
 	struct sw_buf logbuf;      /* masked output not yet stored */
 	char *reason;
+	/* SW_PLAN_TF_*: the operation in flight, which module is next, and
+	 * what the modules done so far gave */
+	struct sw_tf_op *tfop;
+	size_t tf_idx;
+	int tf_failed, tf_cancelled;
+	char *tf_error;
+	struct sw_buf tf_md;       /* PR report: markdown of every module */
+	size_t tf_add, tf_change, tf_destroy;
+	json_t *tf_outputs;        /* apply: {module: outputs} */
 };
 
 struct run {
@@ -52,6 +64,7 @@ struct run {
 	char *cancel_reason;
 	char *rollback_to;         /* commit a rollback stage deploys */
 	char *rollback_note;       /* why there is no rollback, or how it went */
+	int cancelling;            /* cancel_run is cancelling stages: do not advance */
 	struct run *next;
 };
 
@@ -59,6 +72,7 @@ struct sw_engine {
 	struct sw_engine_deps d;
 	struct run *runs;          /* active runs, oldest first */
 	struct event *flush_timer;
+	struct sw_infra *infra;    /* drift checks (NULL without d.tf) */
 	int stopping;
 };
 
@@ -197,6 +211,10 @@ static void run_free(struct run *r)
 		sw_buf_release(&s->logbuf);
 		sw_plan_stage_release(&s->plan);
 		free(s->reason);
+		free(s->tf_error);
+		sw_buf_release(&s->tf_md);
+		if (s->tf_outputs)
+			json_decref(s->tf_outputs);
 	}
 	free(r->stages);
 	sw_store_run_release(&r->row);
@@ -486,6 +504,198 @@ static int maybe_rollback(struct run *r)
 	return 1;
 }
 
+/* --- Terraform stages ------------------------------------------------------ */
+
+static void tf_output(int stream, const char *p, size_t n, void *arg)
+{
+	step_output(stream, p, n, arg);
+}
+
+static void tf_next(struct run *r, struct stage *s);
+
+/* Every module done (or the stage stopped): record and report the stage. */
+static void tf_finish(struct run *r, struct stage *s)
+{
+	struct sw_engine *e = r->e;
+	int apply = s->plan.kind == SW_PLAN_TF_APPLY;
+	const char *env = s->plan.tf_env;
+
+	s->step = NULL;
+	r->running--;
+	if (apply && !s->tf_cancelled) {
+		struct sw_store_env_update u = SW_STORE_ENV_UPDATE_INIT;
+		char *st;
+		if (s->tf_failed) {
+			st = sw_asprintf("apply of %.7s failed: %s", r->row.commit_sha,
+					 s->tf_error ? s->tf_error : "error");
+		} else {
+			st = sw_asprintf("applied %.7s: %zu added, %zu changed, %zu destroyed",
+					 r->row.commit_sha, s->tf_add, s->tf_change, s->tf_destroy);
+			char *key = sw_asprintf("infra:commit:%s", env);
+			sw_store_kv_set(e->d.store, key, r->row.commit_sha);
+			free(key);
+		}
+		if (strlen(st) > 500)
+			strcpy(st + 497, "...");
+		u.infra_status = st;
+		if (sw_store_env_set(e->d.store, env, &u) < 0)
+			log_error("infra.store", "env=%s err=%s", env, sw_q(sw_error_last()));
+		log_info("infra.applied", "run=%lld env=%s ok=%d status=%s", (long long)r->row.id, env,
+			 !s->tf_failed, sw_q(st));
+		free(st);
+	}
+	if (s->tf_cancelled) {
+		if (e->stopping && r->cancel_reason && !strcmp(r->cancel_reason, "slipwayd stopped")) {
+			log_note(s, "%s", "interrupted: slipwayd stopped");
+			set_stage_status(s, SW_STATUS_INTERRUPTED, -1, "slipwayd stopped");
+		} else {
+			log_note(s, "cancelled: %s", r->cancel_reason ? r->cancel_reason : "cancelled");
+			set_stage_status(s, SW_STATUS_CANCELLED, -1, r->cancel_reason);
+		}
+	} else if (s->tf_failed) {
+		set_stage_status(s, SW_STATUS_FAILURE, -1, s->tf_error ? s->tf_error : "terraform failed");
+	} else {
+		set_stage_status(s, SW_STATUS_SUCCESS, 0, NULL);
+	}
+	flush_log(s, 1);
+	sw_engine_report_stage(e, r->row.id, s->id);
+	if (!r->cancelling)
+		advance(r);
+}
+
+static void tf_fail(struct stage *s, const char *msg)
+{
+	if (!s->tf_failed) {
+		s->tf_failed = 1;
+		s->tf_error = sw_strdup(msg && *msg ? msg : "terraform failed");
+	}
+}
+
+static void tf_done(struct sw_tf_result *res, void *arg)
+{
+	struct stage *s = arg;
+	struct run *r = s->run;
+	struct sw_engine *e = r->e;
+	const char *env = s->plan.tf_env;
+	int apply = s->plan.kind == SW_PLAN_TF_APPLY;
+
+	s->tfop = NULL;
+	if (res->status == SW_ECANCELLED) {
+		s->tf_cancelled = 1;
+	} else if (res->status < 0) {
+		log_note(s, "%s", res->error);
+		tf_fail(s, res->error);
+	}
+	if (!apply && res->status != SW_ECANCELLED) {
+		char *md = sw_tf_report_markdown(res, env, 16000);
+		char *key = sw_asprintf(SW_TF_REPORT_KEY_FMT, (long long)r->row.id, env);
+		if (s->tf_md.len)
+			sw_buf_adds(&s->tf_md, "\n");
+		sw_buf_adds(&s->tf_md, md);
+		if (sw_store_kv_set(e->d.store, key, s->tf_md.ptr) < 0)
+			log_error("tf.report", "run=%lld env=%s err=%s", (long long)r->row.id, env,
+				  sw_q(sw_error_last()));
+		free(key);
+		free(md);
+		if (res->status == 0) {
+			char line[200];
+			snprintf(line, sizeof(line), "plan of %s: %zu to add, %zu to change, %zu to destroy",
+				 res->module, res->nadd, res->nchange, res->ndestroy);
+			log_note(s, "%s", line);
+		}
+	}
+	if (apply && res->status == 0) {
+		s->tf_add += res->nadd;
+		s->tf_change += res->nchange;
+		s->tf_destroy += res->ndestroy;
+		log_note(s, res->applied ? "applied %s" : "%s: no changes to apply", res->module);
+		if (res->outputs_json) {
+			json_t *o = json_loads(res->outputs_json, 0, NULL);
+			if (!s->tf_outputs)
+				s->tf_outputs = json_object();
+			json_object_set_new(s->tf_outputs, res->module, o ? o : json_object());
+			char *key = sw_asprintf("infra:outputs:%s", env);
+			char *txt = json_dumps(s->tf_outputs, JSON_COMPACT | JSON_SORT_KEYS);
+			sw_store_kv_set(e->d.store, key, txt);
+			free(key);
+			free(txt);
+			/* outputs marked sensitive come back redacted by show; the
+			 * log is masked like every other */
+			struct sw_buf b = SW_BUF_INIT;
+			sw_buf_addf(&b, "\n[slipway] outputs of %s: ", res->module);
+			sw_buf_adds(&b, res->outputs_json);
+			sw_buf_addch(&b, '\n');
+			sw_mask_feed(&s->mask, b.ptr, b.len, &s->logbuf);
+			sw_buf_release(&b);
+		}
+	}
+	sw_tf_result_free(res);
+	s->tf_idx++;
+	if (s->tf_cancelled || r->cancelled || (apply && s->tf_failed))
+		tf_finish(r, s);
+	else
+		tf_next(r, s);
+}
+
+static void tf_next(struct run *r, struct stage *s)
+{
+	struct sw_engine *e = r->e;
+	const struct sw_cfg_env *cenv = sw_config_env(e->d.cfg, s->plan.tf_env);
+	const char *module = s->plan.tf_modules ? s->plan.tf_modules[s->tf_idx] : NULL;
+	int apply = s->plan.kind == SW_PLAN_TF_APPLY;
+	char label[128];
+
+	if (!module) {
+		tf_finish(r, s);
+		return;
+	}
+	if (!e->d.tf || !cenv || !r->workspace) {
+		const char *why = !e->d.tf ? "this server does not run terraform"
+			: !cenv ? "the environment is no longer configured" : "no checkout";
+		log_note(s, "error: %s", why);
+		tf_fail(s, why);
+		tf_finish(r, s);
+		return;
+	}
+	struct sw_tf_req q = SW_TF_REQ_INIT;
+	snprintf(label, sizeof(label), "run=%lld stage=%s", (long long)r->row.id, s->plan.name);
+	q.env = s->plan.tf_env;
+	q.checkout = r->workspace;
+	q.module = module;
+	q.infra = &cenv->infra;
+	q.label = label;
+	q.on_output = tf_output;
+	q.arg = s;
+	{
+		struct sw_buf b = SW_BUF_INIT;
+		sw_buf_addf(&b, "terraform %s of %s for %s at %.12s", apply ? "apply" : "plan", module,
+			    s->plan.tf_env, r->row.commit_sha);
+		log_note(s, "%s", b.ptr);
+		sw_buf_release(&b);
+	}
+	int rc = apply ? sw_tf_apply(e->d.tf, &q, tf_done, s, &s->tfop)
+		       : sw_tf_plan(e->d.tf, &q, tf_done, s, &s->tfop);
+	if (rc < 0) {
+		log_note(s, "error: %s", sw_error_last());
+		tf_fail(s, sw_error_last());
+		s->tf_idx++;
+		if (apply)
+			tf_finish(r, s);
+		else
+			tf_next(r, s);
+	}
+}
+
+static void start_tf(struct run *r, struct stage *s)
+{
+	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL);
+	sw_engine_report_stage(r->e, r->row.id, s->id);
+	s->step = (struct sw_runner_step *)&deploying;
+	r->running++;
+	s->tf_idx = 0;
+	tf_next(r, s);
+}
+
 static char **stage_env(struct run *r, struct stage *s, char **missing)
 {
 	const struct sw_config *c = r->e->d.cfg;
@@ -548,6 +758,10 @@ static void strv_free(char **v)
 
 static void start_stage(struct run *r, struct stage *s)
 {
+	if (s->plan.kind == SW_PLAN_TF_PLAN || s->plan.kind == SW_PLAN_TF_APPLY) {
+		start_tf(r, s);
+		return;
+	}
 	if (s->plan.kind != SW_PLAN_CONTAINER) {
 		start_deploy(r, s);
 		return;
@@ -650,14 +864,45 @@ struct prep {
 	char *data_dir, *repo_name, *url, *token, *ssh_key, *commit, *workspace;
 	struct sw_plan_ctx ctx;
 	char **secret_names;
+	/* pull request: the base branch, and the environments of the
+	 * repository with root modules (copies: a reload may free the config) */
+	char *base_branch;
+	struct prep_tf { char *name; struct sw_cfg_infra infra; } *tf;
+	size_t ntf;
+	char **apply_modules;      /* deploy: ctx.infra_modules */
+	int checked_out;
 	/* outputs */
 	int rc;
 	char *error;
 	struct sw_plan plan;
 };
 
+static char **strv_dup_n(char *const *v, size_t n)
+{
+	char **c = sw_calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		c[i] = sw_strdup(v[i]);
+	return c;
+}
+
+static void strv_plain_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
 static void prep_free(struct prep *p)
 {
+	free(p->base_branch);
+	for (size_t i = 0; i < p->ntf; i++) {
+		free(p->tf[i].name);
+		strv_plain_free(p->tf[i].infra.modules);
+		free(p->tf[i].infra.var_file);
+		strv_plain_free(p->tf[i].infra.vars);
+	}
+	free(p->tf);
+	strv_plain_free(p->apply_modules);
 	free(p->data_dir);
 	free(p->repo_name);
 	free(p->url);
@@ -679,6 +924,61 @@ static void prep_free(struct prep *p)
 	free(p);
 }
 
+/*
+ * Pull request: the paths it changes (from the merge base with the base
+ * branch's head), and for each environment with root modules the ones
+ * those paths touch: a `terraform-ENV` stage plans them. Needs the
+ * checkout, so it is made here.
+ */
+static int prep_tf_plans(struct prep *p)
+{
+	char base_head[41], mb[41];
+	char **changed = NULL;
+	size_t nchanged = 0;
+	int rc;
+	char *ref = sw_asprintf("refs/heads/%s", p->base_branch ? p->base_branch : "");
+
+	rc = sw_source_resolve(base_head, p->data_dir, p->repo_name, ref);
+	free(ref);
+	if (rc == 0 && sw_source_merge_base(mb, p->data_dir, p->repo_name, base_head, p->commit) == 0)
+		rc = sw_source_changed_paths(&changed, &nchanged, p->data_dir, p->repo_name, mb,
+					     p->commit);
+	else   /* no base to compare with: every file of the head counts */
+		rc = sw_source_changed_paths(&changed, &nchanged, p->data_dir, p->repo_name, NULL,
+					     p->commit);
+	if (rc < 0)
+		return rc;
+	if (!nchanged) {
+		sw_source_paths_free(changed);
+		return 0;
+	}
+	if ((rc = sw_source_checkout(p->data_dir, p->repo_name, p->commit, p->workspace)) < 0) {
+		sw_source_paths_free(changed);
+		return rc;
+	}
+	p->checked_out = 1;
+	for (size_t i = 0; i < p->ntf; i++) {
+		const struct sw_cfg_infra *inf = &p->tf[i].infra;
+		unsigned char *hit = sw_calloc(inf->nmodules + 1, 1);
+		const char **mods = sw_calloc(inf->nmodules + 1, sizeof(char *));
+		size_t n = 0;
+		if (sw_tf_affected(hit, p->workspace, inf, (const char *const *)changed, nchanged) > 0) {
+			for (size_t m = 0; m < inf->nmodules; m++)
+				if (hit[m])
+					mods[n++] = inf->modules[m];
+		}
+		if (n) {
+			char *name = sw_asprintf("terraform-%s", p->tf[i].name);
+			sw_plan_add_tf(&p->plan, SW_PLAN_TF_PLAN, name, p->tf[i].name, mods, n, 0);
+			free(name);
+		}
+		free(hit);
+		free(mods);
+	}
+	sw_source_paths_free(changed);
+	return 0;
+}
+
 static void prep_work(void *arg)
 {
 	struct prep *p = arg;
@@ -695,12 +995,14 @@ static void prep_work(void *arg)
 	if ((rc = sw_plan_build(&p->plan, ".slipway.yml", rc == SW_ENOTFOUND ? NULL : file.ptr,
 				file.len, &p->ctx, (const char *const *)p->secret_names)) < 0)
 		goto fail;
-	for (size_t i = 0; i < p->plan.nstages; i++) {
-		if (p->plan.stages[i].kind != SW_PLAN_CONTAINER)
+	if (p->ntf && (rc = prep_tf_plans(p)) < 0)
+		goto fail;
+	for (size_t i = 0; i < p->plan.nstages && !p->checked_out; i++) {
+		if (p->plan.stages[i].kind == SW_PLAN_DEPLOY || p->plan.stages[i].kind == SW_PLAN_ROLLBACK)
 			continue;
 		if ((rc = sw_source_checkout(p->data_dir, p->repo_name, p->commit, p->workspace)) < 0)
 			goto fail;
-		break;
+		p->checked_out = 1;
 	}
 	sw_buf_release(&file);
 	p->rc = 0;
@@ -816,10 +1118,32 @@ static void start_prepare(struct run *r)
 	p->ctx.environment = r->row.environment ? sw_strdup(r->row.environment) : NULL;
 	p->ctx.require_image = !strcmp(c->runner_backend, "docker");
 	const struct sw_cfg_env *cenv = r->row.environment ? sw_config_env(c, r->row.environment) : NULL;
-	if (cenv && cenv->kubeconfig && e->d.deploy && r->row.kind != SW_RUN_PULL_REQUEST) {
+	int infra = cenv && cenv->infra.nmodules && e->d.tf && r->row.kind != SW_RUN_PULL_REQUEST &&
+		    r->row.kind != SW_RUN_ROLLBACK;
+	if (cenv && ((cenv->kubeconfig && e->d.deploy) || infra) && r->row.kind != SW_RUN_PULL_REQUEST) {
 		p->ctx.deploy = 1;
 		p->ctx.pre_event = r->row.kind == SW_RUN_PUSH ? "push" : NULL;
 		p->ctx.no_acceptance = r->row.kind == SW_RUN_ROLLBACK;
+		if (infra) {
+			p->apply_modules = strv_dup_n(cenv->infra.modules, cenv->infra.nmodules);
+			p->ctx.infra_modules = (const char *const *)p->apply_modules;
+		}
+		p->ctx.no_deploy_stage = !(cenv->kubeconfig && e->d.deploy);
+	}
+	if (r->row.kind == SW_RUN_PULL_REQUEST && e->d.tf) {
+		p->tf = sw_calloc(c->nenvs + 1, sizeof(*p->tf));
+		for (size_t i = 0; i < c->nenvs; i++) {
+			const struct sw_cfg_env *ce = &c->envs[i];
+			if (!ce->infra.nmodules || !ce->repo || strcasecmp(ce->repo, repo->name))
+				continue;
+			struct prep_tf *t = &p->tf[p->ntf++];
+			t->name = sw_strdup(ce->name);
+			t->infra = ce->infra;
+			t->infra.modules = strv_dup_n(ce->infra.modules, ce->infra.nmodules);
+			t->infra.var_file = ce->infra.var_file ? sw_strdup(ce->infra.var_file) : NULL;
+			t->infra.vars = strv_dup_n(ce->infra.vars, ce->infra.nvars);
+		}
+		p->base_branch = sw_strdup(r->row.ref ? r->row.ref : "");
 	}
 	p->secret_names = sw_calloc(c->nsecrets + 1, sizeof(char *));
 	for (size_t i = 0; i < c->nsecrets; i++)
@@ -874,9 +1198,14 @@ static int cancel_run(struct run *r, const char *reason)
 	case PH_PREPARING:
 		break;  /* prep_done finishes it */
 	case PH_RUNNING:
-		for (size_t i = 0; i < r->nstages; i++)
+		r->cancelling = 1;
+		for (size_t i = 0; i < r->nstages; i++) {
 			if (r->stages[i].step && r->stages[i].plan.kind == SW_PLAN_CONTAINER)
 				sw_runner_cancel(r->stages[i].step);
+			else if (r->stages[i].tfop)
+				sw_tf_cancel(r->stages[i].tfop);   /* may report from inside */
+		}
+		r->cancelling = 0;
 		if (r->running == 0)
 			advance(r);
 		break;
@@ -1115,6 +1444,8 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 	e->d = *deps;
 	e->flush_timer = event_new(deps->base, -1, EV_PERSIST, on_flush_timer, e);
 	event_add(e->flush_timer, &tv);
+	if (deps->tf && sw_infra_new(&e->infra, e, deps->base, deps->pool, deps->tf) < 0)
+		log_error("infra.start", "err=%s", sw_q(sw_error_last()));
 	*out = e;
 	return 0;
 }
@@ -1122,12 +1453,16 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 void sw_engine_set_config(struct sw_engine *e, const struct sw_config *cfg)
 {
 	e->d.cfg = cfg;
+	if (e->infra)
+		sw_infra_reconfigure(e->infra);
 	schedule(e);
 }
 
 void sw_engine_stop(struct sw_engine *e)
 {
 	e->stopping = 1;
+	if (e->infra)
+		sw_infra_stop(e->infra);
 	for (struct run *r = e->runs, *next; r; r = next) {
 		next = r->next;
 		if (r->phase == PH_QUEUED) {
@@ -1142,7 +1477,7 @@ void sw_engine_stop(struct sw_engine *e)
 
 int sw_engine_busy(const struct sw_engine *e)
 {
-	return e->runs != NULL;
+	return e->runs != NULL || (e->infra && sw_infra_busy(e->infra));
 }
 
 size_t sw_engine_active(const struct sw_engine *e)
@@ -1164,6 +1499,8 @@ void sw_engine_free(struct sw_engine *e)
 	}
 	if (e->flush_timer)
 		event_free(e->flush_timer);
+	sw_infra_free(e->infra);
+	sw_tf_free(e->d.tf);   /* owned; cancels what runs without callbacks */
 	free(e);
 }
 

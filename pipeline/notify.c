@@ -15,6 +15,11 @@
 #include "storage/store.h"
 
 #define LOG_TAIL_BYTES 8192
+#define TF_STAGE_PREFIX "terraform-"
+/* room the Terraform sections may take in the PR comment */
+#define TF_COMMENT_BYTES 40000
+
+
 
 struct snapshot {
 	struct sw_store_run run;
@@ -93,6 +98,43 @@ static int snapshot_load(struct snapshot *s, struct sw_store *st, const struct s
 	return 0;
 }
 
+/* Append the Terraform plan sections of the run's terraform-ENV stages. */
+static char *with_tf_sections(char *md, struct sw_store *st, const struct snapshot *s)
+{
+	struct sw_buf b = SW_BUF_INIT;
+	size_t used = 0, mdlen = strlen(md);
+	size_t budget = mdlen + 1024 < SW_REPORT_COMMENT_MAX ? SW_REPORT_COMMENT_MAX - mdlen - 1024 : 0;
+	if (budget > TF_COMMENT_BYTES)
+		budget = TF_COMMENT_BYTES;
+	for (size_t i = 0; i < s->stages.n; i++) {
+		const char *name = s->stages.v[i].name;
+		char *v = NULL;
+		if (strncmp(name, TF_STAGE_PREFIX, strlen(TF_STAGE_PREFIX)))
+			continue;
+		char *key = sw_asprintf(SW_TF_REPORT_KEY_FMT, (long long)s->run.id,
+					name + strlen(TF_STAGE_PREFIX));
+		if (sw_store_kv_get(st, key, &v) == 0 && v) {
+			if (!b.len)
+				sw_buf_adds(&b, md);
+			size_t n = strlen(v);
+			if (used + n > budget) {
+				sw_buf_addf(&b, "\n_Terraform plan of %s left out: the comment is full._\n",
+					    name + strlen(TF_STAGE_PREFIX));
+			} else {
+				sw_buf_adds(&b, "\n");
+				sw_buf_adds(&b, v);
+				used += n;
+			}
+		}
+		free(v);
+		free(key);
+	}
+	if (!b.len)
+		return md;
+	free(md);
+	return sw_buf_detach(&b, NULL);
+}
+
 static int reporting_on(const struct sw_config *c)
 {
 	return c->github_token.value || c->slack_webhook_url.value || c->slack_bot_token.value;
@@ -112,7 +154,21 @@ void sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int64_t stage_i
 		if (s.stages.v[i].id != stage_id)
 			continue;
 		json_t *body = sw_report_commit_status(&s.rr, &s.rs[i]);
-		char *ctx = sw_asprintf("slipway/%s", s.stages.v[i].name);
+		const char *name = s.stages.v[i].name;
+		char *ctx;
+		if (!strncmp(name, TF_STAGE_PREFIX, strlen(TF_STAGE_PREFIX))) {
+			/* a Terraform plan: one status per environment, and on failure
+			 * Terraform's own message as the description */
+			ctx = sw_asprintf("slipway/terraform/%s", name + strlen(TF_STAGE_PREFIX));
+			json_object_set_new(body, "context", json_string(ctx));
+			if (s.stages.v[i].status == SW_STATUS_FAILURE && s.stages.v[i].reason) {
+				char *d = sw_report_utf8_cut(s.stages.v[i].reason, SW_REPORT_DESCRIPTION_MAX);
+				json_object_set_new(body, "description", json_string(d));
+				free(d);
+			}
+		} else {
+			ctx = sw_asprintf("slipway/%s", name);
+		}
 		if (sw_outbox_github_status(st, s.run.repo, s.run.commit_sha, ctx, body) < 0)
 			log_error("report.status", "run=%lld err=%s", (long long)run_id,
 				  sw_q(sw_error_last()));
@@ -165,6 +221,7 @@ void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 				free(md);
 				md = sw_buf_detach(&b, NULL);
 			}
+			md = with_tf_sections(md, st, &s);
 			if (sw_outbox_github_comment(st, s.run.repo, s.run.pr_number, run_id, md) < 0)
 				log_error("report.comment", "run=%lld err=%s", (long long)run_id,
 					  sw_q(sw_error_last()));

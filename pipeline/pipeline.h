@@ -43,6 +43,7 @@ struct sw_store;
 struct sw_runner;
 struct sw_outbox;
 struct sw_engine;
+struct sw_tf;
 
 #define SW_ENGINE_MAX_ATTEMPTS 3
 
@@ -88,6 +89,19 @@ struct sw_engine_deps {
 	struct sw_outbox *outbox;      /* may be NULL: nothing is reported */
 	const struct sw_config *cfg;   /* borrowed; replace with sw_engine_set_config */
 	const struct sw_deploy_ops *deploy;  /* may be NULL: runs do not deploy */
+	/*
+	 * Terraform (manifests/terraform.h); may be NULL: no infra stages and
+	 * no drift checks. OWNED by the engine once sw_engine_new returns (it
+	 * is freed by sw_engine_free, before the runner it uses). With it:
+	 *  - a pull request run gets a `terraform-ENV` stage per environment
+	 *    of its repository whose root modules the PR touches (plan; commit
+	 *    status slipway/terraform/ENV; a section of the PR comment);
+	 *  - a deploy run of an environment with root modules gets an `infra`
+	 *    stage (apply, in order) that the deploy stage depends on;
+	 *  - every infra.drift_interval each such environment's last applied
+	 *    commit is checked for drift (pipeline/infra.c).
+	 */
+	struct sw_tf *tf;
 };
 
 /* All borrowed pointers in `deps` must outlive the engine. */

@@ -25,20 +25,37 @@ static void strv_free(char **v)
 	free(v);
 }
 
-/* Append the stages `sctx` selects; each also depends on `extra` (when set). */
+static size_t find_stage(const struct sw_plan *p, const char *name)
+{
+	for (size_t i = 0; i < p->nstages; i++)
+		if (!strcmp(p->stages[i].name, name))
+			return i;
+	return (size_t)-1;
+}
+
+/*
+ * Append the stages `sctx` selects; each also depends on `extra` (when
+ * set). A stage already in the plan (selected by an earlier event of the
+ * same run: a stage without `when` runs for every event) is not added
+ * again; stages depending on it depend on the one already there.
+ */
 static int add_selected(struct sw_plan *out, const struct sw_spec *spec,
 			const struct sw_spec_ctx *sctx, const size_t *extra)
 {
 	struct sw_spec_plan *sel = NULL;
-	size_t base = out->nstages;
+	size_t *at;
 	int rc;
 
 	if ((rc = sw_spec_select(&sel, spec, sctx)) < 0)
 		return rc;
-	out->stages = sw_realloc(out->stages, (base + sel->n + 1) * sizeof(*out->stages));
+	at = sw_calloc(sel->n + 1, sizeof(size_t));
+	out->stages = sw_realloc(out->stages, (out->nstages + sel->n + 1) * sizeof(*out->stages));
 	for (size_t i = 0; i < sel->n; i++) {
 		const struct sw_spec_stage *st = sel->stages[i].stage;
-		struct sw_plan_stage *ps = &out->stages[base + i];
+		if ((at[i] = find_stage(out, st->name)) != (size_t)-1)
+			continue;
+		at[i] = out->nstages;
+		struct sw_plan_stage *ps = &out->stages[out->nstages++];
 		memset(ps, 0, sizeof(*ps));
 		ps->kind = SW_PLAN_CONTAINER;
 		ps->name = sw_strdup(st->name);
@@ -53,12 +70,12 @@ static int add_selected(struct sw_plan *out, const struct sw_spec *spec,
 		ps->timeout_ms = (long)st->timeout_s * 1000;
 		ps->deps = sw_calloc(sel->stages[i].ndeps + 2, sizeof(size_t));
 		for (size_t d = 0; d < sel->stages[i].ndeps; d++)
-			ps->deps[ps->ndeps++] = base + sel->stages[i].deps[d];
+			ps->deps[ps->ndeps++] = at[sel->stages[i].deps[d]];
 		if (extra)
 			ps->deps[ps->ndeps++] = *extra;
 		ps->exit_code = -1;
 	}
-	out->nstages = base + sel->n;
+	free(at);
 	sw_spec_plan_free(sel);
 	return 0;
 }
@@ -80,6 +97,18 @@ struct sw_plan_stage *sw_plan_add_builtin(struct sw_plan *p, enum sw_plan_kind k
 		ps->deps[ps->ndeps++] = i;
 	ps->exit_code = -1;
 	p->nstages++;
+	return ps;
+}
+
+struct sw_plan_stage *sw_plan_add_tf(struct sw_plan *p, enum sw_plan_kind kind, const char *name,
+				     const char *env, const char *const *modules, size_t n,
+				     int after_all)
+{
+	struct sw_plan_stage *ps = sw_plan_add_builtin(p, kind, name);
+	if (!after_all)
+		ps->ndeps = 0;
+	ps->tf_env = sw_strdup(env);
+	ps->tf_modules = strv_copy((char *const *)modules, n);
 	return ps;
 }
 
@@ -116,8 +145,21 @@ int sw_plan_build(struct sw_plan *out, const char *file, const char *data, size_
 		if ((rc = add_selected(out, spec, &sctx, NULL)) < 0)
 			goto done;
 	}
+	if (ctx->infra_modules && ctx->infra_modules[0]) {
+		size_t n = 0;
+		while (ctx->infra_modules[n])
+			n++;
+		sw_plan_add_tf(out, SW_PLAN_TF_APPLY, "infra", ctx->environment, ctx->infra_modules, n, 1);
+	}
 	deploy_idx = out->nstages;
-	sw_plan_add_builtin(out, SW_PLAN_DEPLOY, "deploy");
+	if (!ctx->no_deploy_stage)
+		sw_plan_add_builtin(out, SW_PLAN_DEPLOY, "deploy");
+	else if (deploy_idx > 0)
+		deploy_idx--;    /* acceptance follows the infra stage */
+	if (!out->nstages) {   /* nothing deploys: no acceptance either */
+		sw_spec_free(spec);
+		return 0;
+	}
 	if (spec && !ctx->no_acceptance) {
 		sctx.event = SW_SPEC_DEPLOY;
 		rc = add_selected(out, spec, &sctx, &deploy_idx);
@@ -137,6 +179,8 @@ void sw_plan_stage_release(struct sw_plan_stage *s)
 	strv_free(s->env);
 	strv_free(s->secrets);
 	free(s->deps);
+	free(s->tf_env);
+	strv_free(s->tf_modules);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -1,0 +1,276 @@
+#!/bin/bash
+# Terraform in the pipeline, end to end with the real terraform binary and the
+# local runner: a PR that adds a resource -> a terraform-dev stage plans it,
+# status slipway/terraform/dev success, the PR comment lists the address with
+# "1 to add"; a PR that removes one -> the destroy is called out; a merge ->
+# the `infra` stage applies (state changed, outputs recorded, infra_status)
+# before the `deploy` stage syncs the manifests into a test API server; an
+# upstream output changed out of band -> drift event, healed (heal: auto);
+# a broken module merged -> failure with Terraform's message, nothing applied,
+# the manifests not synced.
+set -u
+. "$SRC/tests/lib/common.sh"
+. "$SRC/tests/lib/recorder.sh"
+. "$SRC/tests/lib/kubeapi.sh"
+if ! command -v terraform >/dev/null 2>&1; then
+	echo "SKIP: terraform is not on PATH"
+	exit 0
+fi
+T=$TMPDIR
+SHARED=$(shared_dir)
+FIX=$SHARED/fixtures/github
+export WEBHOOK_SECRET=tf-secret GH_TOKEN=ghp_tf_token SLACK_URL=placeholder
+export TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	sw_kubeapi_stop "$T/dev"
+	sw_recorder_stop "$T/rec"
+}
+trap cleanup EXIT
+sw_recorder_start "$T/rec" --token "$GH_TOKEN" || fail "recorder"
+export SLACK_URL=$SW_RECORDER_URL/slack/webhook
+sw_kubeapi_start "$T/dev" || fail "dev cluster"
+kdev() { kubectl --kubeconfig "$T/dev/kubeconfig" "$@"; }
+
+# state lives outside the repository; an "upstream" state whose output the
+# dev root module reads through terraform_remote_state
+mkdir -p "$T/state" "$T/upstream"
+cat > "$T/upstream/main.tf" <<TF
+terraform {
+  backend "local" { path = "$T/state/upstream.tfstate" }
+}
+variable "version_out" { type = string }
+output "version" { value = var.version_out }
+TF
+up() { (cd "$T/upstream" && terraform init -input=false -no-color >/dev/null 2>&1 && terraform apply -input=false -no-color -auto-approve -var "version_out=$1" >/dev/null 2>&1) || fail "upstream apply $1"; }
+up v1
+
+git init -q --bare "$T/origin.git"
+git clone -q "$T/origin.git" "$T/work" 2>/dev/null
+cd "$T/work"
+git config user.email dev@example.com; git config user.name Dev
+git checkout -q -b dev
+mkdir -p infra/modules/app infra/environment/dev deploy
+cat > infra/modules/app/main.tf <<'TF'
+variable "name" {
+  type = string
+}
+
+resource "terraform_data" "app" {
+  input = var.name
+}
+
+output "id" {
+  value = terraform_data.app.id
+}
+TF
+cat > infra/environment/dev/main.tf <<TF
+terraform {
+  backend "local" {
+    path = "$T/state/dev.tfstate"
+  }
+}
+
+data "terraform_remote_state" "up" {
+  backend = "local"
+  config = {
+    path = "$T/state/upstream.tfstate"
+  }
+}
+
+module "app" {
+  source = "../../modules/app"
+  name   = "dev"
+}
+
+resource "terraform_data" "web" {
+  input = data.terraform_remote_state.up.outputs.version
+}
+
+output "app_id" {
+  value = module.app.id
+}
+
+output "upstream_version" {
+  value = data.terraform_remote_state.up.outputs.version
+}
+TF
+cat > deploy/config.yaml <<'YML'
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-config
+data:
+  release: "one"
+YML
+git add -A && git commit -qm "infra and manifests" && git push -q origin dev
+C1=$(git rev-parse HEAD)
+cd "$T"
+
+port=$(free_port)
+URL=http://127.0.0.1:$port
+cat > "$T/slipway.yaml" <<YAML
+server: {listen: 127.0.0.1:$port, public_url: $URL, data_dir: data}
+github:
+  api_url: $SW_RECORDER_URL
+  webhook_secret: {secret_env: WEBHOOK_SECRET}
+  token: {secret_env: GH_TOKEN}
+slack: {webhook_url: {secret_env: SLACK_URL}}
+runner: {backend: local}
+repositories:
+  - {name: acme/infra, url: "file://$T/origin.git"}
+environments:
+  - name: dev
+    branch: dev
+    cluster: {kubeconfig: $T/dev/kubeconfig, namespace: default}
+    manifests: [deploy]
+    infra:
+      modules: [infra/environment/dev]
+      heal: auto
+      drift_interval: 2s
+      timeout: 2m
+YAML
+"$BUILD/slipwayd" -c "$T/slipway.yaml" 2>> "$T/daemon.log" &
+pid=$!
+wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
+
+q() { sqlite3 -cmd '.timeout 5000' "$T/data/slipway.db" "$1"; }
+deliver() {
+	local sig
+	sig=$(openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" "$2" | sed 's/^.*= //')
+	curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $3" \
+		-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/json' \
+		--data-binary "@$2" "$URL/hooks/github"
+}
+push() {   # push BRANCH SHA GUID
+	jq --arg ref "refs/heads/$1" --arg sha "$2" '.ref=$ref | .after=$sha | .head_commit.id=$sha
+		| .repository.full_name="acme/infra" | .deleted=false' "$FIX/push-branch.json" > "$T/push.json"
+	[ "$(deliver push "$T/push.json" "$3")" = 202 ] || fail "push $3 answered $(cat "$T/resp")"
+}
+pr() {   # pr NUMBER SHA BRANCH GUID
+	jq --argjson n "$1" --arg sha "$2" --arg br "$3" '.action="opened" | .number=$n
+		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref=$br
+		| .pull_request.base.ref="dev" | .pull_request.draft=false | .pull_request.title="Change \($n)"
+		| .repository.full_name="acme/infra" | .pull_request.head.repo.full_name="acme/infra"' \
+		"$FIX/pull_request-opened.json" > "$T/pr.json"
+	[ "$(deliver pull_request "$T/pr.json" "$4")" = 202 ] || fail "PR $4 answered $(cat "$T/resp")"
+}
+run_of() { q "select run_id from deliveries where guid='$1'"; }
+wait_final() {
+	local i s
+	for i in $(seq 1 $(( ${2:-90} * 10 ))); do
+		s=$(q "select status from runs where id=$1")
+		case "$s" in queued|running|"") sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
+	done
+	echo "timeout:$s"
+}
+stages() { q "select group_concat(s, ',') from (select name||':'||status as s from stages where run_id=$1 order by id)"; }
+stage_log() { q "select group_concat(data,'') from log_chunks where stage_id=(select id from stages where run_id=$1 and name='$2')"; }
+branch_commit() {   # branch_commit NEWBRANCH MSG: commit what is changed in $T/work to a new branch off dev
+	(cd "$T/work" && git checkout -q dev && git checkout -q -b "$1" && git add -A && git commit -qm "$2" && git push -q origin "$1") || fail "commit $1"
+	git -C "$T/work" rev-parse HEAD
+}
+state_md5() { md5sum "$T/state/dev.tfstate" | cut -d' ' -f1; }
+comment_has() {   # comment_has RUN PY_COND (over b, the comment body without '*')
+	sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$1' in str(r['body']) and (lambda b: $2)(str(r['body']).replace('*',''))"
+}
+
+# 1. merge to dev: infra applied first, then the manifests synced
+push dev "$C1" m1
+wait_until 'test -n "$(run_of m1)"'; R1=$(run_of m1)
+st=$(wait_final "$R1")
+[ "$st" = success ] || { tail -40 "$T/daemon.log"; fail "run $R1: $st $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$R1")"; }
+[ "$(stages "$R1")" = "infra:success,deploy:success" ] || fail "stages of $R1: $(stages "$R1")"
+[ "$(q "select (select finished_at from stages where run_id=$R1 and name='infra') <= (select started_at from stages where run_id=$R1 and name='deploy')")" = 1 ] || fail "deploy started before infra finished"
+grep -q '"terraform_data"' "$T/state/dev.tfstate" || fail "no state written"
+kdev get configmap app-config -o jsonpath='{.data.release}' | grep -qx one || fail "manifests not synced"
+q "select infra_status from environments where name='dev'" | grep -q "^applied ${C1:0:7}: 2 added, 0 changed, 0 destroyed" || fail "infra_status: $(q "select infra_status from environments where name='dev'")"
+q "select value from kv where key='infra:outputs:dev'" | grep -q '"upstream_version"' || fail "outputs not recorded: $(q "select key, value from kv")"
+stage_log "$R1" infra | grep -q '\$ terraform apply' || fail "apply output not in the log"
+ok "merge: infra applied (2 added, outputs recorded), then the manifests synced"
+
+# 2. a PR adding a resource: plan, status success, comment lists it with 1 to add
+cat > "$T/work/infra/environment/dev/extra.tf" <<'TF'
+resource "terraform_data" "extra" {
+  input = "added by a pull request"
+}
+TF
+P1=$(branch_commit feat-add "add a resource")
+before=$(state_md5)
+pr 11 "$P1" feat-add p1
+wait_until 'test -n "$(run_of p1)"'; RP1=$(run_of p1)
+[ "$(wait_final "$RP1")" = success ] || fail "PR run $RP1: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RP1")"
+[ "$(stages "$RP1")" = "terraform-dev:success" ] || fail "PR stages: $(stages "$RP1")"
+for i in $(seq 1 100); do [ "$(comment_has "$RP1" "'terraform_data.extra' in b and '1 to add' in b")" -ge 1 ] && break; sleep 0.1; done
+[ "$(comment_has "$RP1" "'terraform_data.extra' in b and '1 to add' in b")" -ge 1 ] || fail "the PR comment lacks the plan: $(tail -c 3000 "$T/rec/requests.jsonl")"
+[ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='success' and r['path'].endswith('$P1')")" -ge 1 ] || fail "no slipway/terraform/dev success status"
+[ "$(state_md5)" = "$before" ] || fail "a PR plan changed the state"
+[ -z "$(ls -A "$T/data/terraform/plans")" ] || fail "plan files left behind"
+ok "PR adding a resource: planned, status success, comment lists terraform_data.extra with 1 to add"
+
+# 3. a PR removing one: the destroy is called out
+(cd "$T/work" && git checkout -q dev) || fail "checkout dev"
+python3 - "$T/work/infra/environment/dev/main.tf" <<'PY'
+import re, sys
+p = sys.argv[1]; s = open(p).read()
+s = re.sub(r'resource "terraform_data" "web" \{.*?\n\}\n', '', s, flags=re.S)
+open(p, "w").write(s)
+PY
+P2=$(branch_commit feat-remove "remove web")
+pr 12 "$P2" feat-remove p2
+wait_until 'test -n "$(run_of p2)"'; RP2=$(run_of p2)
+[ "$(wait_final "$RP2")" = success ] || fail "PR run $RP2: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RP2")"
+for i in $(seq 1 100); do [ "$(comment_has "$RP2" "'1 to destroy' in b and 'destructive' in b and 'terraform_data.web' in b")" -ge 1 ] && break; sleep 0.1; done
+[ "$(comment_has "$RP2" "'1 to destroy' in b and 'destructive' in b and 'terraform_data.web' in b")" -ge 1 ] || fail "the destroy is not called out"
+ok "PR removing a resource: the destroy of terraform_data.web is called out"
+
+# 4. merge of the first PR (with a manifest change): applied, state changed, then synced
+(cd "$T/work" && git checkout -q dev && git merge -q --ff-only feat-add && sed -i 's/"one"/"two"/' deploy/config.yaml \
+	&& git commit -qam "release two" && git push -q origin dev) || fail "merge"
+C2=$(git -C "$T/work" rev-parse HEAD)
+before=$(state_md5)
+push dev "$C2" m2
+wait_until 'test -n "$(run_of m2)"'; R2=$(run_of m2)
+[ "$(wait_final "$R2")" = success ] || fail "run $R2: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$R2")"
+[ "$(state_md5)" != "$before" ] || fail "state not changed"
+grep -q '"extra"' "$T/state/dev.tfstate" || fail "terraform_data.extra not in the state"
+kdev get configmap app-config -o jsonpath='{.data.release}' | grep -qx two || fail "manifests not synced after the apply"
+q "select infra_status from environments where name='dev'" | grep -q "^applied ${C2:0:7}: 1 added" || fail "infra_status: $(q "select infra_status from environments where name='dev'")"
+ok "merge: terraform_data.extra applied, state changed, then the manifests synced"
+
+# 5. drift: the upstream output changed out of band -> drift event, healed
+up v2
+wait_until 'test "$(q "select count(*) from drift_events where environment='\''dev'\'' and api_version='\''terraform'\'' and action='\''healed'\''")" -ge 1' \
+	|| { tail -20 "$T/daemon.log"; fail "no healed terraform drift event: $(q "select * from drift_events")"; }
+q "select kind||' '||name from drift_events where api_version='terraform'" | grep -qx "output upstream_version" || fail "drift events: $(q "select kind, name from drift_events")"
+wait_until 'grep -q "\"v2\"" "$T/state/dev.tfstate"' || fail "not healed: the state does not hold v2"
+for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'upstream_version' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+[ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'upstream_version' in str(r['body'])")" -ge 1 ] || fail "no Slack drift message"
+ok "drift: upstream output changed out of band -> drift event, Slack told, healed by an apply"
+
+# 6. a broken module merged: failure with Terraform's message, nothing applied, not synced
+cat > "$T/work/infra/environment/dev/broken.tf" <<'TF'
+resource "terraform_data" "bad" {
+  input = terraform_data.nowhere.id
+}
+TF
+(cd "$T/work" && sed -i 's/"two"/"three"/' deploy/config.yaml && git add -A && git commit -qm broken && git push -q origin dev) || fail "commit broken"
+C3=$(git -C "$T/work" rev-parse HEAD)
+sleep 3   # let a drift check finish
+before=$(state_md5)
+push dev "$C3" m3
+wait_until 'test -n "$(run_of m3)"'; R3=$(run_of m3)
+[ "$(wait_final "$R3")" = failure ] || fail "run $R3 should fail: $(stages "$R3")"
+[ "$(stages "$R3")" = "infra:failure,deploy:skipped" ] || fail "stages of $R3: $(stages "$R3")"
+q "select reason from stages where run_id=$R3 and name='infra'" | grep -q "Reference to undeclared resource" || fail "reason: $(q "select reason from stages where run_id=$R3")"
+q "select infra_status from environments where name='dev'" | grep -q "^apply of ${C3:0:7} failed" || fail "infra_status: $(q "select infra_status from environments where name='dev'")"
+[ "$(state_md5)" = "$before" ] || fail "the broken merge changed the state"
+kdev get configmap app-config -o jsonpath='{.data.release}' | grep -qx two || fail "manifests synced although the apply failed"
+ok "broken module: infra failed with Terraform's message, nothing applied, deploy skipped"
+
+kill -TERM "$pid"; wait_gone "$pid" 30 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
+[ $rc = 0 ] || fail "exit $rc"
+sw_recorder_invalid "$T/rec" || fail "invalid reports"
+ok "clean stop"
