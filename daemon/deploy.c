@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "daemon/metrics.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/pool.h"
@@ -106,6 +107,8 @@ static void sync_done(const struct sw_sync_result *r, void *arg)
 	}
 	log_info("deploy.done", "env=%s commit=%.12s trigger=%s ok=%d msg=%s", c->env, c->commit,
 		 c->trigger, ok, sw_q(msg.ptr));
+	if (!r->superseded)
+		sw_metrics_sync_finished(c->env, c->trigger, ok ? "success" : "failure", r->duration_ms);
 	c->done(c->ctx, ok, msg.ptr);
 	sw_buf_release(&line);
 	sw_buf_release(&msg);
@@ -201,6 +204,7 @@ static void on_drift(const struct sw_drift_note *n, void *arg)
 		 e->name, n->ref.kind, n->ref.namespace ? n->ref.namespace : "", n->ref.name,
 		 sw_store_drift_action_str(n->action), sw_q(n->manager ? n->manager : ""),
 		 n->fighting);
+	sw_metrics_drift(e->name, sw_store_drift_action_str(n->action));
 	if (!d->outbox || !(c->slack_webhook_url.value || c->slack_bot_token.value))
 		return;
 	struct sw_report_run rr = {

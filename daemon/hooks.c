@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
+#include "daemon/metrics.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "pipeline/pipeline.h"
@@ -80,6 +81,7 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 		if (p->duplicate) {
 			log_info("webhook.duplicate", "delivery=%lld guid=%s event=%s", (long long)p->id,
 				 sw_q(p->guid), sw_q(p->event));
+			sw_metrics_delivery(p->event, "duplicate");
 			reply(p, 200, "duplicate");
 		} else {
 			log_info("webhook.accepted", "delivery=%lld guid=%s event=%s", (long long)p->id,
@@ -150,6 +152,7 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
 		log_warn("webhook.rejected", "guid=%s reason=%s", sw_q(guid ? guid : ""),
 			 sw_q(sw_error_last()));
 		sw_reply_error(req, 401, "%s", sw_error_last());
+		sw_metrics_delivery(event ? event : "unknown", "rejected");
 		return;
 	}
 	if (!event || !*event) {
