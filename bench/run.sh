@@ -25,7 +25,7 @@ lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b +
 
 echo
 echo "summary"
-printf '  %-32s %12s %10s %10s %12s %10s\n' "ingest (wrk -t2 -c16 -d10s)" "deliveries/s" "p50 ms" "p99 ms" "x peer rps" "x peer p99"
+printf '  %-32s %12s %10s %10s %12s %10s\n' "ingest (median of rounds)" "deliveries/s" "p50 ms" "p99 ms" "x peer rps" "x peer p99"
 for n in peer slipway slipway-full; do
 	[ -n "$(v "ingest.$n.rps")" ] || continue
 	label=$n
