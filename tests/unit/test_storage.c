@@ -159,32 +159,40 @@ static void test_migrations_and_newer_refused(void **state)
 	char *data = path_in(f, "data");
 	char *db = sw_asprintf("%s/slipway.db", data);
 	struct sw_store *st = NULL;
-	/* Version 1 is already applied, so its text is never run here. */
-	static const char *const two[] = { "SELECT nothing_here", "CREATE TABLE extra (x);" };
+	/* The built-in versions are already applied, so their text is never
+	 * run here; one more migration follows them. */
+	enum { N = SW_STORE_SCHEMA_VERSION };
+	char *want;
+	const char *more[N + 1];
+	for (int i = 0; i < N; i++)
+		more[i] = "SELECT nothing_here";
+	more[N] = "CREATE TABLE extra (x);";
 
 	assert_int_equal(sw_store_open(&st, data), 0);
 	sw_store_close(st);
 
-	sw__store_set_migrations(two, 2);
+	sw__store_set_migrations(more, N + 1);
 	assert_int_equal(sw_store_open(&st, data), 0);
 	sw_store_close(st);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), N + 1);
 	/* Again: CREATE TABLE extra would fail if it ran twice. */
 	assert_int_equal(sw_store_open(&st, data), 0);
 	sw_store_close(st);
 
-	/* This build knows one migration; the file is at two. */
+	/* This build knows N migrations; the file is at N + 1. */
 	sw__store_set_migrations(NULL, 0);
 	assert_int_equal(sw_store_open(&st, data), SW_EINVALID);
 	assert_null(st);
-	char *want = sw_asprintf("database %s has schema version 2, newer than this slipwayd "
-				 "(1): upgrade slipwayd or use another data directory", db);
+	want = sw_asprintf("database %s has schema version %d, newer than this slipwayd "
+				 "(%d): upgrade slipwayd or use another data directory", db, N + 1, N);
 	assert_string_equal(sw_error_last(), want);
 	free(want);
 
 	raw_exec(db, "PRAGMA user_version = 7");
 	assert_int_equal(sw_store_open(&st, data), SW_EINVALID);
-	assert_non_null(strstr(sw_error_last(), "has schema version 7, newer than this slipwayd (1)"));
+	want = sw_asprintf("has schema version 7, newer than this slipwayd (%d)", N);
+	assert_non_null(strstr(sw_error_last(), want));
+	free(want);
 	assert_int_equal(raw_int(db, "PRAGMA user_version"), 7);
 	free(db);
 	free(data);
