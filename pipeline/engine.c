@@ -1130,7 +1130,9 @@ static void start_prepare(struct run *r)
 		}
 		p->ctx.no_deploy_stage = !(cenv->kubeconfig && e->d.deploy);
 	}
-	if (r->row.kind == SW_RUN_PULL_REQUEST && e->d.tf) {
+	/* no Terraform for a fork's code: a plan can run code (external data
+	 * sources, provisioners of modules) next to the state and credentials */
+	if (r->row.kind == SW_RUN_PULL_REQUEST && e->d.tf && !r->row.from_fork) {
 		p->tf = sw_calloc(c->nenvs + 1, sizeof(*p->tf));
 		for (size_t i = 0; i < c->nenvs; i++) {
 			const struct sw_cfg_env *ce = &c->envs[i];

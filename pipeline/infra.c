@@ -300,8 +300,13 @@ static void checkout_work(void *arg)
 	mkdir(root, 0700);
 	free(root);
 	sw_workspace_remove(j->dir);
-	if ((j->rc = sw_source_fetch(&src, j->data_dir, j->commit)) == 0)
-		j->rc = sw_source_checkout(j->data_dir, j->repo, j->commit, j->dir);
+	/* the applied commit came from the mirror: fetch only when it is gone */
+	j->rc = sw_source_checkout(j->data_dir, j->repo, j->commit, j->dir);
+	if (j->rc == SW_ENOTFOUND) {
+		sw_workspace_remove(j->dir);
+		if ((j->rc = sw_source_fetch(&src, j->data_dir, j->commit)) == 0)
+			j->rc = sw_source_checkout(j->data_dir, j->repo, j->commit, j->dir);
+	}
 	if (j->rc < 0)
 		j->error = sw_strdup(sw_error_last());
 }
