@@ -118,7 +118,9 @@ struct sw_syncer {
 	void *on_desired_arg;
 
 	struct run *running;
-	struct qreq *queued;           /* at most one waiting request */
+	/* At most one waiting request of each kind: a dry run (a diff) never
+	 * replaces a real sync, nor the reverse. */
+	struct qreq *queued, *queued_dry;
 	struct qreq *superseded;       /* to be told, from the kick event */
 	struct event *kick;
 
@@ -343,7 +345,7 @@ struct sw_kube *sw_syncer_kube(struct sw_syncer *s)
 int sw_syncer_busy(const struct sw_syncer *s, size_t *queued)
 {
 	if (queued)
-		*queued = s->queued ? 1 : 0;
+		*queued = (s->queued ? 1 : 0) + (s->queued_dry ? 1 : 0);
 	return s->running != NULL;
 }
 
@@ -390,6 +392,7 @@ void sw_syncer_free(struct sw_syncer *s)
 	}
 	sw_kube_free(s->kube);
 	qreq_free(s->queued);
+	qreq_free(s->queued_dry);
 	while (s->superseded) {
 		struct qreq *q = s->superseded;
 		s->superseded = q->next;
@@ -421,15 +424,16 @@ int sw_sync_start(struct sw_syncer *s, const struct sw_sync_req *req, sw_sync_do
 	q->dry_run = req->dry_run;
 	q->cb = cb;
 	q->arg = arg;
-	if (s->queued) {
+	struct qreq **slot = q->dry_run ? &s->queued_dry : &s->queued;
+	if (*slot) {
 		struct qreq **p = &s->superseded;
 		while (*p)
 			p = &(*p)->next;
-		*p = s->queued;
+		*p = *slot;
 		log_info("sync_superseded", "env=%s commit=%s by=%s", s->cfg.name,
-			 s->queued->commit, q->commit);
+			 (*slot)->commit, q->commit);
 	}
-	s->queued = q;
+	*slot = q;
 	kick(s);
 	return 0;
 }
@@ -1508,9 +1512,10 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 			q->cb(&res, q->arg);
 		qreq_free(q);
 	}
-	if (!s->running && s->queued) {
-		struct qreq *q = s->queued;
-		s->queued = NULL;
+	if (!s->running && (s->queued || s->queued_dry)) {
+		struct qreq **slot = s->queued ? &s->queued : &s->queued_dry;
+		struct qreq *q = *slot;
+		*slot = NULL;
 		run_begin(s, q);
 	}
 }

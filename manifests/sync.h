@@ -20,8 +20,9 @@
  *
  * One sync (the steps below) runs at a time per syncer. A request made
  * while one runs waits; a newer waiting request replaces an older waiting
- * one, whose callback is then called with `superseded` set (a running sync
- * is never interrupted).
+ * one of the same kind (real sync or dry run: a diff never replaces a
+ * sync), whose callback is then called with `superseded` set (a running
+ * sync is never interrupted). Waiting real syncs run before waiting dry runs.
  *
  * Steps of a sync:
  *  1. On a pool worker: opts.checkout() of the commit from the mirror (the

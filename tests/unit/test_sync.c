@@ -764,7 +764,7 @@ static void test_superseded(void **state)
 {
 	struct fx *f = *state;
 	char a[41], b[41], c[41];
-	struct outcome o1, o2, o3;
+	struct outcome o1, o2, o3, o4;
 	struct sw_sync_req rq = SW_SYNC_REQ_INIT;
 	size_t queued;
 
@@ -775,6 +775,7 @@ static void test_superseded(void **state)
 	memset(&o1, 0, sizeof(o1));
 	memset(&o2, 0, sizeof(o2));
 	memset(&o3, 0, sizeof(o3));
+	memset(&o4, 0, sizeof(o4));
 	rq.repo = REPO;
 	rq.commit = a;
 	assert_int_equal(sw_sync_start(f->sync, &rq, on_done, &o1), 0);
@@ -784,7 +785,13 @@ static void test_superseded(void **state)
 	assert_int_equal(sw_sync_start(f->sync, &rq, on_done, &o2), 0);
 	rq.commit = c;
 	assert_int_equal(sw_sync_start(f->sync, &rq, on_done, &o3), 0);
-	run_until(f, &o3.done, 1, 30000);
+	/* a diff queued now replaces no sync, and runs after the waiting one */
+	rq.dry_run = 1;
+	assert_int_equal(sw_sync_start(f->sync, &rq, on_done, &o4), 0);
+	run_until(f, &o4.done, 1, 30000);
+	assert_int_equal(o4.superseded, 0);
+	assert_int_equal(o4.status, SW_SYNC_SUCCESS);
+	assert_int_equal(o4.counts[SW_OBJ_UNCHANGED], 4);   /* c is applied already */
 	assert_int_equal(o1.done, 1);
 	assert_int_equal(o1.status, SW_SYNC_SUCCESS);
 	assert_int_equal(o2.done, 1);
@@ -795,6 +802,7 @@ static void test_superseded(void **state)
 	outcome_release(&o1);
 	outcome_release(&o2);
 	outcome_release(&o3);
+	outcome_release(&o4);
 	assert_int_equal(sw_syncer_busy(f->sync, &queued), 0);
 	assert_int_equal(queued, 0);
 }
