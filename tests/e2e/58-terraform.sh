@@ -6,8 +6,8 @@
 # the `infra` stage applies (state changed, outputs recorded, infra_status)
 # before the `deploy` stage syncs the manifests into a test API server; an
 # upstream output changed out of band -> drift event, healed (heal: auto);
-# a broken module merged -> failure with Terraform's message, nothing applied,
-# the manifests not synced.
+# a broken module -> the PR's status fails with Terraform's message; merged ->
+# the infra stage fails with it, nothing applied, the manifests not synced.
 set -u
 . "$SRC/tests/lib/common.sh"
 . "$SRC/tests/lib/recorder.sh"
@@ -207,6 +207,8 @@ for i in $(seq 1 100); do [ "$(comment_has "$RP1" "'terraform_data.extra' in b a
 [ "$(comment_has "$RP1" "'terraform_data.extra' in b and '1 to add' in b")" -ge 1 ] || fail "the PR comment lacks the plan: $(tail -c 3000 "$T/rec/requests.jsonl")"
 [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='success' and r['path'].endswith('$P1')")" -ge 1 ] || fail "no slipway/terraform/dev success status"
 [ "$(state_md5)" = "$before" ] || fail "a PR plan changed the state"
+stage_log "$RP1" terraform-dev | grep -q '\$ terraform plan' || fail "plan output not in the stage log"
+stage_log "$RP1" terraform-dev | grep -q 'terraform_data.extra will be created' || fail "plan text not in the stage log"
 [ -z "$(ls -A "$T/data/terraform/plans")" ] || fail "plan files left behind"
 ok "PR adding a resource: planned, status success, comment lists terraform_data.extra with 1 to add"
 
@@ -256,8 +258,14 @@ resource "terraform_data" "bad" {
   input = terraform_data.nowhere.id
 }
 TF
-(cd "$T/work" && sed -i 's/"two"/"three"/' deploy/config.yaml && git add -A && git commit -qm broken && git push -q origin dev) || fail "commit broken"
-C3=$(git -C "$T/work" rev-parse HEAD)
+sed -i 's/"two"/"three"/' "$T/work/deploy/config.yaml"
+C3=$(branch_commit feat-broken "broken module")
+pr 13 "$C3" feat-broken p3
+wait_until 'test -n "$(run_of p3)"'; RP3=$(run_of p3)
+[ "$(wait_final "$RP3")" = failure ] || fail "PR run $RP3 should fail: $(stages "$RP3")"
+for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='failure' and 'Reference to undeclared resource' in r['body']['description']")" -ge 1 ] && break; sleep 0.1; done
+[ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='failure' and 'Reference to undeclared resource' in r['body']['description']")" -ge 1 ] || fail "no failure status with terraform's message"
+(cd "$T/work" && git checkout -q dev && git merge -q --ff-only feat-broken && git push -q origin dev) || fail "merge broken"
 sleep 3   # let a drift check finish
 before=$(state_md5)
 push dev "$C3" m3
@@ -268,7 +276,7 @@ q "select reason from stages where run_id=$R3 and name='infra'" | grep -q "Refer
 q "select infra_status from environments where name='dev'" | grep -q "^apply of ${C3:0:7} failed" || fail "infra_status: $(q "select infra_status from environments where name='dev'")"
 [ "$(state_md5)" = "$before" ] || fail "the broken merge changed the state"
 kdev get configmap app-config -o jsonpath='{.data.release}' | grep -qx two || fail "manifests synced although the apply failed"
-ok "broken module: infra failed with Terraform's message, nothing applied, deploy skipped"
+ok "broken module: PR status failure and merge failure with Terraform's message, nothing applied, deploy skipped"
 
 kill -TERM "$pid"; wait_gone "$pid" 30 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc"
