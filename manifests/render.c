@@ -819,7 +819,8 @@ static void render_path(struct render *r, const char *path)
 	} else {
 		add_errorf(r, "%s: not a file or a directory", rel);
 	}
-	qsort(ents.v, ents.n, sizeof(*ents.v), cmp_entry);
+	if (ents.n)   /* qsort(NULL, 0, ...) is undefined */
+		qsort(ents.v, ents.n, sizeof(*ents.v), cmp_entry);
 	for (size_t i = 0; i < ents.n && !r->stop; i++) {
 		switch (ents.v[i].type) {
 		case ENT_FILE: render_file(r, ents.v[i].rel); break;
