@@ -5,6 +5,8 @@
 set -u
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export SRC BUILD=${BUILD:-$SRC/build}
+# sanitizer builds (make check): known leaks of system libraries only
+export LSAN_OPTIONS="suppressions=$SRC/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 pass=0 fail=0 failed=""
 scripts=${E2E:-$(ls "$SRC"/tests/e2e/*.sh 2>/dev/null)}
 for s in $scripts; do
