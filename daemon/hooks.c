@@ -68,7 +68,8 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 	h->tail = &h->head;
 	if (h->in_txn) {
 		h->in_txn = 0;
-		if (sw_store_commit(d->store) < 0) {
+		/* the engine may have opened (and committed) the transaction */
+		if (sw_store_in_transaction(d->store) && sw_store_commit(d->store) < 0) {
 			log_error("webhook.commit_failed", "err=%s", sw_q(sw_error_last()));
 			ok = 0;
 		}
@@ -94,7 +95,7 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 		struct pending *p = list;
 		list = p->next;
 		if (ok && !p->duplicate && d->engine)
-			sw_engine_delivery(d->engine, p->id, p->event, p->payload.ptr, p->payload.len);
+			sw_engine_delivery_async(d->engine, p->id, p->event, &p->payload);
 		pending_free(p);
 	}
 }
@@ -175,19 +176,14 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
 		return;
 	}
 
-	/* action and repository, for the record (the engine parses it fully) */
-	json_t *j = json_loadb(p->payload.ptr, p->payload.len, JSON_DECODE_ANY, NULL);
-	const char *action = json_string_value(json_object_get(j, "action"));
-	const char *repo = json_string_value(json_object_get(json_object_get(j, "repository"),
-							     "full_name"));
+	/* the payload is parsed after the answer, on a worker: action and
+	 * repository are filled in then */
 	char *headers = headers_json(req);
 	struct sw_store_delivery_in din = {
-		.guid = guid, .event = event, .action = action, .repo = repo, .headers = headers,
-		.body = body, .body_len = len,
+		.guid = guid, .event = event, .headers = headers, .body = body, .body_len = len,
 	};
 	if (!h->in_txn) {
-		if (sw_store_begin(d->store) < 0) {
-			json_decref(j);
+		if (!sw_store_in_transaction(d->store) && sw_store_begin(d->store) < 0) {
 			free(headers);
 			sw_reply_error(req, 503, "could not record the delivery: %s", sw_error_last());
 			pending_free(p);
@@ -197,7 +193,6 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
 		event_active(h->flush_ev, EV_TIMEOUT, 0);
 	}
 	rc = sw_store_delivery_insert(d->store, &p->id, &din);
-	json_decref(j);
 	free(headers);
 	if (rc == SW_EEXISTS) {
 		p->duplicate = 1;

@@ -288,6 +288,7 @@ int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
 	apply_log_level(d->cfg);
 
 	evthread_use_pthreads();
+	json_object_seed(0);   /* before worker threads parse JSON */
 	sw_log_route_libevent();
 	d->base = event_base_new();
 	if (!d->base) {
@@ -348,13 +349,15 @@ void sw_daemon_free(struct sw_daemon *d)
 	if (d->sig_hup)
 		event_free(d->sig_hup);
 	sw_hooks_free(d->hooks);     /* commits and answers what is pending */
+	/* let blocking jobs finish while what their callbacks use still exists */
+	sw_pool_free(d->pool);
+	d->pool = NULL;
 	sw_deployer_free(d->deployer); /* abandons syncs without callbacks */
 	sw_engine_free(d->engine);
 	sw_outbox_free(d->outbox);   /* unsent rows stay pending in storage */
 	sw_runner_free(d->runner);
 	sw_http_free(d->client);   /* cancels outbound requests still in flight */
 	sw_proc_mgr_free(d->procs);
-	sw_pool_free(d->pool);     /* lets blocking jobs finish */
 	if (d->http)
 		evhttp_free(d->http);
 	if (d->ssl)

@@ -73,6 +73,7 @@ struct sw_engine {
 	struct run *runs;          /* active runs, oldest first */
 	struct event *flush_timer;
 	struct sw_infra *infra;    /* drift checks (NULL without d.tf) */
+	struct event *commit_ev;   /* commits a batch of delivery outcomes */
 	int stopping;
 };
 
@@ -1251,28 +1252,35 @@ static int queue_run(struct sw_engine *e, int64_t id)
 	return 0;
 }
 
-void sw_engine_delivery(struct sw_engine *e, int64_t id, const char *event, const char *payload,
-			size_t len)
+/*
+ * Map a parsed delivery (parse_rc < 0: it did not parse, `parse_err` says
+ * why) and record the outcome, with the action and repository the payload
+ * names. Creates and queues the run it asks for.
+ */
+static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
+			 struct sw_gh_event *evp, int parse_rc, const char *parse_err)
 {
-	struct sw_gh_event ev = SW_GH_EVENT_INIT;
+	struct sw_gh_event ev = *evp;
 	struct sw_webhook_decision dec = SW_WEBHOOK_DECISION_INIT;
 	struct sw_store *st = e->d.store;
 	int64_t run_id = 0;
 
-	if (sw_webhook_parse(&ev, event, payload, len) < 0) {
-		log_warn("delivery.failed", "delivery=%lld err=%s", (long long)id, sw_q(sw_error_last()));
-		sw_store_delivery_set_outcome(st, id, SW_DELIVERY_FAILED, sw_error_last(), 0);
+	*evp = (struct sw_gh_event)SW_GH_EVENT_INIT;   /* taken */
+	if (parse_rc < 0) {
+		log_warn("delivery.failed", "delivery=%lld err=%s", (long long)id, sw_q(parse_err));
+		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_FAILED, parse_err, 0);
 		goto out;
 	}
 	if (sw_webhook_map(&dec, e->d.cfg, &ev) < 0) {
-		sw_store_delivery_set_outcome(st, id, SW_DELIVERY_FAILED, sw_error_last(), 0);
+		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_FAILED,
+					  sw_error_last(), 0);
 		goto out;
 	}
 	if (dec.verdict != SW_WEBHOOK_RUN) {
 		const char *why = dec.verdict == SW_WEBHOOK_PING ? "ping" : dec.reason;
 		log_info("delivery.ignored", "delivery=%lld event=%s reason=%s", (long long)id, event,
 			 sw_q(why));
-		sw_store_delivery_set_outcome(st, id, SW_DELIVERY_IGNORED, why, 0);
+		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_IGNORED, why, 0);
 		goto out;
 	}
 	{
@@ -1300,7 +1308,8 @@ void sw_engine_delivery(struct sw_engine *e, int64_t id, const char *event, cons
 		int own_txn = !sw_store_in_transaction(st) && sw_store_begin(st) == 0;
 		int rc = sw_store_run_create(st, &run_id, &in);
 		if (rc == 0)
-			rc = sw_store_delivery_set_outcome(st, id, SW_DELIVERY_MAPPED, NULL, run_id);
+			rc = sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_MAPPED,
+						       NULL, run_id);
 		if (own_txn)
 			rc = rc == 0 ? sw_store_commit(st) : (sw_store_rollback(st), rc);
 		free(ref);
@@ -1316,6 +1325,80 @@ void sw_engine_delivery(struct sw_engine *e, int64_t id, const char *event, cons
 out:
 	sw_webhook_decision_release(&dec);
 	sw_gh_event_release(&ev);
+}
+
+void sw_engine_delivery(struct sw_engine *e, int64_t id, const char *event, const char *payload,
+			size_t len)
+{
+	struct sw_gh_event ev = SW_GH_EVENT_INIT;
+	int rc = sw_webhook_parse(&ev, event, payload, len);
+	char *err = rc < 0 ? sw_strdup(sw_error_last()) : NULL;
+	map_delivery(e, id, event, &ev, rc, err);
+	free(err);
+	sw_gh_event_release(&ev);
+}
+
+/*
+ * Deliveries arriving in bulk: the JSON is parsed on a worker (it is most of
+ * the cost of a delivery), and the outcomes of one loop turn are written in
+ * one transaction, committed by commit_ev at the end of the turn.
+ */
+struct parse_job {
+	struct sw_engine *e;
+	int64_t id;
+	char *event;
+	struct sw_buf payload;
+	struct sw_gh_event ev;
+	int rc;
+	char *err;
+};
+
+static void parse_work(void *arg)
+{
+	struct parse_job *j = arg;
+	j->rc = sw_webhook_parse(&j->ev, j->event, j->payload.ptr, j->payload.len);
+	if (j->rc < 0)
+		j->err = sw_strdup(sw_error_last());
+}
+
+static void parse_done(void *arg)
+{
+	struct parse_job *j = arg;
+	struct sw_engine *e = j->e;
+
+	if (!sw_store_in_transaction(e->d.store) && sw_store_begin(e->d.store) == 0)
+		event_active(e->commit_ev, EV_TIMEOUT, 0);
+	map_delivery(e, j->id, j->event, &j->ev, j->rc, j->err);
+	sw_gh_event_release(&j->ev);
+	sw_buf_release(&j->payload);
+	free(j->event);
+	free(j->err);
+	free(j);
+}
+
+static void on_commit(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_engine *e = arg;
+	if (sw_store_in_transaction(e->d.store) && sw_store_commit(e->d.store) < 0)
+		log_error("delivery.commit", "err=%s", sw_q(sw_error_last()));
+}
+
+void sw_engine_delivery_async(struct sw_engine *e, int64_t id, const char *event,
+			      struct sw_buf *payload)
+{
+	struct parse_job *j = sw_calloc(1, sizeof(*j));
+	j->e = e;
+	j->id = id;
+	j->event = sw_strdup(event);
+	j->payload = *payload;
+	sw_buf_init(payload);
+	j->ev = (struct sw_gh_event)SW_GH_EVENT_INIT;
+	if (sw_pool_submit(e->d.pool, parse_work, parse_done, j) < 0) {
+		/* shutting down: the delivery stays queued for the next start */
+		sw_buf_release(&j->payload);
+		free(j->event);
+		free(j);
+	}
 }
 
 int sw_engine_submit(struct sw_engine *e, int64_t *run_id, const char *kind, const char *repo,
@@ -1445,6 +1528,7 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 	struct timeval tv = { 0, LOG_FLUSH_MS * 1000 };
 	e->d = *deps;
 	e->flush_timer = event_new(deps->base, -1, EV_PERSIST, on_flush_timer, e);
+	e->commit_ev = event_new(deps->base, -1, 0, on_commit, e);
 	event_add(e->flush_timer, &tv);
 	if (deps->tf && sw_infra_new(&e->infra, e, deps->base, deps->pool, deps->tf) < 0)
 		log_error("infra.start", "err=%s", sw_q(sw_error_last()));
@@ -1501,6 +1585,10 @@ void sw_engine_free(struct sw_engine *e)
 	}
 	if (e->flush_timer)
 		event_free(e->flush_timer);
+	if (e->commit_ev) {
+		on_commit(-1, 0, e);
+		event_free(e->commit_ev);
+	}
 	sw_infra_free(e->infra);
 	sw_tf_free(e->d.tf);   /* owned; cancels what runs without callbacks */
 	free(e);

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/buf.h"
 #include "lib/config.h"
 #include "lib/error.h"
 
@@ -114,6 +115,14 @@ void sw_engine_set_config(struct sw_engine *e, const struct sw_config *cfg);
  */
 void sw_engine_delivery(struct sw_engine *e, int64_t delivery_id, const char *event,
 			const char *payload, size_t len);
+
+/*
+ * The same for a delivery answered in a batch: the payload (taken; `payload`
+ * is left empty) is parsed on a worker thread, and the outcomes are written
+ * together at the end of the loop turn.
+ */
+void sw_engine_delivery_async(struct sw_engine *e, int64_t delivery_id, const char *event,
+			      struct sw_buf *payload);
 
 /* Start-up: pick up what a crash or stop left (see above). */
 int sw_engine_recover(struct sw_engine *e);

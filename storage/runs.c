@@ -72,6 +72,21 @@ int sw_store_delivery_set_outcome(struct sw_store *st, int64_t id,
 	return CTX(rc, "set outcome of delivery %lld", (long long)id);
 }
 
+int sw_store_delivery_resolve(struct sw_store *st, int64_t id, const char *action,
+			      const char *repo, enum sw_delivery_state state, const char *reason,
+			      int64_t run_id)
+{
+	int64_t changed = 0;
+	int rc = sw__exec(st, &changed,
+			  "UPDATE deliveries SET action = COALESCE(?, action), repo = COALESCE(?, repo), "
+			  "state = ?, reason = ?, run_id = ? WHERE id = ?",
+			  "ssssZI", action, repo, ENAME(sw__delivery_state_names, state), reason,
+			  run_id, id);
+	if (rc == 0 && changed == 0)
+		rc = sw_error_setc(SW_ENOTFOUND, "no such delivery");
+	return CTX(rc, "set outcome of delivery %lld", (long long)id);
+}
+
 int sw_store_deliveries_queued(struct sw_store *st, struct sw_store_delivery_list *out)
 {
 	int rc = sw__list(st, &delivery_def, &out->v, &out->n,

@@ -211,6 +211,13 @@ int sw_store_delivery_get(struct sw_store *st, int64_t id, struct sw_store_deliv
 int sw_store_delivery_set_outcome(struct sw_store *st, int64_t id,
 				  enum sw_delivery_state state, const char *reason,
 				  int64_t run_id);
+/*
+ * The same, also filling in the payload's action and repository when given
+ * (the receiver stores a delivery before parsing it; NULL keeps the value).
+ */
+int sw_store_delivery_resolve(struct sw_store *st, int64_t id, const char *action,
+			      const char *repo, enum sw_delivery_state state, const char *reason,
+			      int64_t run_id);
 /* Deliveries still QUEUED, oldest first, bodies loaded (restart recovery). */
 int sw_store_deliveries_queued(struct sw_store *st, struct sw_store_delivery_list *out);
 /* Newest first, without bodies; limit <= 0 means 50. */
