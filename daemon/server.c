@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "daemon/daemon.h"
+#include "daemon/metrics.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/http.h"
@@ -252,6 +253,9 @@ static int start_pipeline(struct sw_daemon *d)
 	deps.runner = d->runner;
 	deps.outbox = d->outbox;
 	deps.cfg = c;
+	deps.on_delivery = sw_metrics_delivery;
+	deps.on_run_finished = sw_metrics_run_finished;
+	deps.on_stage_finished = sw_metrics_stage_finished;
 	sync_environments(d);   /* environment rows first: syncs refer to them */
 	if ((rc = sw_deployer_new(&d->deployer, d)) < 0)
 		return rc;

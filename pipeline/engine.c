@@ -124,8 +124,12 @@ static void set_run_status(struct run *r, enum sw_status st, const char *reason)
 	}
 	if (st == SW_STATUS_RUNNING && !r->row.started_at)
 		r->row.started_at = sw_now_ms();
-	if (sw_store_status_is_final(st))
+	if (sw_store_status_is_final(st)) {
 		r->row.finished_at = sw_now_ms();
+		if (r->e->d.on_run_finished)
+			r->e->d.on_run_finished(sw_store_run_kind_str(r->row.kind), sw_store_status_str(st),
+						r->row.started_at ? r->row.finished_at - r->row.started_at : 0);
+	}
 	log_info("run.status", "run=%lld status=%s repo=%s commit=%.12s%s%s", (long long)r->row.id,
 		 sw_store_status_str(st), r->row.repo, r->row.commit_sha,
 		 reason ? " reason=" : "", reason ? sw_q(reason) : "");
@@ -138,8 +142,12 @@ static void set_stage_status(struct stage *s, enum sw_status st, int exit_code, 
 	s->status = st;
 	if (st == SW_STATUS_RUNNING)
 		s->plan.started_ms = sw_now_ms();
-	if (sw_store_status_is_final(st))
+	if (sw_store_status_is_final(st)) {
 		s->plan.finished_ms = sw_now_ms();
+		if (s->run->e->d.on_stage_finished)
+			s->run->e->d.on_stage_finished(sw_store_status_str(st), s->plan.started_ms ?
+						       s->plan.finished_ms - s->plan.started_ms : 0);
+	}
 	if (exit_code >= 0)
 		s->plan.exit_code = exit_code;
 	if (reason) {
@@ -1269,11 +1277,15 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 	if (parse_rc < 0) {
 		log_warn("delivery.failed", "delivery=%lld err=%s", (long long)id, sw_q(parse_err));
 		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_FAILED, parse_err, 0);
+		if (e->d.on_delivery)
+			e->d.on_delivery(event, "failed");
 		goto out;
 	}
 	if (sw_webhook_map(&dec, e->d.cfg, &ev) < 0) {
 		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_FAILED,
 					  sw_error_last(), 0);
+		if (e->d.on_delivery)
+			e->d.on_delivery(event, "failed");
 		goto out;
 	}
 	if (dec.verdict != SW_WEBHOOK_RUN) {
@@ -1281,6 +1293,8 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 		log_info("delivery.ignored", "delivery=%lld event=%s reason=%s", (long long)id, event,
 			 sw_q(why));
 		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_IGNORED, why, 0);
+		if (e->d.on_delivery)
+			e->d.on_delivery(event, "ignored");
 		goto out;
 	}
 	{
@@ -1319,6 +1333,8 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 			goto out;
 		}
 	}
+	if (e->d.on_delivery)
+		e->d.on_delivery(event, "mapped");
 	log_info("delivery.mapped", "delivery=%lld run=%lld kind=%s repo=%s commit=%.12s",
 		 (long long)id, (long long)run_id, dec.kind, dec.repo, dec.commit);
 	queue_run(e, run_id);

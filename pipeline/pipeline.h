@@ -90,6 +90,11 @@ struct sw_engine_deps {
 	struct sw_outbox *outbox;      /* may be NULL: nothing is reported */
 	const struct sw_config *cfg;   /* borrowed; replace with sw_engine_set_config */
 	const struct sw_deploy_ops *deploy;  /* may be NULL: runs do not deploy */
+	/* Metrics (may be NULL): a delivery mapped/ignored/failed; a run or a
+	 * stage reached a final status (storage names). */
+	void (*on_delivery)(const char *event, const char *outcome);
+	void (*on_run_finished)(const char *kind, const char *status, int64_t duration_ms);
+	void (*on_stage_finished)(const char *status, int64_t duration_ms);
 	/*
 	 * Terraform (manifests/terraform.h); may be NULL: no infra stages and
 	 * no drift checks. OWNED by the engine once sw_engine_new returns (it
