@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config git curl ca-certificates jq python3 openssl
 libevent-dev libgit2-dev libcurl4-openssl-dev libssl-dev libjansson-dev
 libyaml-dev libsqlite3-dev libcmocka-dev sqlite3
-podman runc busybox-static kubectl"
+podman runc busybox-static kubectl chromium"
 
 missing=""
 for p in $PKGS; do

@@ -260,15 +260,21 @@ static int start_pipeline(struct sw_daemon *d)
 	if ((rc = sw_deployer_new(&d->deployer, d)) < 0)
 		return rc;
 	deps.deploy = sw_deployer_ops(d->deployer);
-	if (!strcmp(c->runner_backend, "local")) {
-		/* Terraform on the host (infra modules); the engine owns it. With
-		 * the docker runner it needs an image with terraform, which the
-		 * config does not name yet: no infra stages then. */
+	{
+		/* Terraform runs the host's binary through a local runner, as
+		 * Atlantis does, whichever backend runs the pipeline's stages;
+		 * the engine owns the Terraform engine. */
+		struct sw_runner *tfr = d->runner;
+		if (strcmp(c->runner_backend, "local")) {
+			if (sw_runner_local_new(&d->tf_runner, d->procs) < 0)
+				log_warn("terraform.unavailable", "err=%s", sw_q(sw_error_last()));
+			tfr = d->tf_runner;
+		}
 		struct sw_tf_opts to = SW_TF_OPTS_INIT;
 		to.base = d->base;
-		to.runner = d->runner;
+		to.runner = tfr;
 		to.data_dir = c->data_dir;
-		if (sw_tf_new(&deps.tf, &to) < 0)
+		if (tfr && sw_tf_new(&deps.tf, &to) < 0)
 			log_warn("terraform.unavailable", "err=%s", sw_q(sw_error_last()));
 	}
 	if ((rc = sw_engine_new(&d->engine, &deps)) < 0)
@@ -357,7 +363,8 @@ void sw_daemon_free(struct sw_daemon *d)
 	sw_pool_free(d->pool);
 	d->pool = NULL;
 	sw_deployer_free(d->deployer); /* abandons syncs without callbacks */
-	sw_engine_free(d->engine);
+	sw_engine_free(d->engine);   /* and the Terraform engine it owns */
+	sw_runner_free(d->tf_runner);
 	sw_outbox_free(d->outbox);   /* unsent rows stay pending in storage */
 	sw_runner_free(d->runner);
 	sw_http_free(d->client);   /* cancels outbound requests still in flight */
