@@ -14,6 +14,7 @@ T=$TMPDIR
 SHARED=$(shared_dir)
 FIX=$SHARED/fixtures/github
 export WEBHOOK_SECRET=deploy-secret GH_TOKEN=ghp_deploy_token SLACK_URL=placeholder
+export SLIPWAY_TOKEN=deploy-api-token
 
 pid=
 cleanup() {
@@ -58,7 +59,7 @@ cd "$T"
 port=$(free_port)
 URL=http://127.0.0.1:$port
 cat > "$T/slipway.yaml" <<YAML
-server: {listen: 127.0.0.1:$port, public_url: $URL, data_dir: data}
+server: {listen: 127.0.0.1:$port, public_url: $URL, data_dir: data, api_token: {secret_env: SLIPWAY_TOKEN}}
 github:
   api_url: $SW_RECORDER_URL
   webhook_secret: {secret_env: WEBHOOK_SECRET}
@@ -174,6 +175,32 @@ wait_until 'test "$(q "select count(*) from drift_events where environment='\''p
 sleep 1
 [ "$(kprod get deployment guestbook-ui -o jsonpath='{.spec.replicas}')" = 3 ] || fail "prod drift was healed although self_heal is off"
 ok "merge to main deployed prod; drift there is reported, not healed"
+
+# 7. the CLI against the cluster: a fix pushed without a webhook (missed),
+#    seen by `slipway diff`, deployed by `slipway sync`; then `slipway rollback`
+git -C "$T/work" checkout -q dev
+sed -i '/kubeapi.slipway.dev\/never-ready/d; /^  annotations:$/d' "$T/work/deploy/guestbook-ui-deployment.yaml"
+(cd "$T/work" && git add -A && git commit -qm "ready again" && git push -q origin dev) || fail "commit the fix"
+C4=$(git -C "$T/work" rev-parse HEAD)
+SW="$BUILD/slipway --server $URL"
+$SW --json diff dev > "$T/diff.json" || fail "slipway diff exited $?: $(cat "$T/diff.json")"
+jq -e --arg c "$C4" '.commit == $c and .counts.configured >= 1' "$T/diff.json" >/dev/null || fail "diff: $(cat "$T/diff.json")"
+jq -e '.objects[] | select(.kind == "Deployment" and .result == "configured")' "$T/diff.json" >/dev/null || fail "diff lacks the Deployment"
+kdev get deployment guestbook-ui -o jsonpath='{.spec.template.spec.containers[0].image}' | grep -q ':0.2' || fail "diff changed the cluster"
+SLIPWAY_TOKEN= $SW sync dev > /dev/null 2>&1; [ $? = 4 ] || fail "sync without a token should exit 4"
+$SW --json sync dev > "$T/sync.json" || fail "slipway sync: $(cat "$T/sync.json")"
+RS=$(jq -r .run "$T/sync.json")
+[ "$(wait_final "$RS")" = success ] || fail "manual sync run $RS: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RS")"
+[ "$(q "select kind from runs where id=$RS")" = manual ] || fail "sync run kind"
+kdev get deployment guestbook-ui -o jsonpath='{.spec.template.spec.containers[0].image}' | grep -q ':0.3' || fail "sync did not deploy $C4"
+[ "$(q "select sync_status||':'||coalesce(rolled_back_to,'')||':'||synced_commit from environments where name='dev'")" = "synced::$C4" ] || fail "env after sync: $(q "select sync_status, rolled_back_to, synced_commit from environments where name='dev'")"
+$SW --json rollback dev "$C1" > "$T/rb.json" || fail "slipway rollback: $(cat "$T/rb.json")"
+RB=$(jq -r .run "$T/rb.json")
+[ "$(wait_final "$RB")" = success ] || fail "rollback run $RB"
+[ "$(q "select group_concat(name, ',') from stages where run_id=$RB")" = deploy ] || fail "a rollback runs no acceptance stage"
+kdev get deployment guestbook-ui -o jsonpath='{.spec.template.spec.containers[0].image}' | grep -q 'gb-frontend:v5' || fail "rollback did not restore $C1's image"
+[ "$(q "select sync_status||':'||rolled_back_to from environments where name='dev'")" = "rolled_back:$C1" ] || fail "env after rollback"
+ok "slipway diff shows the missed commit, sync deploys it, rollback returns to ${C1:0:7}"
 
 kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc"
