@@ -320,7 +320,8 @@ struct action_job {
 	struct sw_daemon *d;
 	struct sw_action *a;
 	enum action_kind kind;
-	char *env, *branch, *data_dir, *repo, *url, *token, *ssh_key;
+	char *env, *branch, *data_dir;
+	struct sw_source_remote remote;
 	char commit[41];
 	int rc;
 	char *error;
@@ -331,13 +332,7 @@ static void action_job_free(struct action_job *j)
 	free(j->env);
 	free(j->branch);
 	free(j->data_dir);
-	free(j->repo);
-	free(j->url);
-	if (j->token) {
-		memset(j->token, 0, strlen(j->token));
-		free(j->token);
-	}
-	free(j->ssh_key);
+	sw_source_remote_release(&j->remote);
 	free(j->error);
 	free(j);
 }
@@ -346,10 +341,8 @@ static void action_job_free(struct action_job *j)
 static void fetch_work(void *arg)
 {
 	struct action_job *j = arg;
-	struct sw_source_repo src = { .name = j->repo, .url = j->url, .token = j->token,
-				      .ssh_key = j->ssh_key };
-	if ((j->rc = sw_source_fetch(&src, j->data_dir, NULL)) == 0)
-		j->rc = sw_source_resolve(j->commit, j->data_dir, j->repo, j->branch);
+	if ((j->rc = sw_source_fetch(&j->remote.repo, j->data_dir, NULL)) == 0)
+		j->rc = sw_source_resolve(j->commit, j->data_dir, j->remote.name, j->branch);
 	if (j->rc < 0)
 		j->error = sw_strdup(sw_error_last());
 }
@@ -394,7 +387,7 @@ static void fetch_done(void *arg)
 		return;
 	}
 	if (j->kind == ACT_SYNC) {
-		if (sw_engine_submit(d->engine, &run_id, "manual", j->repo, j->branch, j->commit,
+		if (sw_engine_submit(d->engine, &run_id, "manual", j->remote.name, j->branch, j->commit,
 				     j->env, "Sync now") < 0)
 			sw_action_fail(j->a, SW_ERR, sw_error_last());
 		else
@@ -405,7 +398,7 @@ static void fetch_done(void *arg)
 	}
 	struct sw_syncer *s = sw_deployer_syncer(d->deployer, j->env);
 	struct sw_sync_req rq = SW_SYNC_REQ_INIT;
-	rq.repo = j->repo;
+	rq.repo = j->remote.name;
 	rq.commit = j->commit;
 	rq.dry_run = 1;
 	if (!s || sw_sync_start(s, &rq, diff_done, j) < 0) {
@@ -432,10 +425,7 @@ static int start_fetch(struct sw_daemon *d, const char *env, enum action_kind ki
 	j->env = sw_strdup(env);
 	j->branch = sw_strdup(ce->branch);
 	j->data_dir = sw_strdup(d->cfg->data_dir);
-	j->repo = sw_strdup(repo->name);
-	j->url = sw_strdup(repo->url);
-	j->token = repo->token.value ? sw_strdup(repo->token.value) : NULL;
-	j->ssh_key = repo->ssh_key ? sw_strdup(repo->ssh_key) : NULL;
+	sw_source_remote_copy(&j->remote, repo);
 	if (sw_pool_submit(d->pool, fetch_work, fetch_done, j) < 0) {
 		action_job_free(j);
 		return SW_EAGAIN;

@@ -291,6 +291,23 @@ static void cleanup_done(void *arg)
 	free(arg);
 }
 
+/*
+ * Forget a run that is over: its workspace is removed on a worker (rm -rf
+ * blocks; inline only when the pool refuses work, i.e. while stopping),
+ * and the next queued run may start.
+ */
+static void drop_run(struct run *r)
+{
+	struct sw_engine *e = r->e;
+	if (r->workspace && sw_pool_submit(e->d.pool, cleanup_work, cleanup_done, r->workspace) == 0)
+		r->workspace = NULL;
+	else if (r->workspace)
+		sw_workspace_remove(r->workspace);
+	run_unlink(r);
+	run_free(r);
+	schedule(e);
+}
+
 static void finish_run(struct run *r)
 {
 	struct sw_engine *e = r->e;
@@ -328,13 +345,7 @@ static void finish_run(struct run *r)
 		set_run_status(r, st, reason);
 		sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
 	}
-	if (r->workspace && sw_pool_submit(e->d.pool, cleanup_work, cleanup_done, r->workspace) == 0)
-		r->workspace = NULL;
-	else if (r->workspace)
-		sw_workspace_remove(r->workspace);
-	run_unlink(r);
-	run_free(r);
-	schedule(e);
+	drop_run(r);
 }
 
 /* --- stages ---------------------------------------------------------------- */
@@ -870,7 +881,8 @@ struct prep {
 	struct sw_engine *e;
 	int64_t run_id;
 	/* inputs, owned copies: the worker touches nothing else */
-	char *data_dir, *repo_name, *url, *token, *ssh_key, *commit, *workspace;
+	char *data_dir, *commit, *workspace;
+	struct sw_source_remote remote;   /* the repository and its credentials */
 	struct sw_plan_ctx ctx;
 	char **secret_names;
 	/* pull request: the base branch, and the environments of the
@@ -913,13 +925,7 @@ static void prep_free(struct prep *p)
 	free(p->tf);
 	strv_plain_free(p->apply_modules);
 	free(p->data_dir);
-	free(p->repo_name);
-	free(p->url);
-	if (p->token) {
-		memset(p->token, 0, strlen(p->token));
-		free(p->token);
-	}
-	free(p->ssh_key);
+	sw_source_remote_release(&p->remote);
 	free(p->commit);
 	free(p->workspace);
 	free((char *)p->ctx.event);
@@ -947,13 +953,13 @@ static int prep_tf_plans(struct prep *p)
 	int rc;
 	char *ref = sw_asprintf("refs/heads/%s", p->base_branch ? p->base_branch : "");
 
-	rc = sw_source_resolve(base_head, p->data_dir, p->repo_name, ref);
+	rc = sw_source_resolve(base_head, p->data_dir, p->remote.name, ref);
 	free(ref);
-	if (rc == 0 && sw_source_merge_base(mb, p->data_dir, p->repo_name, base_head, p->commit) == 0)
-		rc = sw_source_changed_paths(&changed, &nchanged, p->data_dir, p->repo_name, mb,
+	if (rc == 0 && sw_source_merge_base(mb, p->data_dir, p->remote.name, base_head, p->commit) == 0)
+		rc = sw_source_changed_paths(&changed, &nchanged, p->data_dir, p->remote.name, mb,
 					     p->commit);
 	else   /* no base to compare with: every file of the head counts */
-		rc = sw_source_changed_paths(&changed, &nchanged, p->data_dir, p->repo_name, NULL,
+		rc = sw_source_changed_paths(&changed, &nchanged, p->data_dir, p->remote.name, NULL,
 					     p->commit);
 	if (rc < 0)
 		return rc;
@@ -961,7 +967,7 @@ static int prep_tf_plans(struct prep *p)
 		sw_source_paths_free(changed);
 		return 0;
 	}
-	if ((rc = sw_source_checkout(p->data_dir, p->repo_name, p->commit, p->workspace)) < 0) {
+	if ((rc = sw_source_checkout(p->data_dir, p->remote.name, p->commit, p->workspace)) < 0) {
 		sw_source_paths_free(changed);
 		return rc;
 	}
@@ -991,14 +997,12 @@ static int prep_tf_plans(struct prep *p)
 static void prep_work(void *arg)
 {
 	struct prep *p = arg;
-	struct sw_source_repo src = { .name = p->repo_name, .url = p->url, .token = p->token,
-				      .ssh_key = p->ssh_key };
 	struct sw_buf file = SW_BUF_INIT;
 	int rc;
 
-	if ((rc = sw_source_fetch(&src, p->data_dir, p->commit)) < 0)
+	if ((rc = sw_source_fetch(&p->remote.repo, p->data_dir, p->commit)) < 0)
 		goto fail;
-	rc = sw_source_read_file(&file, p->data_dir, p->repo_name, p->commit, ".slipway.yml");
+	rc = sw_source_read_file(&file, p->data_dir, p->remote.name, p->commit, ".slipway.yml");
 	if (rc < 0 && rc != SW_ENOTFOUND)
 		goto fail;
 	if ((rc = sw_plan_build(&p->plan, ".slipway.yml", rc == SW_ENOTFOUND ? NULL : file.ptr,
@@ -1009,7 +1013,7 @@ static void prep_work(void *arg)
 	for (size_t i = 0; i < p->plan.nstages && !p->checked_out; i++) {
 		if (p->plan.stages[i].kind == SW_PLAN_DEPLOY || p->plan.stages[i].kind == SW_PLAN_ROLLBACK)
 			continue;
-		if ((rc = sw_source_checkout(p->data_dir, p->repo_name, p->commit, p->workspace)) < 0)
+		if ((rc = sw_source_checkout(p->data_dir, p->remote.name, p->commit, p->workspace)) < 0)
 			goto fail;
 		p->checked_out = 1;
 	}
@@ -1034,22 +1038,16 @@ static void prep_done(void *arg)
 	}
 	if (p->rc < 0) {
 		log_warn("run.prepare_failed", "run=%lld err=%s", (long long)r->row.id, sw_q(p->error));
-		if (!r->cancelled) {
-			set_run_status(r, SW_STATUS_ERROR, p->error);
-			sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
-			r->cancelled = 0;
-		}
-		prep_free(p);
 		r->phase = PH_RUNNING;
-		if (r->cancelled)
+		if (r->cancelled) {      /* the cancel is what the run ends with */
+			prep_free(p);
 			finish_run(r);
-		else {
-			if (r->workspace)
-				sw_workspace_remove(r->workspace);
-			run_unlink(r);
-			run_free(r);
-			schedule(e);
+			return;
 		}
+		set_run_status(r, SW_STATUS_ERROR, p->error);
+		prep_free(p);
+		sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
+		drop_run(r);
 		return;
 	}
 	r->phase = PH_RUNNING;
@@ -1114,10 +1112,7 @@ static void start_prepare(struct run *r)
 	p->e = e;
 	p->run_id = r->row.id;
 	p->data_dir = sw_strdup(c->data_dir);
-	p->repo_name = sw_strdup(repo->name);
-	p->url = sw_strdup(repo->url);
-	p->token = repo->token.value ? sw_strdup(repo->token.value) : NULL;
-	p->ssh_key = repo->ssh_key ? sw_strdup(repo->ssh_key) : NULL;
+	sw_source_remote_copy(&p->remote, repo);
 	p->commit = sw_strdup(r->row.commit_sha);
 	r->workspace = sw_asprintf("%s/workspaces/run-%lld", c->data_dir, (long long)r->row.id);
 	p->workspace = sw_strdup(r->workspace);

@@ -270,7 +270,8 @@ static void drift_next(struct ienv *ev)
 
 struct job {
 	struct ienv *ev;
-	char *data_dir, *repo, *url, *token, *ssh_key, *commit, *dir;
+	char *data_dir, *commit, *dir;
+	struct sw_source_remote remote;
 	int rc;
 	char *error;
 };
@@ -278,13 +279,7 @@ struct job {
 static void job_free(struct job *j)
 {
 	free(j->data_dir);
-	free(j->repo);
-	free(j->url);
-	if (j->token) {
-		memset(j->token, 0, strlen(j->token));
-		free(j->token);
-	}
-	free(j->ssh_key);
+	sw_source_remote_release(&j->remote);
 	free(j->commit);
 	free(j->dir);
 	free(j->error);
@@ -294,18 +289,16 @@ static void job_free(struct job *j)
 static void checkout_work(void *arg)
 {
 	struct job *j = arg;
-	struct sw_source_repo src = { .name = j->repo, .url = j->url, .token = j->token,
-				      .ssh_key = j->ssh_key };
 	char *root = sw_asprintf("%s/terraform", j->data_dir);
 	mkdir(root, 0700);
 	free(root);
 	sw_workspace_remove(j->dir);
 	/* the applied commit came from the mirror: fetch only when it is gone */
-	j->rc = sw_source_checkout(j->data_dir, j->repo, j->commit, j->dir);
+	j->rc = sw_source_checkout(j->data_dir, j->remote.name, j->commit, j->dir);
 	if (j->rc == SW_ENOTFOUND) {
 		sw_workspace_remove(j->dir);
-		if ((j->rc = sw_source_fetch(&src, j->data_dir, j->commit)) == 0)
-			j->rc = sw_source_checkout(j->data_dir, j->repo, j->commit, j->dir);
+		if ((j->rc = sw_source_fetch(&j->remote.repo, j->data_dir, j->commit)) == 0)
+			j->rc = sw_source_checkout(j->data_dir, j->remote.name, j->commit, j->dir);
 	}
 	if (j->rc < 0)
 		j->error = sw_strdup(sw_error_last());
@@ -363,10 +356,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct job *j = sw_calloc(1, sizeof(*j));
 	j->ev = ev;
 	j->data_dir = sw_strdup(c->data_dir);
-	j->repo = sw_strdup(repo->name);
-	j->url = sw_strdup(repo->url);
-	j->token = repo->token.value ? sw_strdup(repo->token.value) : NULL;
-	j->ssh_key = repo->ssh_key ? sw_strdup(repo->ssh_key) : NULL;
+	sw_source_remote_copy(&j->remote, repo);
 	j->commit = sw_strdup(commit);
 	j->dir = sw_strdup(ev->dir);
 	ev->busy = 1;

@@ -14,6 +14,7 @@
  * hundred bytes) so no reference counting is needed.
  */
 #include "pipeline/source.h"
+#include "lib/config.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -862,4 +863,29 @@ void sw_workspace_remove(const char *dir)
 		(void)nftw(dir, rm_chmod_cb, 16, FTW_PHYS | FTW_MOUNT);
 	/* FTW_PHYS: symlinks are removed, never followed; FTW_MOUNT: stay on this fs */
 	(void)nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+void sw_source_remote_copy(struct sw_source_remote *out, const struct sw_cfg_repo *r)
+{
+	memset(out, 0, sizeof(*out));
+	out->name = sw_strdup(r->name);
+	out->url = sw_strdup(r->url);
+	out->token = r->token.value ? sw_strdup(r->token.value) : NULL;
+	out->ssh_key = r->ssh_key ? sw_strdup(r->ssh_key) : NULL;
+	out->repo.name = out->name;
+	out->repo.url = out->url;
+	out->repo.token = out->token;
+	out->repo.ssh_key = out->ssh_key;
+}
+
+void sw_source_remote_release(struct sw_source_remote *r)
+{
+	if (r->token) {
+		memset(r->token, 0, strlen(r->token));
+		free(r->token);
+	}
+	free(r->name);
+	free(r->url);
+	free(r->ssh_key);
+	memset(r, 0, sizeof(*r));
 }

@@ -43,6 +43,24 @@ struct sw_source_repo {
 	const char *ssh_passphrase; /* for an encrypted key; may be NULL */
 };
 
+struct sw_cfg_repo;
+
+/*
+ * An owned copy of a configured repository's name, URL and credentials, for
+ * a job on a worker thread: the config may be replaced (SIGHUP) while the
+ * job runs. `repo` is the view sw_source_fetch() takes; it points into the
+ * copies.
+ */
+struct sw_source_remote {
+	struct sw_source_repo repo;
+	char *name, *url, *token, *ssh_key;
+};
+
+/* Copy `r` (borrowed) into `out`. */
+void sw_source_remote_copy(struct sw_source_remote *out, const struct sw_cfg_repo *r);
+/* Free the copies, wiping the token first. */
+void sw_source_remote_release(struct sw_source_remote *r);
+
 /*
  * The mirror's path, DATA_DIR/mirrors/owner__repo.git ('/' becomes "__").
  * The caller frees the result.
