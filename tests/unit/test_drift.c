@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "lib/buf.h"
+#include "tests/unit/kubeapi-util.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/http.h"
@@ -167,44 +168,11 @@ static void run_for(struct fx *f, long ms)
 
 static void server_start(struct fx *f, const char *const *extra)
 {
-	const char *argv[24];
-	int p[2], n = 0;
-	char line[256];
-	FILE *in;
-
-	argv[n++] = f->kubeapi;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--ready-delay-ms";
-	argv[n++] = "20";
-	for (int i = 0; extra && extra[i] && n < 22; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	assert_int_equal(pipe(p), 0);
-	f->srv = fork();
-	assert_true(f->srv >= 0);
-	if (f->srv == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	in = fdopen(dup(p[0]), "r");
-	f->srv_fd = p[0];
-	f->url[0] = '\0';
-	while (fgets(line, sizeof(line), in)) {
-		char *u = strstr(line, "listening on ");
-		if (u) {
-			u += strlen("listening on ");
-			u[strcspn(u, "\r\n")] = '\0';
-			snprintf(f->url, sizeof(f->url), "%s", u);
-			break;
-		}
-	}
-	fclose(in);
-	assert_true(f->url[0] != '\0');
+	struct sw_test_kubeapi k;
+	assert_int_equal(sw_test_kubeapi_start(&k, f->kubeapi, 0, 20, extra), 0);
+	f->srv = k.pid;
+	f->srv_fd = k.out_fd;
+	snprintf(f->url, sizeof(f->url), "%s", k.url);
 }
 
 static void write_file(const char *path, const char *text)

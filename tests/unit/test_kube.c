@@ -32,6 +32,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "lib/buf.h"
+#include "tests/unit/kubeapi-util.h"
 #include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/proc.h"
@@ -39,11 +40,6 @@
 
 /* ---- harness ---------------------------------------------------------- */
 
-struct server {
-	pid_t pid;
-	int out_fd;
-	char url[128];
-};
 
 struct fx {
 	struct event_base *base;
@@ -53,7 +49,7 @@ struct fx {
 	char tmp[64];
 	char kubeapi[PATH_MAX];
 	char script[PATH_MAX];
-	struct server srv;
+	struct sw_test_kubeapi srv;
 	struct sw_kube *kube;
 };
 
@@ -62,57 +58,14 @@ static void guard_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Start kubeapi with extra arguments (NULL-terminated); fills s->url. */
-static void server_start(struct fx *f, struct server *s, const char *const *extra)
+static void server_start(struct fx *f, struct sw_test_kubeapi *s, const char *const *extra)
 {
-	const char *argv[24];
-	int p[2], n = 0;
-	char line[256];
-	FILE *in;
-
-	argv[n++] = f->kubeapi;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--ready-delay-ms";
-	argv[n++] = "50";
-	for (int i = 0; extra && extra[i] && n < 22; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	assert_int_equal(pipe(p), 0);
-	s->pid = fork();
-	assert_true(s->pid >= 0);
-	if (s->pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	in = fdopen(dup(p[0]), "r");
-	s->out_fd = p[0];
-	s->url[0] = '\0';
-	while (fgets(line, sizeof(line), in)) {
-		char *u = strstr(line, "listening on ");
-		if (u) {
-			u += strlen("listening on ");
-			u[strcspn(u, "\r\n")] = '\0';
-			snprintf(s->url, sizeof(s->url), "%s", u);
-			break;
-		}
-	}
-	fclose(in);
-	assert_true(s->url[0] != '\0');
+	assert_int_equal(sw_test_kubeapi_start(s, f->kubeapi, 0, 50, extra), 0);
 }
 
-static void server_stop(struct server *s)
+static void server_stop(struct sw_test_kubeapi *s)
 {
-	int st;
-	if (s->pid <= 0)
-		return;
-	kill(s->pid, SIGTERM);
-	waitpid(s->pid, &st, 0);
-	close(s->out_fd);
-	s->pid = 0;
+	sw_test_kubeapi_stop(s);
 }
 
 static void write_file(const char *path, const char *fmt, ...) SW_PRINTF(2, 3);

@@ -31,6 +31,7 @@
 #include <event2/event.h>
 
 #include "lib/buf.h"
+#include "tests/unit/kubeapi-util.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/http.h"
@@ -50,12 +51,6 @@ const char *__lsan_default_suppressions(void)
 #define REPO "acme/shop"
 #define ENV "dev"
 
-struct server {
-	pid_t pid;
-	int out_fd;
-	char url[128];
-	int port;
-};
 
 struct fx {
 	struct event_base *base;
@@ -64,7 +59,7 @@ struct fx {
 	struct sw_pool *pool;
 	struct sw_store *store;
 	struct sw_syncer *sync;
-	struct server srv;
+	struct sw_test_kubeapi srv;
 	char tmp[64];
 	char origin[128];
 	char data[128];
@@ -117,60 +112,19 @@ static char *sh_out(const char *fmt, ...)
 
 static void server_start(struct fx *f, int port, const char *const *extra)
 {
-	const char *argv[24];
-	char listen[64], line[256];
-	int p[2], n = 0;
-	FILE *in;
-	struct server *s = &f->srv;
-
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-	argv[n++] = kubeapi;
-	argv[n++] = "--listen";
-	argv[n++] = listen;
-	argv[n++] = "--ready-delay-ms";
-	argv[n++] = "50";
-	argv[n++] = "--state-file";
-	argv[n++] = f->state;
-	for (int i = 0; extra && extra[i] && n < 22; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	assert_int_equal(pipe(p), 0);
-	s->pid = fork();
-	assert_true(s->pid >= 0);
-	if (s->pid == 0) {
-		dup2(p[1], 1);
-		close(p[0]);
-		close(p[1]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	in = fdopen(dup(p[0]), "r");
-	s->out_fd = p[0];
-	s->url[0] = '\0';
-	while (fgets(line, sizeof(line), in)) {
-		char *u = strstr(line, "listening on ");
-		if (u) {
-			u += strlen("listening on ");
-			u[strcspn(u, "\r\n")] = '\0';
-			snprintf(s->url, sizeof(s->url), "%s", u);
-			break;
-		}
-	}
-	fclose(in);
-	assert_true(s->url[0] != '\0');
-	s->port = atoi(strrchr(s->url, ':') + 1);
+	const char *args[24];
+	int n = 0;
+	args[n++] = "--state-file";
+	args[n++] = f->state;
+	for (int i = 0; extra && extra[i] && n < 23; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	assert_int_equal(sw_test_kubeapi_start(&f->srv, kubeapi, port, 50, args), 0);
 }
 
-static void server_stop(struct server *s)
+static void server_stop(struct sw_test_kubeapi *s)
 {
-	int st;
-	if (s->pid <= 0)
-		return;
-	kill(s->pid, SIGTERM);
-	waitpid(s->pid, &st, 0);
-	close(s->out_fd);
-	s->pid = 0;
+	sw_test_kubeapi_stop(s);
 }
 
 /* ---- the repository ----------------------------------------------------- */
