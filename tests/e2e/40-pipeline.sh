@@ -8,6 +8,7 @@
 # a restart that retries the run and loses no delivery.
 set -u
 . "$SRC/tests/lib/common.sh"
+. "$SRC/tests/lib/webhook.sh"
 . "$SRC/tests/lib/podman.sh"
 . "$SRC/tests/lib/recorder.sh"
 T=$TMPDIR
@@ -103,16 +104,7 @@ start_daemon() {
 }
 start_daemon
 
-q() { sqlite3 -cmd '.timeout 5000' "$T/data/slipway.db" "$1"; }
 
-# deliver EVENT FILE GUID [SECRET]: POST a signed delivery; prints the HTTP code.
-deliver() {
-	local secret=${4:-$WEBHOOK_SECRET} sig
-	sig=$(openssl dgst -sha256 -hmac "$secret" "$2" | sed 's/^.*= //')
-	curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $3" \
-		-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/json' \
-		--data-binary "@$2" "$URL/hooks/github"
-}
 # pr SHA ACTION NUMBER > file
 pr() {
 	jq --arg sha "$1" --arg action "$2" --argjson n "$3" '.action=$action | .number=$n
@@ -120,16 +112,6 @@ pr() {
 		| .pull_request.base.ref="main" | .pull_request.draft=false | .pull_request.title="Change \($n)"
 		| .repository.full_name="acme/shop" | .pull_request.head.repo.full_name="acme/shop"' \
 		"$FIX/pull_request-opened.json"
-}
-run_of_delivery() { q "select run_id from deliveries where guid='$1'"; }
-# wait_final RUN [SECONDS]: until the run is in a final status; prints it
-wait_final() {
-	local i s
-	for i in $(seq 1 $(( ${2:-90} * 10 ))); do
-		s=$(q "select status from runs where id=$1")
-		case "$s" in queued|running|"") sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
-	done
-	echo "timeout:$s"
 }
 wait_stage_running() {
 	local i
@@ -145,8 +127,8 @@ pr "$C_OK" opened 1 > "$T/pr1.json"
 code=$(deliver pull_request "$T/pr1.json" guid-pr1)
 [ "$code" = 202 ] || fail "PR delivery answered $code: $(cat "$T/resp")"
 jq -e '.delivery == "guid-pr1" and .state == "queued"' "$T/resp" >/dev/null || fail "202 body: $(cat "$T/resp")"
-wait_until 'test -n "$(run_of_delivery guid-pr1)"'
-R1=$(run_of_delivery guid-pr1)
+wait_until 'test -n "$(run_of guid-pr1)"'
+R1=$(run_of guid-pr1)
 [ -n "$R1" ] && [ "$R1" != 0 ] || fail "no run for the PR delivery"
 st=$(wait_final "$R1")
 [ "$st" = success ] || { tail -40 "$T/daemon.log"; fail "run $R1 ended $st: $(q "select name,status,reason from stages where run_id=$R1")"; }
@@ -193,8 +175,8 @@ ok "redelivery is a no-op, bad signatures are refused, tag pushes and deleted br
 # 3. a failing stage: failure status with the log tail in the comment
 pr "$C_FAIL" synchronize 1 > "$T/pr1b.json"
 [ "$(deliver pull_request "$T/pr1b.json" guid-fail)" = 202 ] || fail "failing PR delivery"
-wait_until 'test -n "$(run_of_delivery guid-fail)"'
-R2=$(run_of_delivery guid-fail)
+wait_until 'test -n "$(run_of guid-fail)"'
+R2=$(run_of guid-fail)
 [ "$(wait_final "$R2")" = failure ] || fail "run $R2 should fail"
 [ "$(q "select status||':'||exit_code from stages where run_id=$R2 and name='lint'")" = "failure:3" ] || fail "lint stage of run $R2"
 [ "$(q "select status from stages where run_id=$R2 and name='test'")" = skipped ] || fail "test stage should be skipped"
@@ -214,8 +196,8 @@ code=$(curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: pull_request" 
 	-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/x-www-form-urlencoded' \
 	--data-binary "@$T/fork.form" "$URL/hooks/github")
 [ "$code" = 202 ] || fail "form-encoded delivery answered $code: $(cat "$T/resp")"
-wait_until 'test -n "$(run_of_delivery guid-fork)"'
-RF=$(run_of_delivery guid-fork)
+wait_until 'test -n "$(run_of guid-fork)"'
+RF=$(run_of guid-fork)
 [ "$(wait_final "$RF")" = error ] || fail "fork run $RF should end in error (no secrets)"
 q "select reason from stages where run_id=$RF and name='test'" | grep -q "not given to pull requests from forks" || fail "fork stage reason: $(q "select name, status, reason from stages where run_id=$RF")"
 [ "$(q "select status from stages where run_id=$RF and name='lint'")" = success ] || fail "the fork's lint stage (no secrets) should still run"
@@ -231,8 +213,8 @@ ok "fork PRs get no secrets; form-encoded deliveries work; 27 MB is refused with
 # 4. an invalid .slipway.yml: the error with file:line:col is what the PR shows
 pr "$C_BAD" synchronize 1 > "$T/pr1c.json"
 [ "$(deliver pull_request "$T/pr1c.json" guid-bad)" = 202 ] || fail "bad-spec delivery"
-wait_until 'test -n "$(run_of_delivery guid-bad)"'
-R3=$(run_of_delivery guid-bad)
+wait_until 'test -n "$(run_of guid-bad)"'
+R3=$(run_of guid-bad)
 [ "$(wait_final "$R3")" = error ] || fail "run $R3 should be error"
 reason=$(q "select reason from runs where id=$R3")
 echo "$reason" | grep -q '\.slipway\.yml:[0-9]*:[0-9]*: .*colour' || fail "reason lacks the location: $reason"
@@ -243,13 +225,13 @@ ok "an invalid .slipway.yml fails the run with $reason"
 # 5. a newer commit on the same PR supersedes the running run
 pr "$C_SLOW" synchronize 2 > "$T/pr2a.json"
 [ "$(deliver pull_request "$T/pr2a.json" guid-slow)" = 202 ] || fail "slow delivery"
-wait_until 'test -n "$(run_of_delivery guid-slow)"'
-R4=$(run_of_delivery guid-slow)
+wait_until 'test -n "$(run_of guid-slow)"'
+R4=$(run_of guid-slow)
 wait_stage_running "$R4" || fail "slow run $R4 never started a stage"
 pr "$C_FAST" synchronize 2 > "$T/pr2b.json"
 [ "$(deliver pull_request "$T/pr2b.json" guid-fast)" = 202 ] || fail "fast delivery"
-wait_until 'test -n "$(run_of_delivery guid-fast)"'
-R5=$(run_of_delivery guid-fast)
+wait_until 'test -n "$(run_of guid-fast)"'
+R5=$(run_of guid-fast)
 [ "$(wait_final "$R4" 30)" = cancelled ] || fail "run $R4 was not cancelled"
 q "select reason from runs where id=$R4" | grep -q "superseded by run $R5" || fail "supersede reason: $(q "select reason from runs where id=$R4")"
 [ "$(q "select superseded_by from runs where id=$R4")" = "$R5" ] || fail "superseded_by not recorded"
@@ -260,8 +242,8 @@ ok "run $R5 superseded and cancelled run $R4"
 #    before the crash is not lost
 pr "$C_MID" synchronize 3 > "$T/pr3.json"
 [ "$(deliver pull_request "$T/pr3.json" guid-mid)" = 202 ] || fail "mid delivery"
-wait_until 'test -n "$(run_of_delivery guid-mid)"'
-R6=$(run_of_delivery guid-mid)
+wait_until 'test -n "$(run_of guid-mid)"'
+R6=$(run_of guid-mid)
 wait_stage_running "$R6" || fail "run $R6 never started a stage"
 pr "$C_OK" opened 4 > "$T/pr4.json"
 [ "$(deliver pull_request "$T/pr4.json" guid-last)" = 202 ] || fail "last delivery"
@@ -273,8 +255,8 @@ R7=$(q "select id from runs where commit_sha='$C_MID' and attempt=2")
 [ -n "$R7" ] || fail "no second attempt of run $R6"
 [ "$(wait_final "$R7")" = success ] || fail "retried run $R7 did not succeed"
 # mapped before or after the crash, and perhaps retried: its last attempt succeeds
-wait_until 'test -n "$(run_of_delivery guid-last)"'
-[ -n "$(run_of_delivery guid-last)" ] || fail "the delivery acknowledged before the crash was lost"
+wait_until 'test -n "$(run_of guid-last)"'
+[ -n "$(run_of guid-last)" ] || fail "the delivery acknowledged before the crash was lost"
 wait_until 'test -n "$(q "select id from runs where delivery_id=(select id from deliveries where guid='\''guid-last'\'') and status not in ('\''interrupted'\'')")"'
 RL=$(q "select id from runs where delivery_id=(select id from deliveries where guid='guid-last') order by id desc limit 1")
 [ -n "$RL" ] && [ "$(wait_final "$RL")" = success ] || fail "the run of the last delivery did not succeed"

@@ -7,6 +7,7 @@
 # objects -> healed, with drift events; self-heal off in prod -> reported only.
 set -u
 . "$SRC/tests/lib/common.sh"
+. "$SRC/tests/lib/webhook.sh"
 . "$SRC/tests/lib/podman.sh"
 . "$SRC/tests/lib/recorder.sh"
 . "$SRC/tests/lib/kubeapi.sh"
@@ -85,27 +86,10 @@ YAML
 pid=$!
 wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
 
-q() { sqlite3 -cmd '.timeout 5000' "$T/data/slipway.db" "$1"; }
-deliver() {
-	local sig
-	sig=$(openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" "$2" | sed 's/^.*= //')
-	curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $3" \
-		-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/json' \
-		--data-binary "@$2" "$URL/hooks/github"
-}
 push() {   # push BRANCH SHA GUID
 	jq --arg ref "refs/heads/$1" --arg sha "$2" '.ref=$ref | .after=$sha | .head_commit.id=$sha
 		| .repository.full_name="acme/shop" | .deleted=false' "$FIX/push-branch.json" > "$T/push.json"
 	[ "$(deliver push "$T/push.json" "$3")" = 202 ] || fail "push $3 answered $(cat "$T/resp")"
-}
-run_of() { q "select run_id from deliveries where guid='$1'"; }
-wait_final() {
-	local i s
-	for i in $(seq 1 $(( ${2:-60} * 10 ))); do
-		s=$(q "select status from runs where id=$1")
-		case "$s" in queued|running|"") sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
-	done
-	echo "timeout:$s"
 }
 commit_push() {   # commit_push MSG GUID (commits what is staged in $T/work to dev)
 	(cd "$T/work" && git add -A && git commit -qm "$1" && git push -q origin dev)

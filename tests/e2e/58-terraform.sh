@@ -10,6 +10,7 @@
 # the infra stage fails with it, nothing applied, the manifests not synced.
 set -u
 . "$SRC/tests/lib/common.sh"
+. "$SRC/tests/lib/webhook.sh"
 . "$SRC/tests/lib/recorder.sh"
 . "$SRC/tests/lib/kubeapi.sh"
 if ! command -v terraform >/dev/null 2>&1; then
@@ -136,14 +137,6 @@ YAML
 pid=$!
 wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
 
-q() { sqlite3 -cmd '.timeout 5000' "$T/data/slipway.db" "$1"; }
-deliver() {
-	local sig
-	sig=$(openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" "$2" | sed 's/^.*= //')
-	curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $3" \
-		-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/json' \
-		--data-binary "@$2" "$URL/hooks/github"
-}
 push() {   # push BRANCH SHA GUID
 	jq --arg ref "refs/heads/$1" --arg sha "$2" '.ref=$ref | .after=$sha | .head_commit.id=$sha
 		| .repository.full_name="acme/infra" | .deleted=false' "$FIX/push-branch.json" > "$T/push.json"
@@ -156,15 +149,6 @@ pr() {   # pr NUMBER SHA BRANCH GUID
 		| .repository.full_name="acme/infra" | .pull_request.head.repo.full_name="acme/infra"' \
 		"$FIX/pull_request-opened.json" > "$T/pr.json"
 	[ "$(deliver pull_request "$T/pr.json" "$4")" = 202 ] || fail "PR $4 answered $(cat "$T/resp")"
-}
-run_of() { q "select run_id from deliveries where guid='$1'"; }
-wait_final() {
-	local i s
-	for i in $(seq 1 $(( ${2:-90} * 10 ))); do
-		s=$(q "select status from runs where id=$1")
-		case "$s" in queued|running|"") sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
-	done
-	echo "timeout:$s"
 }
 stages() { q "select group_concat(s, ',') from (select name||':'||status as s from stages where run_id=$1 order by id)"; }
 stage_log() { q "select group_concat(data,'') from log_chunks where stage_id=(select id from stages where run_id=$1 and name='$2')"; }

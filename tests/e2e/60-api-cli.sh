@@ -7,6 +7,7 @@
 # and `slipway validate` on a good and a bad checkout.
 set -u
 . "$SRC/tests/lib/common.sh"
+. "$SRC/tests/lib/webhook.sh"
 T=$TMPDIR
 FIX=$(shared_dir)/fixtures/github
 export WEBHOOK_SECRET="api-cli-secret"
@@ -74,13 +75,6 @@ start_daemon
 export SLIPWAY_SERVER=$URL
 unset SLIPWAY_TOKEN
 
-deliver() {
-	local sig
-	sig=$(openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" "$2" | sed 's/^.*= //')
-	curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $3" \
-		-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/json' \
-		--data-binary "@$2" "$URL/hooks/github"
-}
 pr() {
 	jq --arg sha "$1" --arg action "$2" --argjson n "$3" '.action=$action | .number=$n
 		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref="feature"

@@ -8,6 +8,7 @@
 # expected families; the page renders in headless Chromium (screenshot).
 set -u
 . "$SRC/tests/lib/common.sh"
+. "$SRC/tests/lib/webhook.sh"
 T=$TMPDIR
 SHARED=$(shared_dir)
 FIX=$SHARED/fixtures/github
@@ -78,14 +79,6 @@ YAML
 pid=$!
 wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
 
-q() { sqlite3 -cmd '.timeout 5000' "$T/data/slipway.db" "$1"; }
-deliver() {
-	local sig
-	sig=$(openssl dgst -sha256 -hmac "$WEBHOOK_SECRET" "$2" | sed 's/^.*= //')
-	curl -s -o "$T/resp" -w '%{http_code}' -H "X-GitHub-Event: $1" -H "X-GitHub-Delivery: $3" \
-		-H "X-Hub-Signature-256: sha256=$sig" -H 'Content-Type: application/json' \
-		--data-binary "@$2" "$URL/hooks/github"
-}
 TITLE='<script>alert(2)</script> & "quotes"'
 jq --arg sha "$SHA" --arg title "$TITLE" '.action="opened" | .number=7
 	| .pull_request.number=7 | .pull_request.head.sha=$sha | .pull_request.head.ref="feature"
