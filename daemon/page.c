@@ -826,6 +826,25 @@ static void env_actions(struct sw_daemon *d, struct evhttp_request *req, struct 
 	free(csrf);
 }
 
+/* One Kubernetes object as a table row: kind/namespace/name, a badge, a message. */
+static void object_row(struct sw_buf *b, const char *kind, const char *ns, const char *name,
+		       const char *state, const char *message)
+{
+	sw_buf_adds(b, "<tr><td><code>");
+	sw_html_esc(b, kind);
+	sw_buf_adds(b, "/");
+	if (ns && *ns) {
+		sw_html_esc(b, ns);
+		sw_buf_adds(b, "/");
+	}
+	sw_html_esc(b, name);
+	sw_buf_adds(b, "</code></td><td>");
+	badge(b, state, NULL);
+	sw_buf_adds(b, "</td><td class=small>");
+	sw_html_esc(b, message);
+	sw_buf_adds(b, "</td></tr>");
+}
+
 static void sync_objects(struct sw_daemon *d, struct sw_buf *b, int64_t sync_id)
 {
 	struct sw_store_sync s = { 0 };
@@ -846,19 +865,8 @@ static void sync_objects(struct sw_daemon *d, struct sw_buf *b, int64_t sync_id)
 	sw_buf_adds(b, "</summary><table>");
 	for (size_t i = 0; i < s.nobjects; i++) {
 		const struct sw_store_sync_object *o = &s.objects[i];
-		sw_buf_adds(b, "<tr><td><code>");
-		sw_html_esc(b, o->kind);
-		sw_buf_adds(b, "/");
-		if (o->namespace && *o->namespace) {
-			sw_html_esc(b, o->namespace);
-			sw_buf_adds(b, "/");
-		}
-		sw_html_esc(b, o->name);
-		sw_buf_adds(b, "</code></td><td>");
-		badge(b, sw_store_object_result_str(o->result), NULL);
-		sw_buf_adds(b, "</td><td class=small>");
-		sw_html_esc(b, o->message);
-		sw_buf_adds(b, "</td></tr>");
+		object_row(b, o->kind, o->namespace, o->name,
+			   sw_store_object_result_str(o->result), o->message);
 	}
 	sw_buf_adds(b, "</table></details>");
 	sw_store_sync_release(&s);
@@ -974,19 +982,8 @@ static void env_page(struct sw_daemon *d, struct evhttp_request *req, const char
 			    "<th>message</th></tr></thead><tbody>");
 		for (size_t i = 0; i < inv.n; i++) {
 			const struct sw_store_inv *o = &inv.v[i];
-			sw_buf_adds(b, "<tr><td><code>");
-			sw_html_esc(b, o->kind);
-			sw_buf_adds(b, "/");
-			if (o->namespace && *o->namespace) {
-				sw_html_esc(b, o->namespace);
-				sw_buf_adds(b, "/");
-			}
-			sw_html_esc(b, o->name);
-			sw_buf_adds(b, "</code></td><td>");
-			badge(b, sw_store_health_str(o->health), NULL);
-			sw_buf_adds(b, "</td><td class=small>");
-			sw_html_esc(b, o->message);
-			sw_buf_adds(b, "</td></tr>");
+			object_row(b, o->kind, o->namespace, o->name,
+				   sw_store_health_str(o->health), o->message);
 		}
 		sw_buf_adds(b, "</tbody></table></div>");
 	}
