@@ -346,13 +346,18 @@ static char *path1(const char *fmt1, const char *arg, const char *tail)
 }
 
 /* A run id: digits only (also "#12"). 0 when not. */
-static long long run_id(const char *s)
+/* A run id from the command line ("12" or "#12"); 0, with a message, when it is not one. */
+static long long run_id(const char *arg)
 {
+	const char *s = arg;
 	char *end;
 	if (*s == '#')
 		s++;
 	long long v = strtoll(s, &end, 10);
-	return *s && !*end && v > 0 ? v : 0;
+	if (*s && !*end && v > 0)
+		return v;
+	fprintf(stderr, "slipway: '%s' is not a run id\n", arg);
+	return 0;
 }
 
 /* --- status, runs, run ----------------------------------------------------------- */
@@ -487,10 +492,8 @@ static int cmd_run(struct cli *c, int argc, char **argv)
 	long long id = run_id(argv[0]);
 	json_t *r;
 	int rc;
-	if (!id) {
-		fprintf(stderr, "slipway: '%s' is not a run id\n", argv[0]);
+	if (!id)
 		return EXIT_USAGE;
-	}
 	char *p = sw_asprintf("/api/v1/runs/%lld", id);
 	rc = api(c, "GET", p, NULL, &r, NULL);
 	free(p);
@@ -609,10 +612,8 @@ static int cmd_logs(struct cli *c, int argc, char **argv)
 	const char *only = argc > 1 ? argv[1] : NULL;
 	char status[32] = "";
 	int rc, printed = 0;
-	if (!id) {
-		fprintf(stderr, "slipway: '%s' is not a run id\n", argv[0]);
+	if (!id)
 		return EXIT_USAGE;
-	}
 	char *path = sw_asprintf("/api/v1/runs/%lld", id);
 	for (size_t next_stage = 0;;) {
 		json_t *r;
@@ -678,10 +679,8 @@ static int cmd_cancel(struct cli *c, int argc, char **argv)
 	long long id = run_id(argv[0]);
 	json_t *j;
 	int rc;
-	if (!id) {
-		fprintf(stderr, "slipway: '%s' is not a run id\n", argv[0]);
+	if (!id)
 		return EXIT_USAGE;
-	}
 	char *p = sw_asprintf("/api/v1/runs/%lld/cancel", id);
 	rc = api(c, "POST", p, NULL, &j, NULL);
 	free(p);
@@ -701,10 +700,8 @@ static int cmd_retry(struct cli *c, int argc, char **argv)
 	long long id = run_id(argv[0]);
 	json_t *j;
 	int rc;
-	if (!id) {
-		fprintf(stderr, "slipway: '%s' is not a run id\n", argv[0]);
+	if (!id)
 		return EXIT_USAGE;
-	}
 	char *p = sw_asprintf("/api/v1/runs/%lld/retry", id);
 	rc = api(c, "POST", p, NULL, &j, NULL);
 	free(p);
