@@ -41,9 +41,12 @@ static void snapshot_release(struct snapshot *s)
 	sw_store_run_release(&s->run);
 }
 
-/* Load run + stages (+ the log tails of failed stages) into report structs. */
+/*
+ * Load run + stages into report structs; with `tails`, also the log tails
+ * of failed stages (only the PR comment and Slack show them).
+ */
 static int snapshot_load(struct snapshot *s, struct sw_store *st, const struct sw_config *c,
-			 int64_t run_id)
+			 int64_t run_id, int tails)
 {
 	memset(s, 0, sizeof(*s));
 	if (sw_store_run_get(st, run_id, &s->run) < 0)
@@ -63,7 +66,7 @@ static int snapshot_load(struct snapshot *s, struct sw_store *st, const struct s
 		r->started_ms = g->started_at;
 		r->finished_ms = g->finished_at;
 		r->exit_code = g->exit_code;
-		if (g->status == SW_STATUS_FAILURE || g->status == SW_STATUS_ERROR) {
+		if (tails && (g->status == SW_STATUS_FAILURE || g->status == SW_STATUS_ERROR)) {
 			int64_t size = 0, next;
 			sw_store_log_size(st, g->id, &size);
 			sw_store_log_read(st, g->id, size > LOG_TAIL_BYTES ? size - LOG_TAIL_BYTES : 0,
@@ -148,7 +151,7 @@ void sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int64_t stage_i
 
 	if (!sw_engine_outbox(e) || !c->github_token.value)
 		return;
-	if (snapshot_load(&s, st, c, run_id) < 0)
+	if (snapshot_load(&s, st, c, run_id, 0) < 0)
 		return;
 	for (size_t i = 0; i < s.stages.n; i++) {
 		if (s.stages.v[i].id != stage_id)
@@ -188,7 +191,7 @@ void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 
 	if (!sw_engine_outbox(e) || !reporting_on(c))
 		return;
-	if (snapshot_load(&s, st, c, run_id) < 0)
+	if (snapshot_load(&s, st, c, run_id, 1) < 0)
 		return;
 	if (c->github_token.value) {
 		/* the run as a whole: pending while it goes, then its result; for
