@@ -48,7 +48,7 @@ extern char **environ;
 #define TOKEN_FILE_TTL_MS 60000
 
 enum op_type { OP_RAW, OP_GET, OP_LIST, OP_APPLY, OP_DELETE, OP_WATCH };
-enum op_state { ST_NEW, ST_DISC, ST_CRED, ST_FLIGHT, ST_RETRY };
+enum op_state { ST_NEW, ST_DISC, ST_CRED, ST_QUEUED, ST_FLIGHT, ST_RETRY };
 
 struct disc_ent {
 	char *group, *version, *kind, *plural;
@@ -91,6 +91,8 @@ struct sw_kube_op {
 	struct sw_http_call *call;
 	struct event *timer;
 	int finishing;
+	int slot;                /* holds one of k->max_inflight request slots */
+	struct sw_kube_op *qprev, *qnext;  /* waiting for a slot (ST_QUEUED) */
 
 	/* completion */
 	sw_kube_done_fn cb;
@@ -153,6 +155,9 @@ struct sw_kube {
 
 	struct sw_kube_op *ops;
 	size_t nops;
+	/* requests in flight (not watches, not discovery) and those waiting */
+	int max_inflight, inflight;
+	struct sw_kube_op *qhead, *qtail;
 	struct sw_kube_watch *watches;
 	struct sw_kube_stats stats;
 };
@@ -303,12 +308,18 @@ static struct sw_kube_op *op_new(struct sw_kube *k, enum op_type type)
 	return op;
 }
 
+static void slot_release(struct sw_kube_op *op);
+static void unqueue(struct sw_kube_op *op);
+
 static void op_free(struct sw_kube_op *op)
 {
 	struct sw_kube *k = op->k;
 
 	if (op->call)
 		sw_http_cancel(op->call);
+	if (op->state == ST_QUEUED)
+		unqueue(op);
+	slot_release(op);
 	event_free(op->timer);
 	if (op->prev)
 		op->prev->next = op->next;
@@ -1107,6 +1118,52 @@ static int op_stream_data(const char *p, size_t n, void *arg)
 	return op->on_data(p, n, op->iarg);
 }
 
+/*
+ * Request slots: at most k->max_inflight object requests (get, list,
+ * apply, delete) are on the wire at once; more wait in FIFO order. A real
+ * API server (and its listen backlog) is not flooded by a sync of
+ * thousands of objects, and connections are reused instead of opened by
+ * the hundred. Watch streams and discovery do not take slots: they are few,
+ * and an operation waiting for discovery must never hold up discovery.
+ */
+static int needs_slot(const struct sw_kube_op *op)
+{
+	return op->type != OP_WATCH && op->type != OP_RAW;
+}
+
+static void unqueue(struct sw_kube_op *op)
+{
+	struct sw_kube *k = op->k;
+	if (op->qprev)
+		op->qprev->qnext = op->qnext;
+	else
+		k->qhead = op->qnext;
+	if (op->qnext)
+		op->qnext->qprev = op->qprev;
+	else
+		k->qtail = op->qprev;
+	op->qprev = op->qnext = NULL;
+}
+
+/* Give up op's slot; the first waiting op gets it and goes next turn. */
+static void slot_release(struct sw_kube_op *op)
+{
+	struct sw_kube *k = op->k;
+	struct sw_kube_op *next = k->qhead;
+
+	if (!op->slot)
+		return;
+	op->slot = 0;
+	k->inflight--;
+	if (next) {
+		unqueue(next);
+		next->slot = 1;
+		next->state = ST_NEW;
+		k->inflight++;
+		op_wake(next);
+	}
+}
+
 static void op_send(struct sw_kube_op *op)
 {
 	struct sw_kube *k = op->k;
@@ -1116,6 +1173,21 @@ static void op_send(struct sw_kube_op *op)
 	size_t nh = 0;
 	int rc;
 
+	if (!op->slot && needs_slot(op)) {
+		if (k->inflight >= k->max_inflight) {
+			k->stats.queued++;
+			op->state = ST_QUEUED;
+			op->qprev = k->qtail;
+			if (k->qtail)
+				k->qtail->qnext = op;
+			else
+				k->qhead = op;
+			k->qtail = op;
+			return;
+		}
+		op->slot = 1;
+		k->inflight++;
+	}
 	op_build_path(op);
 	url = sw_asprintf("%s%s", k->cfg->server, op->path);
 	ua = sw_asprintf("User-Agent: %s", k->user_agent);
@@ -1231,6 +1303,7 @@ static void op_http_done(struct sw_http_result *r, void *arg)
 	int transient;
 
 	op->call = NULL;
+	slot_release(op);
 	/* A stream that delivered data has simply ended: its owner reconnects. */
 	transient = !op->got_data && r->error != SW_ECANCELLED &&
 		    ((r->error == SW_ERR) ||
@@ -1777,6 +1850,7 @@ int sw_kube_new(struct sw_kube **out, struct event_base *base, struct sw_kubecon
 	k->disc_interval_ms = opts->discovery_interval_ms > 0 ? opts->discovery_interval_ms : 5000;
 	k->page_size = opts->list_page_size > 0 ? opts->list_page_size : 500;
 	k->watch_timeout_s = opts->watch_timeout_s > 0 ? opts->watch_timeout_s : 300;
+	k->max_inflight = opts->max_inflight > 0 ? opts->max_inflight : 32;
 	if (!cfg->exec && !cfg->token_file) {
 		k->bearer = cfg->token ? sw_strdup(cfg->token) : NULL;
 		k->cred_valid = 1;

@@ -157,6 +157,12 @@ struct sw_kube_opts {
 	long discovery_interval_ms;    /* least time between discoveries; 0 = 5000 */
 	long list_page_size;           /* list `limit`; 0 = 500 */
 	long watch_timeout_s;          /* watch timeoutSeconds (then reconnect); 0 = 300 */
+	/*
+	 * Object requests (get, list, apply, delete) on the wire at once; more
+	 * wait their turn in order. Watches and discovery are not counted.
+	 * 0 = 32.
+	 */
+	int max_inflight;
 };
 #define SW_KUBE_OPTS_INIT { 0 }
 
@@ -183,6 +189,7 @@ struct sw_kube_stats {
 	uint64_t exec_runs;            /* exec plugin runs */
 	uint64_t discoveries;          /* completed discoveries */
 	uint64_t list_restarts;        /* lists started over after an expired continue */
+	uint64_t queued;               /* requests that waited for a slot (max_inflight) */
 	uint64_t watch_relists;        /* watches that relisted after 410 Gone */
 };
 void sw_kube_stats(const struct sw_kube *k, struct sw_kube_stats *out);

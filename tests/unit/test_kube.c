@@ -826,12 +826,82 @@ static void test_many_applies(void **state)
 	assert_int_equal(ok, 100);
 	assert_int_equal(sw_kube_pending(f->kube), 0);
 	free(r);
+	/* 32 on the wire at once (the default); the other 68 waited their turn. */
+	struct sw_kube_stats st;
+	sw_kube_stats(f->kube, &st);
+	assert_int_equal(st.queued, 68);
 
 	struct res x = { 0 };
 	sw_kube_list(f->kube, "v1", "ConfigMap", "default", "app=many", collect, &x, NULL);
 	wait_res(f, &x);
 	assert_int_equal(json_array_size(json_object_get(x.obj, "items")), 100);
 	res_release(&x);
+}
+
+/*
+ * max_inflight 3: requests beyond it wait in order and go as slots free;
+ * a waiting request can be cancelled (no callback), and a watch does not
+ * take a slot, so it never holds up gets.
+ */
+static void ignore_event(const struct sw_kube_event *ev, void *arg)
+{
+}
+
+static void test_inflight_limit(void **state)
+{
+	struct fx *f = *state;
+	struct sw_kube_opts o = SW_KUBE_OPTS_INIT;
+	struct sw_kube_watch_opts wo = SW_KUBE_WATCH_OPTS_INIT;
+	struct sw_kube_watch *w1, *w2, *w3, *w4;
+	struct sw_kube_op *ops[10];
+	struct sw_kube_stats st;
+	struct res r[10];
+	json_t *cm;
+	int done = 0;
+
+	o.max_inflight = 3;
+	plain(f, &o);
+	cm = configmap("default", "slots", NULL, "v");
+	memset(r, 0, sizeof(r));
+	apply_wait(f, f->kube, cm, 0, &r[0]);
+	assert_int_equal(r[0].error, 0);
+	res_release(&r[0]);
+	json_decref(cm);
+
+	/* Four watches stay open without taking any of the three slots. */
+	wo.api_version = "v1";
+	wo.kind = "Secret";
+	wo.on_event = ignore_event;
+	assert_int_equal(sw_kube_watch(f->kube, &wo, &w1), 0);
+	assert_int_equal(sw_kube_watch(f->kube, &wo, &w2), 0);
+	assert_int_equal(sw_kube_watch(f->kube, &wo, &w3), 0);
+	assert_int_equal(sw_kube_watch(f->kube, &wo, &w4), 0);
+	run_for(f, 300);
+
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(sw_kube_get(f->kube, "v1", "ConfigMap", "default",
+					     i % 2 ? "slots" : "missing", collect, &r[i], &ops[i]), 0);
+	sw_kube_cancel(ops[5]);    /* waiting for a slot: never sent, never called back */
+	for (int i = 0; i < 10; i++) {
+		if (i == 5)
+			continue;
+		run_until(f, &r[i].done, 1, 10000);
+		assert_int_equal(r[i].done, 1);
+		assert_int_equal(r[i].error, i % 2 ? 0 : SW_ENOTFOUND);
+		done++;
+	}
+	run_for(f, 50);
+	assert_int_equal(r[5].done, 0);
+	assert_int_equal(done, 9);
+	sw_kube_stats(f->kube, &st);
+	assert_true(st.queued >= 6);   /* 10 asked, 3 slots (the watches' lists may take turns too) */
+	for (int i = 0; i < 10; i++)
+		res_release(&r[i]);
+	sw_kube_watch_stop(w1);
+	sw_kube_watch_stop(w2);
+	sw_kube_watch_stop(w3);
+	sw_kube_watch_stop(w4);
+	assert_int_equal(sw_kube_pending(f->kube), 0);
 }
 
 /* ---- watches ---------------------------------------------------------- */
@@ -1522,6 +1592,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_paging, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_applies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inflight_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_plugin, setup, teardown),
