@@ -54,10 +54,10 @@ struct item {
 	char *key, *api_version, *kind, *ns, *name;  /* owned */
 	long wave;
 	int phase;
-	json_t *live;                  /* live object before the sync, or NULL */
-	int live_known;                /* live/absence known (list or get) */
+	json_t *live;                  /* live object (carrying our label) before the sync, or NULL */
 	json_t *applied;               /* apply answer / last health read */
 	int crd_pending;               /* kind defined by a CRD of this sync, unknown yet */
+	int health_listed;             /* a health list of its kind is under way */
 	enum sw_object_result result;
 	int has_result;
 	enum sw_kube_health kh;
@@ -98,6 +98,7 @@ struct run {
 	size_t prune_start, prune_end;
 	struct event *timer;
 	int64_t deadline;
+	int polls;                     /* reads so far in this wait (poll_later) */
 	int waiting_crds;             /* waiting for CRDs to be Established */
 	int listed_crd_kinds;          /* round 1 of the lists was started */
 	int prepared;                  /* got past step 3: inventory is rewritten */
@@ -721,7 +722,6 @@ static int prepare_objects(struct run *r)
 		json_t *lv = json_object_get(r->live, o->key);
 		if (lv) {
 			it->live = json_incref(lv);
-			it->live_known = 1;
 		}
 	}
 
@@ -759,7 +759,6 @@ static int prepare_objects(struct run *r)
 			it->ns = sw_strdup(ns ? ns : "");
 			it->name = sw_strdup(json_string_value(json_object_get(md, "name")));
 			it->live = json_incref(lv);
-			it->live_known = 1;
 			it->wave = wave ? strtol(wave, NULL, 10) : 0;
 			char *g = group_of(it->api_version);
 			it->phase = sw_kind_phase(g, it->kind);
@@ -868,8 +867,11 @@ static void apply_done(const struct sw_kube_result *res, void *arg)
 		set_item_msg(it, res->error_msg);
 		fail_msg(r, "%s", res->error_msg);
 	} else {
-		if (!it->live) {
+		if (res->status == 201) {
 			it->result = SW_OBJ_CREATED;
+		} else if (!it->live) {
+			/* It existed without our label: the apply just added it. */
+			it->result = SW_OBJ_CONFIGURED;
 		} else if (r->rq->dry_run) {
 			json_t *a = comparable(it->live), *b = comparable(res->obj);
 			it->result = json_equal(a, b) ? SW_OBJ_UNCHANGED : SW_OBJ_CONFIGURED;
@@ -907,43 +909,6 @@ static void item_apply(struct item *it)
 	}
 }
 
-static void get_before_done(const struct sw_kube_result *res, void *arg)
-{
-	struct item *it = arg;
-	it->op = NULL;
-	if (res->error == 0) {
-		it->live = json_incref(res->obj);
-	} else if (res->error != SW_ENOTFOUND) {
-		it->has_result = 1;
-		it->result = SW_OBJ_FAILED;
-		set_item_msg(it, res->error_msg);
-		fail_msg(it->run, "%s", res->error_msg);
-		item_done(it);
-		return;
-	}
-	it->live_known = 1;
-	item_apply(it);
-}
-
-/* Start one object: read it first when the lists did not show it. */
-static void item_go(struct item *it)
-{
-	struct run *r = it->run;
-	if (!it->live_known && !(it->crd_pending && r->rq->dry_run &&
-				 sw_kube_lookup(r->s->kube, it->api_version, it->kind, NULL) < 0)) {
-		if (sw_kube_get(r->s->kube, it->api_version, it->kind, it->ns, it->name,
-				get_before_done, it, &it->op) < 0) {
-			it->has_result = 1;
-			it->result = SW_OBJ_FAILED;
-			set_item_msg(it, sw_error_last());
-			fail_msg(r, "%s", sw_error_last());
-			item_done(it);
-		}
-		return;
-	}
-	item_apply(it);
-}
-
 static void crd_check(struct run *r);
 
 static int stage_has_crds(struct run *r)
@@ -962,6 +927,7 @@ static void stage_over(struct run *r)
 	}
 	if (!r->rq->dry_run && stage_has_crds(r)) {
 		r->deadline = sw_mono_ms() + r->cfg.health_timeout_s * 1000;
+		r->polls = 0;
 		r->waiting_crds = 1;
 		crd_check(r);
 		return;
@@ -991,17 +957,25 @@ static void stage_start(struct run *r)
 	r->stage_end = sw_objset_stage_end(r->set, r->stage_start);
 	r->pending = (int)(r->stage_end - r->stage_start) + 1;
 	for (size_t i = r->stage_start; i < r->stage_end; i++)
-		item_go(&r->items[i]);
+		item_apply(&r->items[i]);
 	if (--r->pending == 0)
 		stage_over(r);
 }
 
 /* Wait for this stage's CRDs to be Established: read, judge, sleep, again. */
+/*
+ * The next read of CRDs or health: soon at first (most objects are ready
+ * a moment after they are applied), then every health_poll_ms.
+ */
 static void poll_later(struct run *r)
 {
 	struct timeval tv;
-	tv.tv_sec = r->s->health_poll_ms / 1000;
-	tv.tv_usec = (r->s->health_poll_ms % 1000) * 1000;
+	long ms = 25L << (r->polls < 4 ? r->polls : 4);
+	if (ms > r->s->health_poll_ms)
+		ms = r->s->health_poll_ms;
+	r->polls++;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(r->timer, &tv);
 }
 
@@ -1194,6 +1168,122 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		health_tick(-1, EV_TIMEOUT, r);
 }
 
+/*
+ * A kind with more objects still to read than this is read with one list
+ * (label selector, all namespaces) instead of a get per object.
+ */
+#define HEALTH_LIST_MIN 8
+
+struct health_list {
+	struct run *r;
+	char *kk;                      /* "apiVersion\tkind" */
+};
+
+static void health_list_done(const struct sw_kube_result *res, void *arg)
+{
+	struct health_list *c = arg;
+	struct run *r = c->r;
+	const char *tab = strchr(c->kk, '\t');
+	json_t *seen = json_object(), *o;
+	struct sw_buf key = SW_BUF_INIT;
+	size_t i;
+
+	if (res->error == 0) {
+		json_array_foreach(json_object_get(res->obj, "items"), i, o) {
+			json_t *md = json_object_get(o, "metadata");
+			const char *ns = json_string_value(json_object_get(md, "namespace"));
+			const char *name = json_string_value(json_object_get(md, "name"));
+			if (!name)
+				continue;
+			sw_buf_reset(&key);
+			sw_obj_key(&key, json_string_value(json_object_get(o, "apiVersion")),
+				   tab + 1, ns ? ns : "", name);
+			json_object_set(seen, key.ptr, o);
+		}
+	}
+	for (i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		if (!it->health_listed || strncmp(c->kk, it->api_version, (size_t)(tab - c->kk)) ||
+		    it->api_version[tab - c->kk] || strcmp(tab + 1, it->kind))
+			continue;
+		it->health_listed = 0;
+		if (res->error)
+			continue;   /* keep the last view; the deadline bounds the wait */
+		json_decref(it->applied);
+		it->applied = json_incref(json_object_get(seen, it->key));
+		if (!it->applied) {
+			it->kh = SW_KUBE_UNKNOWN;
+			set_item_msg(it, "not found");
+		}
+	}
+	json_decref(seen);
+	sw_buf_release(&key);
+	free(c->kk);
+	free(c);
+	if (--r->pending == 0)
+		health_tick(-1, 0, r);
+}
+
+/* Read every object not healthy yet: a list per kind with many, else gets. */
+static void health_read(struct run *r)
+{
+	json_t *counts = json_object();
+	struct sw_buf sel = SW_BUF_INIT, kk = SW_BUF_INIT;
+	const char *k;
+	json_t *v;
+
+	for (size_t i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		if (it->kh == SW_KUBE_HEALTHY || it->result == SW_OBJ_FAILED)
+			continue;
+		sw_buf_reset(&kk);
+		sw_buf_addf(&kk, "%s\t%s", it->api_version, it->kind);
+		v = json_object_get(counts, kk.ptr);
+		json_object_set_new(counts, kk.ptr, json_integer(json_integer_value(v) + 1));
+	}
+	sw_buf_addf(&sel, "%s=%s", SW_SYNC_LABEL, r->cfg.name);
+	r->pending = 1;
+	json_object_foreach(counts, k, v) {
+		const char *tab = strchr(k, '\t');
+		struct health_list *c;
+		char *av;
+		if (json_integer_value(v) <= HEALTH_LIST_MIN)
+			continue;
+		for (size_t i = 0; i < r->n; i++) {
+			struct item *it = &r->items[i];
+			it->health_listed |= it->kh != SW_KUBE_HEALTHY && it->result != SW_OBJ_FAILED &&
+					     !strcmp(it->kind, tab + 1) &&
+					     !strncmp(it->api_version, k, (size_t)(tab - k)) &&
+					     !it->api_version[tab - k];
+		}
+		c = sw_calloc(1, sizeof(*c));
+		c->r = r;
+		c->kk = sw_strdup(k);
+		av = sw_strndup(k, (size_t)(tab - k));
+		r->pending++;
+		if (sw_kube_list(r->s->kube, av, tab + 1, NULL, sel.ptr, health_list_done, c,
+				 NULL) < 0) {
+			struct sw_kube_result res = { .error = SW_ERR };
+			health_list_done(&res, c);   /* clears the marks, counts down */
+		}
+		free(av);
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		if (it->kh == SW_KUBE_HEALTHY || it->result == SW_OBJ_FAILED || it->health_listed)
+			continue;
+		r->pending++;
+		if (sw_kube_get(r->s->kube, it->api_version, it->kind, it->ns, it->name,
+				health_get_done, it, &it->op) < 0)
+			r->pending--;
+	}
+	json_decref(counts);
+	sw_buf_release(&sel);
+	sw_buf_release(&kk);
+	if (--r->pending == 0)
+		health_tick(-1, 0, r);
+}
+
 /* fd -1, what 0: judge after reads; what EV_TIMEOUT: read again. */
 static void health_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -1201,18 +1291,7 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
 	size_t not_ready;
 
 	if (what == EV_TIMEOUT) {
-		r->pending = 1;
-		for (size_t i = 0; i < r->n; i++) {
-			struct item *it = &r->items[i];
-			if (it->kh == SW_KUBE_HEALTHY || it->result == SW_OBJ_FAILED)
-				continue;
-			r->pending++;
-			if (sw_kube_get(r->s->kube, it->api_version, it->kind, it->ns, it->name,
-					health_get_done, it, &it->op) < 0)
-				r->pending--;
-		}
-		if (--r->pending == 0)
-			health_tick(-1, 0, r);
+		health_read(r);
 		return;
 	}
 	int over = health_judge(r, &not_ready);
@@ -1249,6 +1328,7 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
 static void health_start(struct run *r)
 {
 	r->deadline = sw_mono_ms() + r->cfg.health_timeout_s * 1000;
+	r->polls = 0;
 	health_tick(-1, 0, r);
 }
 

@@ -42,14 +42,15 @@
  *     SW_SYNC_TRACKING_ANNOTATION=ENV:group/kind/namespace/name (the
  *     "tracking id"; Argo CD style).
  *  4. Live state: each kind of the set and of the stored inventory is
- *     listed once with the label selector (a desired object not found there
- *     is read with one get). Then server-side apply (fieldManager slipway,
- *     force) stage by stage (sw_objset_sort_for_apply: wave, then phase),
- *     every object of a stage concurrently; after a stage holding CRDs, each
- *     is waited for until Established. Result per object: created (it did
- *     not exist), configured (its resourceVersion changed), unchanged (the
- *     apply left its resourceVersion as it was). A failed apply fails the
- *     sync; later stages are not applied.
+ *     listed once with the label selector. Then server-side apply
+ *     (fieldManager slipway, force) stage by stage
+ *     (sw_objset_sort_for_apply: wave, then phase), every object of a stage
+ *     concurrently (the client keeps at most sw_kube_opts.max_inflight
+ *     requests on the wire); after a stage holding CRDs, each is waited for
+ *     until Established. Result per object: created (the apply answered 201
+ *     Created), configured (its resourceVersion changed, or it existed
+ *     without our label), unchanged (the apply left its resourceVersion as
+ *     it was). A failed apply fails the sync; later stages are not applied.
  *  5. Prune, when the environment has `prune`: live objects carrying our
  *     label AND our tracking annotation naming this environment, of the
  *     kinds listed in step 4, that are not in the rendered set, deleted in

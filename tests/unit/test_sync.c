@@ -659,6 +659,61 @@ static void test_never_ready(void **state)
 	sw_store_env_release(&env);
 }
 
+/*
+ * Twelve Deployments (more than one health list's worth): health is read
+ * with a list per kind and all become healthy; then one that never becomes
+ * ready fails the sync by name. An object that existed before, created by
+ * someone else without our label, is "configured" (the apply adds the
+ * label), not "created".
+ */
+static void test_many_workloads(void **state)
+{
+	struct fx *f = *state;
+	char a[41];
+	struct outcome o;
+	struct sw_kube_stats st0, st1;
+	static const char *const fast[] = { "--ready-delay-ms", "100", NULL };
+
+	f->env.health_timeout_s = 2;
+	start(f, fast, NULL);
+	assert_int_equal(sh("printf 'apiVersion: v1\\nkind: Namespace\\nmetadata: {name: shop}\\n---\\n"
+			    "apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: before, namespace: shop}\\n"
+			    "data: {a: b}\\n' | kubectl --server %s apply --server-side --validate=false "
+			    "-f - >/dev/null", f->srv.url), 0);
+	commit(f, a, "mkdir -p deploy; printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n"
+		     "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: before\ndata:\n  a: b\n' > deploy/00.yaml;"
+		     "for i in $(seq 1 12); do printf -- '---\napiVersion: apps/v1\nkind: Deployment\n"
+		     "metadata:\n  name: web-%s\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web-%s}\n"
+		     "  template:\n    metadata:\n      labels: {app: web-%s}\n    spec:\n      containers:\n"
+		     "      - {name: web, image: nginx}\n' $i $i $i; done > deploy/web.yaml");
+	sw_kube_stats(sw_syncer_kube(f->sync), &st0);
+	sync_once(f, a, 0, &o);
+	sw_kube_stats(sw_syncer_kube(f->sync), &st1);
+	assert_int_equal(o.status, SW_SYNC_SUCCESS);
+	assert_int_equal(o.health, SW_HEALTH_HEALTHY);
+	assert_int_equal(o.counts[SW_OBJ_CREATED], 12);
+	assert_int_equal(o.counts[SW_OBJ_CONFIGURED], 2);   /* the namespace and "before" */
+	assert_string_equal(result_of(&o, "/ConfigMap/shop/before"), "configured");
+	assert_string_equal(result_of(&o, "apps/Deployment/shop/web-12"), "created");
+	/* lists + 14 applies + a list per health read: far fewer than a get per
+	 * Deployment per read */
+	assert_true(st1.requests - st0.requests < 14 + 20);
+	outcome_release(&o);
+
+	commit(f, a, "printf -- '---\\napiVersion: apps/v1\\nkind: Deployment\\nmetadata:\\n  name: stuck\\n"
+		     "  annotations: {kubeapi.slipway.dev/never-ready: \"true\"}\\nspec:\\n  replicas: 1\\n"
+		     "  selector:\\n    matchLabels: {app: stuck}\\n  template:\\n    metadata:\\n"
+		     "      labels: {app: stuck}\\n    spec:\\n      containers:\\n      - {name: web, image: nginx}\\n'"
+		     " >> deploy/web.yaml");
+	sync_once(f, a, 0, &o);
+	assert_int_equal(o.status, SW_SYNC_FAILURE);
+	assert_non_null(strstr(o.msg, "not healthy"));
+	assert_non_null(strstr(o.msg, "shop/stuck"));
+	assert_null(strstr(o.msg, "web-"));
+	assert_int_equal(o.counts[SW_OBJ_UNCHANGED], 14);
+	outcome_release(&o);
+}
+
 static void kill_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fx *f = arg;
@@ -793,6 +848,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crd_and_cr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_never_ready, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_workloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_stopped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_superseded, setup, teardown),
 	};
