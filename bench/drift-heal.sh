@@ -4,7 +4,7 @@
 # under 1 s).
 #
 # Method: the test API server (build/tests/kubeapi) stands in for the
-# cluster; bench/drift-heal.c runs the real syncer and drift watcher on one
+# cluster; bench/harness.c (heal) runs the real syncer and drift watcher on one
 # loop (as slipwayd will), after a first sync of N Deployments (default 100)
 # labelled for environment "bench". An independent watch (python, plain
 # HTTP) timestamps every stored version of those Deployments. Edits are
@@ -21,54 +21,29 @@
 #
 #   bench/drift-heal.sh [EDITS] [OBJECTS]
 #
-# Env: BUILD (default ./build), DRIFT_HEAL_BIN (a prebuilt harness; else
-# built here from build/libslipway.a).
+# Env: BUILD (default ./build), HARNESS_BIN (a prebuilt bench/harness.c;
+# else built here from build/libslipway.a).
 set -u
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BUILD:-$SRC/build}
+. "$SRC/bench/lib.sh"
 EDITS=${1:-100}
 OBJECTS=${2:-100}
 W=$(mktemp -d /tmp/slipway-drift-heal.XXXXXX)
-KPID=
+KUBEAPI_PID=
 HPID=
 WPID=
 cleanup() {
-	for p in $WPID $HPID $KPID; do kill "$p" 2>/dev/null; done
+	for p in $WPID $HPID $KUBEAPI_PID; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	rm -rf "$W"
 }
 trap cleanup EXIT
-
-for c in kubectl python3 cc pkg-config; do
-	command -v $c >/dev/null || { echo "drift-heal: '$c' is not installed" >&2; exit 1; }
-done
-KUBEAPI=$BUILD/tests/kubeapi
-[ -x "$KUBEAPI" ] || { echo "drift-heal: $KUBEAPI missing; run make first" >&2; exit 1; }
-
-BIN=${DRIFT_HEAL_BIN:-}
-if [ -z "$BIN" ]; then
-	make -s -C "$SRC" "$BUILD/libslipway.a" >/dev/null || { echo "drift-heal: make failed" >&2; exit 1; }
-	PKGS="libevent libevent_pthreads libevent_openssl libgit2 libcurl openssl jansson yaml-0.1 sqlite3"
-	BIN=$W/drift-heal
-	cc -std=c11 -D_GNU_SOURCE -O2 -I"$SRC" $(pkg-config --cflags $PKGS) -o "$BIN" \
-		"$SRC/bench/drift-heal.c" "$BUILD/libslipway.a" $(pkg-config --libs $PKGS) -lpthread -lm ||
-		{ echo "drift-heal: harness did not build" >&2; exit 1; }
-fi
+need kubectl python3 cc pkg-config
+BIN=$(build_harness "$W") || exit 1
 
 # The cluster.
-"$KUBEAPI" --listen 127.0.0.1:0 --ready-delay-ms 20 > "$W/kubeapi.out" 2> "$W/kubeapi.err" &
-KPID=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$W/kubeapi.out" && break; sleep 0.05; done
-URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$W/kubeapi.out" | head -1)
-[ -n "$URL" ] || { echo "drift-heal: kubeapi did not start" >&2; exit 1; }
-cat > "$W/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-current-context: t
-clusters: [{name: c, cluster: {server: '$URL'}}]
-contexts: [{name: t, context: {cluster: c, user: u}}]
-users: [{name: u, user: {}}]
-EOF
+start_kubeapi "$W" --ready-delay-ms 20 || exit 1
+URL=$KUBEAPI_URL
 K() { kubectl --kubeconfig "$W/kubeconfig" --cache-dir "$W/cache" --request-timeout=10s "$@"; }
 
 # The desired state: OBJECTS Deployments.
@@ -110,7 +85,7 @@ with urllib.request.urlopen(q) as r, open(out, "w", buffering=1) as f:
         f.write("%.6f %s %s %s\n" % (t, ev.get("type"), md.get("name"), o.get("spec", {}).get("replicas")))
 EOF
 
-"$BIN" "$W/kubeconfig" "$W/repo" "$W/data" > "$W/harness.out" 2> "$W/harness.err" &
+"$BIN" heal "$W/kubeconfig" "$W/repo" "$W/data" > "$W/harness.out" 2> "$W/harness.err" &
 HPID=$!
 for _ in $(seq 1 600); do grep -q ready "$W/harness.out" && break; kill -0 $HPID 2>/dev/null || break; sleep 0.05; done
 grep -q ready "$W/harness.out" || { echo "drift-heal: harness not ready:"; cat "$W/harness.err"; exit 1; } >&2

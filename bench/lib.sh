@@ -44,3 +44,51 @@ kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 # ratio A B: A/B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# build_harness DIR: build bench/harness.c (the real syncer and drift
+# watcher on one loop) against BUILD/libslipway.a into DIR/harness and print
+# its path; HARNESS_BIN names a prebuilt one instead.
+build_harness() {
+	if [ -n "${HARNESS_BIN:-}" ]; then
+		echo "$HARNESS_BIN"
+		return 0
+	fi
+	local pkgs="libevent libevent_pthreads libevent_openssl libgit2 libcurl openssl jansson yaml-0.1 sqlite3"
+	make -s -C "$SRC" "$BUILD/libslipway.a" >/dev/null || { echo "bench: make failed" >&2; return 1; }
+	cc -std=c11 -D_GNU_SOURCE -O2 -I"$SRC" $(pkg-config --cflags $pkgs) -o "$1/harness" \
+		"$SRC/bench/harness.c" "$BUILD/libslipway.a" $(pkg-config --libs $pkgs) -lpthread -lm ||
+		{ echo "bench: bench/harness.c did not build" >&2; return 1; }
+	echo "$1/harness"
+}
+
+# start_kubeapi DIR [ARGS...]: start the test API server (BUILD/tests/kubeapi)
+# writing DIR/kubeconfig; sets KUBEAPI_PID and KUBEAPI_URL.
+start_kubeapi() {
+	local d=$1 i
+	shift
+	[ -x "$BUILD/tests/kubeapi" ] || { echo "bench: $BUILD/tests/kubeapi missing; run make first" >&2; return 1; }
+	"$BUILD/tests/kubeapi" --listen 127.0.0.1:0 --kubeconfig-out "$d/kubeconfig" "$@" \
+		> "$d/kubeapi.out" 2> "$d/kubeapi.err" &
+	KUBEAPI_PID=$!
+	for i in $(seq 1 100); do grep -q "listening on" "$d/kubeapi.out" && break; sleep 0.05; done
+	KUBEAPI_URL=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$d/kubeapi.out" | head -1)
+	[ -n "$KUBEAPI_URL" ] || { echo "bench: kubeapi did not start: $(cat "$d/kubeapi.err")" >&2; return 1; }
+}
+
+# gen_manifests DIR NAMESPACES PER: NAMESPACES Namespaces (bench-NN, in
+# DIR/00-namespaces.yaml), each holding PER ConfigMaps, Services and
+# Deployments (DIR/ns-NN.yaml): NAMESPACES * (1 + 3 * PER) objects.
+gen_manifests() {
+	local d=$1 ns=$2 per=$3 n i
+	mkdir -p "$d"
+	for n in $(seq -w 0 $((ns - 1))); do
+		printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata: {name: bench-%s}\n' "$n"
+	done > "$d/00-namespaces.yaml"
+	for n in $(seq -w 0 $((ns - 1))); do
+		for i in $(seq 0 $((per - 1))); do
+			printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%s, namespace: bench-%s}\ndata: {greeting: "hello %s", level: "info"}\n' $i $n $i
+			printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%s, namespace: bench-%s}\nspec:\n  selector: {app: web-%s}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n' $i $n $i
+			printf -- '---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-%s, namespace: bench-%s, labels: {app: web-%s}}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web-%s}}\n  template:\n    metadata: {labels: {app: web-%s}}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.25\n        ports: [{containerPort: 8080}]\n        env: [{name: LEVEL, value: info}]\n' $i $n $i $i $i
+		done > "$d/ns-$n.yaml"
+	done
+}
