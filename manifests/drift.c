@@ -400,7 +400,7 @@ struct dobj {
 	char *key;              /* group/kind/ns/name (ns as written: may be "") */
 	char *api_version, *kind, *ns, *name;
 	int is_secret;
-	json_t *desired;
+	json_t *desired;        /* its compact JSON text (a JSON string): see desired_of() */
 	char *clean_rv;         /* live resourceVersion known equal (or ours) */
 	int seen;               /* found in the current full comparison */
 	int taken;              /* carried over into a new desired set */
@@ -423,6 +423,16 @@ struct dobj {
 	int drifted;            /* reported / failed and not healed */
 	char *reported_fields;  /* the fields of the last report (no repeats) */
 };
+
+/*
+ * The desired object, parsed (a new reference). Held as text: parsed
+ * Kubernetes objects cost several times their text, and are looked at only
+ * when a live object changed or in a full comparison.
+ */
+static json_t *desired_of(const struct dobj *o)
+{
+	return json_loads(json_string_value(o->desired), 0, NULL);
+}
 
 struct kwatch {
 	struct sw_drift *dw;
@@ -747,6 +757,7 @@ static int heal(struct dobj *o, const char *fields, const char *manager, const c
 	struct sw_drift *dw = o->dw;
 	int64_t now = sw_mono_ms();
 	struct heal_ctx *h;
+	int rc;
 	int fighting;
 
 	if (o->burst && now - o->next_ok_ms > dw->quiet_ms) {
@@ -786,8 +797,14 @@ static int heal(struct dobj *o, const char *fields, const char *manager, const c
 		h->summary = sw_strdup(summary);
 	h->fighting = fighting;
 	o->heal = h;
-	if ((dw->syncer ? sw_sync_apply_one(dw->syncer, o->id, healed, h, &o->op)
-			: sw_kube_apply(dw->kube, o->desired, 0, healed, h, &o->op)) < 0) {
+	if (dw->syncer) {
+		rc = sw_sync_apply_one(dw->syncer, o->id, healed, h, &o->op);
+	} else {
+		json_t *d = desired_of(o);
+		rc = sw_kube_apply(dw->kube, d, 0, healed, h, &o->op);
+		json_decref(d);
+	}
+	if (rc < 0) {
 		struct sw_kube_result r = { 0 };
 		r.error = SW_ERR;
 		r.error_msg = sw_error_last();
@@ -857,7 +874,7 @@ static void dry_run_done(const struct sw_kube_result *r, void *arg)
 {
 	struct dobj *o = arg;
 	struct sw_drift *dw = o->dw;
-	json_t *live = o->live, *diffs = NULL;
+	json_t *live = o->live, *diffs = NULL, *desired;
 	int started = 0;
 
 	o->op = NULL;
@@ -867,14 +884,16 @@ static void dry_run_done(const struct sw_kube_result *r, void *arg)
 		next_pending(o);
 		return;
 	}
+	desired = desired_of(o);
 	if (r->error) {
 		/* Cannot confirm: trust the local comparison. */
 		log_warn("drift.dry_run", "env=%s obj=%s err=%s", dw->env, o->key,
 			 sw_q(r->error_msg));
-		sw_drift_diff(o->desired, NULL, live, &diffs);
+		sw_drift_diff(desired, NULL, live, &diffs);
 	} else {
-		sw_drift_diff(o->desired, r->obj, live, &diffs);
+		sw_drift_diff(desired, r->obj, live, &diffs);
 	}
+	json_decref(desired);
 	if (!json_array_size(diffs))
 		mark_clean(o, live_rv(live)); /* only a normalised value differed */
 	else
@@ -889,6 +908,8 @@ static void check_live(struct dobj *o, const json_t *live)
 {
 	struct sw_drift *dw = o->dw;
 	const char *rv = live_rv(live);
+	json_t *desired;
+	int rc;
 
 	if (o->op) {
 		json_decref(o->pending);
@@ -901,14 +922,18 @@ static void check_live(struct dobj *o, const json_t *live)
 		return;
 	}
 	dw->st.compares++;
-	if (sw_drift_diff(o->desired, NULL, live, NULL) == 0) {
+	desired = desired_of(o);
+	if (sw_drift_diff(desired, NULL, live, NULL) == 0) {
+		json_decref(desired);
 		mark_clean(o, rv);
 		return;
 	}
 	/* Looks different: ask the server what a re-apply would give. */
 	dw->st.dry_runs++;
 	o->live = json_deep_copy(live);
-	if (sw_kube_apply(dw->kube, o->desired, SW_KUBE_DRY_RUN, dry_run_done, o, &o->op) < 0) {
+	rc = sw_kube_apply(dw->kube, desired, SW_KUBE_DRY_RUN, dry_run_done, o, &o->op);
+	json_decref(desired);
+	if (rc < 0) {
 		struct sw_kube_result r = { 0 };
 		r.error = SW_ERR;
 		r.error_msg = sw_error_last();
@@ -1254,18 +1279,23 @@ static int set_desired(struct sw_drift *dw, const json_t *desired)
 	size_t n = json_is_object(desired) ? json_object_size(desired) : 0, k = 0, i;
 	struct dobj **objs = n ? sw_calloc(n, sizeof(*objs)) : NULL;
 	const char *id;
-	json_t *obj;
+	json_t *val;
 	int rc = 0;
 
-	json_object_foreach((json_t *)desired, id, obj) {
+	json_object_foreach((json_t *)desired, id, val) {
+		/* The syncer's values are JSON text; tools may give objects. */
+		json_t *obj = json_is_string(val) ? json_loads(json_string_value(val), 0, NULL)
+						  : json_incref(val);
 		const char *av = jstr(obj, "apiVersion", NULL), *kind = jstr(obj, "kind", NULL);
 		const char *ns = jstr(obj, "metadata", "namespace");
 		const char *name = jstr(obj, "metadata", "name");
 		struct sw_buf key = SW_BUF_INIT;
 		struct dobj *o;
 
-		if (!av || !kind || !name || k == n)
+		if (!av || !kind || !name || k == n) {
+			json_decref(obj);
 			continue; /* the renderer refuses these */
+		}
 		sw_obj_key(&key, av, kind, ns ? ns : "", name);
 		o = find_key(dw, key.ptr);
 		if (o && !o->taken) {
@@ -1290,7 +1320,14 @@ static int set_desired(struct sw_drift *dw, const json_t *desired)
 			o->taken = 1;
 		}
 		o->is_secret = !strcmp(kind, "Secret") && !strcmp(av, "v1");
-		o->desired = json_incref(obj);
+		if (json_is_string(val)) {
+			o->desired = json_incref(val);
+		} else {
+			char *text = json_dumps(obj, JSON_COMPACT);
+			o->desired = json_string_nocheck(text);
+			free(text);
+		}
+		json_decref(obj);
 		objs[k++] = o;
 	}
 	/* Objects that left the desired set: no longer ours to heal. */

@@ -1353,6 +1353,87 @@ static void list_add_items(struct sw_kube_op *op, json_t *page)
 	}
 }
 
+/*
+ * Cut every "managedFields" member out of JSON text, in place; returns the
+ * new length. Listed objects and apply answers are parsed without them:
+ * they are often half of an object's text and most of its parsed size, and
+ * neither the sync nor the drift watcher reads them there (watch events and
+ * gets keep them: the drift watcher names the manager that changed a field
+ * from those). A plain scan: strings (with escapes) are skipped whole, so
+ * only a key followed by ':' matches.
+ */
+static size_t skip_value(const char *p, size_t i, size_t n)
+{
+	int depth = 0, str = 0;
+	for (; i < n; i++) {
+		char c = p[i];
+		if (str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				str = 0;
+			continue;
+		}
+		if (c == '"')
+			str = 1;
+		else if (c == '{' || c == '[')
+			depth++;
+		else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return i;   /* end of the enclosing object: a scalar ended */
+			if (--depth == 0)
+				return i + 1;
+		} else if (c == ',' && depth == 0)
+			return i;
+	}
+	return n;
+}
+
+static size_t strip_managed_fields(char *p, size_t n)
+{
+	static const char key[] = "\"managedFields\"";
+	size_t i = 0, o = 0, kl = sizeof(key) - 1;
+	int str = 0;
+
+	while (i < n) {
+		char c = p[i];
+		if (str) {
+			p[o++] = c;
+			if (c == '\\' && i + 1 < n)
+				p[o++] = p[++i];
+			else if (c == '"')
+				str = 0;
+			i++;
+			continue;
+		}
+		if (c == '"' && n - i > kl && !memcmp(p + i, key, kl)) {
+			size_t j = i + kl, back = o;
+			while (j < n && isspace((unsigned char)p[j]))
+				j++;
+			if (j < n && p[j] == ':') {
+				j = skip_value(p, j + 1, n);
+				while (back > 0 && isspace((unsigned char)p[back - 1]))
+					back--;
+				if (back > 0 && p[back - 1] == ',') {
+					o = back - 1;            /* drop the comma before */
+				} else {
+					while (j < n && isspace((unsigned char)p[j]))
+						j++;
+					if (j < n && p[j] == ',')
+						j++;             /* first member: drop the one after */
+				}
+				i = j;
+				continue;
+			}
+		}
+		if (c == '"')
+			str = 1;
+		p[o++] = c;
+		i++;
+	}
+	return o;
+}
+
 static void op_complete(struct sw_kube_op *op, struct sw_http_result *r)
 {
 	json_t *obj = NULL;
@@ -1380,6 +1461,8 @@ static void op_complete(struct sw_kube_op *op, struct sw_http_result *r)
 		op_fail_http(op, r);
 		return;
 	}
+	if ((op->type == OP_LIST || op->type == OP_APPLY) && r->body->len)
+		sw_buf_truncate(r->body, strip_managed_fields(r->body->ptr, r->body->len));
 	obj = json_loadb(r->body->ptr, r->body->len, 0, &je);
 	if (!obj) {
 		struct sw_buf b = SW_BUF_INIT;

@@ -263,7 +263,10 @@ int sw_kube_get(struct sw_kube *k, const char *api_version, const char *kind, co
 /*
  * List with paging (limit/continue; an expired continue token, 410,
  * restarts the list). `ns` NULL or "" lists across all namespaces;
- * `label_selector` may be NULL.
+ * `label_selector` may be NULL. Items come without metadata.managedFields
+ * (often half of an object and most of its parsed size: a list of
+ * thousands held whole would dwarf everything else), as do apply answers;
+ * get and watch events keep them.
  */
 int sw_kube_list(struct sw_kube *k, const char *api_version, const char *kind, const char *ns,
 		 const char *label_selector, sw_kube_done_fn cb, void *arg,

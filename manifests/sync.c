@@ -368,11 +368,16 @@ uint64_t sw_sync_desired_version(const struct sw_syncer *s)
 int sw_sync_apply_one(struct sw_syncer *s, const char *tracking_id, sw_kube_done_fn cb,
 		      void *arg, struct sw_kube_op **op)
 {
-	json_t *obj = s->desired ? json_object_get(s->desired, tracking_id) : NULL;
-	if (!obj)
+	json_t *text = s->desired ? json_object_get(s->desired, tracking_id) : NULL;
+	json_t *obj;
+	int rc;
+	if (!text)
 		return sw_error_setc(SW_ENOTFOUND, "sync %s: %s is not in the desired state",
 				     s->cfg.name, tracking_id);
-	return sw_kube_apply(s->kube, obj, 0, cb, arg, op);
+	obj = json_loads(json_string_value(text), 0, NULL);
+	rc = sw_kube_apply(s->kube, obj, 0, cb, arg, op);   /* copies what it sends */
+	json_decref(obj);
+	return rc;
 }
 
 static void run_free(struct run *r);
@@ -531,6 +536,32 @@ struct listctx {
 	int rendered;
 };
 
+/*
+ * What a run keeps of a live object (a new reference): a shallow copy
+ * without metadata.managedFields, often half of an object's text and most of
+ * its parsed size, and without status unless asked. Thousands of objects
+ * are held through a sync.
+ */
+static json_t *slim(const json_t *o, int keep_status)
+{
+	json_t *c = json_copy((json_t *)o), *md = json_object_get(c, "metadata");
+	if (md) {
+		md = json_copy(md);
+		json_object_del(md, "managedFields");
+		json_object_set_new(c, "metadata", md);
+	}
+	if (!keep_status)
+		json_object_del(c, "status");
+	return c;
+}
+
+/* The object's uid alone: what the inventory needs of a healthy object. */
+static json_t *uid_only(const json_t *o)
+{
+	const char *uid = json_string_value(json_object_get(json_object_get(o, "metadata"), "uid"));
+	return json_pack("{s:{s:s?}}", "metadata", "uid", uid);
+}
+
 static void add_live(struct run *r, const char *api_version, const char *kind, json_t *o)
 {
 	json_t *md = json_object_get(o, "metadata");
@@ -544,7 +575,7 @@ static void add_live(struct run *r, const char *api_version, const char *kind, j
 		json_object_set_new(o, "apiVersion", json_string(api_version));
 	if (!json_object_get(o, "kind"))
 		json_object_set_new(o, "kind", json_string(kind));
-	json_object_set(r->live, key.ptr, o);
+	json_object_set_new(r->live, key.ptr, slim(o, 0));
 	sw_buf_release(&key);
 }
 
@@ -790,9 +821,11 @@ static void set_desired(struct run *r)
 	json_t *d = json_object();
 	struct sw_buf b = SW_BUF_INIT;
 	for (size_t i = 0; i < r->n; i++) {
+		char *text = json_dumps(r->items[i].obj->json, JSON_COMPACT);
 		sw_buf_reset(&b);
 		sw_sync_tracking_id(&b, r->cfg.name, r->items[i].key);
-		json_object_set(d, b.ptr, r->items[i].obj->json);
+		json_object_set_new(d, b.ptr, json_string_nocheck(text));
+		free(text);
 	}
 	sw_buf_release(&b);
 	json_decref(s->desired);
@@ -818,6 +851,9 @@ static void run_next_step_after_lists(struct run *r)
 		finish(r);
 		return;
 	}
+	/* The items hold what they need of the live state. */
+	json_decref(r->live);
+	r->live = json_object();
 	if (r->cfg.prune && r->n == 0 && (r->nprune > 0 || r->inv.n > 0) && !r->cfg.allow_empty) {
 		fail_msg(r, "refusing to prune all %zu objects of %s: the rendered set is empty "
 			 "(set allow_empty_prune to allow it)",
@@ -882,8 +918,10 @@ static void apply_done(const struct sw_kube_result *res, void *arg)
 			it->result = x && y && !strcmp(x, y) ? SW_OBJ_UNCHANGED : SW_OBJ_CONFIGURED;
 		}
 		json_decref(it->applied);
-		it->applied = json_incref(res->obj);
+		it->applied = slim(res->obj, 1);
 	}
+	json_decref(it->live);   /* told what it needed to */
+	it->live = NULL;
 	item_done(it);
 }
 
@@ -900,7 +938,11 @@ static void item_apply(struct item *it)
 		return;
 	}
 	if (sw_kube_apply(r->s->kube, it->obj->json, r->rq->dry_run ? SW_KUBE_DRY_RUN : 0,
-			  apply_done, it, &it->op) < 0) {
+			  apply_done, it, &it->op) == 0) {
+		/* The request holds its own text now; the desired state is text. */
+		json_decref(it->obj->json);
+		it->obj->json = NULL;
+	} else {
 		it->has_result = 1;
 		it->result = SW_OBJ_FAILED;
 		set_item_msg(it, sw_error_last());
@@ -986,7 +1028,7 @@ static void crd_get_done(const struct sw_kube_result *res, void *arg)
 	it->op = NULL;
 	if (res->error == 0) {
 		json_decref(it->applied);
-		it->applied = json_incref(res->obj);
+		it->applied = slim(res->obj, 1);
 	}
 	if (--r->pending == 0)
 		crd_check(r);
@@ -1131,6 +1173,11 @@ static int health_judge(struct run *r, size_t *not_ready)
 		it->kh = sw_kube_health(it->applied, &m);
 		set_item_msg(it, it->kh == SW_KUBE_HEALTHY ? "" : m);
 		free(m);
+		if (it->kh == SW_KUBE_HEALTHY) {
+			json_t *u = uid_only(it->applied);   /* judged for good */
+			json_decref(it->applied);
+			it->applied = u;
+		}
 		if (it->kh == SW_KUBE_DEGRADED)
 			degraded = 1;
 		else if (it->kh != SW_KUBE_HEALTHY)
@@ -1146,7 +1193,7 @@ static void health_get_done(const struct sw_kube_result *res, void *arg)
 	it->op = NULL;
 	if (res->error == 0) {
 		json_decref(it->applied);
-		it->applied = json_incref(res->obj);
+		it->applied = slim(res->obj, 1);
 	} else if (res->error == SW_ENOTFOUND) {
 		json_decref(it->applied);
 		it->applied = NULL;
@@ -1210,7 +1257,8 @@ static void health_list_done(const struct sw_kube_result *res, void *arg)
 		if (res->error)
 			continue;   /* keep the last view; the deadline bounds the wait */
 		json_decref(it->applied);
-		it->applied = json_incref(json_object_get(seen, it->key));
+		it->applied = json_object_get(seen, it->key);
+		it->applied = it->applied ? slim(it->applied, 1) : NULL;
 		if (!it->applied) {
 			it->kh = SW_KUBE_UNKNOWN;
 			set_item_msg(it, "not found");

@@ -72,9 +72,11 @@
  * in the cluster or in storage; health is not waited for.
  *
  * Desired state: once a (non-dry-run) sync has got past step 3, the set it
- * applied is the syncer's desired state (JSON objects keyed by tracking id,
- * as applied: with namespace, label and annotation), whether or not the
- * apply and health steps then succeed. The drift watcher (manifests/drift.c)
+ * applied is the syncer's desired state (each object as applied, with
+ * namespace, label and annotation, keyed by tracking id), whether or not the
+ * apply and health steps then succeed. It is held as compact JSON text, not
+ * as parsed trees: a parsed Kubernetes object costs several times its text
+ * in jansson nodes, and 10,000 of them would be most of slipwayd's memory. The drift watcher (manifests/drift.c)
  * compares live objects with it and heals with sw_sync_apply_one().
  *
  * Errors name the object and carry the API server's Status.message
@@ -240,7 +242,8 @@ int sw_sync_start(struct sw_syncer *s, const struct sw_sync_req *req, sw_sync_do
 
 /*
  * The desired state: a JSON object mapping tracking id
- * ("ENV:group/kind/namespace/name") to the object as applied. Borrowed:
+ * ("ENV:group/kind/namespace/name") to the object as applied, as a JSON
+ * string holding its compact JSON text (json_loads it to look inside). Borrowed:
  * valid until the next sync replaces it (on_desired says when) or the
  * syncer is freed; json_incref to keep it. NULL before any sync got
  * that far. Do not modify.

@@ -582,6 +582,11 @@ static void test_apply_get_delete(void **state)
 	assert_non_null(uid);
 	snprintf(uid1, sizeof(uid1), "%s", uid);
 	assert_string_equal(jpath_str(x.obj, "metadata", "namespace"), "default");
+	/* the answer comes without managedFields; the object has ours */
+	assert_null(json_object_get(json_object_get(x.obj, "metadata"), "managedFields"));
+	res_release(&x);
+	sw_kube_get(f->kube, "v1", "ConfigMap", "default", "web", collect, &x, NULL);
+	wait_res(f, &x);
 	assert_true(has_manager(x.obj, "slipway"));
 	res_release(&x);
 
@@ -835,6 +840,13 @@ static void test_many_applies(void **state)
 	sw_kube_list(f->kube, "v1", "ConfigMap", "default", "app=many", collect, &x, NULL);
 	wait_res(f, &x);
 	assert_int_equal(json_array_size(json_object_get(x.obj, "items")), 100);
+	/* listed objects come without managedFields; a get keeps them */
+	const json_t *first = json_array_get(json_object_get(x.obj, "items"), 0);
+	assert_null(json_object_get(json_object_get(first, "metadata"), "managedFields"));
+	res_release(&x);
+	sw_kube_get(f->kube, "v1", "ConfigMap", "default", "many-000", collect, &x, NULL);
+	wait_res(f, &x);
+	assert_true(has_manager(x.obj, "slipway"));
 	res_release(&x);
 }
 

@@ -395,7 +395,10 @@ static void test_lifecycle(void **state)
 	const json_t *des = sw_sync_desired(f->sync);
 	assert_non_null(des);
 	assert_int_equal(json_object_size(des), 4);
-	assert_non_null(json_object_get(des, ENV ":" K_DEP));
+	json_t *dd = json_loads(json_string_value(json_object_get(des, ENV ":" K_DEP)), 0, NULL);
+	assert_non_null(dd);
+	assert_string_equal(jpath(dd, "metadata", "labels", SW_SYNC_LABEL), ENV);
+	json_decref(dd);
 	assert_string_equal(sw_sync_desired_commit(f->sync), a);
 	assert_int_equal(sh("kubectl --server %s -n shop patch configmap settings --type=merge "
 			    "-p '{\"data\":{\"mode\":\"slow\"}}' >/dev/null", f->srv.url), 0);
