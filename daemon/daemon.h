@@ -84,6 +84,7 @@ struct sw_daemon {
 	struct sw_api_actions actions;/* sync, rollback, diff (NULL: 501) */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;     /* polls for in-flight work while stopping */
+	struct event *trim_timer;     /* hands freed heap back to the system */
 	int stopping;
 	int exit_code;
 	int64_t started_ms;
