@@ -86,7 +86,7 @@ jq --arg sha "$SHA" --arg title "$TITLE" '.action="opened" | .number=7
 	| .repository.full_name="acme/shop" | .pull_request.head.repo.full_name="acme/shop"' \
 	"$FIX/pull_request-opened.json" > "$T/pr.json"
 [ "$(deliver pull_request "$T/pr.json" guid-page-1)" = 202 ] || fail "delivery: $(cat "$T/resp")"
-wait_for test -n "$(q "select run_id from deliveries where guid='guid-page-1' and run_id > 0")"
+wait_until '[ "$(run_of guid-page-1)" -gt 0 ]'
 RUN=$(q "select run_id from deliveries where guid='guid-page-1'")
 [ -n "$RUN" ] || fail "no run"
 
@@ -222,7 +222,7 @@ cd "$T"
 jq --arg sha "$SLOW" '.number=8 | .pull_request.number=8 | .pull_request.head.sha=$sha
 	| .pull_request.head.ref="slow"' "$T/pr.json" > "$T/pr8.json"
 [ "$(deliver pull_request "$T/pr8.json" guid-page-2)" = 202 ] || fail "delivery 2: $(cat "$T/resp")"
-wait_for test -n "$(q "select run_id from deliveries where guid='guid-page-2' and run_id > 0")"
+wait_until '[ "$(run_of guid-page-2)" -gt 0 ]'
 RUN2=$(q "select run_id from deliveries where guid='guid-page-2'")
 wait_for test "$(q "select status from stages where run_id=$RUN2 and name='build'")" = running ||
 	fail "slow stage did not start"
