@@ -39,11 +39,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/log.h"
 
@@ -59,6 +61,7 @@ struct docker_runner {
 	char *socket;
 	char *prefix;                 /* "http://docker/v1.41" */
 	long pull_timeout_ms;
+	char instance[33];            /* label slipway.instance of our containers */
 	struct docker_step *steps;
 };
 
@@ -89,6 +92,7 @@ struct docker_step {
 	int logs_done, wait_done;
 	int exit_code;
 	int timed_out, cancelled, failed;
+	int remove_tries;
 	struct sw_buf msg;            /* error (failed) or notes */
 	double started;
 
@@ -285,10 +289,32 @@ static void note(struct docker_step *s, const char *fmt, ...)
 
 /* ---- remove ---------------------------------------------------------- */
 
+/*
+ * A remove can fail for a moment (Podman: "unlinkat .../shm: device or
+ * resource busy" while the container's mounts go away): try again after
+ * 200, 400 ms before giving up with a note.
+ */
+#define REMOVE_TRIES 3
+
+static void remove_container(struct docker_step *s);
+
+static void remove_again(evutil_socket_t fd, short what, void *arg)
+{
+	remove_container(arg);
+}
+
 static void removed(struct sw_http_result *r, void *arg)
 {
 	struct docker_step *s = arg;
 	s->call = NULL;
+	if ((r->error || (r->status != 204 && r->status != 200 && r->status != 404)) &&
+	    s->remove_tries < REMOVE_TRIES) {
+		struct timeval tv = { 0, 200000L << (s->remove_tries - 1) };
+		evtimer_del(s->timer);
+		event_assign(s->timer, s->dr->evbase, -1, 0, remove_again, s);
+		evtimer_add(s->timer, &tv);
+		return;
+	}
 	if (r->error || (r->status != 204 && r->status != 200 && r->status != 404)) {
 		struct sw_buf m = SW_BUF_INIT;
 		api_message(&m, r);
@@ -316,6 +342,7 @@ static void remove_container(struct docker_step *s)
 		return;
 	}
 	s->phase = PH_REMOVE;
+	s->remove_tries++;
 	snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", s->id);
 	if (request(s->dr, "DELETE", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, removed, s,
 		    &s->call) < 0) {
@@ -693,7 +720,8 @@ static void inspected(struct sw_http_result *r, void *arg)
 
 /* ---- start ----------------------------------------------------------- */
 
-static char *create_body(const struct sw_runner_spec *sp, const char *workspace)
+static char *create_body(const struct sw_runner_spec *sp, const char *workspace,
+			 const char *instance)
 {
 	json_t *o = json_object(), *hc = json_object(), *a;
 	char *script = sw_runner_script(sp->commands);
@@ -723,6 +751,7 @@ static char *create_body(const struct sw_runner_spec *sp, const char *workspace)
 	json_object_set_new(o, "AttachStderr", json_false());
 	a = json_object();
 	json_object_set_new(a, "slipway.run", json_string(sp->label ? sp->label : "1"));
+	json_object_set_new(a, "slipway.instance", json_string(instance));
 	json_object_set_new(o, "Labels", a);
 	if (workspace) {
 		char *bind = sw_asprintf("%s:%s:rw", workspace, workdir);
@@ -768,7 +797,7 @@ static int docker_start(struct sw_runner *r, const struct sw_runner_spec *sp,
 	s->base.runner = r;
 	s->dr = dr;
 	s->msg = (struct sw_buf)SW_BUF_INIT;
-	s->create_body = create_body(sp, ws);
+	s->create_body = create_body(sp, ws, dr->instance);
 	free(ws);
 	if (!s->create_body) {
 		step_free(s);
@@ -884,6 +913,9 @@ int sw_runner_docker_new(struct sw_runner **out, struct event_base *base, struct
 	dr->socket = sw_strdup(o && o->socket ? o->socket : "/var/run/docker.sock");
 	dr->prefix = sw_asprintf("http://docker/%s", api);
 	dr->pull_timeout_ms = o && o->pull_timeout_ms > 0 ? o->pull_timeout_ms : PULL_TIMEOUT_MS;
+	/* Tells our containers from an earlier daemon's (leftovers). */
+	snprintf(dr->instance, sizeof(dr->instance), "%lld-%ld", (long long)sw_now_ms(),
+		 (long)getpid());
 	*out = &dr->base;
 	return 0;
 }
@@ -993,9 +1025,15 @@ static void listed(struct sw_http_result *r, void *arg)
 	}
 	hp->pending = 1;     /* held until every DELETE is out */
 	for (i = 0; i < n; i++) {
-		const char *id = json_string_value(json_object_get(json_array_get(j, i), "Id"));
+		const json_t *c = json_array_get(j, i);
+		const char *id = json_string_value(json_object_get(c, "Id"));
+		const char *inst = json_string_value(
+		    json_object_get(json_object_get(c, "Labels"), "slipway.instance"));
 		char path[200];
 		if (!id || strlen(id) > 100 || !valid_image(id))
+			continue;
+		/* Ours: a step that started while the list was on its way. */
+		if (inst && !strcmp(inst, hp->dr->instance))
 			continue;
 		snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
 		if (request(hp->dr, "DELETE", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL,

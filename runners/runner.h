@@ -179,8 +179,10 @@ int sw_docker_import(struct sw_runner *r, const char *name, const char *tag,
 
 /*
  * Docker helper: force-remove every container carrying the label
- * slipway.run (leftovers of a daemon that died mid-step); `result` is the
- * number of containers removed. Call at start-up, before starting steps.
+ * slipway.run that this runner did not create (leftovers of a daemon that
+ * died mid-step; each runner labels its containers slipway.instance with
+ * an id of its own); `result` is the number of containers removed. Call at
+ * start-up; steps may start meanwhile (recovered runs do).
  */
 int sw_docker_remove_leftovers(struct sw_runner *r, sw_docker_done_fn done, void *arg);
 

@@ -592,9 +592,35 @@ static void test_leftovers(void **state)
 	assert_int_equal(sw_http_start(E.http, &o, NULL), 0);
 	run_until(&c.done, 30);
 	assert_int_equal(labelled_containers(), 1);
+
+	/* A step of ours running meanwhile (a recovered run, at start-up) is
+	 * not a leftover: only the other daemon's container goes. */
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	const char *cmds[] = { "echo up", "sleep 30", NULL };
+	rec_init(&rc);
+	s.commands = cmds;
+	s.image = IMAGE;
+	s.network = "none";
+	s.label = "test";
+	s.on_output = on_output;
+	s.on_done = on_done;
+	s.arg = &rc;
+	assert_int_equal(sw_runner_start(E.docker, &s, &rc.step), 0);
+	for (int i = 0; i < 300 && !strstr(rc.out.ptr ? rc.out.ptr : "", "up"); i++)
+		event_base_loop(E.base, EVLOOP_ONCE);
+	assert_non_null(strstr(rc.out.ptr, "up"));
+	assert_int_equal(labelled_containers(), 2);
+
 	assert_int_equal(sw_docker_remove_leftovers(E.docker, counted, &n), 0);
 	run_until(&n.done, 30);
 	assert_int_equal(n.result, 1);
+	assert_int_equal(labelled_containers(), 1);
+	assert_int_equal(rc.done, 0);            /* ours still running */
+	sw_runner_cancel(rc.step);
+	run_until(&rc.done, 30);
+	assert_int_equal(rc.r.outcome, SW_STEP_CANCELLED);
+	rec_release(&rc);
 	assert_int_equal(labelled_containers(), 0);
 }
 
