@@ -4,6 +4,8 @@
  */
 #include "webhooks/webhooks.h"
 
+#include "webhooks/json.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -15,17 +17,6 @@
 #define SIG_HEADER "X-Hub-Signature-256"
 #define SIG_PREFIX "sha256="
 #define SHA256_LEN 32
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int sw_webhook_verify(const char *secret, const void *body, size_t len,
 		      const char *header_value)
@@ -49,8 +40,8 @@ int sw_webhook_verify(const char *secret, const void *body, size_t len,
 				     SIG_HEADER ": expected %d hex digits, found %zu characters",
 				     2 * SHA256_LEN, hexlen);
 	for (size_t i = 0; i < SHA256_LEN; i++) {
-		int hi = hexval((unsigned char)hex[2 * i]);
-		int lo = hexval((unsigned char)hex[2 * i + 1]);
+		int hi = sw_webhook_hexval((unsigned char)hex[2 * i]);
+		int lo = sw_webhook_hexval((unsigned char)hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			bad = 1;
 		want[i] = (unsigned char)((hi & 0xf) << 4 | (lo & 0xf));
@@ -99,8 +90,8 @@ static int form_decode(struct sw_buf *out, const char *s, size_t n, size_t base)
 		if (c == '+') {
 			sw_buf_addch(out, ' ');
 		} else if (c == '%') {
-			int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+			int hi = i + 2 < n ? sw_webhook_hexval((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? sw_webhook_hexval((unsigned char)s[i + 2]) : -1;
 			if (hi < 0 || lo < 0)
 				return sw_error_setc(SW_EINVALID,
 						     "payload field: bad percent escape at offset %zu",

@@ -12,9 +12,9 @@
  *
  * Every function returns 0 or a negative SW_E* code with the reason in the
  * thread's error slot (lib/error.h). Input comes from the network and is
- * treated as hostile: sizes are checked, nothing recurses on it beyond
- * jansson's own (depth-limited) parser, and missing or mistyped fields give
- * SW_EINVALID naming the field rather than a crash.
+ * treated as hostile: sizes are checked, nothing recurses on it (the JSON
+ * scanner in json.c is iterative and depth-limited), and missing or
+ * mistyped fields give SW_EINVALID naming the field rather than a crash.
  */
 #ifndef SW_WEBHOOKS_H
 #define SW_WEBHOOKS_H

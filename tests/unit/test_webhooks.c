@@ -23,6 +23,7 @@
 
 #include "lib/buf.h"
 #include "lib/config.h"
+#include "webhooks/json.h"   /* private: the scanner parse.c uses */
 #include "webhooks/webhooks.h"
 
 #define S(lit) lit, sizeof(lit) - 1
@@ -450,6 +451,157 @@ static void test_parse_mutations(void **state)
 	sw_buf_release(&b);
 }
 
+/* ---- the JSON scanner against jansson ------------------------------- */
+
+/*
+ * parse.c used to build a jansson tree with JSON_REJECT_DUPLICATES; the
+ * scanner that replaced it must accept and reject the same documents.
+ */
+static int jansson_accepts(const char *s, size_t n)
+{
+	json_error_t e;
+	json_t *j = json_loadb(s, n, JSON_REJECT_DUPLICATES, &e);
+	json_decref(j);
+	return j != NULL;
+}
+
+static int scanner_accepts(const char *s, size_t n)
+{
+	static const struct sw_webhook_json_path root[] = { { -1, NULL } };
+	struct sw_webhook_json_value v[1];
+	return sw_webhook_json_scan(s, n, root, 1, v) == 0;
+}
+
+static void expect_same(const char *s, size_t n)
+{
+	int j = jansson_accepts(s, n), w = scanner_accepts(s, n);
+	if (j != w)
+		fail_msg("jansson %s, the scanner %s: \"%.*s\" (%s)", j ? "accepts" : "rejects",
+			 w ? "accepts" : "rejects", (int)(n > 200 ? 200 : n), s,
+			 w ? "" : sw_error_last());
+}
+
+static void test_json_scan_cases(void **state)
+{
+	static const char *const cases[] = {
+		"{}", "[]", " {} ", "\t\r\n[ ]\n", "", " ", "1", "\"s\"", "true", "null",
+		"{} {}", "{}x", "[1,]", "[,1]", "{\"a\":1,}", "{,}", "{\"a\"}", "{\"a\":}",
+		"{\"a\" 1}", "{1:2}", "{'a':1}", "[01]", "[-0]", "[-]", "[-01]", "[1.]", "[.5]",
+		"[1e]", "[1e+]", "[1E-3]", "[1.5e300]", "[1e400]", "[-1e400]", "[1e-400]",
+		"[9223372036854775807]", "[9223372036854775808]", "[-9223372036854775808]",
+		"[-9223372036854775809]", "[00]", "[1a]", "[tru]", "[truex]", "[true1]",
+		"[nul]", "[True]", "[\"\\u0000\"]", "{\"\\u0000\":1}", "[\"\\u00e9\"]",
+		"[\"\\ud83d\\ude00\"]", "[\"\\ud83d\"]", "[\"\\ude00\"]", "[\"\\ud83dx\"]",
+		"[\"\\ud83d\\u0041\"]", "[\"\\uZZZZ\"]", "[\"\\u12\"]", "[\"\\x\"]", "[\"\\/\"]",
+		"[\"\\b\\f\\n\\r\\t\\\"\\\\\"]", "[\"a\tb\"]", "[\"a\x01\"]", "[\"\x7f\"]",
+		"[\"\xc3\xa9\"]", "[\"\xc3\"]", "[\"\xc0\xaf\"]", "[\"\xe0\x80\xaf\"]",
+		"[\"\xed\xa0\x80\"]", "[\"\xf4\x90\x80\x80\"]", "[\"\xf0\x9f\x98\x80\"]",
+		"[\"\xff\"]", "[\xc3\xa9]", "{\"a\":1,\"a\":2}", "{\"a\":1,\"\\u0061\":2}",
+		"{\"a\":{\"b\":1},\"b\":{\"b\":2}}", "{\"a\":{\"b\":1,\"b\":2}}",
+		"[{\"a\":1},{\"a\":1}]", "{\"\":1,\"\":2}", "{\"ab\":1,\"a\\u0062\":2}",
+		"{\"x\":[{\"y\":1,\"y\":1}]}", "[\"unterminated", "{\"a\":1", "[[[", "]",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_same(cases[i], strlen(cases[i]));
+	/* a NUL byte inside the buffer, in a string and between tokens */
+	expect_same("[\"a\0b\"]", 7);
+	expect_same("[1,\0 2]", 7);
+	/* many keys in one object: the duplicate filter saturates */
+	{
+		struct sw_buf b = SW_BUF_INIT;
+		sw_buf_addch(&b, '{');
+		for (int i = 0; i < 2000; i++)
+			sw_buf_addf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
+		sw_buf_addch(&b, '}');
+		expect_same(b.ptr, b.len);
+		sw_buf_truncate(&b, b.len - 1);
+		sw_buf_adds(&b, ",\"k1999\":0}");
+		expect_same(b.ptr, b.len);
+		sw_buf_release(&b);
+	}
+	/* jansson's depth limit (2048 nested containers) */
+	for (int depth = 2047; depth <= 2049; depth++) {
+		struct sw_buf b = SW_BUF_INIT;
+		for (int i = 0; i < depth; i++)
+			sw_buf_adds(&b, i % 2 ? "{\"a\":" : "[");
+		for (int i = depth; i-- > 0;)
+			sw_buf_addch(&b, i % 2 ? '}' : ']');
+		expect_same(b.ptr, b.len);
+		sw_buf_release(&b);
+	}
+}
+
+/* Random mutations of every fixture: the scanner agrees with jansson on each. */
+static void test_json_scan_mutations(void **state)
+{
+	static const char *const names[] = { "push-branch.json", "pull_request-opened.json",
+					     "ping.json", "push-tag-deleted.json" };
+	static const char alphabet[] = "{}[]\",:0-1e.\\u nt \x01\x7f\xc3\xa9\xff";
+	struct sw_buf b = SW_BUF_INIT;
+	(void)state;
+	srand(7);
+	for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+		load_fixture(&b, names[f]);
+		expect_same(b.ptr, b.len);
+		for (int i = 0; i < 400; i++) {
+			char *copy = sw_malloc(b.len + 1);
+			size_t n = b.len;
+			memcpy(copy, b.ptr, b.len);
+			for (int k = 0, m = 1 + rand() % 3; k < m; k++) {
+				size_t at = (size_t)rand() % n;
+				switch (rand() % 3) {
+				case 0:   /* replace */
+					copy[at] = alphabet[(size_t)rand() % (sizeof(alphabet) - 1)];
+					break;
+				case 1:   /* delete */
+					memmove(copy + at, copy + at + 1, n - at - 1);
+					n--;
+					break;
+				default:  /* truncate now and then */
+					if (rand() % 8 == 0)
+						n = at + 1;
+				}
+			}
+			expect_same(copy, n);
+			free(copy);
+		}
+	}
+	sw_buf_release(&b);
+}
+
+/* Strings with escapes come out as jansson decodes them. */
+static void test_json_scan_strings(void **state)
+{
+	static const char doc[] = "{\"repository\":{\"full_name\":\"o/r\"},\"after\":\"y\","
+		"\"ref\":\"refs/heads/caf\\u00e9-\\ud83d\\ude00-\\\"q\\\"\\\\\\/\\t\\n\xc3\xa9\"}";
+	struct sw_gh_event ev = SW_GH_EVENT_INIT;
+	json_t *j = json_loads(doc, JSON_REJECT_DUPLICATES, NULL);
+	(void)state;
+	assert_non_null(j);
+	assert_int_equal(sw_webhook_parse(&ev, "push", doc, strlen(doc)), 0);
+	assert_string_equal(ev.push.ref, json_string_value(json_object_get(j, "ref")));
+	assert_string_equal(ev.push.branch, "caf\xc3\xa9-\xf0\x9f\x98\x80-\"q\"\\/\t\n\xc3\xa9");
+	json_decref(j);
+	sw_gh_event_release(&ev);
+	/* an escaped key still names the field */
+	assert_int_equal(sw_webhook_parse(&ev, "push", S("{\"repository\":{\"full_\\u006eame\":"
+							 "\"o/r\"},\"r\\u0065f\":\"x\",\"after\":\"y\"}")),
+			 0);
+	assert_string_equal(ev.repo, "o/r");
+	assert_string_equal(ev.push.ref, "x");
+	sw_gh_event_release(&ev);
+	/* a wanted key below something that is not an object is absent */
+	expect_parse_error("push", "{\"repository\":[{\"full_name\":\"o/r\"}],\"ref\":\"x\","
+			   "\"after\":\"y\"}", "repository.full_name: missing");
+	expect_parse_error("push", "{\"repository\":{\"owner\":{\"full_name\":\"o/r\"}},"
+			   "\"ref\":\"x\",\"after\":\"y\"}", "repository.full_name: missing");
+	expect_parse_error("pull_request", "{" REPO ",\"action\":\"opened\",\"number\":1.5,"
+			   "\"pull_request\":{}}", "number: expected an integer, found number");
+	expect_parse_error("push", "{" REPO ",\"ref\":\"x\",\"after\":\"y\",\"x\":[1,1e999]}",
+			   "push payload: not JSON: real number overflow");
+}
+
 /* ---- mapping ---------------------------------------------------------- */
 
 struct map_fixture {
@@ -746,6 +898,9 @@ int main(void)
 		cmocka_unit_test(test_parse_robust),
 		cmocka_unit_test(test_parse_deep),
 		cmocka_unit_test(test_parse_mutations),
+		cmocka_unit_test(test_json_scan_cases),
+		cmocka_unit_test(test_json_scan_mutations),
+		cmocka_unit_test(test_json_scan_strings),
 		cmocka_unit_test_setup_teardown(test_map_ping_and_unknown, map_setup, map_teardown),
 		cmocka_unit_test_setup_teardown(test_map_push, map_setup, map_teardown),
 		cmocka_unit_test_setup_teardown(test_map_pull_request, map_setup, map_teardown),
