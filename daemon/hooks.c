@@ -9,11 +9,19 @@
  * If the commit fails nothing was acknowledged: every request in the batch
  * gets 503 and GitHub's redelivery can bring it again.
  *
- * After the commit the pipeline engine maps each new delivery (outside the
- * request: nothing it does delays the answer).
+ * After the answers the pipeline engine maps each new delivery (outside the
+ * request: nothing it does delays the answer). A payload of ordinary size
+ * is mapped right there on the loop, the whole batch in one transaction:
+ * scanning it (webhooks/json.c) costs microseconds, less than handing it
+ * to a worker thread and back. A large one (over MAP_INLINE_MAX) is parsed
+ * on a worker, so a 25 MB payload never holds up the loop.
+ *
+ * The request path allocates little: the stored headers and the answer are
+ * written by hand into buffers the receiver keeps.
  */
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +32,9 @@
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
 #include "webhooks/webhooks.h"
+
+/* Payloads up to this size are mapped on the loop, larger ones on a worker. */
+#define MAP_INLINE_MAX (256 * 1024)
 
 struct pending {
 	struct evhttp_request *req;
@@ -40,6 +51,8 @@ struct sw_hooks {
 	struct event *flush_ev;
 	struct pending *head, **tail;
 	int in_txn;
+	struct sw_buf headers;     /* the stored headers' JSON, rebuilt per delivery */
+	struct evbuffer *answer;   /* the answer's body, emptied by each reply */
 };
 
 static void pending_free(struct pending *p)
@@ -50,11 +63,20 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
-static void reply(struct pending *p, int code, const char *state)
+/*
+ * The answer: {"delivery":GUID,"id":N,"state":S,"duplicate":B}. The GUID was
+ * checked by valid_guid() (letters, digits, - _ .) and the state is ours,
+ * so neither needs escaping.
+ */
+static void reply(struct sw_hooks *h, struct pending *p, int code, const char *state)
 {
-	sw_reply_json(p->req, code, json_pack("{s:s, s:I, s:s, s:b}", "delivery", p->guid,
-					      "id", (json_int_t)p->id, "state", state,
-					      "duplicate", p->duplicate));
+	evbuffer_add_printf(h->answer,
+			    "{\"delivery\":\"%s\",\"id\":%" PRId64 ",\"state\":\"%s\","
+			    "\"duplicate\":%s}\n",
+			    p->guid, p->id, state, p->duplicate ? "true" : "false");
+	evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type",
+			  "application/json");
+	evhttp_send_reply(p->req, code, NULL, h->answer);   /* moves the body out */
 }
 
 static void flush(evutil_socket_t fd, short what, void *arg)
@@ -62,7 +84,7 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 	struct sw_hooks *h = arg;
 	struct sw_daemon *d = h->d;
 	struct pending *list = h->head;
-	int ok = 1;
+	int ok = 1, inline_txn = 0;
 
 	h->head = NULL;
 	h->tail = &h->head;
@@ -83,21 +105,31 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 			log_info("webhook.duplicate", "delivery=%lld guid=%s event=%s", (long long)p->id,
 				 sw_q(p->guid), sw_q(p->event));
 			sw_metrics_delivery(p->event, "duplicate");
-			reply(p, 200, "duplicate");
+			reply(h, p, 200, "duplicate");
 		} else {
 			log_info("webhook.accepted", "delivery=%lld guid=%s event=%s", (long long)p->id,
 				 sw_q(p->guid), sw_q(p->event));
-			reply(p, p->ping ? 200 : 202, "queued");
+			reply(h, p, p->ping ? 200 : 202, "queued");
 		}
 	}
-	/* acknowledged; now act on them */
+	/* acknowledged; now act on them (the inline ones in one transaction) */
 	while (list) {
 		struct pending *p = list;
 		list = p->next;
-		if (ok && !p->duplicate && d->engine)
-			sw_engine_delivery_async(d->engine, p->id, p->event, &p->payload);
+		if (ok && !p->duplicate && d->engine) {
+			if (p->payload.len > MAP_INLINE_MAX) {
+				sw_engine_delivery_async(d->engine, p->id, p->event, &p->payload);
+			} else {
+				if (!inline_txn && !sw_store_in_transaction(d->store))
+					inline_txn = sw_store_begin(d->store) == 0;
+				sw_engine_delivery(d->engine, p->id, p->event, p->payload.ptr,
+						   p->payload.len);
+			}
+		}
 		pending_free(p);
 	}
+	if (inline_txn && sw_store_in_transaction(d->store) && sw_store_commit(d->store) < 0)
+		log_error("delivery.commit", "err=%s", sw_q(sw_error_last()));
 }
 
 static const char *hdr(struct evhttp_request *req, const char *name)
@@ -105,20 +137,45 @@ static const char *hdr(struct evhttp_request *req, const char *name)
 	return evhttp_find_header(evhttp_request_get_input_headers(req), name);
 }
 
-/* The headers worth keeping with a delivery (never the signature). */
-static char *headers_json(struct evhttp_request *req)
+/* Append s as the body of a JSON string (the quotes are the caller's). */
+static void json_escape(struct sw_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c == '"' || *c == '\\') {
+			sw_buf_addch(b, '\\');
+			sw_buf_addch(b, (char)*c);
+		} else if (*c < 0x20) {
+			char u[6] = { '\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 15] };
+			sw_buf_add(b, u, sizeof(u));
+		} else {
+			sw_buf_addch(b, (char)*c);
+		}
+	}
+}
+
+/*
+ * The headers worth keeping with a delivery (never the signature), as a
+ * JSON object in h->headers. Header values are bytes from the network:
+ * quotes, backslashes and control characters are escaped, and a value that
+ * is not UTF-8 is left out (as jansson's json_string() refused it).
+ */
+static const char *headers_json(struct sw_hooks *h, struct evhttp_request *req)
 {
 	static const char *const keep[] = { "X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID",
 		"X-GitHub-Enterprise-Host", "User-Agent", "Content-Type", NULL };
-	json_t *o = json_object();
+	sw_buf_reset(&h->headers);
+	sw_buf_addch(&h->headers, '{');
 	for (const char *const *k = keep; *k; k++) {
 		const char *v = hdr(req, *k);
-		if (v)
-			json_object_set_new(o, *k, json_string(v));
+		if (!v || !sw_webhook_utf8_valid(v, strlen(v)))
+			continue;
+		sw_buf_addf(&h->headers, "%s\"%s\":\"", h->headers.len > 1 ? "," : "", *k);
+		json_escape(&h->headers, v);
+		sw_buf_addch(&h->headers, '"');
 	}
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return s;
+	sw_buf_addch(&h->headers, '}');
+	return h->headers.ptr;
 }
 
 static int valid_guid(const char *g)
@@ -178,13 +235,12 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
 
 	/* the payload is parsed after the answer, on a worker: action and
 	 * repository are filled in then */
-	char *headers = headers_json(req);
 	struct sw_store_delivery_in din = {
-		.guid = guid, .event = event, .headers = headers, .body = body, .body_len = len,
+		.guid = guid, .event = event, .headers = headers_json(h, req), .body = body,
+		.body_len = len,
 	};
 	if (!h->in_txn) {
 		if (!sw_store_in_transaction(d->store) && sw_store_begin(d->store) < 0) {
-			free(headers);
 			sw_reply_error(req, 503, "could not record the delivery: %s", sw_error_last());
 			pending_free(p);
 			return;
@@ -193,7 +249,6 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
 		event_active(h->flush_ev, EV_TIMEOUT, 0);
 	}
 	rc = sw_store_delivery_insert(d->store, &p->id, &din);
-	free(headers);
 	if (rc == SW_EEXISTS) {
 		p->duplicate = 1;
 	} else if (rc < 0) {
@@ -212,6 +267,8 @@ int sw_hooks_new(struct sw_hooks **out, struct sw_daemon *d)
 	h->d = d;
 	h->tail = &h->head;
 	h->flush_ev = event_new(d->base, -1, 0, flush, h);
+	sw_buf_init(&h->headers);
+	h->answer = evbuffer_new();
 	*out = h;
 	return 0;
 }
@@ -223,5 +280,7 @@ void sw_hooks_free(struct sw_hooks *h)
 	if (h->head || h->in_txn)
 		flush(-1, 0, h);
 	event_free(h->flush_ev);
+	sw_buf_release(&h->headers);
+	evbuffer_free(h->answer);
 	free(h);
 }

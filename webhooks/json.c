@@ -10,6 +10,7 @@
  * documents.
  */
 #include "webhooks/json.h"
+#include "webhooks/webhooks.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -595,6 +596,18 @@ char *sw_webhook_json_string(const char *json, const struct sw_webhook_json_valu
 		return sw_strndup(json + v->off, v->len);
 	unescape(&b, json + v->off, v->len);
 	return sw_buf_detach(&b, NULL);
+}
+
+int sw_webhook_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		size_t k = u[i] < 0x80 ? 1 : utf8_len(u + i, n - i);
+		if (!k)
+			return 0;
+		i += k;
+	}
+	return 1;
 }
 
 const char *sw_webhook_json_type_name(enum sw_webhook_json_type t)

@@ -61,6 +61,12 @@ int sw_webhook_verify(const char *secret, const void *body, size_t len,
 int sw_webhook_payload(struct sw_buf *out, const char *content_type,
 		       const char *body, size_t len);
 
+/*
+ * Whether s[0..n) is valid UTF-8 (no overlong forms, surrogates or code
+ * points above U+10FFFF), as JSON text must be.
+ */
+int sw_webhook_utf8_valid(const char *s, size_t n);
+
 /* ------------------------------------------------------------------ */
 /* Parsed events                                                       */
 /* ------------------------------------------------------------------ */
