@@ -9,8 +9,8 @@
 #   slipway      slipwayd: HMAC check, durable insert (WAL, synchronous=NORMAL,
 #                group commit per loop turn), 202; then the pipeline engine maps
 #                the delivery (a push to an untracked branch: recorded as ignored)
-#   slipway-full the same binary with synchronous=FULL (LD_PRELOAD shim
-#                bench/sync_full.c: no config key reaches the storage option yet)
+#   slipway-full the same binary with `server.durability: full` (SQLite
+#                synchronous=FULL: every group commit is fsync'd)
 # After each slipwayd run the daemon is killed with SIGKILL and the database
 # is checked: every delivery wrk saw acknowledged (2xx) must be a row.
 #
@@ -22,7 +22,7 @@
 set -u
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 . "$SRC/bench/lib.sh"
-need wrk webhook sqlite3 jq openssl curl python3 cc
+need wrk webhook sqlite3 jq openssl curl python3
 
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
@@ -97,9 +97,9 @@ bench_peer() {
 }
 
 # --- slipwayd --------------------------------------------------------------------
-# bench_slipway NAME [PRELOAD]
+# bench_slipway NAME DURABILITY
 bench_slipway() {
-	local name=$1 preload=${2:-} port dir code r
+	local name=$1 durability=$2 port dir code r
 	port=$(free_port)
 	dir=$T/$name.r$ROUND
 	local tag=$RUN-r$ROUND-$name
@@ -109,6 +109,7 @@ server:
   listen: 127.0.0.1:$port
   data_dir: data
   log_level: info
+  durability: $durability
 github:
   api_url: http://127.0.0.1:9
   webhook_secret: {secret_env: BENCH_WEBHOOK_SECRET}
@@ -122,13 +123,12 @@ environments:
     repository: acme/shop
     branch: main
 YAML
-	BENCH_WEBHOOK_SECRET=$SECRET LD_PRELOAD=$preload "$BUILD/slipwayd" -c "$dir/slipway.yaml" \
-		2> "$dir/daemon.log" &
+	BENCH_WEBHOOK_SECRET=$SECRET "$BUILD/slipwayd" -c "$dir/slipway.yaml" 2> "$dir/daemon.log" &
 	local spid=$!
 	pids+=($spid)
 	wait_http "http://127.0.0.1:$port/readyz" || { tail -20 "$dir/daemon.log" >&2; echo "bench: slipwayd did not start" >&2; return 1; }
-	if [ -n "$preload" ] && ! grep -q 'bench.sync_full' "$dir/daemon.log"; then
-		echo "bench: the synchronous=FULL shim did not take effect" >&2; return 1
+	if ! grep -q "event=daemon.start .*durability=$durability" "$dir/daemon.log"; then
+		echo "bench: slipwayd did not start with durability=$durability" >&2; return 1
 	fi
 	code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: $tag-check" \
 		-H "X-Hub-Signature-256: $SIG" -H 'Content-Type: application/json' \
@@ -171,13 +171,12 @@ SQL
 DURABILITY_FAILED=0
 : > "$T/all"
 : > "$T/durability"
-case " $ONLY " in *" slipway-full "*) cc -shared -fPIC -O2 -o "$T/sync_full.so" "$SRC/bench/sync_full.c" -ldl || exit 1 ;; esac
 for ROUND in $(seq 1 "$ROUNDS"); do
 	for what in $ONLY; do
 		case $what in
 		peer) bench_peer || exit 1 ;;
-		slipway) bench_slipway slipway || exit 1 ;;
-		slipway-full) bench_slipway slipway-full "$T/sync_full.so" || exit 1 ;;
+		slipway) bench_slipway slipway normal || exit 1 ;;
+		slipway-full) bench_slipway slipway-full full || exit 1 ;;
 		esac
 		sleep 1
 	done

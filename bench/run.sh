@@ -31,8 +31,8 @@ for n in peer slipway slipway-full; do
 	label=$n
 	case $n in
 	peer) label="adnanh/webhook (stores nothing)" ;;
-	slipway) label="slipwayd (synchronous=NORMAL)" ;;
-	slipway-full) label="slipwayd (synchronous=FULL)" ;;
+	slipway) label="slipwayd (durability: normal)" ;;
+	slipway-full) label="slipwayd (durability: full)" ;;
 	esac
 	printf '  %-32s %12s %10s %10s %12s %10s\n' "$label" "$(v "ingest.$n.rps")" "$(v "ingest.$n.p50_ms")" \
 		"$(v "ingest.$n.p99_ms")" "$(v "ingest.$n.ratio")" "$(v "ingest.$n.p99_ratio")"

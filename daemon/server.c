@@ -141,9 +141,10 @@ int sw_daemon_reload(struct sw_daemon *d)
 	}
 	const struct sw_config *old = d->cfg;
 	if (strcmp(old->listen_host, next->listen_host) || old->listen_port != next->listen_port ||
-	    strcmp(old->data_dir, next->data_dir) || !!old->tls_cert != !!next->tls_cert)
+	    strcmp(old->data_dir, next->data_dir) || !!old->tls_cert != !!next->tls_cert ||
+	    old->durability_full != next->durability_full)
 		log_warn("config.restart_needed", "reason=%s",
-			 sw_q("listen address, data_dir and TLS change only on restart"));
+			 sw_q("listen address, data_dir, durability and TLS change only on restart"));
 	/* keep what the running server is bound to */
 	free(next->listen_host);
 	next->listen_host = sw_strdup(old->listen_host);
@@ -326,7 +327,9 @@ int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
 	}
 	if ((rc = listen_http(d)) < 0)
 		goto fail;
-	if ((rc = sw_store_open(&d->store, d->cfg->data_dir)) < 0) {
+	struct sw_store_opts sopts = SW_STORE_OPTS_INIT;
+	sopts.sync_full = d->cfg->durability_full;
+	if ((rc = sw_store_open_opts(&d->store, d->cfg->data_dir, &sopts)) < 0) {
 		sw_error_prefix("storage");
 		goto fail;
 	}
@@ -362,9 +365,10 @@ fail:
 
 int sw_daemon_run(struct sw_daemon *d)
 {
-	log_info("daemon.start", "version=%s listen=%s:%d tls=%s data_dir=%s config=%s",
+	log_info("daemon.start", "version=%s listen=%s:%d tls=%s data_dir=%s durability=%s config=%s",
 		 SLIPWAY_VERSION, d->cfg->listen_host, bound_port(d), d->ssl ? "on" : "off",
-		 sw_q(d->cfg->data_dir), sw_q(d->cfg_path));
+		 sw_q(d->cfg->data_dir), d->cfg->durability_full ? "full" : "normal",
+		 sw_q(d->cfg_path));
 	event_base_dispatch(d->base);
 	log_info("daemon.stopped", "uptime_ms=%lld", (long long)(sw_now_ms() - d->started_ms));
 	return d->exit_code;

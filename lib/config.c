@@ -305,10 +305,33 @@ static void read_listen(struct reader *r, node_t *map, struct sw_config *c)
 	free(listen);
 }
 
+/*
+ * A key that is one of two words: *out = 0 for `no`, 1 for `yes`; left as
+ * is when the key is absent.
+ */
+static void get_either(struct reader *r, node_t *map, const char *path, const char *key,
+		       const char *no, const char *yes, int *out)
+{
+	node_t *n = sw_yaml_get(map, key);
+	char *v = NULL, full[128];
+	if (!n)
+		return;
+	get_str(r, map, path, key, &v, 0);
+	snprintf(full, sizeof(full), "%s.%s", path, key);
+	if (v && !strcmp(v, no))
+		*out = 0;
+	else if (v && !strcmp(v, yes))
+		*out = 1;
+	else if (v)
+		err(r, n, full, "expected %s or %s, found %s", no, yes, v);
+	free(v);
+}
+
 static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "listen", "public_url", "data_dir", "tls", "log_level",
-		"max_concurrent_runs", "read_access", "api_token", "history_limit", NULL };
+		"durability", "max_concurrent_runs", "read_access", "api_token", "history_limit",
+		NULL };
 	static const char *const tls_keys[] = { "cert", "key", NULL };
 	if (want_map(r, n, "server", keys) < 0)
 		return;
@@ -321,6 +344,7 @@ static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
 		err(r, sw_yaml_get(n, "log_level"), "server.log_level",
 		    "expected debug, info, warn or error, found %s", c->log_level);
+	get_either(r, n, "server", "durability", "normal", "full", &c->durability_full);
 	get_int(r, n, "server", "max_concurrent_runs", &c->max_concurrent_runs, 1, 256);
 	int64_t hl = c->history_limit;
 	node_t *h = sw_yaml_get(n, "history_limit");
@@ -331,18 +355,7 @@ static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 			hl = v;
 	}
 	c->history_limit = hl;
-	node_t *ra = sw_yaml_get(n, "read_access");
-	if (ra) {
-		char *v = NULL;
-		get_str(r, n, "server", "read_access", &v, 0);
-		if (v && !strcmp(v, "open"))
-			c->read_requires_token = 0;
-		else if (v && !strcmp(v, "token"))
-			c->read_requires_token = 1;
-		else if (v)
-			err(r, ra, "server.read_access", "expected open or token, found %s", v);
-		free(v);
-	}
+	get_either(r, n, "server", "read_access", "open", "token", &c->read_requires_token);
 	get_secret(r, n, "server", "api_token", &c->api_token);
 	node_t *tls = sw_yaml_get(n, "tls");
 	if (tls && want_map(r, tls, "server.tls", tls_keys) == 0) {

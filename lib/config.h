@@ -82,6 +82,7 @@ struct sw_config {
 	char *tls_cert;
 	char *tls_key;
 	char *log_level;
+	int durability_full;     /* server.durability: full = SQLite synchronous=FULL */
 	int max_concurrent_runs;
 	int read_requires_token; /* status page and read API need the token */
 	struct sw_secret api_token;  /* for actions (sync, rollback, cancel) */

@@ -140,10 +140,14 @@ static void test_defaults_and_relative_paths(void **state)
 	assert_string_equal(c->data_dir, want);      /* relative to the config file */
 	assert_string_equal(c->runner_backend, "docker");
 	assert_int_equal(c->max_concurrent_runs, 4);
+	assert_int_equal(c->durability_full, 0);
 	assert_string_equal(c->public_url, "http://127.0.0.1:8080");
 	assert_null(c->webhook_secret.value);
 	sw_config_free(c);
 	free(want);
+	assert_int_equal(load(MINIMAL "  durability: full\n", &c), 0);
+	assert_int_equal(c->durability_full, 1);
+	sw_config_free(c);
 }
 
 static void test_wrong_type_located(void **state)
@@ -202,13 +206,15 @@ static void test_every_error_reported(void **state)
 {
 	struct sw_config *c = NULL;
 	int rc = load("server:\n  listen: nope\n  data_dir: d\n  log_level: loud\n"
+		      "  durability: always\n"
 		      "runner:\n  backend: kubernetes\n  timeout: soon\n", &c);
 	assert_int_equal(rc, SW_EINVALID);
 	const char *e = sw_error_last();
 	assert_non_null(strstr(e, "slipway.yaml:2:11: server.listen: expected HOST:PORT"));
 	assert_non_null(strstr(e, "slipway.yaml:4:14: server.log_level: expected debug, info, warn or error"));
-	assert_non_null(strstr(e, "slipway.yaml:6:12: runner.backend: expected docker or local"));
-	assert_non_null(strstr(e, "slipway.yaml:7:12: runner.timeout: expected a duration"));
+	assert_non_null(strstr(e, "slipway.yaml:5:15: server.durability: expected normal or full"));
+	assert_non_null(strstr(e, "slipway.yaml:7:12: runner.backend: expected docker or local"));
+	assert_non_null(strstr(e, "slipway.yaml:8:12: runner.timeout: expected a duration"));
 }
 
 static void test_links_between_sections(void **state)
