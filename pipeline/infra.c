@@ -9,7 +9,10 @@
  * "terraform", kind "resource" or "output", name = address, namespace = the
  * root module), a Slack message through the outbox and the environment's
  * infra_status "drift: N resources"; with heal auto an sw_tf_apply() follows
- * and the events are recorded as healed (or heal_failed). The timer is armed
+ * and the events are recorded as healed (or heal_failed); with heal report
+ * they are recorded as reported, once: the same drift found again by later
+ * checks (same commit, addresses, actions, attributes) is not recorded or
+ * sent again until a check finds the module clean. The timer is armed
  * again when the check is over, so checks of one environment never overlap.
  */
 #include <event2/event.h>
@@ -39,6 +42,11 @@ struct ienv {
 	char **modules;            /* copied at the start of a check */
 	size_t idx;
 	struct sw_tf_result *drift;   /* waiting for its heal */
+	/* heal: report: what was last reported per root module ("module\n"
+	 * then drift_key()), so a drift that stays is reported once, not at
+	 * every check; forgotten when a check finds the module clean. */
+	char **reported;
+	size_t nreported;
 };
 
 struct sw_infra {
@@ -90,6 +98,61 @@ static void check_end(struct ienv *ev)
 }
 
 /* --- recording ------------------------------------------------------------- */
+
+/* "module\n" + the commit and every drifted address with its actions and attributes. */
+static char *drift_key(const struct ienv *ev, const struct sw_tf_result *d)
+{
+	struct sw_buf b = SW_BUF_INIT;
+	sw_buf_addf(&b, "%s\n%s", d->module, ev->commit ? ev->commit : "");
+	for (size_t i = 0; i < d->ndrift + d->noutput_drift; i++) {
+		int out = i >= d->ndrift;
+		const struct sw_tf_change *ch = out ? &d->output_drift[i - d->ndrift] : &d->drift[i];
+		sw_buf_addf(&b, "\n%s %s %s", out ? "output" : "resource", ch->address,
+			    ch->actions ? ch->actions : "");
+		for (char **a = ch->attrs; a && *a; a++)
+			sw_buf_addf(&b, " %s", *a);
+	}
+	return sw_buf_detach(&b, NULL);
+}
+
+/* The slot of `module` in ev->reported, or NULL. */
+static char **reported_slot(struct ienv *ev, const char *module)
+{
+	size_t n = strlen(module);
+	for (size_t i = 0; i < ev->nreported; i++)
+		if (!strncmp(ev->reported[i], module, n) && ev->reported[i][n] == '\n')
+			return &ev->reported[i];
+	return NULL;
+}
+
+/*
+ * heal: report: remember `key` as reported for its module; returns 0 when
+ * exactly this drift was reported before (nothing new to say). `key` is
+ * taken. key NULL forgets the module (its check found no drift).
+ */
+static int remember_report(struct ienv *ev, const char *module, char *key)
+{
+	char **slot = reported_slot(ev, module);
+	if (!key) {
+		if (slot) {
+			free(*slot);
+			*slot = ev->reported[--ev->nreported];
+		}
+		return 1;
+	}
+	if (slot && !strcmp(*slot, key)) {
+		free(key);
+		return 0;
+	}
+	if (!slot) {
+		ev->reported = sw_realloc(ev->reported, (ev->nreported + 1) * sizeof(char *));
+		slot = &ev->reported[ev->nreported++];
+		*slot = NULL;
+	}
+	free(*slot);
+	*slot = key;
+	return 1;
+}
 
 static void record(struct ienv *ev, const struct sw_tf_result *d, enum sw_drift_action action,
 		   const char *heal_error)
@@ -230,11 +293,15 @@ static void drift_done(struct sw_tf_result *res, void *arg)
 				return;
 			record(ev, res, SW_DRIFT_HEAL_FAILED, sw_error_last());
 			ev->drift = NULL;
-		} else {
+		} else if (remember_report(ev, res->module, drift_key(ev, res))) {
 			record(ev, res, SW_DRIFT_REPORTED, NULL);
+		} else {
+			log_info("infra.drift_unchanged", "env=%s module=%s commit=%.12s",
+				 ev->name, res->module, ev->commit);
 		}
 	} else {
 		struct sw_store_env cur;
+		remember_report(ev, res->module, NULL);
 		log_info("infra.no_drift", "env=%s module=%s commit=%.12s", ev->name, res->module,
 			 ev->commit);
 		if (sw_store_env_get(sw_engine_store(ev->in->e), ev->name, &cur) == 0) {
@@ -446,6 +513,9 @@ void sw_infra_free(struct sw_infra *in)
 		strv_free(ev->modules);
 		if (ev->drift)
 			sw_tf_result_free(ev->drift);
+		for (size_t k = 0; k < ev->nreported; k++)
+			free(ev->reported[k]);
+		free(ev->reported);
 		free(ev);
 	}
 	free(in->envs);
