@@ -6,6 +6,8 @@
 # the `infra` stage applies (state changed, outputs recorded, infra_status)
 # before the `deploy` stage syncs the manifests into a test API server; an
 # upstream output changed out of band -> drift event, healed (heal: auto);
+# the same change in prod (heal: report, infra only, no cluster) -> drift
+# event reported once on Slack and through the API, nothing applied;
 # a broken module -> the PR's status fails with Terraform's message; merged ->
 # the infra stage fails with it, nothing applied, the manifests not synced.
 set -u
@@ -98,6 +100,29 @@ output "upstream_version" {
   value = data.terraform_remote_state.up.outputs.version
 }
 TF
+mkdir -p infra/environment/prod
+cat > infra/environment/prod/main.tf <<TF
+terraform {
+  backend "local" {
+    path = "$T/state/prod.tfstate"
+  }
+}
+
+data "terraform_remote_state" "up" {
+  backend = "local"
+  config = {
+    path = "$T/state/upstream.tfstate"
+  }
+}
+
+resource "terraform_data" "web" {
+  input = data.terraform_remote_state.up.outputs.version
+}
+
+output "upstream_version" {
+  value = data.terraform_remote_state.up.outputs.version
+}
+TF
 cat > deploy/config.yaml <<'YML'
 apiVersion: v1
 kind: ConfigMap
@@ -106,7 +131,7 @@ metadata:
 data:
   release: "one"
 YML
-git add -A && git commit -qm "infra and manifests" && git push -q origin dev
+git add -A && git commit -qm "infra and manifests" && git push -q origin dev && git push -q origin dev:main
 C1=$(git rev-parse HEAD)
 cd "$T"
 
@@ -130,6 +155,13 @@ environments:
     infra:
       modules: [infra/environment/dev]
       heal: auto
+      drift_interval: 2s
+      timeout: 2m
+  - name: prod
+    branch: main
+    infra:
+      modules: [infra/environment/prod]
+      heal: report
       drift_interval: 2s
       timeout: 2m
 YAML
@@ -174,6 +206,14 @@ q "select infra_status from environments where name='dev'" | grep -q "^applied $
 q "select value from kv where key='infra:outputs:dev'" | grep -q '"upstream_version"' || fail "outputs not recorded: $(q "select key, value from kv")"
 stage_log "$R1" infra | grep -q '\$ terraform apply' || fail "apply output not in the log"
 ok "merge: infra applied (2 added, outputs recorded), then the manifests synced"
+
+# prod (infra only, heal: report) applied from main
+push main "$C1" mp1
+wait_until 'test -n "$(run_of mp1)"'; RP=$(run_of mp1)
+[ "$(wait_final "$RP")" = success ] || fail "prod run $RP: $(stages "$RP")"
+[ "$(stages "$RP")" = "infra:success" ] || fail "stages of prod run $RP: $(stages "$RP")"
+grep -q '"terraform_data"' "$T/state/prod.tfstate" || fail "no prod state written"
+ok "merge to main: prod's infra applied (no cluster: the infra stage alone)"
 
 # 2. a PR adding a resource: plan, status success, comment lists it with 1 to add
 cat > "$T/work/infra/environment/dev/extra.tf" <<'TF'
@@ -227,6 +267,7 @@ q "select infra_status from environments where name='dev'" | grep -q "^applied $
 ok "merge: terraform_data.extra applied, state changed, then the manifests synced"
 
 # 5. drift: the upstream output changed out of band -> drift event, healed
+prod_before=$(md5sum "$T/state/prod.tfstate" | cut -d' ' -f1)
 up v2
 wait_until 'test "$(q "select count(*) from drift_events where environment='\''dev'\'' and api_version='\''terraform'\'' and action='\''healed'\''")" -ge 1' \
 	|| { tail -20 "$T/daemon.log"; fail "no healed terraform drift event: $(q "select * from drift_events")"; }
@@ -235,6 +276,27 @@ wait_until 'grep -q "\"v2\"" "$T/state/dev.tfstate"' || fail "not healed: the st
 for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'upstream_version' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'upstream_version' in str(r['body'])")" -ge 1 ] || fail "no Slack drift message"
 ok "drift: upstream output changed out of band -> drift event, Slack told, healed by an apply"
+
+# 5b. the same change seen by prod (heal: report): recorded and reported, not applied
+prod_events() { q "select count(*) from drift_events where environment='prod' and api_version='terraform'"; }
+wait_until 'test "$(prod_events)" -ge 1' || { tail -20 "$T/daemon.log"; fail "no prod drift event: $(q "select * from drift_events")"; }
+[ "$(q "select kind||' '||namespace||' '||name||' '||action from drift_events where environment='prod'")" = "output infra/environment/prod upstream_version reported" ] \
+	|| fail "prod drift events: $(q "select * from drift_events where environment='prod'")"
+for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'infra/environment/prod' in str(r['body']) and 'reported only' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+[ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'infra/environment/prod' in str(r['body']) and 'reported only' in str(r['body'])")" -ge 1 ] || fail "no Slack message for prod's drift"
+curl -sf "$URL/api/v1/environments/prod/drift" > "$T/drift.json" || fail "GET prod drift"
+[ "$(jq -r '[.events[] | select(.api_version=="terraform" and .kind=="output" and .name=="upstream_version" and .action=="reported")] | length' "$T/drift.json")" = 1 ] \
+	|| fail "the API does not show prod's drift: $(cat "$T/drift.json")"
+curl -sf "$URL/api/v1/environments/prod" > "$T/prod.json" || fail "GET prod"
+jq -e '.drift_latest.action == "reported" and (.infra_status | startswith("drift: 1 resource in infra/environment/prod"))' "$T/prod.json" >/dev/null \
+	|| fail "prod environment: $(cat "$T/prod.json")"
+# later checks find the same drift: not recorded or sent again, still nothing applied
+wait_until 'test "$(grep -c "infra.drift_unchanged.*env=prod" "$T/daemon.log")" -ge 2' || fail "no further prod drift checks: $(tail -20 "$T/daemon.log")"
+[ "$(prod_events)" = 1 ] || fail "prod's drift recorded again: $(prod_events) events"
+[ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'infra/environment/prod' in str(r['body'])")" = 1 ] || fail "prod's drift sent to Slack more than once"
+[ "$(md5sum "$T/state/prod.tfstate" | cut -d' ' -f1)" = "$prod_before" ] || fail "prod's state changed: something was applied"
+grep -q '"v1"' "$T/state/prod.tfstate" || fail "prod's state lost v1"
+ok "drift in prod (heal: report): one drift event, reported on Slack and through the API, nothing applied"
 
 # 6. a broken module merged: failure with Terraform's message, nothing applied, not synced
 cat > "$T/work/infra/environment/dev/broken.tf" <<'TF'
