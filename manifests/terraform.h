@@ -216,6 +216,17 @@ void sw_tf_result_free(struct sw_tf_result *res);
  */
 int sw_tf_parse_show(struct sw_tf_result *res, const char *json, size_t len, int drift);
 
+/*
+ * What may be kept of `terraform output -json` ({"NAME": {"sensitive": B,
+ * "type": T, "value": V}}): {"NAME": V}, with the value of every output
+ * marked sensitive (or whose marking is missing or not a boolean) replaced
+ * by the string "(sensitive)". Sensitive values are in clear text in
+ * Terraform's JSON; only this form may be stored, logged or shown. *out
+ * gets compact JSON with sorted keys (caller frees); SW_EINVALID when the
+ * text is not a JSON object.
+ */
+int sw_tf_outputs_redact(char **out, const char *json, size_t len);
+
 /* ---- reporting and selection ------------------------------------------- */
 
 /*

@@ -1,7 +1,8 @@
 /*
  * tfplan.c - reading `terraform show -json PLANFILE`: what a plan will do
  * to each resource, and what a -refresh-only plan found changed outside
- * Terraform.
+ * Terraform; and the outputs of `terraform output -json` without their
+ * sensitive values.
  *
  * Format (format_version "1.x"): resource_changes[] and resource_drift[]
  * hold {address, mode, change: {actions, before, after}}; actions is one of
@@ -201,6 +202,37 @@ int sw_tf_parse_show(struct sw_tf_result *res, const char *text, size_t len, int
 done:
 	json_decref(doc);
 	return rc;
+}
+
+int sw_tf_outputs_redact(char **out, const char *json, size_t len)
+{
+	json_error_t je;
+	json_t *doc = json_loadb(json ? json : "", json ? len : 0, 0, &je), *res, *o;
+	const char *name;
+	char *txt;
+
+	*out = NULL;
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return sw_error_setc(SW_EINVALID, "terraform output -json: %s",
+				     doc ? "not an object" : je.text);
+	}
+	res = json_object();
+	json_object_foreach(doc, name, o) {
+		json_t *v = json_object_get(o, "value");
+		if (!json_is_false(json_object_get(o, "sensitive")))
+			json_object_set_new(res, name, json_string("(sensitive)"));
+		else
+			json_object_set(res, name, v ? v : json_null());
+	}
+	txt = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(res);
+	json_decref(doc);
+	if (!txt)
+		return sw_error_setc(SW_ERR, "terraform output -json: cannot write JSON");
+	*out = sw_strdup(txt);
+	free(txt);
+	return 0;
 }
 
 /* Used by terraform.c. */

@@ -630,23 +630,29 @@ static void tf_done(struct sw_tf_result *res, void *arg)
 		s->tf_destroy += res->ndestroy;
 		log_note(s, res->applied ? "applied %s" : "%s: no changes to apply", res->module);
 		if (res->outputs_json) {
-			json_t *o = json_loads(res->outputs_json, 0, NULL);
+			/* `output -json` holds sensitive values in clear text:
+			 * only the redacted form is kept, logged or shown */
+			char *kept = NULL;
+			if (sw_tf_outputs_redact(&kept, res->outputs_json,
+						 strlen(res->outputs_json)) < 0) {
+				log_warn("infra.outputs", "run=%lld env=%s module=%s err=%s",
+					 (long long)r->row.id, env, res->module, sw_q(sw_error_last()));
+				kept = sw_strdup("{}");
+			}
 			if (!s->tf_outputs)
 				s->tf_outputs = json_object();
+			json_t *o = json_loads(kept, 0, NULL);
 			json_object_set_new(s->tf_outputs, res->module, o ? o : json_object());
 			char *key = sw_asprintf("infra:outputs:%s", env);
 			char *txt = json_dumps(s->tf_outputs, JSON_COMPACT | JSON_SORT_KEYS);
 			sw_store_kv_set(e->d.store, key, txt);
 			free(key);
 			free(txt);
-			/* outputs marked sensitive come back redacted by show; the
-			 * log is masked like every other */
 			struct sw_buf b = SW_BUF_INIT;
-			sw_buf_addf(&b, "\n[slipway] outputs of %s: ", res->module);
-			sw_buf_adds(&b, res->outputs_json);
-			sw_buf_addch(&b, '\n');
+			sw_buf_addf(&b, "\n[slipway] outputs of %s: %s\n", res->module, kept);
 			sw_mask_feed(&s->mask, b.ptr, b.len, &s->logbuf);
 			sw_buf_release(&b);
+			free(kept);
 		}
 	}
 	sw_tf_result_free(res);

@@ -316,6 +316,26 @@ static void test_apply_records_outputs(void **state)
 	free(pd);
 }
 
+/* A sensitive output: terraform shows its value in clear; what slipway keeps does not. */
+static void test_apply_sensitive_output(void **state)
+{
+	struct rec r;
+	char *kept = NULL;
+	NEED_TF();
+	extra("secret.tf");
+	run_op(E.tf, APPLY, 1, &r);
+	assert_int_equal(r.res->status, 0);
+	assert_non_null(strstr(r.res->outputs_json, "hunter2-in-clear"));
+	assert_int_equal(sw_tf_outputs_redact(&kept, r.res->outputs_json,
+					      strlen(r.res->outputs_json)), 0);
+	assert_null(strstr(kept, "hunter2"));
+	assert_non_null(strstr(kept, "\"db_password\":\"(sensitive)\""));
+	assert_non_null(strstr(kept, "\"upstream_version\":\"1\""));
+	assert_null(strstr(r.log.ptr, "hunter2"));   /* output -json is not streamed */
+	free(kept);
+	rec_release(&r);
+}
+
 /* A PR adding a resource: one to add, with its address, in the comment. */
 static void test_plan_add(void **state)
 {
@@ -788,6 +808,27 @@ static void test_parse_plan(void **state)
 	free(j);
 }
 
+static void test_outputs_redact(void **state)
+{
+	char *out = NULL;
+	const char *in = "{\"b\":{\"sensitive\":false,\"type\":[\"object\",{}],\"value\":{\"x\":[1,2]}},"
+			 "\"a\":{\"sensitive\":true,\"type\":\"string\",\"value\":\"s3cret\"},"
+			 "\"c\":{\"type\":\"string\",\"value\":\"unmarked\"},"
+			 "\"d\":{\"sensitive\":false,\"type\":\"string\"}}";
+	assert_int_equal(sw_tf_outputs_redact(&out, in, strlen(in)), 0);
+	/* sorted; sensitive and unmarked values replaced; no value is null */
+	assert_string_equal(out, "{\"a\":\"(sensitive)\",\"b\":{\"x\":[1,2]},"
+				 "\"c\":\"(sensitive)\",\"d\":null}");
+	free(out);
+	assert_int_equal(sw_tf_outputs_redact(&out, "{}", 2), 0);
+	assert_string_equal(out, "{}");
+	free(out);
+	assert_int_equal(sw_tf_outputs_redact(&out, "[1]", 3), SW_EINVALID);
+	assert_null(out);
+	assert_int_equal(sw_tf_outputs_redact(&out, "{\"a\":", 5), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "terraform output -json"));
+}
+
 static void test_parse_drift(void **state)
 {
 	struct sw_tf_result res;
@@ -819,8 +860,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_parse_plan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_drift, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outputs_redact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_affected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_records_outputs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_sensitive_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plan_add, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plan_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drift_and_heal, setup, teardown),
