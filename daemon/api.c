@@ -223,6 +223,8 @@ static json_t *sync_json(const struct sw_store_sync *s, int with_objects)
 	json_object_set_new(j, "duration_ms", jduration(s->started_at, s->finished_at));
 	json_object_set_new(j, "message", jstr(s->message));
 	json_object_set_new(j, "run_id", jid(s->run_id));
+	json_t *outs = s->infra_outputs ? json_loads(s->infra_outputs, 0, NULL) : NULL;
+	json_object_set_new(j, "infra_outputs", outs ? outs : json_null());
 	if (with_objects) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < s->nobjects; i++) {

@@ -25,6 +25,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <event2/bufferevent.h>
+#include <jansson.h>
 
 #include "daemon/auth.h"
 #include "daemon/daemon.h"
@@ -872,6 +873,43 @@ static void sync_objects(struct sw_daemon *d, struct sw_buf *b, int64_t sync_id)
 	sw_store_sync_release(&s);
 }
 
+/* The Terraform outputs of a sync ({"MODULE": {"NAME": value}}, already redacted), folded. */
+static void sync_infra_outputs(struct sw_buf *b, const char *outputs)
+{
+	json_t *doc = outputs ? json_loads(outputs, 0, NULL) : NULL, *mod, *v;
+	const char *mname, *name;
+	size_t n = 0;
+
+	json_object_foreach(doc, mname, mod)
+		n += json_object_size(mod);
+	if (!n) {
+		json_decref(doc);
+		return;
+	}
+	sw_buf_addf(b, "<details><summary>%zu Terraform output%s</summary><table>", n,
+		    n == 1 ? "" : "s");
+	json_object_foreach(doc, mname, mod) {
+		json_object_foreach(mod, name, v) {
+			char *txt = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+			sw_buf_adds(b, "<tr><td><code>");
+			sw_html_esc(b, name);
+			sw_buf_adds(b, "</code><div class=\"small mute\">");
+			sw_html_esc(b, mname);
+			sw_buf_adds(b, "</div></td><td class=small><code>");
+			if (txt && strlen(txt) > 200) {
+				sw_html_escn(b, txt, 200);
+				sw_buf_adds(b, "&hellip;");
+			} else {
+				sw_html_esc(b, txt ? txt : "");
+			}
+			sw_buf_adds(b, "</code></td></tr>");
+			free(txt);
+		}
+	}
+	sw_buf_adds(b, "</table></details>");
+	json_decref(doc);
+}
+
 static void env_page(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
 {
 	struct page p = { 0 };
@@ -930,6 +968,7 @@ static void env_page(struct sw_daemon *d, struct evhttp_request *req, const char
 				sw_duration(b, s->finished_at - s->started_at);
 			sw_buf_adds(b, "</td><td>");
 			sync_objects(d, b, s->id);
+			sync_infra_outputs(b, s->infra_outputs);
 			sw_buf_adds(b, "</td></tr>");
 		}
 		sw_buf_adds(b, "</tbody></table></div>");

@@ -408,6 +408,28 @@ static void deploy_log(void *ctx, const char *line)
 	sw_mask_feed(&s->mask, "\n", 1, &s->logbuf);
 }
 
+/*
+ * The deploy of a run that applied Terraform first: its outputs go on the
+ * sync the deploy recorded (the run's first one; a rollback stage's sync
+ * after it gets none).
+ */
+static void record_infra_outputs(struct run *r)
+{
+	const json_t *outs = NULL;
+	for (size_t i = 0; i < r->nstages && !outs; i++)
+		if (r->stages[i].plan.kind == SW_PLAN_TF_APPLY)
+			outs = r->stages[i].tf_outputs;
+	if (!outs || !r->row.environment)
+		return;
+	char *txt = json_dumps(outs, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc = txt ? sw_store_sync_set_infra_outputs(r->e->d.store, r->row.environment,
+						       r->row.id, txt) : SW_ERR;
+	if (rc < 0 && rc != SW_ENOTFOUND)
+		log_error("infra.outputs", "run=%lld env=%s err=%s", (long long)r->row.id,
+			  r->row.environment, sw_q(txt ? sw_error_last() : "cannot write JSON"));
+	free(txt);
+}
+
 static void deploy_done(void *ctx, int ok, const char *message)
 {
 	struct stage *s = ctx;
@@ -415,6 +437,8 @@ static void deploy_done(void *ctx, int ok, const char *message)
 
 	s->step = NULL;
 	r->running--;
+	if (s->plan.kind == SW_PLAN_DEPLOY)
+		record_infra_outputs(r);
 	if (message && *message)
 		log_note(s, "%s", message);
 	if (s->plan.kind == SW_PLAN_ROLLBACK) {

@@ -111,7 +111,7 @@ static const struct col sync_cols[] = {
 	C_I64(T, id), C_TEXT(T, environment), C_TEXT(T, commit_sha),
 	C_ENUM(T, trigger, sw__sync_trigger_names), C_ENUM(T, status, sw__sync_status_names),
 	C_ENUM(T, health, sw__health_names), C_I64(T, started_at), C_I64(T, finished_at),
-	C_TEXT(T, message), C_I64(T, run_id),
+	C_TEXT(T, message), C_I64(T, run_id), C_TEXT(T, infra_outputs),
 };
 #undef T
 static const struct rowdef sync_def = ROWDEF(struct sw_store_sync, sync_cols);
@@ -125,7 +125,7 @@ static const struct col syncobj_cols[] = {
 static const struct rowdef syncobj_def = ROWDEF(struct sw_store_sync_object, syncobj_cols);
 
 #define SYNC_SELECT "SELECT id, environment, commit_sha, \"trigger\", status, health, " \
-	"started_at, finished_at, message, run_id FROM syncs "
+	"started_at, finished_at, message, run_id, infra_outputs FROM syncs "
 
 int sw_store_sync_start(struct sw_store *st, int64_t *id, const char *environment,
 			const char *commit_sha, enum sw_sync_trigger trigger, int64_t run_id)
@@ -164,6 +164,19 @@ int sw_store_sync_finish(struct sw_store *st, int64_t id, enum sw_sync_status st
 	if (rc == 0 && changed == 0)
 		rc = sw_error_setc(SW_ENOTFOUND, "no such sync");
 	return CTX(rc, "finish sync %lld", (long long)id);
+}
+
+int sw_store_sync_set_infra_outputs(struct sw_store *st, const char *environment,
+				    int64_t run_id, const char *outputs_json)
+{
+	int64_t changed = 0;
+	int rc = sw__exec(st, &changed,
+			  "UPDATE syncs SET infra_outputs = ? WHERE id = "
+			  "(SELECT min(id) FROM syncs WHERE environment = ? AND run_id = ?)",
+			  "ssI", outputs_json, environment, run_id);
+	if (rc == 0 && changed == 0)
+		rc = sw_error_setc(SW_ENOTFOUND, "no sync");
+	return CTX(rc, "infra outputs of run %lld on %s", (long long)run_id, nn(environment));
 }
 
 int sw_store_sync_get(struct sw_store *st, int64_t id, struct sw_store_sync *out)

@@ -222,6 +222,10 @@ static const char *const builtin_migrations[] = {
 
 	/* 2: pull requests from forks get no secrets, also after a restart */
 	"ALTER TABLE runs ADD COLUMN from_fork INTEGER NOT NULL DEFAULT 0;\n",
+
+	/* 3: the Terraform outputs applied with a sync (JSON, sensitive values
+	 * already replaced) */
+	"ALTER TABLE syncs ADD COLUMN infra_outputs TEXT;\n",
 };
 
 _Static_assert(sizeof(builtin_migrations) / sizeof(builtin_migrations[0])

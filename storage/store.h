@@ -49,7 +49,7 @@ struct sw_store;
 /* ------------------------------------------------------------------ */
 
 /* The schema version this build writes (number of migrations). */
-#define SW_STORE_SCHEMA_VERSION 2
+#define SW_STORE_SCHEMA_VERSION 3
 
 struct sw_store_opts {
 	/*
@@ -433,6 +433,10 @@ struct sw_store_sync {
 	int64_t started_at, finished_at;
 	char *message;
 	int64_t run_id;         /* 0 = none */
+	/* The Terraform outputs of the run's infra stage, as a JSON object
+	 * {"ROOT_MODULE": {"NAME": value}} with every sensitive value stored
+	 * as "(sensitive)"; NULL when the deploy applied no Terraform. */
+	char *infra_outputs;
 	/* Filled by sw_store_sync_get() only; in apply order. */
 	struct sw_store_sync_object *objects;
 	size_t nobjects;
@@ -449,6 +453,13 @@ int sw_store_sync_add_object(struct sw_store *st, int64_t sync_id,
 /* Finish: status, health after the wait, message; stamps finished_at. */
 int sw_store_sync_finish(struct sw_store *st, int64_t id, enum sw_sync_status status,
 			 enum sw_health health, const char *message);
+/*
+ * Record the Terraform outputs (JSON text, see infra_outputs above: the
+ * caller has redacted sensitive values) on the first sync that run `run_id`
+ * made of `environment`. SW_ENOTFOUND when the run made none.
+ */
+int sw_store_sync_set_infra_outputs(struct sw_store *st, const char *environment,
+				    int64_t run_id, const char *outputs_json);
 /* One sync with its objects. */
 int sw_store_sync_get(struct sw_store *st, int64_t id, struct sw_store_sync *out);
 /* Newest first, without objects; limit <= 0 means 50. */

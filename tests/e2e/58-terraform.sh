@@ -99,6 +99,11 @@ output "app_id" {
 output "upstream_version" {
   value = data.terraform_remote_state.up.outputs.version
 }
+
+output "db_password" {
+  value     = "e2e-hunter2"
+  sensitive = true
+}
 TF
 mkdir -p infra/environment/prod
 cat > infra/environment/prod/main.tf <<TF
@@ -206,6 +211,22 @@ q "select infra_status from environments where name='dev'" | grep -q "^applied $
 q "select value from kv where key='infra:outputs:dev'" | grep -q '"upstream_version"' || fail "outputs not recorded: $(q "select key, value from kv")"
 stage_log "$R1" infra | grep -q '\$ terraform apply' || fail "apply output not in the log"
 ok "merge: infra applied (2 added, outputs recorded), then the manifests synced"
+
+# the outputs are on the sync, sensitive ones never stored or shown
+curl -sf "$URL/api/v1/environments/dev/history" > "$T/hist.json" || fail "GET history"
+jq -e --argjson run "$R1" '.syncs[] | select(.run_id == $run) | .infra_outputs["infra/environment/dev"]
+	| .upstream_version == "v1" and .db_password == "(sensitive)" and (.app_id | type) == "string"' "$T/hist.json" >/dev/null \
+	|| fail "history lacks the outputs: $(cat "$T/hist.json")"
+S1=$(jq -r --argjson run "$R1" '.syncs[] | select(.run_id == $run) | .id' "$T/hist.json")
+curl -sf "$URL/api/v1/environments/dev/history/$S1" | jq -e '.infra_outputs["infra/environment/dev"].upstream_version == "v1"' >/dev/null \
+	|| fail "sync $S1 lacks the outputs"
+curl -sf "$URL/environments/dev" > "$T/env.html" || fail "GET the environment page"
+grep -q '3 Terraform outputs' "$T/env.html" && grep -q '(sensitive)' "$T/env.html" || fail "the page does not show the outputs"
+for f in "$T/env.html" "$T/hist.json" "$T"/data/slipway.db*; do
+	grep -qa e2e-hunter2 "$f" && fail "the sensitive output is in $f"
+done
+stage_log "$R1" infra | grep -q '"db_password":"(sensitive)"' || fail "the log lacks the redacted outputs"
+ok "outputs recorded with the sync (API history and page), the sensitive one as (sensitive) and nowhere in the database"
 
 # prod (infra only, heal: report) applied from main
 push main "$C1" mp1

@@ -886,6 +886,57 @@ static void test_syncs(void **state)
 	sw_store_sync_list_release(&l);
 }
 
+/* Terraform outputs go on the first sync of the run; v2 databases gain the column. */
+static void test_sync_infra_outputs(void **state)
+{
+	struct fx *f = *state;
+	struct sw_store_sync s = { 0 };
+	struct sw_store_sync_list l = { 0 };
+	const char *outs = "{\"infra/environment/dev\":{\"id\":\"abc\",\"db_password\":\"(sensitive)\"}}";
+	int64_t old, deploy, rollback;
+
+	assert_int_equal(sw_store_env_upsert(f->st, "dev", "dev"), 0);
+	assert_int_equal(sw_store_env_upsert(f->st, "prod", "main"), 0);
+	assert_int_equal(sw_store_sync_start(f->st, &old, "dev", "c0", SW_TRIGGER_MERGE, 4), 0);
+
+	/* A database of schema version 2: no column yet, one sync in it. */
+	char *db = sw_asprintf("%s", sw_store_path(f->st));
+	char *data = path_in(f, "data");
+	sw_store_close(f->st);
+	f->st = NULL;
+	raw_exec(db, "ALTER TABLE syncs DROP COLUMN infra_outputs; PRAGMA user_version = 2");
+	assert_int_equal(sw_store_open(&f->st, data), 0);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(sw_store_sync_get(f->st, old, &s), 0);
+	assert_string_equal(s.commit_sha, "c0");
+	assert_null(s.infra_outputs);
+	sw_store_sync_release(&s);
+
+	/* Run 5 deployed c1 and then rolled back to c0: the deploy gets them. */
+	assert_int_equal(sw_store_sync_start(f->st, &deploy, "dev", "c1", SW_TRIGGER_MERGE, 5), 0);
+	assert_int_equal(sw_store_sync_start(f->st, &rollback, "dev", "c0", SW_TRIGGER_ROLLBACK, 5), 0);
+	assert_int_equal(sw_store_sync_set_infra_outputs(f->st, "dev", 5, outs), 0);
+	assert_int_equal(sw_store_sync_get(f->st, deploy, &s), 0);
+	assert_string_equal(s.infra_outputs, outs);
+	sw_store_sync_release(&s);
+	assert_int_equal(sw_store_sync_get(f->st, rollback, &s), 0);
+	assert_null(s.infra_outputs);
+	sw_store_sync_release(&s);
+	assert_int_equal(sw_store_sync_history(f->st, "dev", 10, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_null(l.v[0].infra_outputs);
+	assert_string_equal(l.v[1].infra_outputs, outs);
+	assert_null(l.v[2].infra_outputs);
+	sw_store_sync_list_release(&l);
+
+	/* No sync of that run in that environment. */
+	assert_int_equal(sw_store_sync_set_infra_outputs(f->st, "prod", 5, outs), SW_ENOTFOUND);
+	assert_non_null(strstr(sw_error_last(), "infra outputs of run 5 on prod"));
+	assert_int_equal(sw_store_sync_set_infra_outputs(f->st, "dev", 6, outs), SW_ENOTFOUND);
+	free(db);
+	free(data);
+}
+
 static void test_inventory(void **state)
 {
 	struct fx *f = *state;
@@ -1211,6 +1262,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stages_and_logs, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_environments, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_syncs, setup_store, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_infra_outputs, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_inventory, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_drift, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox, setup_store, teardown),
