@@ -753,13 +753,20 @@ static char *create_body(const struct sw_runner_spec *sp, const char *workspace,
 	json_object_set_new(a, "slipway.run", json_string(sp->label ? sp->label : "1"));
 	json_object_set_new(a, "slipway.instance", json_string(instance));
 	json_object_set_new(o, "Labels", a);
+	if (sp->user)
+		json_object_set_new(o, "User", json_string(sp->user));
+	a = json_array();
 	if (workspace) {
 		char *bind = sw_asprintf("%s:%s:rw", workspace, workdir);
-		a = json_array();
 		json_array_append_new(a, json_string(bind));
-		json_object_set_new(hc, "Binds", a);
 		free(bind);
 	}
+	for (size_t i = 0; sp->binds && sp->binds[i]; i++)
+		json_array_append_new(a, json_string(sp->binds[i]));
+	if (json_array_size(a))
+		json_object_set_new(hc, "Binds", a);
+	else
+		json_decref(a);
 	if (sp->memory_bytes > 0)
 		json_object_set_new(hc, "Memory", json_integer(sp->memory_bytes));
 	if (sp->nano_cpus > 0)
@@ -792,6 +799,14 @@ static int docker_start(struct sw_runner *r, const struct sw_runner_spec *sp,
 		ws = realpath(sp->workspace, NULL);
 		if (!ws)
 			return sw_error_errno("docker step: workspace %s", sp->workspace);
+	}
+	for (size_t i = 0; sp->binds && sp->binds[i]; i++) {
+		const char *b = sp->binds[i], *colon = strchr(b, ':');
+		if (b[0] != '/' || !colon || colon[1] != '/') {
+			free(ws);
+			return sw_error_setc(SW_EINVALID, "docker step: bind %s is not "
+					     "/HOST:/CONTAINER[:ro]", b);
+		}
 	}
 	s = sw_calloc(1, sizeof(*s));
 	s->base.runner = r;

@@ -90,6 +90,13 @@ struct sw_runner_spec {
 	 * is also the working directory; local: the working directory. */
 	const char *workspace;
 	const char *workdir;            /* docker: NULL = "/workspace" */
+	/* docker: more bind mounts, "HOST:CONTAINER" or "HOST:CONTAINER:ro"
+	 * (HOST absolute), NULL-terminated; may be NULL. local: ignored (the
+	 * step sees the host's file system anyway). */
+	const char *const *binds;
+	/* docker: the container's user, "UID:GID" or a name; NULL = the
+	 * image's. local: ignored (the step runs as the daemon's user). */
+	const char *user;
 	int64_t memory_bytes;           /* docker: HostConfig.Memory; 0 = none */
 	int64_t nano_cpus;              /* docker: HostConfig.NanoCpus; 0 = none */
 	/* docker: HostConfig.NetworkMode ("none", "bridge", "host", a network

@@ -560,6 +560,56 @@ static void test_bad_spec(void **state)
 	assert_int_equal(sw_runner_active(E.docker), 0);
 }
 
+/* More binds (at the host's own path, and read-only), another working
+ * directory and the user: what Terraform's containers use. */
+static void test_binds_and_user(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	char ws[256], extra[256], ro[256], path[300], bind_rw[600], bind_ro[600], want[600];
+	char cmd_rw[400], cmd_ro[400];
+	struct sw_buf b = SW_BUF_INIT;
+	struct stat st;
+
+	rec_init(&rc);
+	make_workspace(ws, sizeof(ws));
+	make_workspace(extra, sizeof(extra));
+	make_workspace(ro, sizeof(ro));
+	snprintf(bind_rw, sizeof(bind_rw), "%s:%s", extra, extra);
+	snprintf(bind_ro, sizeof(bind_ro), "%s:/ro:ro", ro);
+	snprintf(cmd_rw, sizeof(cmd_rw), "id -u > '%s/uid'", extra);
+	snprintf(cmd_ro, sizeof(cmd_ro), "if touch /ro/x 2>/dev/null; then echo writable; else echo read-only; fi");
+	const char *binds[] = { bind_rw, bind_ro, NULL };
+	const char *cmds[] = { "pwd", cmd_rw, cmd_ro, "touch here", NULL };
+	s.commands = cmds;
+	s.workspace = ws;
+	s.workdir = ws;          /* the checkout at its host path */
+	s.binds = binds;
+	s.user = "4321:4321";
+	run_step(E.docker, &s, &rc, 60);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 0);
+	snprintf(want, sizeof(want), "%s\nread-only\n", ws);
+	assert_string_equal(rc.out.ptr, want);
+	snprintf(path, sizeof(path), "%s/uid", extra);
+	assert_int_equal(sw_buf_read_file(&b, path), 0);
+	assert_string_equal(b.ptr, "4321\n");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 4321);
+	snprintf(path, sizeof(path), "%s/here", ws);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 4321);
+	sw_buf_release(&b);
+	rec_release(&rc);
+
+	/* A bind that is not /HOST:/CONTAINER is refused before anything runs. */
+	const char *bad[] = { "relative:/x", NULL };
+	s.binds = bad;
+	assert_int_equal(sw_runner_start(E.docker, &s, NULL), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "bind relative:/x"));
+	assert_int_equal(sw_runner_active(E.docker), 0);
+}
+
 /* A container left by a "crashed daemon" is found and removed. */
 struct created { int done; char id[128]; };
 
@@ -810,6 +860,7 @@ int main(void)
 		{ "test_background_child/local", test_background_child, NULL, NULL, LOCAL },
 		cmocka_unit_test(test_missing_image),
 		cmocka_unit_test(test_bad_spec),
+		cmocka_unit_test(test_binds_and_user),
 		cmocka_unit_test(test_leftovers),
 		cmocka_unit_test(test_import),
 		cmocka_unit_test(test_local_bad_workspace),
