@@ -76,7 +76,9 @@ struct sw_daemon {
 	struct sw_http *client;       /* outbound HTTP (curl multi) */
 	struct sw_proc_mgr *procs;    /* child processes */
 	struct sw_runner *runner;     /* runs pipeline steps */
-	struct sw_runner *tf_runner;  /* local runner for Terraform when `runner` is docker */
+	/* Terraform's runner when it is not `runner`'s kind: docker for
+	 * terraform.image, else local (the host's terraform) */
+	struct sw_runner *tf_runner;
 	struct sw_outbox *outbox;     /* sends GitHub and Slack notifications */
 	struct sw_engine *engine;     /* the pipeline engine */
 	struct sw_hooks *hooks;       /* webhook receiver */

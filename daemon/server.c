@@ -126,6 +126,18 @@ static void sync_environments(struct sw_daemon *d)
 				  sw_q(sw_error_last()));
 }
 
+/* Whether the Terraform runner settings (fixed at start-up) differ. */
+static int terraform_changed(const struct sw_config *a, const struct sw_config *b)
+{
+	if (!!a->tf_image != !!b->tf_image || (a->tf_image && strcmp(a->tf_image, b->tf_image)) ||
+	    a->ntf_mounts != b->ntf_mounts)
+		return 1;
+	for (size_t i = 0; i < a->ntf_mounts; i++)
+		if (strcmp(a->tf_mounts[i], b->tf_mounts[i]))
+			return 1;
+	return 0;
+}
+
 int sw_daemon_reload(struct sw_daemon *d)
 {
 	struct sw_config *next;
@@ -145,6 +157,9 @@ int sw_daemon_reload(struct sw_daemon *d)
 	    old->durability_full != next->durability_full)
 		log_warn("config.restart_needed", "reason=%s",
 			 sw_q("listen address, data_dir, durability and TLS change only on restart"));
+	if (terraform_changed(old, next))
+		log_warn("config.restart_needed", "reason=%s",
+			 sw_q("terraform.image and terraform.mounts change only on restart"));
 	/* keep what the running server is bound to */
 	free(next->listen_host);
 	next->listen_host = sw_strdup(old->listen_host);
@@ -265,12 +280,23 @@ static int start_pipeline(struct sw_daemon *d)
 		return rc;
 	deps.deploy = sw_deployer_ops(d->deployer);
 	{
-		/* Terraform runs the host's binary through a local runner, as
-		 * Atlantis does, whichever backend runs the pipeline's stages;
-		 * the engine owns the Terraform engine. */
+		/* Terraform runs in containers of terraform.image through the
+		 * Docker API when that is set, else the host's binary through a
+		 * local runner, as Atlantis does; whichever backend runs the
+		 * pipeline's stages. The engine owns the Terraform engine. */
 		struct sw_runner *tfr = d->runner;
-		if (strcmp(c->runner_backend, "local")) {
-			if (sw_runner_local_new(&d->tf_runner, d->procs) < 0)
+		int want_docker = c->tf_image != NULL;
+		if (want_docker != !strcmp(c->runner_backend, "docker")) {
+			if (want_docker) {
+				struct sw_docker_opts o = SW_DOCKER_OPTS_INIT;
+				o.socket = c->docker_socket;
+				rc = sw_runner_docker_new(&d->tf_runner, d->base, d->client, &o);
+				if (rc == 0)
+					sw_docker_remove_leftovers(d->tf_runner, leftovers_done, d);
+			} else {
+				rc = sw_runner_local_new(&d->tf_runner, d->procs);
+			}
+			if (rc < 0)
 				log_warn("terraform.unavailable", "err=%s", sw_q(sw_error_last()));
 			tfr = d->tf_runner;
 		}
@@ -278,8 +304,13 @@ static int start_pipeline(struct sw_daemon *d)
 		to.base = d->base;
 		to.runner = tfr;
 		to.data_dir = c->data_dir;
+		to.image = c->tf_image;
+		to.mounts = (const char *const *)c->tf_mounts;
 		if (tfr && sw_tf_new(&deps.tf, &to) < 0)
 			log_warn("terraform.unavailable", "err=%s", sw_q(sw_error_last()));
+		else if (tfr)
+			log_info("terraform.runner", "kind=%s image=%s", sw_runner_kind(tfr),
+				 sw_q(c->tf_image ? c->tf_image : "-"));
 	}
 	if ((rc = sw_engine_new(&d->engine, &deps)) < 0)
 		return rc;

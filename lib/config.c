@@ -195,14 +195,15 @@ static void get_str_list(struct reader *r, node_t *map, const char *path, const 
 	if (!n)
 		return;
 	char *p = subpath(path, key);
+	/* one more slot: every list is NULL-terminated as well */
 	if (n->type == SW_YAML_SCALAR) {   /* one item may be written without a list */
-		*out = sw_calloc(1, sizeof(char *));
+		*out = sw_calloc(2, sizeof(char *));
 		(*out)[0] = sw_strdup(n->value);
 		*count = 1;
 	} else if (n->type != SW_YAML_SEQ) {
 		err(r, n, p, "expected a list of strings, found %s", describe(n));
 	} else {
-		*out = sw_calloc(n->n ? n->n : 1, sizeof(char *));
+		*out = sw_calloc(n->n + 1, sizeof(char *));
 		for (size_t i = 0; i < n->n; i++) {
 			if (n->items[i]->type != SW_YAML_SCALAR) {
 				err(r, n->items[i], p, "[%zu]: expected a string, found %s", i,
@@ -414,6 +415,26 @@ static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 	}
 	get_str(r, n, "runner", "network", &c->runner_network, 0);
 	get_duration(r, n, "runner", "timeout", &c->step_timeout_s);
+}
+
+static void read_terraform(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "image", "mounts", NULL };
+	if (want_map(r, n, "terraform", keys) < 0)
+		return;
+	get_str(r, n, "terraform", "image", &c->tf_image, 0);
+	get_str_list(r, n, "terraform", "mounts", &c->tf_mounts, &c->ntf_mounts);
+	for (size_t i = 0; i < c->ntf_mounts; i++) {
+		make_abs(r, &c->tf_mounts[i]);
+		if (strchr(c->tf_mounts[i], ':'))
+			err(r, sw_yaml_get(n, "mounts"), "terraform.mounts",
+			    "[%zu]: a path cannot hold ':', found %s", i, c->tf_mounts[i]);
+	}
+	if (c->ntf_mounts && !c->tf_image)
+		err(r, sw_yaml_get(n, "mounts"), "terraform.mounts",
+		    "mounts are for terraform.image (the host's terraform sees the host anyway)");
+	if (c->tf_image && !*c->tf_image)
+		err(r, sw_yaml_get(n, "image"), "terraform.image", "expected an image name, found \"\"");
 }
 
 static void read_secrets(struct reader *r, node_t *n, struct sw_config *c)
@@ -646,8 +667,8 @@ static void defaults(struct sw_config *c)
 
 int sw_config_load(struct sw_config **out, const char *path)
 {
-	static const char *const keys[] = { "server", "github", "slack", "runner", "secrets",
-		"repositories", "environments", NULL };
+	static const char *const keys[] = { "server", "github", "slack", "runner", "terraform",
+		"secrets", "repositories", "environments", NULL };
 	struct reader r = { path, NULL, SW_BUF_INIT, 0 };
 	struct sw_yaml_stream *ys = NULL;
 	struct sw_config *c;
@@ -694,6 +715,8 @@ int sw_config_load(struct sw_config **out, const char *path)
 			read_slack(&r, n, c);
 		if ((n = sw_yaml_get(root, "runner")))
 			read_runner(&r, n, c);
+		if ((n = sw_yaml_get(root, "terraform")))
+			read_terraform(&r, n, c);
 		if ((n = sw_yaml_get(root, "secrets")))
 			read_secrets(&r, n, c);
 		if ((n = sw_yaml_get(root, "repositories")))
@@ -759,6 +782,8 @@ void sw_config_free(struct sw_config *c)
 	free(c->runner_backend);
 	free(c->docker_socket);
 	free(c->runner_network);
+	free(c->tf_image);
+	strv_free(c->tf_mounts, c->ntf_mounts);
 	for (size_t i = 0; i < c->nsecrets; i++) {
 		free(c->secrets[i].name);
 		secret_release(&c->secrets[i].secret);

@@ -107,6 +107,12 @@ struct sw_config {
 	char *runner_network;
 	int64_t step_timeout_s;
 
+	/* terraform: NULL image = the host's terraform through a local runner */
+	char *tf_image;          /* image holding terraform: run it in containers */
+	char **tf_mounts;        /* absolute host directories mounted at the same path;
+				  * NULL-terminated too (as every list here) */
+	size_t ntf_mounts;
+
 	/* outbox */
 	int64_t notify_give_up_s;
 

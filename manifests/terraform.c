@@ -65,6 +65,10 @@ struct sw_tf {
 	struct sw_runner *runner;
 	char *data_dir, *terraform, *image, *plans_dir, *cache_dir;
 	int docker;
+	/* docker: the plans and plugin-cache directories and opts.mounts,
+	 * each bound at its own path; the user the daemon runs as */
+	char **binds;
+	char user[48];
 	int lock_timeout_s;
 	struct tf_lock *locks;
 	size_t pending;
@@ -92,8 +96,7 @@ struct sw_tf_op {
 	int orphan;                 /* sw_tf_free() ran while the step was running */
 	int quiet_stdout;           /* JSON commands: keep stdout, do not stream it */
 	struct sw_buf out, err;
-	char *plan_host;            /* current plan file on the host, or NULL */
-	char *plan_dir_host;        /* docker: the 0700 dir inside the checkout */
+	char *plan_host;            /* current plan file, or NULL */
 	struct sw_tf_result *res;
 };
 
@@ -206,6 +209,29 @@ int sw_tf_new(struct sw_tf **out, const struct sw_tf_opts *o)
 		return rc;
 	}
 	free(top);
+	if (docker) {
+		/* Every path is the same inside the container as on the host
+		 * (the checkout is mounted at its own path too), so plan files,
+		 * -var-file and the plugin cache need no translation; and the
+		 * container runs as our user, so what terraform writes (plan
+		 * files 0600 under umask 077, .terraform/) stays ours. */
+		size_t n = 0;
+		while (o->mounts && o->mounts[n])
+			n++;
+		tf->binds = sw_calloc(n + 3, sizeof(char *));
+		tf->binds[0] = sw_asprintf("%s:%s", tf->plans_dir, tf->plans_dir);
+		tf->binds[1] = sw_asprintf("%s:%s", tf->cache_dir, tf->cache_dir);
+		for (size_t i = 0; i < n; i++) {
+			if (o->mounts[i][0] != '/' || strchr(o->mounts[i], ':')) {
+				rc = sw_error_setc(SW_EINVALID, "terraform: mount %s is not an "
+						   "absolute path without ':'", o->mounts[i]);
+				sw_tf_free(tf);
+				return rc;
+			}
+			tf->binds[2 + i] = sw_asprintf("%s:%s", o->mounts[i], o->mounts[i]);
+		}
+		snprintf(tf->user, sizeof(tf->user), "%u:%u", (unsigned)getuid(), (unsigned)getgid());
+	}
 	remove_leftover_plans(tf->plans_dir);
 	*out = tf;
 	return 0;
@@ -250,10 +276,6 @@ static void drop_plan_file(struct sw_tf_op *op)
 static void op_free(struct sw_tf_op *op)
 {
 	drop_plan_file(op);
-	if (op->plan_dir_host) {
-		rmdir(op->plan_dir_host);
-		free(op->plan_dir_host);
-	}
 	free(op->env);
 	free(op->checkout);
 	free(op->module);
@@ -387,40 +409,17 @@ static char *tf_message(struct sw_tf_op *op)
 	return sw_strndup(s, n);
 }
 
-static const char *inside_root(const struct sw_tf_op *op)
-{
-	return op->tf->docker ? "/workspace" : op->checkout;
-}
-
-/* The path terraform sees for a plan file of ours. */
-static char *plan_inside(const struct sw_tf_op *op)
-{
-	if (!op->tf->docker)
-		return sw_strdup(op->plan_host);
-	return sw_asprintf("/workspace/.slipway-tfplan/%s", strrchr(op->plan_host, '/') + 1);
-}
-
-static int new_plan_file(struct sw_tf_op *op, int n)
+static void new_plan_file(struct sw_tf_op *op, int n)
 {
 	drop_plan_file(op);
-	if (op->tf->docker) {
-		if (!op->plan_dir_host) {
-			op->plan_dir_host = sw_asprintf("%s/.slipway-tfplan", op->checkout);
-			if (mkdir_mode(op->plan_dir_host, 0700) < 0)
-				return SW_ERR;
-		}
-		op->plan_host = sw_asprintf("%s/op-%lu-%d.tfplan", op->plan_dir_host, op->id, n);
-	} else {
-		op->plan_host = sw_asprintf("%s/op-%lu-%d.tfplan", op->tf->plans_dir, op->id, n);
-	}
-	return 0;
+	op->plan_host = sw_asprintf("%s/op-%lu-%d.tfplan", op->tf->plans_dir, op->id, n);
 }
 
 static void add_vars(struct sw_buf *cmd, const struct sw_tf_op *op)
 {
 	if (op->var_file) {
 		struct sw_buf p = SW_BUF_INIT;
-		sw_buf_addf(&p, "%s/%s", inside_root(op), op->var_file);
+		sw_buf_addf(&p, "%s/%s", op->checkout, op->var_file);
 		sw_buf_adds(cmd, " -var-file=");
 		add_quoted(cmd, p.ptr);
 		sw_buf_release(&p);
@@ -440,7 +439,7 @@ static void run_phase(struct sw_tf_op *op)
 	enum phase ph = op->phases[op->at];
 	struct sw_buf cmd = SW_BUF_INIT, cd = SW_BUF_INIT, shown = SW_BUF_INIT;
 	char lockto[48];
-	char *pin = NULL;
+	const char *pin;
 
 	snprintf(lockto, sizeof(lockto), " -lock-timeout=%ds", tf->lock_timeout_s);
 	op->res->phase = phase_name[ph];
@@ -448,14 +447,9 @@ static void run_phase(struct sw_tf_op *op)
 	sw_buf_reset(&op->out);
 	sw_buf_reset(&op->err);
 
-	if ((ph == PH_PLAN || ph == PH_REFRESH) &&
-	    new_plan_file(op, ph == PH_REFRESH ? 1 : 2) < 0) {
-		op_fail(op, SW_ERR, "terraform %s in %s: plan file: %s", phase_name[ph], op->module,
-			sw_error_last());
-		return;
-	}
-	if (op->plan_host)
-		pin = plan_inside(op);
+	if (ph == PH_PLAN || ph == PH_REFRESH)
+		new_plan_file(op, ph == PH_REFRESH ? 1 : 2);
+	pin = op->plan_host;
 
 	add_quoted(&cmd, tf->terraform);
 	switch (ph) {
@@ -501,8 +495,7 @@ static void run_phase(struct sw_tf_op *op)
 		    ph == PH_OUTPUT ? " -json" : "");
 	emit(op, SW_STEP_STDOUT, shown.ptr);
 
-	char *tmo = sw_asprintf("TF_PLUGIN_CACHE_DIR=%s",
-				tf->docker ? "/workspace/.slipway-tfcache" : tf->cache_dir);
+	char *tmo = sw_asprintf("TF_PLUGIN_CACHE_DIR=%s", tf->cache_dir);
 	size_t nenv = 0;
 	while (op->env_vars && op->env_vars[nenv])
 		nenv++;
@@ -514,11 +507,6 @@ static void run_phase(struct sw_tf_op *op)
 	env[k++] = tmo;
 	for (size_t i = 0; i < nenv; i++)
 		env[k++] = op->env_vars[i];
-	if (tf->docker) {
-		char *c = sw_asprintf("%s/.slipway-tfcache", op->checkout);
-		mkdir_mode(c, 0700);
-		free(c);
-	}
 
 	const char *cmds[] = { cd.ptr, cmd.ptr, NULL };
 	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
@@ -526,6 +514,11 @@ static void run_phase(struct sw_tf_op *op)
 	s.commands = cmds;
 	s.env = env;
 	s.workspace = op->checkout;
+	if (tf->docker) {
+		s.workdir = op->checkout;
+		s.binds = (const char *const *)tf->binds;
+		s.user = tf->user;
+	}
 	s.timeout_ms = op->timeout_ms;
 	s.label = op->label;
 	s.on_output = step_output;
@@ -534,7 +527,6 @@ static void run_phase(struct sw_tf_op *op)
 	int rc = sw_runner_start(tf->runner, &s, &op->step);
 	free(env);
 	free(tmo);
-	free(pin);
 	sw_buf_release(&cmd);
 	sw_buf_release(&cd);
 	sw_buf_release(&shown);
@@ -847,6 +839,7 @@ void sw_tf_free(struct sw_tf *tf)
 	free(tf->image);
 	free(tf->plans_dir);
 	free(tf->cache_dir);
+	strv_free(tf->binds);
 	free(tf);
 }
 

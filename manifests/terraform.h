@@ -31,13 +31,15 @@
  * and drift checks, so a merge apply waits at most for the one operation
  * already running, never for a queue of PR plans.
  *
- * Plan files hold secrets in clear text. With the local runner they live
- * only in DATA_DIR/terraform/plans (0700), are made 0600, and are deleted
- * as soon as the operation no longer needs them (after `show`, or after
- * `apply`); sw_tf_new() removes leftovers of a daemon that died. With the
- * docker runner only the checkout is mounted, so plan files go to a 0700
- * `.slipway-tfplan` directory inside the checkout (removed the same way)
- * and the plugin cache to `.slipway-tfcache` there.
+ * Plan files hold secrets in clear text. They live only in
+ * DATA_DIR/terraform/plans (0700), are written under umask 077 and made
+ * 0600, and are deleted as soon as the operation no longer needs them
+ * (after `show`, or after `apply`); sw_tf_new() removes leftovers of a
+ * daemon that died. With the docker runner each command is a container
+ * of opts.image running as the daemon's uid:gid, with the checkout, the
+ * plans directory, the plugin cache (DATA_DIR/terraform/plugin-cache) and
+ * opts.mounts bind-mounted each at its own host path, so every path means
+ * the same inside and out and what terraform writes belongs to the daemon.
  *
  * Loop thread only, except sw_tf_affected() and sw_tf_report_markdown(),
  * which touch no loop state (sw_tf_affected reads files: call it on a
@@ -65,6 +67,10 @@ struct sw_tf_opts {
 	const char *data_dir;        /* required; plans and plugin cache go under DATA_DIR/terraform */
 	const char *terraform;       /* program; NULL = "terraform" (found in PATH) */
 	const char *image;           /* docker runner: image with terraform; required there */
+	/* docker runner: more host directories (absolute, no ':') mounted
+	 * read-write at the same path, e.g. a local state directory or
+	 * credentials; NULL-terminated, may be NULL. Copied. */
+	const char *const *mounts;
 	int lock_timeout_s;          /* -lock-timeout; 0 = 60 */
 };
 

@@ -10,6 +10,8 @@
 # event reported once on Slack and through the API, nothing applied;
 # a broken module -> the PR's status fails with Terraform's message; merged ->
 # the infra stage fails with it, nothing applied, the manifests not synced.
+# With SW_TF_CONTAINER=1 (59-terraform-container.sh) all of it runs again
+# with every Terraform command in a container (terraform.image) on Podman.
 set -u
 . "$SRC/tests/lib/common.sh"
 . "$SRC/tests/lib/webhook.sh"
@@ -30,8 +32,20 @@ cleanup() {
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
 	sw_kubeapi_stop "$T/dev"
 	sw_recorder_stop "$T/rec"
+	[ -n "${SW_TF_CONTAINER:-}" ] && sw_podman_stop "$T/podman"
 }
 trap cleanup EXIT
+RUNNER="runner: {backend: local}"
+if [ -n "${SW_TF_CONTAINER:-}" ]; then
+	. "$SRC/tests/lib/podman.sh"
+	command -v podman >/dev/null 2>&1 || { echo "SKIP: podman is not installed"; exit 0; }
+	sw_podman_start "$T/podman" || fail "podman"
+	sw_terraform_image "$SW_PODMAN_SOCK" || fail "terraform image"
+	# stages stay local; Terraform alone runs in containers, seeing the
+	# state directory through terraform.mounts
+	RUNNER="runner: {backend: local, docker_socket: $SW_PODMAN_SOCK}
+terraform: {image: slipway-terraform:latest, mounts: [$T/state]}"
+fi
 sw_recorder_start "$T/rec" --token "$GH_TOKEN" || fail "recorder"
 export SLACK_URL=$SW_RECORDER_URL/slack/webhook
 sw_kubeapi_start "$T/dev" || fail "dev cluster"
@@ -149,7 +163,7 @@ github:
   webhook_secret: {secret_env: WEBHOOK_SECRET}
   token: {secret_env: GH_TOKEN}
 slack: {webhook_url: {secret_env: SLACK_URL}}
-runner: {backend: local}
+$RUNNER
 repositories:
   - {name: acme/infra, url: "file://$T/origin.git"}
 environments:
@@ -254,7 +268,8 @@ for i in $(seq 1 100); do [ "$(comment_has "$RP1" "'terraform_data.extra' in b a
 [ "$(state_md5)" = "$before" ] || fail "a PR plan changed the state"
 stage_log "$RP1" terraform-dev | grep -q '\$ terraform plan' || fail "plan output not in the stage log"
 stage_log "$RP1" terraform-dev | grep -q 'terraform_data.extra will be created' || fail "plan text not in the stage log"
-[ -z "$(ls -A "$T/data/terraform/plans")" ] || fail "plan files left behind"
+# (drift checks keep making plan files meanwhile: all must be owner-only)
+[ -z "$(find "$T/data/terraform/plans" -type f ! -perm 600)" ] || fail "plan files not 0600: $(ls -l "$T/data/terraform/plans")"
 ok "PR adding a resource: planned, status success, comment lists terraform_data.extra with 1 to add"
 
 # 3. a PR removing one: the destroy is called out
@@ -345,7 +360,18 @@ q "select infra_status from environments where name='dev'" | grep -q "^apply of 
 kdev get configmap app-config -o jsonpath='{.data.release}' | grep -qx two || fail "manifests synced although the apply failed"
 ok "broken module: PR status failure and merge failure with Terraform's message, nothing applied, deploy skipped"
 
+if [ -n "${SW_TF_CONTAINER:-}" ]; then
+	n=$(grep -c 'event=runner.start kind=docker image=slipway-terraform:latest' "$T/daemon.log")
+	[ "$n" -ge 30 ] || fail "only $n terraform containers started"
+	! grep -q 'event=runner.start kind=local' "$T/daemon.log" || fail "a step ran on the host"
+	wait_until 'test "$(curl -sf --unix-socket "$SW_PODMAN_SOCK" "http://d/v1.41/containers/json?all=1")" = "[]"' \
+		|| fail "containers left: $(curl -s --unix-socket "$SW_PODMAN_SOCK" "http://d/v1.41/containers/json?all=1")"
+	[ -z "$(find "$T/data" ! -user "$(id -u)" 2>/dev/null | head -1)" ] || fail "files in the data directory not owned by slipwayd's user"
+	ok "Terraform ran in $n containers of slipway-terraform (none left), nothing on the host"
+fi
+
 kill -TERM "$pid"; wait_gone "$pid" 30 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc"
+[ -z "$(ls -A "$T/data/terraform/plans")" ] || fail "plan files left behind: $(ls -l "$T/data/terraform/plans")"
 sw_recorder_invalid "$T/rec" || fail "invalid reports"
 ok "clean stop"

@@ -8,6 +8,8 @@
 #     . tests/lib/podman.sh
 #     sw_podman_start "$dir"      # sets SW_PODMAN_SOCK=$dir/podman.sock
 #     ...                         # busybox image is "slipway-busybox:latest"
+#     sw_terraform_image "$SW_PODMAN_SOCK"   # "slipway-terraform:latest": busybox
+#                                            # and the host's (static) terraform
 #     sw_podman_stop "$dir"
 #
 # Run as a command (what the C unit tests do through system()):
@@ -22,10 +24,12 @@
 SW_BUSYBOX_IMAGE=${SW_BUSYBOX_IMAGE:-slipway-busybox}
 SW_BUSYBOX_TAG=${SW_BUSYBOX_TAG:-latest}
 
-# sw_busybox_rootfs_tar OUT.tar: a root filesystem made of busybox-static's
-# /bin/busybox plus the applet symlinks a shell step needs.
+# sw_busybox_rootfs_tar OUT.tar [PROGRAM...]: a root filesystem made of
+# busybox-static's /bin/busybox plus the applet symlinks a shell step needs,
+# and each PROGRAM (static binaries) copied into /usr/local/bin.
 sw_busybox_rootfs_tar() {
 	local out=$1 tmp bb
+	shift
 	bb=${SW_BUSYBOX:-/bin/busybox}
 	if ! file -L "$bb" 2>/dev/null | grep -q 'statically linked'; then
 		[ -x /usr/bin/busybox ] && bb=/usr/bin/busybox
@@ -42,8 +46,34 @@ sw_busybox_rootfs_tar() {
 	done
 	echo 'root:x:0:0:root:/root:/bin/sh' >"$tmp/etc/passwd"
 	echo 'root:x:0:' >"$tmp/etc/group"
+	if [ $# -gt 0 ]; then
+		mkdir -p "$tmp/usr/local/bin"
+		cp "$@" "$tmp/usr/local/bin/" || { rm -rf "$tmp"; return 1; }
+	fi
 	tar -C "$tmp" -cf "$out" . || { rm -rf "$tmp"; return 1; }
 	rm -rf "$tmp"
+}
+
+# sw_podman_import SOCK TAR NAME TAG: import a root filesystem tar as NAME:TAG
+# through the Docker API (POST /images/create?fromSrc=-).
+sw_podman_import() {
+	curl -sf --unix-socket "$1" -X POST -H 'Content-Type: application/x-tar' \
+		--data-binary "@$2" "http://d/v1.41/images/create?fromSrc=-&repo=$3&tag=$4"
+}
+
+# sw_terraform_image SOCK: import "slipway-terraform:latest", busybox plus
+# the host's terraform (a static Go binary), for Terraform in containers.
+sw_terraform_image() {
+	local sock=$1 tf t rc
+	tf=$(command -v terraform) || { echo "no terraform on PATH" >&2; return 1; }
+	file -L "$tf" 2>/dev/null | grep -q 'statically linked' ||
+		{ echo "$tf is not statically linked" >&2; return 1; }
+	t=$(mktemp) || return 1
+	sw_busybox_rootfs_tar "$t" "$tf" || { rm -f "$t"; return 1; }
+	sw_podman_import "$sock" "$t" slipway-terraform latest >/dev/null
+	rc=$?
+	rm -f "$t"
+	return $rc
 }
 
 # sw_podman_start DIR: start the service, wait for its socket, import the
@@ -87,10 +117,8 @@ CONF
 		return 1
 	fi
 	sw_busybox_rootfs_tar "$dir/busybox.tar" || return 1
-	if ! curl -sf --unix-socket "$SW_PODMAN_SOCK" -X POST \
-		-H 'Content-Type: application/x-tar' --data-binary "@$dir/busybox.tar" \
-		"http://d/v1.41/images/create?fromSrc=-&repo=$SW_BUSYBOX_IMAGE&tag=$SW_BUSYBOX_TAG" \
-		>"$dir/import.log" 2>&1; then
+	if ! sw_podman_import "$SW_PODMAN_SOCK" "$dir/busybox.tar" "$SW_BUSYBOX_IMAGE" \
+		"$SW_BUSYBOX_TAG" >"$dir/import.log" 2>&1; then
 		echo "busybox image import failed:" >&2
 		cat "$dir/import.log" >&2
 		return 1
@@ -142,9 +170,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 		[ -n "${2:-}" ] || { echo "usage: $0 image SOCK" >&2; exit 2; }
 		t=$(mktemp) || exit 1
 		sw_busybox_rootfs_tar "$t" || { rm -f "$t"; exit 1; }
-		curl -sf --unix-socket "$2" -X POST -H 'Content-Type: application/x-tar' \
-			--data-binary "@$t" \
-			"http://d/v1.41/images/create?fromSrc=-&repo=$SW_BUSYBOX_IMAGE&tag=$SW_BUSYBOX_TAG" >/dev/null
+		sw_podman_import "$2" "$t" "$SW_BUSYBOX_IMAGE" "$SW_BUSYBOX_TAG" >/dev/null
 		rc=$?
 		rm -f "$t"
 		exit $rc

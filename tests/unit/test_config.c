@@ -237,6 +237,35 @@ static void test_links_between_sections(void **state)
 		     "manifests are listed but cluster.kubeconfig is not set");
 }
 
+static void test_terraform_section(void **state)
+{
+	struct sw_config *c;
+	char *want = sw_asprintf("%s/state", dir);
+
+	assert_int_equal(load(MINIMAL, &c), 0);
+	assert_null(c->tf_image);                    /* default: the host's terraform */
+	assert_int_equal(c->ntf_mounts, 0);
+	sw_config_free(c);
+
+	assert_int_equal(load(MINIMAL "terraform:\n  image: hashicorp/terraform:1.11\n"
+			      "  mounts: [state, /etc/slipway/aws]\n", &c), 0);
+	assert_string_equal(c->tf_image, "hashicorp/terraform:1.11");
+	assert_int_equal(c->ntf_mounts, 2);
+	assert_string_equal(c->tf_mounts[0], want);  /* relative to the config file */
+	assert_string_equal(c->tf_mounts[1], "/etc/slipway/aws");
+	assert_null(c->tf_mounts[2]);                /* NULL-terminated */
+	sw_config_free(c);
+	free(want);
+
+	expect_error(MINIMAL "terraform:\n  mounts: [/srv/state]\n",
+		     "slipway.yaml:4:11: terraform.mounts: mounts are for terraform.image");
+	expect_error(MINIMAL "terraform:\n  image: tf\n  mounts: [\"/a:/b\"]\n",
+		     "terraform.mounts: [0]: a path cannot hold ':'");
+	expect_error(MINIMAL "terraform:\n  image: tf\n  binary: x\n",
+		     "terraform: unknown key 'binary'");
+	expect_error(MINIMAL "terraform:\n  image: [a]\n", "terraform.image: expected a string");
+}
+
 static void test_missing_file(void **state)
 {
 	struct sw_config *c = NULL;
@@ -279,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_every_error_reported),
 		cmocka_unit_test(test_links_between_sections),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_terraform_section),
 		cmocka_unit_test(test_durations_and_sizes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
