@@ -61,7 +61,6 @@ struct docker_runner {
 	char *socket;
 	char *prefix;                 /* "http://docker/v1.41" */
 	long pull_timeout_ms;
-	char instance[33];            /* label slipway.instance of our containers */
 	struct docker_step *steps;
 };
 
@@ -720,6 +719,19 @@ static void inspected(struct sw_http_result *r, void *arg)
 
 /* ---- start ----------------------------------------------------------- */
 
+/*
+ * The label slipway.instance of this process's containers: tells them from
+ * an earlier daemon's (leftovers). One per process, not per runner: the
+ * step runner and the Terraform runner must not sweep each other's.
+ */
+static const char *instance_id(void)
+{
+	static char id[48];   /* runners live on the loop thread */
+	if (!id[0])
+		snprintf(id, sizeof(id), "%lld-%ld", (long long)sw_now_ms(), (long)getpid());
+	return id;
+}
+
 static char *create_body(const struct sw_runner_spec *sp, const char *workspace,
 			 const char *instance)
 {
@@ -812,7 +824,7 @@ static int docker_start(struct sw_runner *r, const struct sw_runner_spec *sp,
 	s->base.runner = r;
 	s->dr = dr;
 	s->msg = (struct sw_buf)SW_BUF_INIT;
-	s->create_body = create_body(sp, ws, dr->instance);
+	s->create_body = create_body(sp, ws, instance_id());
 	free(ws);
 	if (!s->create_body) {
 		step_free(s);
@@ -928,9 +940,6 @@ int sw_runner_docker_new(struct sw_runner **out, struct event_base *base, struct
 	dr->socket = sw_strdup(o && o->socket ? o->socket : "/var/run/docker.sock");
 	dr->prefix = sw_asprintf("http://docker/%s", api);
 	dr->pull_timeout_ms = o && o->pull_timeout_ms > 0 ? o->pull_timeout_ms : PULL_TIMEOUT_MS;
-	/* Tells our containers from an earlier daemon's (leftovers). */
-	snprintf(dr->instance, sizeof(dr->instance), "%lld-%ld", (long long)sw_now_ms(),
-		 (long)getpid());
 	*out = &dr->base;
 	return 0;
 }
@@ -1048,7 +1057,7 @@ static void listed(struct sw_http_result *r, void *arg)
 		if (!id || strlen(id) > 100 || !valid_image(id))
 			continue;
 		/* Ours: a step that started while the list was on its way. */
-		if (inst && !strcmp(inst, hp->dr->instance))
+		if (inst && !strcmp(inst, instance_id()))
 			continue;
 		snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
 		if (request(hp->dr, "DELETE", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL,

@@ -186,10 +186,11 @@ int sw_docker_import(struct sw_runner *r, const char *name, const char *tag,
 
 /*
  * Docker helper: force-remove every container carrying the label
- * slipway.run that this runner did not create (leftovers of a daemon that
- * died mid-step; each runner labels its containers slipway.instance with
- * an id of its own); `result` is the number of containers removed. Call at
- * start-up; steps may start meanwhile (recovered runs do).
+ * slipway.run that this process did not create (leftovers of a daemon that
+ * died mid-step; the docker runners of a process label their containers
+ * slipway.instance with the process's own id); `result` is the number of
+ * containers removed. Call at start-up; steps may start meanwhile
+ * (recovered runs do).
  */
 int sw_docker_remove_leftovers(struct sw_runner *r, sw_docker_done_fn done, void *arg);
 
