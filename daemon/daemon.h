@@ -87,6 +87,8 @@ struct sw_daemon {
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;     /* polls for in-flight work while stopping */
 	struct event *trim_timer;     /* hands freed heap back to the system */
+	struct event *sweep_timer;    /* the second leftover-container sweep */
+	struct sw_runner *sweep_runner;  /* a docker runner (borrowed), or NULL */
 	int stopping;
 	int exit_code;
 	int64_t started_ms;

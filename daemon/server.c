@@ -244,6 +244,31 @@ static void leftovers_done(int result, const char *msg, void *arg)
 		log_warn("runner.unavailable", "err=%s", sw_q(msg));
 }
 
+/*
+ * Remove an earlier daemon's containers (any docker runner's sweep covers
+ * the process: see sw_docker_remove_leftovers), now and once more a few
+ * seconds later: a container the engine was still creating when the old
+ * daemon died appears after the first sweep.
+ */
+#define SWEEP_AGAIN_S 5
+
+static void sweep_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_daemon *d = arg;
+	sw_docker_remove_leftovers(d->sweep_runner, leftovers_done, d);
+}
+
+static void sweep_leftovers(struct sw_daemon *d, struct sw_runner *r)
+{
+	struct timeval tv = { SWEEP_AGAIN_S, 0 };
+	if (d->sweep_runner)
+		return;   /* one sweep covers every runner of the process */
+	d->sweep_runner = r;
+	sw_docker_remove_leftovers(r, leftovers_done, d);
+	d->sweep_timer = evtimer_new(d->base, sweep_again, d);
+	evtimer_add(d->sweep_timer, &tv);
+}
+
 /* Runner, outbox sender, engine and webhook receiver, then recovery. */
 static int start_pipeline(struct sw_daemon *d)
 {
@@ -260,7 +285,7 @@ static int start_pipeline(struct sw_daemon *d)
 		o.socket = c->docker_socket;
 		rc = sw_runner_docker_new(&d->runner, d->base, d->client, &o);
 		if (rc == 0)
-			sw_docker_remove_leftovers(d->runner, leftovers_done, d);
+			sweep_leftovers(d, d->runner);
 	}
 	if (rc < 0)
 		return sw_error_prefix("runner");
@@ -292,7 +317,7 @@ static int start_pipeline(struct sw_daemon *d)
 				o.socket = c->docker_socket;
 				rc = sw_runner_docker_new(&d->tf_runner, d->base, d->client, &o);
 				if (rc == 0)
-					sw_docker_remove_leftovers(d->tf_runner, leftovers_done, d);
+					sweep_leftovers(d, d->tf_runner);
 			} else {
 				rc = sw_runner_local_new(&d->tf_runner, d->procs);
 			}
@@ -413,6 +438,8 @@ void sw_daemon_free(struct sw_daemon *d)
 		event_free(d->stop_timer);
 	if (d->trim_timer)
 		event_free(d->trim_timer);
+	if (d->sweep_timer)
+		event_free(d->sweep_timer);
 	if (d->sig_term)
 		event_free(d->sig_term);
 	if (d->sig_int)

@@ -264,7 +264,11 @@ ok "after kill -9, run $R6 was retried as run $R7 and the last delivery ran as $
 
 # nothing invalid was sent, and no container is left behind
 sw_recorder_invalid "$T/rec" || fail "invalid requests reached the GitHub/Slack stand-in"
-left=$(curl -s --unix-socket "$SW_PODMAN_SOCK" 'http://d/v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22slipway.run%22%5D%7D' | jq length)
+# (a container the killed daemon was still creating goes with the second
+# leftover sweep, 5 s after the restart)
+labelled() { curl -s --unix-socket "$SW_PODMAN_SOCK" 'http://d/v1.41/containers/json?all=1&filters=%7B%22label%22%3A%5B%22slipway.run%22%5D%7D' | jq length; }
+wait_until '[ "$(labelled)" = 0 ]' 15
+left=$(labelled)
 [ "$left" = 0 ] || fail "$left containers left behind"
 kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc on SIGTERM"
