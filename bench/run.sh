@@ -3,6 +3,9 @@
 # `make bench` runs it with BUILD set; each part runs alone too:
 #   bench/ingest.sh            webhook ingest, slipwayd vs adnanh/webhook (wrk)
 #   bench/first-container.sh   delivery acknowledged -> first container running
+#   bench/apply.sh             2,000 objects: slipway's sync vs kubectl apply --server-side
+#   bench/drift-heal.sh        kubectl patch -> healed, 100 edits
+#   bench/memory.sh            slipwayd's RSS managing 10,000 objects in two clusters
 # Benchmarks are never part of `make test`. Method and results:
 # docs/benchmarks.md.
 set -u
@@ -17,6 +20,12 @@ echo "slipway benchmarks on $(uname -n): $(nproc) CPUs, $(git -C "$SRC" rev-pars
 "$SRC/bench/ingest.sh" || rc=1
 echo
 "$SRC/bench/first-container.sh" || rc=1
+echo
+"$SRC/bench/apply.sh" || rc=1
+echo
+"$SRC/bench/drift-heal.sh" || rc=1
+echo
+"$SRC/bench/memory.sh" || rc=1
 
 v() { sed -n "s/^$1=//p" "$BENCH_RESULTS" | tail -1; }
 verdict() { [ "$1" = 1 ] && echo met || echo MISSED; }
@@ -55,5 +64,20 @@ if [ -n "$(v first_container.p50_ms)" ]; then
 		"$(v first_log_chunk.p50_ms)" "$(v first_log_chunk.p90_ms)" "$(v first_log_chunk.max_ms)"
 	t=0; lt "$(v first_container.p50_ms)" 300 && t=1
 	echo "  target: ack -> first container p50 < 300 ms: $(verdict $t)"
+fi
+for lat in 0 5; do
+	[ -n "$(v "apply.$lat.ratio")" ] || continue
+	printf '  %-32s kubectl %s ms, slipway %s ms: x%s (again: x%s)\n' "apply 2,000 objects, ${lat} ms" \
+		"$(v "apply.$lat.kubectl_create_ms")" "$(v "apply.$lat.slipway_create_ms")" \
+		"$(v "apply.$lat.ratio")" "$(v "apply.$lat.ratio_again")"
+done
+if [ -n "$(v apply.5.ratio)" ]; then
+	a=0; awk -v r="$(v apply.5.ratio)" 'BEGIN { exit !(r <= 0.2) }' && a=1
+	b=0; awk -v r="$(v apply.0.ratio)" 'BEGIN { exit !(r <= 1) }' && b=1
+	echo "  target: <= 1/5 of kubectl at 5 ms: $(verdict $a); no slower at 0 ms: $(verdict $b)"
+fi
+if [ -n "$(v memory.synced_mb)" ]; then
+	printf '  %-32s synced %s MB, after a sync %s MB, peak %s MB\n' "slipwayd RSS, 10,000 objects" \
+		"$(v memory.synced_mb)" "$(v memory.after_mb)" "$(v memory.hwm_mb)"
 fi
 exit $rc
