@@ -92,6 +92,7 @@ struct docker_step {
 	int exit_code;
 	int timed_out, cancelled, failed;
 	int remove_tries;
+	int wait_checks;              /* inspects after an unsure wait answer */
 	struct sw_buf msg;            /* error (failed) or notes */
 	double started;
 
@@ -439,6 +440,65 @@ static void drain_timeout(evutil_socket_t fd, short what, void *arg)
 	maybe_remove(s);
 }
 
+static void waited(struct sw_http_result *r, void *arg);
+
+/* The exit code is known: drain the output, then remove. */
+static void exited(struct docker_step *s, int code)
+{
+	s->exit_code = code;
+	s->wait_done = 1;
+	if (!s->logs_done) {
+		struct timeval tv = { LOG_DRAIN_MS / 1000, 0 };
+		evtimer_del(s->timer);
+		event_assign(s->timer, s->dr->evbase, -1, 0, drain_timeout, s);
+		evtimer_add(s->timer, &tv);
+	}
+	maybe_remove(s);
+}
+
+static int wait_again(struct docker_step *s)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "/containers/%s/wait", s->id);
+	return request(s->dr, "POST", path, NULL, NULL, 0, 0, NULL, waited, s, &s->wait);
+}
+
+/*
+ * Podman 4.3's wait sometimes answers before the container is done, or
+ * without its exit code ("getting exit code of container ... from DB: no
+ * such exit code (container in state running)", StatusCode 0 or -1). Such
+ * an answer is checked with an inspect: still running -> wait again;
+ * exited -> its State.ExitCode.
+ */
+#define WAIT_CHECKS 5
+
+static void inspected_after_wait(struct sw_http_result *r, void *arg)
+{
+	struct docker_step *s = arg;
+	json_t *j = NULL, *st;
+
+	s->wait = NULL;
+	if (!r->error && r->status == 200)
+		j = json_loadb(r->body->ptr, r->body->len, 0, NULL);
+	st = json_object_get(j, "State");
+	if (json_is_true(json_object_get(st, "Running"))) {
+		json_decref(j);
+		if (wait_again(s) < 0) {
+			fail(s, "wait for container %.12s: %s", s->id, sw_error_last());
+			remove_container(s);
+		}
+		return;
+	}
+	if (!json_is_integer(json_object_get(st, "ExitCode"))) {
+		fail(s, "container %.12s: the engine reported no exit code", s->id);
+		json_decref(j);
+		remove_container(s);
+		return;
+	}
+	exited(s, (int)json_integer_value(json_object_get(st, "ExitCode")));
+	json_decref(j);
+}
+
 static void waited(struct sw_http_result *r, void *arg)
 {
 	struct docker_step *s = arg;
@@ -461,20 +521,27 @@ static void waited(struct sw_http_result *r, void *arg)
 		remove_container(s);
 		return;
 	}
-	s->exit_code = (int)json_integer_value(code);
 	json_t *err = json_object_get(j, "Error");
-	if (json_is_object(err) && json_is_string(json_object_get(err, "Message")) &&
-	    *json_string_value(json_object_get(err, "Message")))
-		note(s, "engine: %s", json_string_value(json_object_get(err, "Message")));
-	json_decref(j);
-	s->wait_done = 1;
-	if (!s->logs_done) {
-		struct timeval tv = { LOG_DRAIN_MS / 1000, 0 };
-		evtimer_del(s->timer);
-		event_assign(s->timer, s->dr->evbase, -1, 0, drain_timeout, s);
-		evtimer_add(s->timer, &tv);
+	const char *emsg = json_string_value(json_object_get(err, "Message"));
+	int c = (int)json_integer_value(code);
+	if (((emsg && *emsg) || c < 0) && s->wait_checks < WAIT_CHECKS) {
+		char path[160];
+		log_info("runner.wait_unsure", "id=%.12s code=%d err=%s", s->id, c,
+			 sw_q(emsg ? emsg : ""));
+		s->wait_checks++;
+		json_decref(j);
+		snprintf(path, sizeof(path), "/containers/%s/json", s->id);
+		if (request(s->dr, "GET", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL,
+			    inspected_after_wait, s, &s->wait) < 0) {
+			fail(s, "inspect container %.12s: %s", s->id, sw_error_last());
+			remove_container(s);
+		}
+		return;
 	}
-	maybe_remove(s);
+	if (emsg && *emsg)
+		note(s, "engine: %s", emsg);
+	json_decref(j);
+	exited(s, c);
 }
 
 static void killed(struct sw_http_result *r, void *arg)
@@ -514,7 +581,6 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void started(struct sw_http_result *r, void *arg)
 {
 	struct docker_step *s = arg;
-	char path[200];
 
 	s->call = NULL;
 	if (r->error || (r->status != 204 && r->status != 304)) {
@@ -530,8 +596,7 @@ static void started(struct sw_http_result *r, void *arg)
 		return;
 	}
 	s->phase = PH_RUNNING;
-	snprintf(path, sizeof(path), "/containers/%s/wait", s->id);
-	if (request(s->dr, "POST", path, NULL, NULL, 0, 0, NULL, waited, s, &s->wait) < 0) {
+	if (wait_again(s) < 0) {
 		fail(s, "wait for container %.12s: %s", s->id, sw_error_last());
 		remove_container(s);
 		return;
