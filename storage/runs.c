@@ -268,6 +268,17 @@ int sw_store_runs_active_for_branch(struct sw_store *st, const char *repo,
 	return CTX(rc, "active runs of %s@%s", repo ? repo : "(null)", branch ? branch : "(null)");
 }
 
+int sw_store_run_latest_head(struct sw_store *st, const char *repo, const char *environment,
+			     struct sw_store_run *out)
+{
+	/* walks runs_env backwards from the newest run of the environment */
+	int rc = sw__one(st, &run_def, out,
+			 RUN_SELECT "WHERE environment = ? AND repo = ? AND kind IN ('push','manual') "
+			 "ORDER BY id DESC LIMIT 1", "ss", environment, repo);
+	return CTX(rc, "latest run of %s for %s", repo ? repo : "(null)",
+		   environment ? environment : "(null)");
+}
+
 int sw_store_run_mark_superseded(struct sw_store *st, int64_t id, int64_t by)
 {
 	int64_t changed = 0;

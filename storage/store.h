@@ -303,6 +303,14 @@ int sw_store_runs_active_for_pr(struct sw_store *st, const char *repo, int64_t p
 int sw_store_runs_active_for_branch(struct sw_store *st, const char *repo,
 				    const char *branch, struct sw_store_run_list *out);
 /*
+ * The newest run of `repo` that deploys `environment`'s branch head: kind
+ * push (a webhook or the poller) or manual ("sync now"), in any status.
+ * The poller compares the branch head with its commit, so a commit gets
+ * one such run. SW_ENOTFOUND when there is none.
+ */
+int sw_store_run_latest_head(struct sw_store *st, const char *repo, const char *environment,
+			     struct sw_store_run *out);
+/*
  * Record that run `id` is superseded by run `by`. Only the link is written:
  * the caller stops the old run and then sets it CANCELLED.
  */

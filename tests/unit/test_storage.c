@@ -546,6 +546,31 @@ static void test_runs(void **state)
 	assert_int_equal(sw_store_run_mark_superseded(f->st, 99999, 1), SW_ENOTFOUND);
 }
 
+/* The newest push or manual run of an environment: what the poller compares with. */
+static void test_run_latest_head(void **state)
+{
+	struct fx *f = *state;
+	struct sw_store_run r = { 0 };
+
+	assert_int_equal(sw_store_run_latest_head(f->st, "acme/app", "dev", &r), SW_ENOTFOUND);
+	sw_store_run_release(&r);
+	int64_t push = mkrun(f->st, SW_RUN_PUSH, "acme/app", "dev", 0, "dev");
+	mkrun(f->st, SW_RUN_PUSH, "acme/app", "main", 0, "prod");
+	mkrun(f->st, SW_RUN_PULL_REQUEST, "acme/app", "feature", 3, NULL);
+	assert_int_equal(sw_store_run_latest_head(f->st, "acme/app", "dev", &r), 0);
+	assert_int_equal(r.id, push);
+	sw_store_run_release(&r);
+	/* a finished manual run counts; a rollback or another repository's run does not */
+	int64_t manual = mkrun(f->st, SW_RUN_MANUAL, "acme/app", "dev", 0, "dev");
+	assert_int_equal(sw_store_run_set_status(f->st, manual, SW_STATUS_FAILURE, "no"), 0);
+	mkrun(f->st, SW_RUN_ROLLBACK, "acme/app", "dev", 0, "dev");
+	mkrun(f->st, SW_RUN_PUSH, "acme/other", "dev", 0, "dev");
+	assert_int_equal(sw_store_run_latest_head(f->st, "acme/app", "dev", &r), 0);
+	assert_int_equal(r.id, manual);
+	assert_int_equal(r.kind, SW_RUN_MANUAL);
+	sw_store_run_release(&r);
+}
+
 static int plan_ok(sqlite3 *db, const char *sql, char *why, size_t whylen)
 {
 	char *q = sw_asprintf("EXPLAIN QUERY PLAN %s", sql);
@@ -624,6 +649,10 @@ static void test_runs_many_fast(void **state)
 		sqlite3_finalize(s);
 		free(q);
 	}
+	/* The poller's lookup walks runs_env from the newest run, without a sort. */
+	if (!plan_ok(db, "SELECT id FROM runs WHERE environment = 'prod' AND repo = 'acme/r3' AND "
+		     "kind IN ('push','manual') ORDER BY id DESC LIMIT 1", why, sizeof(why)))
+		fail_msg("bad plan: %s", why);
 	sqlite3_close(db);
 }
 
@@ -1258,6 +1287,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transactions, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_deliveries, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_runs, setup_store, teardown),
+		cmocka_unit_test_setup_teardown(test_run_latest_head, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_many_fast, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_stages_and_logs, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_environments, setup_store, teardown),
