@@ -709,6 +709,39 @@ done:
 	return rc;
 }
 
+int sw_source_commit_info(struct sw_source_commit *out, const char *data_dir,
+			  const char *repo_name, const char *commit_sha)
+{
+	git_repository *repo = NULL;
+	git_commit *commit = NULL;
+	const git_signature *who;
+	const char *msg;
+	int rc;
+
+	if ((rc = open_mirror(&repo, data_dir, repo_name)) < 0 ||
+	    (rc = lookup_commit(&commit, repo, repo_name, commit_sha)) < 0)
+		goto done;
+	msg = git_commit_message(commit);
+	who = git_commit_author(commit);
+	out->message = sw_strdup(msg ? msg : "");
+	out->title = sw_strndup(out->message, strcspn(out->message, "\r\n"));
+	out->author = who && who->name ? sw_strdup(who->name) : NULL;
+done:
+	git_commit_free(commit);
+	git_repository_free(repo);
+	return rc;
+}
+
+void sw_source_commit_release(struct sw_source_commit *c)
+{
+	if (!c)
+		return;
+	free(c->title);
+	free(c->message);
+	free(c->author);
+	c->title = c->message = c->author = NULL;
+}
+
 int sw_source_merge_base(char out[41], const char *data_dir, const char *repo_name,
 			 const char *a, const char *b)
 {

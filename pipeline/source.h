@@ -145,6 +145,22 @@ int sw_source_changed_paths(char ***out, size_t *n, const char *data_dir,
 			    const char *repo_name, const char *from_sha, const char *to_sha);
 void sw_source_paths_free(char **paths);
 
+/*
+ * What a run shows of a commit it was not told about by a webhook (the
+ * poller): owned strings, freed by sw_source_commit_release(). `title` is
+ * the first line of the message; `author` the author's name.
+ */
+struct sw_source_commit {
+	char *title, *message, *author;
+};
+#define SW_SOURCE_COMMIT_INIT { NULL, NULL, NULL }
+
+/* Read `commit_sha` from the mirror into `out` (SW_SOURCE_COMMIT_INIT or
+ * released). SW_ENOTFOUND when the commit is not there. */
+int sw_source_commit_info(struct sw_source_commit *out, const char *data_dir,
+			  const char *repo_name, const char *commit_sha);
+void sw_source_commit_release(struct sw_source_commit *c);
+
 /* The best common ancestor of two commits. SW_ENOTFOUND when none. */
 int sw_source_merge_base(char out[41], const char *data_dir, const char *repo_name,
 			 const char *a, const char *b);

@@ -309,6 +309,25 @@ static void test_read_file(void **state)
 	free(dd);
 }
 
+static void test_commit_info(void **state)
+{
+	char *dd = data_dir("info");
+	struct sw_source_repo r = repo_file();
+	struct sw_source_commit c = SW_SOURCE_COMMIT_INIT;
+
+	assert_int_equal(sw_source_fetch(&r, dd, NULL), 0);
+	assert_int_equal(sw_source_commit_info(&c, dd, "acme/shop", sha_c), 0);
+	assert_string_equal(c.title, "C");
+	assert_string_equal(c.message, "C\n");
+	assert_string_equal(c.author, "t");
+	sw_source_commit_release(&c);
+	assert_null(c.title);
+	assert_int_equal(sw_source_commit_info(&c, dd, "acme/shop", "0123456789"), SW_ENOTFOUND);
+	assert_null(c.message);
+	sw_source_commit_release(&c);
+	free(dd);
+}
+
 static void test_present_commit_skips_network(void **state)
 {
 	char *dd = data_dir("skip"), *moved = sw_asprintf("%s/origin-moved", tmp);
@@ -691,6 +710,7 @@ int main(void)
 		cmocka_unit_test(test_checkout_each_commit),
 		cmocka_unit_test(test_checkout_errors),
 		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_commit_info),
 		cmocka_unit_test(test_present_commit_skips_network),
 		cmocka_unit_test(test_concurrent_fetches_deduplicated),
 		cmocka_unit_test(test_waiter_refetches_for_a_missing_commit),
