@@ -125,4 +125,30 @@ void sw_infra_stop(struct sw_infra *in);
 int sw_infra_busy(const struct sw_infra *in);
 void sw_infra_free(struct sw_infra *in);
 
+/* --- pipeline/poll.c: fallback polling of the branches environments track -- */
+struct sw_poll;
+struct sw_source_commit;
+/*
+ * The poller saw `commit` (full sha) at the head of `branch` of `repo`.
+ * Unless the environment tracking that branch already has a push or manual
+ * run at that commit (a webhook, an earlier poll, a sync now: the newest
+ * such run, in any status) or is synced to it, start the run a push
+ * delivery would start, through the same mapping (sw_webhook_map) and with
+ * no delivery; its deploy records the sync trigger "poll". A newer commit
+ * supersedes as a push does. `info` (may be NULL) gives the run's title,
+ * message and author. *run_id is the new run, 0 when none was needed.
+ */
+int sw_engine_poll_head(struct sw_engine *e, int64_t *run_id, const char *repo,
+			const char *branch, const char *commit, const struct sw_source_commit *info);
+int sw_poll_new(struct sw_poll **out, struct sw_engine *e, struct event_base *base,
+		struct sw_pool *pool);
+/* Re-arm the timers after a config change (intervals, repositories). */
+void sw_poll_reconfigure(struct sw_poll *p);
+/* Stop the timers; a poll in flight finishes without starting runs. */
+void sw_poll_stop(struct sw_poll *p);
+/* 1 while a poll's fetch is in flight. */
+int sw_poll_busy(const struct sw_poll *p);
+/* NULL is a no-op. Call after the pool has handed back every job. */
+void sw_poll_free(struct sw_poll *p);
+
 #endif

@@ -465,7 +465,9 @@ static void start_deploy(struct run *r, struct stage *s)
 	const struct sw_deploy_ops *ops = r->e->d.deploy;
 	int rollback = s->plan.kind == SW_PLAN_ROLLBACK;
 	const char *commit = rollback ? r->rollback_to : r->row.commit_sha;
-	const char *trigger = rollback ? "rollback" : r->row.kind == SW_RUN_PUSH ? "merge" :
+	/* a push run without a delivery is one the poller found */
+	const char *trigger = rollback ? "rollback" :
+			      r->row.kind == SW_RUN_PUSH ? (r->row.delivery_id ? "merge" : "poll") :
 			      r->row.kind == SW_RUN_ROLLBACK ? "rollback" : "manual";
 	char line[160];
 
@@ -1286,9 +1288,71 @@ static int queue_run(struct sw_engine *e, int64_t id)
 }
 
 /*
+ * Store the run a RUN decision asks for, QUEUED; `delivery_id` 0 means the
+ * poller found the commit. The webhook and the poller both come here, so a
+ * polled commit gets exactly the run its push delivery would have.
+ */
+static int store_run(struct sw_store *st, int64_t *run_id, int64_t delivery_id,
+		     const struct sw_webhook_decision *dec)
+{
+	struct sw_store_run_in in = {
+		.delivery_id = delivery_id,
+		.repo = dec->repo,
+		.branch = dec->branch,
+		.commit_sha = dec->commit,
+		.pr_number = dec->pr_number,
+		.pr_title = dec->title,
+		.author = dec->author,
+		.message = dec->message,
+		.environment = dec->environment,
+		.from_fork = dec->from_fork,
+	};
+	char *ref;
+	int rc;
+
+	if (!strcmp(dec->kind, "pull_request")) {
+		in.kind = SW_RUN_PULL_REQUEST;
+		ref = sw_strdup(dec->base ? dec->base : "");  /* `when.branch` matches the base */
+	} else {
+		in.kind = SW_RUN_PUSH;
+		ref = sw_asprintf("refs/heads/%s", dec->branch);
+	}
+	in.ref = ref;
+	rc = sw_store_run_create(st, run_id, &in);
+	free(ref);
+	return rc;
+}
+
+/*
+ * The run that already deploys a push decision's commit: the environment's
+ * newest push or manual run, when it is at that commit; 0 when none.
+ * `*polled` (may be NULL) is set when that run is one the poller started.
+ */
+static int64_t head_run(struct sw_engine *e, const struct sw_webhook_decision *dec, int *polled)
+{
+	struct sw_store_run r;
+	int64_t id = 0;
+
+	if (polled)
+		*polled = 0;
+	if (!dec->environment ||
+	    sw_store_run_latest_head(e->d.store, dec->repo, dec->environment, &r) < 0)
+		return 0;
+	if (r.commit_sha && !strcasecmp(r.commit_sha, dec->commit)) {
+		id = r.id;
+		if (polled)
+			*polled = r.kind == SW_RUN_PUSH && !r.delivery_id;
+	}
+	sw_store_run_release(&r);
+	return id;
+}
+
+/*
  * Map a parsed delivery (parse_rc < 0: it did not parse, `parse_err` says
  * why) and record the outcome, with the action and repository the payload
- * names. Creates and queues the run it asks for.
+ * names. Creates and queues the run it asks for, unless the poller already
+ * started that run for this commit: then the delivery is recorded as mapped
+ * to the poller's run.
  */
 static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 			 struct sw_gh_event *evp, int parse_rc, const char *parse_err)
@@ -1297,6 +1361,7 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 	struct sw_webhook_decision dec = SW_WEBHOOK_DECISION_INIT;
 	struct sw_store *st = e->d.store;
 	int64_t run_id = 0;
+	int polled = 0;
 
 	*evp = (struct sw_gh_event)SW_GH_EVENT_INIT;   /* taken */
 	if (parse_rc < 0) {
@@ -1323,35 +1388,20 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 		goto out;
 	}
 	{
-		struct sw_store_run_in in = {
-			.delivery_id = id,
-			.repo = dec.repo,
-			.branch = dec.branch,
-			.commit_sha = dec.commit,
-			.pr_number = dec.pr_number,
-			.pr_title = dec.title,
-			.author = dec.author,
-			.message = dec.message,
-			.environment = dec.environment,
-			.from_fork = dec.from_fork,
-		};
-		char *ref;
-		if (!strcmp(dec.kind, "pull_request")) {
-			in.kind = SW_RUN_PULL_REQUEST;
-			ref = sw_strdup(dec.base ? dec.base : "");  /* `when.branch` matches the base */
-		} else {
-			in.kind = SW_RUN_PUSH;
-			ref = sw_asprintf("refs/heads/%s", dec.branch);
-		}
-		in.ref = ref;
 		int own_txn = !sw_store_in_transaction(st) && sw_store_begin(st) == 0;
-		int rc = sw_store_run_create(st, &run_id, &in);
+		int rc = 0;
+		char *why = NULL;
+		if (!strcmp(dec.kind, "push") && (run_id = head_run(e, &dec, &polled)) && polled)
+			why = sw_asprintf("commit %.12s was found by polling first: run %lld deploys it",
+					  dec.commit, (long long)run_id);
+		else
+			rc = store_run(st, &run_id, id, &dec);
 		if (rc == 0)
 			rc = sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_MAPPED,
-						       NULL, run_id);
+						       why, run_id);
 		if (own_txn)
 			rc = rc == 0 ? sw_store_commit(st) : (sw_store_rollback(st), rc);
-		free(ref);
+		free(why);
 		if (rc < 0) {
 			log_error("delivery.store", "delivery=%lld err=%s", (long long)id,
 				  sw_q(sw_error_last()));
@@ -1360,9 +1410,11 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 	}
 	if (e->d.on_delivery)
 		e->d.on_delivery(event, "mapped");
-	log_info("delivery.mapped", "delivery=%lld run=%lld kind=%s repo=%s commit=%.12s",
-		 (long long)id, (long long)run_id, dec.kind, dec.repo, dec.commit);
-	queue_run(e, run_id);
+	log_info("delivery.mapped", "delivery=%lld run=%lld kind=%s repo=%s commit=%.12s%s",
+		 (long long)id, (long long)run_id, dec.kind, dec.repo, dec.commit,
+		 polled ? " found_by=poll" : "");
+	if (!polled)
+		queue_run(e, run_id);
 out:
 	sw_webhook_decision_release(&dec);
 	sw_gh_event_release(&ev);
@@ -1440,6 +1492,47 @@ void sw_engine_delivery_async(struct sw_engine *e, int64_t id, const char *event
 		free(j->event);
 		free(j);
 	}
+}
+
+int sw_engine_poll_head(struct sw_engine *e, int64_t *run_id, const char *repo,
+			const char *branch, const char *commit, const struct sw_source_commit *info)
+{
+	struct sw_gh_event ev = SW_GH_EVENT_INIT;
+	struct sw_webhook_decision dec = SW_WEBHOOK_DECISION_INIT;
+	struct sw_store_env env;
+	int rc, synced = 0;
+
+	*run_id = 0;
+	/* the push delivery GitHub would have sent, through the same mapping */
+	ev.kind = SW_GH_PUSH;
+	ev.event = sw_strdup("push");
+	ev.repo = sw_strdup(repo);
+	ev.push.ref = sw_asprintf("refs/heads/%s", branch);
+	ev.push.branch = sw_strdup(branch);
+	ev.push.after = sw_strdup(commit);
+	ev.push.head_id = sw_strdup(commit);
+	if (info) {
+		ev.push.head_title = info->title ? sw_strdup(info->title) : NULL;
+		ev.push.head_message = info->message ? sw_strdup(info->message) : NULL;
+		ev.push.head_author = info->author ? sw_strdup(info->author) : NULL;
+	}
+	if ((rc = sw_webhook_map(&dec, e->d.cfg, &ev)) < 0 || dec.verdict != SW_WEBHOOK_RUN ||
+	    strcmp(dec.kind, "push"))
+		goto out;
+	if (head_run(e, &dec, NULL))   /* a webhook, an earlier poll or a sync now */
+		goto out;
+	if (sw_store_env_get(e->d.store, dec.environment, &env) == 0) {
+		synced = env.synced_commit && !strcasecmp(env.synced_commit, commit);
+		sw_store_env_release(&env);
+	}
+	if (synced)
+		goto out;
+	if ((rc = store_run(e->d.store, run_id, 0, &dec)) == 0)
+		rc = queue_run(e, *run_id);
+out:
+	sw_webhook_decision_release(&dec);
+	sw_gh_event_release(&ev);
+	return rc;
 }
 
 int sw_engine_submit(struct sw_engine *e, int64_t *run_id, const char *kind, const char *repo,
