@@ -73,6 +73,7 @@ struct sw_engine {
 	struct run *runs;          /* active runs, oldest first */
 	struct event *flush_timer;
 	struct sw_infra *infra;    /* drift checks (NULL without d.tf) */
+	struct sw_poll *poll;      /* fallback polling of tracked branches */
 	struct event *commit_ev;   /* commits a batch of delivery outcomes */
 	int stopping;
 };
@@ -1666,6 +1667,7 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 	event_add(e->flush_timer, &tv);
 	if (deps->tf && sw_infra_new(&e->infra, e, deps->base, deps->pool, deps->tf) < 0)
 		log_error("infra.start", "err=%s", sw_q(sw_error_last()));
+	sw_poll_new(&e->poll, e, deps->base, deps->pool);
 	*out = e;
 	return 0;
 }
@@ -1675,6 +1677,7 @@ void sw_engine_set_config(struct sw_engine *e, const struct sw_config *cfg)
 	e->d.cfg = cfg;
 	if (e->infra)
 		sw_infra_reconfigure(e->infra);
+	sw_poll_reconfigure(e->poll);
 	schedule(e);
 }
 
@@ -1683,6 +1686,7 @@ void sw_engine_stop(struct sw_engine *e)
 	e->stopping = 1;
 	if (e->infra)
 		sw_infra_stop(e->infra);
+	sw_poll_stop(e->poll);
 	for (struct run *r = e->runs, *next; r; r = next) {
 		next = r->next;
 		if (r->phase == PH_QUEUED) {
@@ -1697,7 +1701,7 @@ void sw_engine_stop(struct sw_engine *e)
 
 int sw_engine_busy(const struct sw_engine *e)
 {
-	return e->runs != NULL || (e->infra && sw_infra_busy(e->infra));
+	return e->runs != NULL || (e->infra && sw_infra_busy(e->infra)) || sw_poll_busy(e->poll);
 }
 
 size_t sw_engine_active(const struct sw_engine *e)
@@ -1724,6 +1728,7 @@ void sw_engine_free(struct sw_engine *e)
 		event_free(e->commit_ev);
 	}
 	sw_infra_free(e->infra);
+	sw_poll_free(e->poll);
 	sw_tf_free(e->d.tf);   /* owned; cancels what runs without callbacks */
 	free(e);
 }
