@@ -8,6 +8,9 @@
  *      (webhooks/) to nothing (IGNORED, with the reason) or to a run
  *      (MAPPED). A newer run with the same key (the same PR, or the same
  *      environment's branch) cancels the older one that is still active.
+ *      A repository with poll_interval is also polled (pipeline/poll.c): a
+ *      tracked branch's head that no webhook brought becomes the same push
+ *      run, without a delivery; its deploy's sync trigger is "poll".
  *   2. The run waits QUEUED until fewer than max_concurrent_runs run.
  *   3. Prepare, on a worker thread: fetch the mirror (libgit2), read and
  *      check .slipway.yml at the commit, select the stages for the event,
