@@ -224,7 +224,7 @@ jq --arg sha "$SLOW" '.number=8 | .pull_request.number=8 | .pull_request.head.sh
 [ "$(deliver pull_request "$T/pr8.json" guid-page-2)" = 202 ] || fail "delivery 2: $(cat "$T/resp")"
 wait_until '[ "$(run_of guid-page-2)" -gt 0 ]'
 RUN2=$(q "select run_id from deliveries where guid='guid-page-2'")
-wait_for test "$(q "select status from stages where run_id=$RUN2 and name='build'")" = running ||
+wait_until 'test "$(q "select status from stages where run_id=$RUN2 and name='\''build'\''")" = running' ||
 	fail "slow stage did not start"
 timeout 20 curl -sN "$URL/runs/$RUN2/stages/build/events" > "$T/sse3.txt" &
 ssepid=$!
