@@ -797,8 +797,7 @@ static const char *instance_id(void)
 	return id;
 }
 
-static char *create_body(const struct sw_runner_spec *sp, const char *workspace,
-			 const char *instance)
+static char *create_body(const struct sw_runner_spec *sp, const char *workspace)
 {
 	json_t *o = json_object(), *hc = json_object(), *a;
 	char *script = sw_runner_script(sp->commands);
@@ -828,7 +827,7 @@ static char *create_body(const struct sw_runner_spec *sp, const char *workspace,
 	json_object_set_new(o, "AttachStderr", json_false());
 	a = json_object();
 	json_object_set_new(a, "slipway.run", json_string(sp->label ? sp->label : "1"));
-	json_object_set_new(a, "slipway.instance", json_string(instance));
+	json_object_set_new(a, "slipway.instance", json_string(instance_id()));
 	json_object_set_new(o, "Labels", a);
 	if (sp->user)
 		json_object_set_new(o, "User", json_string(sp->user));
@@ -889,7 +888,7 @@ static int docker_start(struct sw_runner *r, const struct sw_runner_spec *sp,
 	s->base.runner = r;
 	s->dr = dr;
 	s->msg = (struct sw_buf)SW_BUF_INIT;
-	s->create_body = create_body(sp, ws, instance_id());
+	s->create_body = create_body(sp, ws);
 	free(ws);
 	if (!s->create_body) {
 		step_free(s);
