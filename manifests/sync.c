@@ -538,9 +538,10 @@ struct listctx {
 
 /*
  * What a run keeps of a live object (a new reference): a shallow copy
- * without metadata.managedFields, often half of an object's text and most of
- * its parsed size, and without status unless asked. Thousands of objects
- * are held through a sync.
+ * without metadata.managedFields (often half of an object's text and most
+ * of its parsed size; gets carry it, lists and apply answers arrive
+ * without it: manifests/kube.h) and without status unless asked.
+ * Thousands of objects are held through a sync.
  */
 static json_t *slim(const json_t *o, int keep_status)
 {
@@ -918,7 +919,7 @@ static void apply_done(const struct sw_kube_result *res, void *arg)
 			it->result = x && y && !strcmp(x, y) ? SW_OBJ_UNCHANGED : SW_OBJ_CONFIGURED;
 		}
 		json_decref(it->applied);
-		it->applied = slim(res->obj, 1);
+		it->applied = json_incref(res->obj);   /* apply answers come slim */
 	}
 	json_decref(it->live);   /* told what it needed to */
 	it->live = NULL;
@@ -1257,8 +1258,7 @@ static void health_list_done(const struct sw_kube_result *res, void *arg)
 		if (res->error)
 			continue;   /* keep the last view; the deadline bounds the wait */
 		json_decref(it->applied);
-		it->applied = json_object_get(seen, it->key);
-		it->applied = it->applied ? slim(it->applied, 1) : NULL;
+		it->applied = json_incref(json_object_get(seen, it->key));   /* lists come slim */
 		if (!it->applied) {
 			it->kh = SW_KUBE_UNKNOWN;
 			set_item_msg(it, "not found");
