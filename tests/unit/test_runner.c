@@ -134,6 +134,19 @@ static void make_workspace(char *out, size_t n)
 	chmod(out, 0777);
 }
 
+/* A busybox step spec reporting into rc (started by the caller). */
+static void spec_for(struct sw_runner_spec *s, struct rec *rc, const char **cmds)
+{
+	rec_init(rc);
+	s->commands = cmds;
+	s->image = IMAGE;
+	s->network = "none";
+	s->label = "test";
+	s->on_output = on_output;
+	s->on_done = on_done;
+	s->arg = rc;
+}
+
 static void run_step(struct sw_runner *r, struct sw_runner_spec *s, struct rec *rc, int secs)
 {
 	if (!s->image)
@@ -409,14 +422,7 @@ static void test_cancel_early(void **state)
 	struct rec rc;
 	const char *cmds[] = { "sleep 30", NULL };
 
-	rec_init(&rc);
-	s.commands = cmds;
-	s.image = IMAGE;
-	s.network = "none";
-	s.label = "test";
-	s.on_output = on_output;
-	s.on_done = on_done;
-	s.arg = &rc;
+	spec_for(&s, &rc, cmds);
 	assert_int_equal(sw_runner_start(runner(state), &s, &rc.step), 0);
 	sw_runner_cancel(rc.step);
 	assert_int_equal(rc.done, 0);         /* reported from the loop */
@@ -648,14 +654,7 @@ static void test_leftovers(void **state)
 	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
 	struct rec rc;
 	const char *cmds[] = { "echo up", "sleep 30", NULL };
-	rec_init(&rc);
-	s.commands = cmds;
-	s.image = IMAGE;
-	s.network = "none";
-	s.label = "test";
-	s.on_output = on_output;
-	s.on_done = on_done;
-	s.arg = &rc;
+	spec_for(&s, &rc, cmds);
 	assert_int_equal(sw_runner_start(E.docker, &s, &rc.step), 0);
 	for (int i = 0; i < 300 && !strstr(rc.out.ptr ? rc.out.ptr : "", "up"); i++)
 		event_base_loop(E.base, EVLOOP_ONCE);
