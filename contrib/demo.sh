@@ -21,13 +21,17 @@ D=${DEMO_DIR:-$SRC/demo}
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-# a previous demo's processes and files
+# a previous demo's processes and files (`contrib/demo.sh stop`: only that)
 if [ -f "$D/slipwayd.pid" ]; then kill "$(cat "$D/slipwayd.pid")" 2>/dev/null || true; fi
 sw_recorder_stop "$D/recorder" 2>/dev/null || true
 sw_kubeapi_stop "$D/dev" 2>/dev/null || true
 sw_kubeapi_stop "$D/prod" 2>/dev/null || true
 sw_podman_stop "$D/podman" 2>/dev/null || true
 rm -rf "$D"
+if [ "${1:-}" = stop ]; then
+	echo "demo stopped and $D removed"
+	exit 0
+fi
 mkdir -p "$D"
 
 say "Container runner"
@@ -233,4 +237,4 @@ echo "  clusters:    kubectl --kubeconfig $D/dev/kubeconfig get all   (and $D/pr
 echo "  config:      $D/slipway.yaml"
 echo "  log:         $D/slipwayd.log"
 echo "  database:    $D/data/slipway.db"
-echo "  stop it:     kill \$(cat $D/slipwayd.pid) \$(cat $D/dev/pid) \$(cat $D/prod/pid)"
+echo "  stop it:     $0 stop   (slipwayd, both clusters, the GitHub/Slack stand-in, Podman)"
