@@ -1033,6 +1033,10 @@ static void prep_work(void *arg)
 	struct sw_buf file = SW_BUF_INIT;
 	int rc;
 
+	/* A run requeued after a crash (or a workspace left by an earlier
+	 * daemon under the same run id) finds a half-written checkout here:
+	 * every run starts from a clean workspace. */
+	sw_workspace_remove(p->workspace);
 	if ((rc = sw_source_fetch(&p->remote.repo, p->data_dir, p->commit)) < 0)
 		goto fail;
 	rc = sw_source_read_file(&file, p->data_dir, p->remote.name, p->commit, ".slipway.yml");

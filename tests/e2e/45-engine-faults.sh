@@ -1,0 +1,120 @@
+#!/bin/bash
+# The engine against faults of its own machine (issue 11, defects 10, 1 and
+# 4), with the local runner:
+#  - a run whose workspace directory is already there, half-written (a
+#    crash during an earlier checkout), starts from a clean workspace;
+#  - a run whose preparation is interrupted by kill -9 is retried once, and
+#    when the retry is interrupted while preparing too it fails with a
+#    reason instead of being retried again (a crash in the parser would
+#    otherwise kill every start until the attempts run out);
+#  - another process holding the database's write lock while a stage
+#    finishes: /healthz stays fast, the API and the page say storage is
+#    unavailable, and when the lock goes the stage, the run and their commit
+#    statuses catch up, each outbox message once.
+set -u
+. "$SRC/tests/lib/common.sh"
+. "$SRC/tests/lib/webhook.sh"
+. "$SRC/tests/lib/recorder.sh"
+T=$TMPDIR
+FIX=$(shared_dir)/fixtures/github
+export WEBHOOK_SECRET=faults-secret
+export GH_TOKEN=ghp_faults_token_0123456789
+
+pid= hang= locker=
+cleanup() {
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	[ -n "$hang" ] && kill "$hang" 2>/dev/null
+	[ -n "$locker" ] && kill "$locker" 2>/dev/null
+	sw_recorder_stop "$T/rec"
+}
+trap cleanup EXIT
+sw_recorder_start "$T/rec" --token "$GH_TOKEN" || fail "recorder"
+
+# the repository: one stage that waits for a file the test creates, then
+# fails with exit 3 (or passes when the commit says so)
+git init -q --bare "$T/origin.git"
+git clone -q "$T/origin.git" "$T/work" 2>/dev/null
+cd "$T/work"
+git config user.email dev@example.com; git config user.name Dev
+git checkout -q -b main
+cat > .slipway.yml <<YML
+stages:
+  - name: wait
+    commands:
+      - cat app.txt
+      - while [ ! -e "$T/go-\$SLIPWAY_RUN_ID" ]; do sleep 0.05; done
+      - if grep -q FAIL app.txt; then exit 3; fi
+YML
+echo hello > app.txt
+git add -A && git commit -qm initial && git push -q origin main
+C_OK=$(git rev-parse HEAD)
+echo FAIL > app.txt
+git add -A && git commit -qm failing && git push -q origin main
+C_FAIL=$(git rev-parse HEAD)
+cd "$T"
+
+# a "git server" that accepts connections and never answers: a fetch from it
+# hangs, so the daemon can be killed while a run is preparing
+hport=$(free_port)
+python3 - "$hport" "$T/hang.conns" <<'PY' &
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+    with open(sys.argv[2], "a") as f: f.write("conn\n")
+PY
+hang=$!
+
+port=$(free_port)
+URL=http://127.0.0.1:$port
+cat > "$T/slipway.yaml" <<YAML
+server: {listen: 127.0.0.1:$port, public_url: $URL, data_dir: data, log_level: debug}
+github:
+  api_url: $SW_RECORDER_URL
+  webhook_secret: {secret_env: WEBHOOK_SECRET}
+  token: {secret_env: GH_TOKEN}
+runner: {backend: local}
+repositories:
+  - {name: acme/shop, url: "file://$T/origin.git"}
+  - {name: acme/hang, url: "http://127.0.0.1:$hport/hang.git"}
+YAML
+start_daemon() {
+	"$BUILD/slipwayd" -c "$T/slipway.yaml" 2>> "$T/daemon.log" &
+	pid=$!
+	wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
+}
+# pr REPO SHA NUMBER > file
+pr() {
+	jq --arg repo "$1" --arg sha "$2" --argjson n "$3" '.action="opened" | .number=$n
+		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref="feature"
+		| .pull_request.base.ref="main" | .pull_request.draft=false | .pull_request.title="Change \($n)"
+		| .repository.full_name=$repo | .pull_request.head.repo.full_name=$repo' \
+		"$FIX/pull_request-opened.json"
+}
+api() { curl -s "$URL$1"; }
+start_daemon
+
+# --- defect 10: a half-written workspace of the run's own id ----------------
+next=$(( $(q "select coalesce(max(id), 0) from runs") + 1 ))
+kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; pid=
+mkdir -p "$T/data/workspaces/run-$next/.git/objects"
+echo "half" > "$T/data/workspaces/run-$next/app.txt"
+echo "leftover" > "$T/data/workspaces/run-$next/stale.txt"
+start_daemon
+pr acme/shop "$C_OK" 1 > "$T/pr1.json"
+[ "$(deliver pull_request "$T/pr1.json" guid-ws)" = 202 ] || fail "delivery answered $(cat "$T/resp")"
+wait_until 'test -n "$(run_of guid-ws)"'
+R1=$(run_of guid-ws)
+[ "$R1" = "$next" ] || fail "run $R1 is not run $next, the one with the leftover workspace"
+wait_until "test -e '$T/data/workspaces/run-$R1/app.txt' && grep -q hello '$T/data/workspaces/run-$R1/app.txt'" 30
+[ -e "$T/data/workspaces/run-$R1/stale.txt" ] && fail "the leftover file is still in run $R1's workspace"
+touch "$T/go-$R1"
+st=$(wait_final "$R1" 60)
+[ "$st" = success ] || fail "run $R1 with a leftover workspace ended $st: $(q "select reason from runs where id=$R1")"
+ok "run $R1 started from a clean workspace over a half-written one"
+
+kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
+[ $rc = 0 ] || fail "exit $rc on SIGTERM"
+ok "clean stop"
