@@ -80,6 +80,7 @@ struct sw_engine {
 
 static void schedule(struct sw_engine *e);
 static void advance(struct run *r);
+static void prep_forget(struct sw_engine *e, int64_t id);
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -209,6 +210,23 @@ static const char **secret_values(const struct sw_config *c)
 			v[n++] = c->repos[i].token.value;
 	v[n] = NULL;
 	return v;
+}
+
+/*
+ * Preparation markers (kv). "run:ID:preparing" is written, durably, before a
+ * run's preparation starts and deleted when it ends: a start-up that finds
+ * it knows the previous daemon died while preparing that run (a parser
+ * crash would do it at every start). "run:ID:prepare_interrupts" carries
+ * to a retry how many attempts before it died so.
+ */
+#define PREPARING_KEY_FMT "run:%lld:preparing"
+#define PREP_INTERRUPTS_KEY_FMT "run:%lld:prepare_interrupts"
+/* after this many interrupted preparations the run fails instead */
+#define MAX_PREP_INTERRUPTS 2
+
+static char *prep_key(const char *fmt, int64_t run_id)
+{
+	return sw_asprintf(fmt, (long long)run_id);
 }
 
 /* --- the run list -------------------------------------------------------- */
@@ -1073,6 +1091,7 @@ static void prep_done(void *arg)
 		prep_free(p);
 		return;
 	}
+	prep_forget(e, r->row.id);
 	if (p->rc < 0) {
 		log_warn("run.prepare_failed", "run=%lld err=%s", (long long)r->row.id, sw_q(p->error));
 		r->phase = PH_RUNNING;
@@ -1124,6 +1143,18 @@ static void prep_done(void *arg)
 	for (size_t i = 0; i < r->nstages; i++)
 		sw_engine_report_stage(e, r->row.id, r->stages[i].id);
 	advance(r);
+}
+
+/* The preparation of run `id` is over (or never started): drop its markers. */
+static void prep_forget(struct sw_engine *e, int64_t id)
+{
+	const char *fmts[] = { PREPARING_KEY_FMT, PREP_INTERRUPTS_KEY_FMT };
+	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		char *key = prep_key(fmts[i], id);
+		if (sw_store_kv_delete(e->d.store, key) < 0)
+			log_error("run.store", "run=%lld err=%s", (long long)id, sw_q(sw_error_last()));
+		free(key);
+	}
 }
 
 static void start_prepare(struct run *r)
@@ -1196,8 +1227,18 @@ static void start_prepare(struct run *r)
 		mkdir(ws_root, 0700);
 		free(ws_root);
 	}
+	/* durably before the work starts: a crash from here on is one while
+	 * preparing (see recover_running) */
+	{
+		char *key = prep_key(PREPARING_KEY_FMT, r->row.id);
+		if (sw_store_kv_set(e->d.store, key, "1") < 0)
+			log_error("run.store", "run=%lld err=%s", (long long)r->row.id,
+				  sw_q(sw_error_last()));
+		free(key);
+	}
 	if (sw_pool_submit(e->d.pool, prep_work, prep_done, p) < 0) {
 		set_run_status(r, SW_STATUS_ERROR, sw_error_last());
+		prep_forget(e, r->row.id);
 		prep_free(p);
 		run_unlink(r);
 		run_free(r);
@@ -1583,8 +1624,20 @@ int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id)
 static void recover_running(struct sw_engine *e, struct sw_store_run *old)
 {
 	struct sw_store_stage_list stages = { 0 };
-	char *where = NULL, *why;
+	char *where = NULL, *why, *v = NULL;
+	char *pkey = prep_key(PREPARING_KEY_FMT, old->id);
+	char *ikey = prep_key(PREP_INTERRUPTS_KEY_FMT, old->id);
 	int64_t new_id = 0;
+	int interrupts = 0;   /* attempts that died preparing, this one included */
+
+	if (sw_store_kv_get(e->d.store, pkey, &v) == 0) {
+		free(v);
+		v = NULL;
+		if (sw_store_kv_get(e->d.store, ikey, &v) == 0)
+			interrupts = atoi(v);
+		free(v);
+		interrupts++;
+	}
 
 	if (sw_store_stages_list(e->d.store, old->id, &stages) == 0) {
 		for (size_t i = 0; i < stages.n; i++) {
@@ -1601,6 +1654,21 @@ static void recover_running(struct sw_engine *e, struct sw_store_run *old)
 		}
 		sw_store_stage_list_release(&stages);
 	}
+	if (interrupts >= MAX_PREP_INTERRUPTS) {
+		/* not blindly again: what killed the daemon may be this run's
+		 * input (a parser crash), and would kill every start */
+		why = sw_strdup("slipwayd stopped twice while preparing this run; not retried");
+		sw_store_run_set_status(e->d.store, old->id, SW_STATUS_ERROR, why);
+		log_error("run.recovered", "run=%lld status=error reason=%s", (long long)old->id,
+			  sw_q(why));
+		prep_forget(e, old->id);
+		sw_engine_report_run(e, old->id, SW_NOTICE_END);
+		free(pkey);
+		free(ikey);
+		free(why);
+		free(where);
+		return;
+	}
 	if (old->attempt < SW_ENGINE_MAX_ATTEMPTS) {
 		struct sw_store_run_in in = {
 			.delivery_id = old->delivery_id, .kind = old->kind, .repo = old->repo,
@@ -1612,6 +1680,14 @@ static void recover_running(struct sw_engine *e, struct sw_store_run *old)
 		if (sw_store_run_create(e->d.store, &new_id, &in) < 0)
 			new_id = 0;
 	}
+	if (new_id && interrupts) {
+		char *nkey = prep_key(PREP_INTERRUPTS_KEY_FMT, new_id), n[16];
+		snprintf(n, sizeof(n), "%d", interrupts);
+		if (sw_store_kv_set(e->d.store, nkey, n) < 0)
+			log_error("run.store", "run=%lld err=%s", (long long)new_id, sw_q(sw_error_last()));
+		free(nkey);
+	}
+	prep_forget(e, old->id);
 	if (new_id)
 		why = sw_asprintf("slipwayd stopped or crashed %s%s; retried as run %lld",
 				  where ? "during stage " : "while preparing", where ? where : "",
@@ -1625,6 +1701,8 @@ static void recover_running(struct sw_engine *e, struct sw_store_run *old)
 	sw_engine_report_run(e, old->id, SW_NOTICE_END);
 	if (new_id)
 		queue_run(e, new_id);
+	free(pkey);
+	free(ikey);
 	free(where);
 	free(why);
 }

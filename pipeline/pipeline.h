@@ -26,7 +26,13 @@
  * Crash recovery (sw_engine_recover, at start-up): deliveries still QUEUED
  * are mapped again; QUEUED runs are queued again; runs that were RUNNING
  * are marked INTERRUPTED (their running stage too, with the reason) and
- * retried as a new attempt, up to SW_ENGINE_MAX_ATTEMPTS.
+ * retried as a new attempt, up to SW_ENGINE_MAX_ATTEMPTS. A marker written
+ * before a run's preparation starts (kv "run:ID:preparing") tells a run
+ * interrupted while preparing: it is retried once, and when that attempt is
+ * interrupted while preparing too it ends ERROR ("slipwayd stopped twice
+ * while preparing this run"), since what killed the daemon may be the
+ * run's own input. Preparation removes what is in the run's workspace
+ * first, so a retry never meets a half-written checkout.
  *
  * Everything here runs on the loop thread except the prepare and cleanup
  * jobs, which touch no engine state.

@@ -115,6 +115,32 @@ st=$(wait_final "$R1" 60)
 [ "$st" = success ] || fail "run $R1 with a leftover workspace ended $st: $(q "select reason from runs where id=$R1")"
 ok "run $R1 started from a clean workspace over a half-written one"
 
+# --- defect 1: kill -9 while preparing, twice --------------------------------
+pr acme/hang "$C_OK" 2 > "$T/pr2.json"
+: > "$T/hang.conns"
+[ "$(deliver pull_request "$T/pr2.json" guid-hang)" = 202 ] || fail "hang delivery answered $(cat "$T/resp")"
+wait_until 'test -n "$(run_of guid-hang)"'
+R2=$(run_of guid-hang)
+wait_until "test -s '$T/hang.conns'" 30 || fail "run $R2 never fetched"
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
+: > "$T/hang.conns"
+start_daemon
+[ "$(wait_final "$R2" 30)" = interrupted ] || fail "run $R2 not interrupted after the crash"
+R3=$(q "select id from runs where delivery_id=(select delivery_id from runs where id=$R2) and attempt=2")
+[ -n "$R3" ] || fail "run $R2 was not retried once: $(q "select id, attempt, status, reason from runs where id>=$R2")"
+wait_until "test -s '$T/hang.conns'" 30 || fail "retry $R3 never fetched"
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
+start_daemon
+st=$(wait_final "$R3" 30)
+[ "$st" = error ] || fail "run $R3 interrupted while preparing again ended $st: $(q "select reason from runs where id=$R3")"
+reason=$(q "select reason from runs where id=$R3")
+echo "$reason" | grep -q "slipwayd stopped twice while preparing this run" || fail "run $R3 reason: $reason"
+[ "$(q "select count(*) from runs where delivery_id=(select delivery_id from runs where id=$R2)")" = 2 ] ||
+	fail "run $R3 was retried again: $(q "select id, attempt, status from runs where id>=$R2")"
+wait_until "test \"\$(sw_recorder_count '$T/rec' \"r['route']=='github.status' and r['body']['context']=='slipway' and r['body']['state']=='error' and 'twice' in r['body'].get('description', '')\")\" -ge 1" 30 ||
+	fail "the failed run $R3 was not reported"
+ok "a run interrupted twice while preparing ($R2, $R3) fails with: $reason"
+
 kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc on SIGTERM"
 ok "clean stop"
