@@ -162,6 +162,12 @@ int sw_store_run_get(struct sw_store *st, int64_t id, struct sw_store_run *out)
 int sw_store_run_set_status(struct sw_store *st, int64_t id, enum sw_status status,
 			    const char *reason)
 {
+	return sw_store_run_set_status_at(st, id, status, reason, 0);
+}
+
+int sw_store_run_set_status_at(struct sw_store *st, int64_t id, enum sw_status status,
+			       const char *reason, int64_t at)
+{
 	const char *name = ENAME(sw__status_names, status);
 	int64_t changed = 0;
 	char *cur = NULL;
@@ -173,7 +179,7 @@ int sw_store_run_set_status(struct sw_store *st, int64_t id, enum sw_status stat
 		      "  ELSE started_at END, "
 		      "finished_at = CASE WHEN ?2 NOT IN " ACTIVE " THEN ?4 ELSE finished_at END "
 		      "WHERE id = ?1 AND status IN " ACTIVE,
-		      "IssI", id, name, reason, sw_now_ms());
+		      "IssI", id, name, reason, at > 0 ? at : sw_now_ms());
 	if (rc == 0 && changed == 0) {
 		/* Missing, or already final: say which. */
 		struct sw_store_run r;
@@ -338,6 +344,12 @@ int sw_store_stage_create(struct sw_store *st, int64_t *id, int64_t run_id, int 
 int sw_store_stage_set_status(struct sw_store *st, int64_t id, enum sw_status status,
 			      int exit_code, const char *reason)
 {
+	return sw_store_stage_set_status_at(st, id, status, exit_code, reason, 0);
+}
+
+int sw_store_stage_set_status_at(struct sw_store *st, int64_t id, enum sw_status status,
+				 int exit_code, const char *reason, int64_t at)
+{
 	const char *name = ENAME(sw__status_names, status);
 	int64_t changed = 0;
 	int rc = sw__exec(st, &changed,
@@ -348,7 +360,7 @@ int sw_store_stage_set_status(struct sw_store *st, int64_t id, enum sw_status st
 			  "  ELSE started_at END, "
 			  "finished_at = CASE WHEN ?2 NOT IN " ACTIVE " THEN ?5 ELSE finished_at END "
 			  "WHERE id = ?1",
-			  "IsisI", id, name, exit_code, reason, sw_now_ms());
+			  "IsisI", id, name, exit_code, reason, at > 0 ? at : sw_now_ms());
 	if (rc == 0 && changed == 0)
 		rc = sw_error_setc(SW_ENOTFOUND, "no such stage");
 	return CTX(rc, "set stage %lld %s", (long long)id, name ? name : "?");
@@ -362,6 +374,15 @@ int sw_store_stage_set_container(struct sw_store *st, int64_t id, const char *co
 	if (rc == 0 && changed == 0)
 		rc = sw_error_setc(SW_ENOTFOUND, "no such stage");
 	return CTX(rc, "set container of stage %lld", (long long)id);
+}
+
+int sw_store_stage_find(struct sw_store *st, int64_t run_id, int idx, int64_t *id)
+{
+	int rc = sw__int(st, id, "SELECT id FROM stages WHERE run_id = ? AND idx = ?", "Ii",
+			 run_id, idx);
+	if (rc < 0)
+		*id = 0;
+	return CTX(rc, "stage %d of run %lld", idx, (long long)run_id);
 }
 
 int sw_store_stage_get(struct sw_store *st, int64_t id, struct sw_store_stage *out)

@@ -271,6 +271,13 @@ int sw_store_run_get(struct sw_store *st, int64_t id, struct sw_store_run *out);
  */
 int sw_store_run_set_status(struct sw_store *st, int64_t id, enum sw_status status,
 			    const char *reason);
+/*
+ * The same, stamping started_at/finished_at with `at` instead of now (0 is
+ * now): a transition written late, after the database was locked, keeps
+ * the time it happened.
+ */
+int sw_store_run_set_status_at(struct sw_store *st, int64_t id, enum sw_status status,
+			       const char *reason, int64_t at);
 
 /* Filters for sw_store_run_list(); every field optional. */
 struct sw_store_run_filter {
@@ -344,6 +351,11 @@ int sw_store_stage_create(struct sw_store *st, int64_t *id, int64_t run_id, int 
  */
 int sw_store_stage_set_status(struct sw_store *st, int64_t id, enum sw_status status,
 			      int exit_code, const char *reason);
+/* The same with the time of the change (0 = now), as sw_store_run_set_status_at(). */
+int sw_store_stage_set_status_at(struct sw_store *st, int64_t id, enum sw_status status,
+				 int exit_code, const char *reason, int64_t at);
+/* The id of stage `idx` of run `run_id`; SW_ENOTFOUND when it was not created. */
+int sw_store_stage_find(struct sw_store *st, int64_t run_id, int idx, int64_t *id);
 int sw_store_stage_set_container(struct sw_store *st, int64_t id, const char *container_id);
 int sw_store_stage_get(struct sw_store *st, int64_t id, struct sw_store_stage *out);
 /* A run's stages in idx order. */
