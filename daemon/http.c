@@ -10,6 +10,7 @@
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "pipeline/pipeline.h"
 
 void sw_reply_json(struct evhttp_request *req, int code, json_t *j)
 {
@@ -42,6 +43,25 @@ static void healthz(struct sw_daemon *d, struct evhttp_request *req, const char 
 					  "version", SLIPWAY_VERSION));
 }
 
+/*
+ * Whether the engine's writes reach the database. Unavailable (another
+ * process holds its write lock) is still ready: webhooks are taken and the
+ * engine keeps its writes until the lock goes.
+ */
+static json_t *storage_json(struct sw_daemon *d)
+{
+	struct sw_storage_state s = { 0 };
+	if (d->engine)
+		sw_engine_storage_state(d->engine, &s);
+	json_t *o = json_pack("{s:s, s:I}", "status", s.pending_writes ? "unavailable" : "ok",
+			      "pending_writes", (json_int_t)s.pending_writes);
+	if (s.pending_writes) {
+		json_object_set_new(o, "since", json_integer(s.since_ms));
+		json_object_set_new(o, "error", json_string(s.error ? s.error : "unknown"));
+	}
+	return o;
+}
+
 static void readyz(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
 {
 	if (d->stopping)
@@ -54,8 +74,9 @@ static void readyz(struct sw_daemon *d, struct evhttp_request *req, const char *
 		sw_reply_json(req, 503, json_pack("{s:s, s:s}", "status", "not ready",
 						  "reason", "no config loaded"));
 	else
-		sw_reply_json(req, 200, json_pack("{s:s, s:s}", "status", "ready",
-						  "config", d->cfg->file));
+		sw_reply_json(req, 200, json_pack("{s:s, s:s, s:o}", "status", "ready",
+						  "config", d->cfg->file, "storage",
+						  storage_json(d)));
 }
 
 static void hook_github(struct sw_daemon *d, struct evhttp_request *req, const char *rest)

@@ -34,6 +34,7 @@
 #include "daemon/page-int.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "pipeline/pipeline.h"
 #include "storage/store.h"
 
 #define RUNS_PER_PAGE 30
@@ -184,6 +185,27 @@ static const char *palette_css(void)
 	return buf;
 }
 
+/*
+ * When the database is locked (another process holds its write lock), the
+ * engine's writes wait in memory and what the page reads may be behind.
+ */
+static void storage_banner(struct page *p, struct sw_daemon *d)
+{
+	struct sw_storage_state s = { 0 };
+	if (d->engine)
+		sw_engine_storage_state(d->engine, &s);
+	if (!s.pending_writes)
+		return;
+	sw_buf_addf(&p->b, "<p class=notice role=alert><b>Storage is unavailable</b>: %zu "
+		    "change%s wait%s to be written, since ", s.pending_writes,
+		    s.pending_writes == 1 ? "" : "s", s.pending_writes == 1 ? "s" : "");
+	sw_time_iso(&p->b, s.since_ms);
+	sw_buf_adds(&p->b, " (");
+	sw_html_esc(&p->b, s.error ? s.error : "unknown error");
+	sw_buf_adds(&p->b, "). What this page shows may be behind; nothing is lost, slipway "
+		    "writes it when the database takes writes again.</p>");
+}
+
 static void page_begin(struct page *p, struct sw_daemon *d, struct evhttp_request *req,
 		       const char *title, int refresh)
 {
@@ -208,6 +230,7 @@ static void page_begin(struct page *p, struct sw_daemon *d, struct evhttp_reques
 	else
 		sw_buf_adds(&p->b, "<a href=\"/login\">Log in</a>");
 	sw_buf_adds(&p->b, "</nav></header><main>");
+	storage_banner(p, d);
 }
 
 static void page_end(struct page *p)

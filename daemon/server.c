@@ -36,6 +36,7 @@
 
 #define WORKERS 4
 #define MAX_BODY (25u * 1024 * 1024)   /* GitHub caps payloads at 25 MB */
+#define LOOP_BUSY_TIMEOUT_MS 50         /* see sw_store_open_opts below */
 
 static const char *ssl_error(void)
 {
@@ -385,6 +386,11 @@ int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
 		goto fail;
 	struct sw_store_opts sopts = SW_STORE_OPTS_INIT;
 	sopts.sync_full = d->cfg->durability_full;
+	/* the loop's connection: a statement waits this long for another
+	 * process's write lock, then fails; the engine keeps such writes and
+	 * retries them (pipeline/writeq.c), so a locked database never holds
+	 * the loop for seconds */
+	sopts.busy_timeout_ms = LOOP_BUSY_TIMEOUT_MS;
 	if ((rc = sw_store_open_opts(&d->store, d->cfg->data_dir, &sopts)) < 0) {
 		sw_error_prefix("storage");
 		goto fail;

@@ -97,11 +97,15 @@ enum sw_notice { SW_NOTICE_QUEUED, SW_NOTICE_START, SW_NOTICE_PROGRESS, SW_NOTIC
 		SW_NOTICE_ROLLBACK };
 
 /*
- * Report a run (PR comment, run-level status, Slack) or one stage (its
- * commit status) from what storage holds now, through the outbox.
+ * Report a run (PR comment, run-level status, Slack) or stage `idx` of it
+ * (its commit status) from what storage holds now, through the outbox. The
+ * engine calls these inside the transaction of the transition they report
+ * (sw_writeq), so both are written or neither. Returns SW_EAGAIN when the
+ * database is locked (the caller retries the whole transition), else 0:
+ * other failures are logged.
  */
-void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n);
-void sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int64_t stage_id);
+int sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n);
+int sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int idx);
 
 /* Accessors for the reporter. */
 const struct sw_config *sw_engine_config(const struct sw_engine *e);
@@ -110,6 +114,42 @@ struct sw_outbox *sw_engine_outbox(const struct sw_engine *e);
 
 /* The kv key of the Terraform PR report of `env` in run `run_id`. */
 #define SW_TF_REPORT_KEY_FMT "tf:report:%lld:%s"
+
+/* --- pipeline/writeq.c: writes kept while the database is locked -------- */
+struct sw_writeq;
+struct event_base;
+struct sw_storage_state;
+
+/*
+ * One write: `apply` makes it through the store inside a transaction the
+ * queue opens (or the caller's, when one is open) and returns 0, or
+ * SW_EAGAIN when a store call found the database locked: the transaction
+ * is then rolled back and the write retried later. Any other failure is
+ * apply's to log; it returns 0 for it (the write is not retried). `done`
+ * (may be NULL) runs once the write is committed; `release` (may be NULL)
+ * frees `arg` afterwards, or when the queue is freed with it unwritten.
+ */
+struct sw_write {
+	int (*apply)(struct sw_store *st, void *arg);
+	void (*done)(void *arg);
+	void (*release)(void *arg);
+	void *arg;
+};
+
+int sw_writeq_new(struct sw_writeq **out, struct event_base *base, struct sw_store *st);
+/*
+ * Write `w` now when nothing waits; otherwise, or when the database is
+ * locked, keep it behind what waits (in order) for a timer that retries
+ * with backoff (50 ms doubling to 2 s). Takes `w->arg`.
+ */
+void sw_writeq_put(struct sw_writeq *q, const struct sw_write *w);
+/* What waits, for the page and /readyz (pointers valid until the next turn). */
+void sw_writeq_state(const struct sw_writeq *q, struct sw_storage_state *out);
+size_t sw_writeq_pending(const struct sw_writeq *q);
+/* Try what waits once more, now. */
+void sw_writeq_flush(struct sw_writeq *q);
+/* A last try, then what is still unwritten is logged as lost and freed. */
+void sw_writeq_free(struct sw_writeq *q);
 
 /* --- pipeline/infra.c: drift checks of environments' root modules -------- */
 struct sw_infra;

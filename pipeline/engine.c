@@ -33,7 +33,7 @@ enum phase { PH_QUEUED, PH_PREPARING, PH_RUNNING };
 
 struct stage {
 	struct run *run;
-	int64_t id;
+	int idx;                   /* in the run; storage names the stage by it */
 	struct sw_plan_stage plan;
 	enum sw_status status;
 	struct sw_runner_step *step;
@@ -75,6 +75,7 @@ struct sw_engine {
 	struct sw_infra *infra;    /* drift checks (NULL without d.tf) */
 	struct sw_poll *poll;      /* fallback polling of tracked branches */
 	struct event *commit_ev;   /* commits a batch of delivery outcomes */
+	struct sw_writeq *wq;      /* transitions waiting for a locked database */
 	int stopping;
 };
 
@@ -115,10 +116,186 @@ static const char *event_name(const struct sw_store_run *row)
 	}
 }
 
-static void set_run_status(struct run *r, enum sw_status st, const char *reason)
+/*
+ * Preparation markers (kv). "run:ID:preparing" is written, durably, before a
+ * run's preparation starts and deleted when it ends: a start-up that finds
+ * it knows the previous daemon died while preparing that run (a parser
+ * crash would do it at every start). "run:ID:prepare_interrupts" carries
+ * to a retry how many attempts before it died so.
+ */
+#define PREPARING_KEY_FMT "run:%lld:preparing"
+#define PREP_INTERRUPTS_KEY_FMT "run:%lld:prepare_interrupts"
+/* after this many interrupted preparations the run fails instead */
+#define MAX_PREP_INTERRUPTS 2
+
+static char *prep_key(const char *fmt, int64_t run_id)
 {
-	if (sw_store_run_set_status(r->e->d.store, r->row.id, st, reason) < 0)
-		log_error("run.store", "run=%lld err=%s", (long long)r->row.id, sw_q(sw_error_last()));
+	return sw_asprintf(fmt, (long long)run_id);
+}
+
+/* --- writes ------------------------------------------------------------------
+ *
+ * Every write the engine makes about a run goes through one queue (see
+ * pipeline/writeq.c) as a struct wop: a transition together with the
+ * reports it causes, in one transaction, so a commit status is queued in
+ * the outbox exactly when the state it reports is stored. When the
+ * database is locked the wop waits in memory, in order, and is retried
+ * until it is written; nothing in it refers to memory the run frees (a
+ * stage is named by its run and index).
+ */
+enum wkind { W_RUN, W_STAGE_NEW, W_STAGE, W_LOG, W_SUPERSEDED, W_KV, W_ENV_INFRA,
+	     W_INFRA_OUTPUTS, W_FORGET, W_REPORT };
+static const char *const wkind_names[] = { "run", "stage_new", "stage", "log", "superseded",
+	"kv", "env_infra", "infra_outputs", "forget", "report" };
+
+struct wop {
+	struct sw_engine *e;
+	enum wkind kind;
+	int64_t run_id;
+	int idx;                 /* the stage (W_STAGE_NEW, W_STAGE, W_LOG, report_stage) */
+	enum sw_status status;
+	int exit_code;
+	int64_t at;              /* when it happened: stamps and log chunks keep it */
+	int64_t other;           /* W_SUPERSEDED: the newer run */
+	char *a, *b;             /* reason | name, image | key, value | env, text */
+	struct sw_buf data;      /* W_LOG */
+	int notice;              /* then report the run (enum sw_notice); -1: no */
+	int report_stage;        /* then report stage idx */
+	int mark_preparing;      /* W_RUN: and write the preparation marker */
+	void (*then)(struct sw_engine *e, void *arg);   /* once committed */
+	void (*then_free)(void *arg);                   /* then_arg when never run */
+	void *then_arg;
+};
+
+static int prep_forget_store(struct sw_store *st, int64_t id);
+
+static struct wop *wop_new(struct sw_engine *e, enum wkind kind, int64_t run_id)
+{
+	struct wop *w = sw_calloc(1, sizeof(*w));
+	w->e = e;
+	w->kind = kind;
+	w->run_id = run_id;
+	w->notice = -1;
+	w->at = sw_now_ms();
+	sw_buf_init(&w->data);
+	return w;
+}
+
+static int wop_apply(struct sw_store *st, void *arg)
+{
+	struct wop *w = arg;
+	int64_t id = 0;
+	int rc = 0;
+
+	switch (w->kind) {
+	case W_RUN:
+		rc = sw_store_run_set_status_at(st, w->run_id, w->status, w->a, w->at);
+		if (rc == 0 && w->mark_preparing) {
+			char *key = prep_key(PREPARING_KEY_FMT, w->run_id);
+			rc = sw_store_kv_set(st, key, "1");
+			free(key);
+		}
+		break;
+	case W_STAGE_NEW:
+		rc = sw_store_stage_create(st, &id, w->run_id, w->idx, w->a, w->b);
+		break;
+	case W_STAGE:
+		if ((rc = sw_store_stage_find(st, w->run_id, w->idx, &id)) == 0)
+			rc = sw_store_stage_set_status_at(st, id, w->status, w->exit_code, w->a, w->at);
+		break;
+	case W_LOG:
+		if ((rc = sw_store_stage_find(st, w->run_id, w->idx, &id)) == 0)
+			rc = sw_store_log_append(st, id, w->at, w->data.ptr, w->data.len, NULL);
+		break;
+	case W_SUPERSEDED:
+		rc = sw_store_run_mark_superseded(st, w->run_id, w->other);
+		break;
+	case W_KV:
+		rc = sw_store_kv_set(st, w->a, w->b);
+		break;
+	case W_ENV_INFRA: {
+		struct sw_store_env_update u = SW_STORE_ENV_UPDATE_INIT;
+		u.infra_status = w->b;
+		rc = sw_store_env_set(st, w->a, &u);
+		break;
+	}
+	case W_INFRA_OUTPUTS:
+		rc = sw_store_sync_set_infra_outputs(st, w->a, w->run_id, w->b);
+		if (rc == SW_ENOTFOUND)   /* the run made no sync */
+			rc = 0;
+		break;
+	case W_FORGET:
+		rc = prep_forget_store(st, w->run_id);
+		break;
+	case W_REPORT:
+		break;
+	}
+	if (rc == SW_EAGAIN)
+		return rc;
+	if (rc < 0)
+		log_error("engine.store", "run=%lld write=%s err=%s", (long long)w->run_id,
+			  wkind_names[w->kind], sw_q(sw_error_last()));
+	if (w->report_stage && sw_engine_report_stage(w->e, w->run_id, w->idx) == SW_EAGAIN)
+		return SW_EAGAIN;
+	if (w->notice >= 0 && sw_engine_report_run(w->e, w->run_id, w->notice) == SW_EAGAIN)
+		return SW_EAGAIN;
+	return 0;
+}
+
+static void wop_done(void *arg)
+{
+	struct wop *w = arg;
+	if (w->then) {
+		void *a = w->then_arg;
+		w->then_arg = NULL;
+		w->then(w->e, a);
+	}
+}
+
+static void wop_release(void *arg)
+{
+	struct wop *w = arg;
+	if (w->then_arg && w->then_free)
+		w->then_free(w->then_arg);
+	free(w->a);
+	free(w->b);
+	sw_buf_release(&w->data);
+	free(w);
+}
+
+/* Write `w` now, or as soon as storage takes it; takes `w`. */
+static void wop_put(struct wop *w)
+{
+	struct sw_write wr = { wop_apply, wop_done, wop_release, w };
+	sw_writeq_put(w->e->wq, &wr);
+}
+
+/* Report, in order with the writes before it. */
+static void report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
+{
+	struct wop *w = wop_new(e, W_REPORT, run_id);
+	w->notice = (int)n;
+	wop_put(w);
+}
+
+static void put_kv(struct sw_engine *e, int64_t run_id, const char *key, const char *value)
+{
+	struct wop *w = wop_new(e, W_KV, run_id);
+	w->a = sw_strdup(key);
+	w->b = sw_strdup(value ? value : "");
+	wop_put(w);
+}
+
+/*
+ * The run's new status in memory now, and its write (reporting `notice`
+ * afterwards, -1 for none) for the caller to complete and wop_put().
+ */
+static struct wop *run_op(struct run *r, enum sw_status st, const char *reason, int notice)
+{
+	struct wop *w = wop_new(r->e, W_RUN, r->row.id);
+	w->status = st;
+	w->a = reason ? sw_strdup(reason) : NULL;
+	w->notice = notice;
 	r->row.status = st;
 	if (reason) {
 		free(r->row.reason);
@@ -135,12 +312,25 @@ static void set_run_status(struct run *r, enum sw_status st, const char *reason)
 	log_info("run.status", "run=%lld status=%s repo=%s commit=%.12s%s%s", (long long)r->row.id,
 		 sw_store_status_str(st), r->row.repo, r->row.commit_sha,
 		 reason ? " reason=" : "", reason ? sw_q(reason) : "");
+	return w;
 }
 
-static void set_stage_status(struct stage *s, enum sw_status st, int exit_code, const char *reason)
+static void set_run_status(struct run *r, enum sw_status st, const char *reason, int notice)
 {
-	if (sw_store_stage_set_status(s->run->e->d.store, s->id, st, exit_code, reason) < 0)
-		log_error("stage.store", "stage=%lld err=%s", (long long)s->id, sw_q(sw_error_last()));
+	wop_put(run_op(r, st, reason, notice));
+}
+
+/* The stage's new status, written with its commit status when `report`. */
+static void set_stage_status(struct stage *s, enum sw_status st, int exit_code, const char *reason,
+			     int report)
+{
+	struct wop *w = wop_new(s->run->e, W_STAGE, s->run->row.id);
+	w->idx = s->idx;
+	w->status = st;
+	w->exit_code = exit_code;
+	w->a = reason ? sw_strdup(reason) : NULL;
+	w->report_stage = report;
+	wop_put(w);
 	s->status = st;
 	if (st == SW_STATUS_RUNNING)
 		s->plan.started_ms = sw_now_ms();
@@ -167,9 +357,18 @@ static void flush_log(struct stage *s, int final)
 		sw_mask_finish(&s->mask, &s->logbuf);
 	if (!s->logbuf.len)
 		return;
-	if (sw_store_log_append(s->run->e->d.store, s->id, 0, s->logbuf.ptr, s->logbuf.len, NULL) < 0)
-		log_error("stage.log", "stage=%lld err=%s", (long long)s->id, sw_q(sw_error_last()));
-	sw_buf_reset(&s->logbuf);
+	struct wop *w = wop_new(s->run->e, W_LOG, s->run->row.id);
+	w->idx = s->idx;
+	w->data = s->logbuf;
+	sw_buf_init(&s->logbuf);
+	wop_put(w);
+}
+
+/* A stage ends: the rest of its log, then its status with its commit status. */
+static void finish_stage(struct stage *s, enum sw_status st, int exit_code, const char *reason)
+{
+	flush_log(s, 1);
+	set_stage_status(s, st, exit_code, reason, 1);
 }
 
 /* Text slipway itself adds to a stage's log (errors, time-outs). */
@@ -210,23 +409,6 @@ static const char **secret_values(const struct sw_config *c)
 			v[n++] = c->repos[i].token.value;
 	v[n] = NULL;
 	return v;
-}
-
-/*
- * Preparation markers (kv). "run:ID:preparing" is written, durably, before a
- * run's preparation starts and deleted when it ends: a start-up that finds
- * it knows the previous daemon died while preparing that run (a parser
- * crash would do it at every start). "run:ID:prepare_interrupts" carries
- * to a retry how many attempts before it died so.
- */
-#define PREPARING_KEY_FMT "run:%lld:preparing"
-#define PREP_INTERRUPTS_KEY_FMT "run:%lld:prepare_interrupts"
-/* after this many interrupted preparations the run fails instead */
-#define MAX_PREP_INTERRUPTS 2
-
-static char *prep_key(const char *fmt, int64_t run_id)
-{
-	return sw_asprintf(fmt, (long long)run_id);
 }
 
 /* --- the run list -------------------------------------------------------- */
@@ -361,8 +543,7 @@ static void finish_run(struct run *r)
 		log_info("run.interrupted", "run=%lld reason=%s", (long long)r->row.id,
 			 sw_q("slipwayd stopped; the next start retries it"));
 	} else {
-		set_run_status(r, st, reason);
-		sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
+		set_run_status(r, st, reason, SW_NOTICE_END);
 	}
 	drop_run(r);
 }
@@ -388,33 +569,31 @@ static void step_done(const struct sw_runner_result *res, void *arg)
 	switch (res->outcome) {
 	case SW_STEP_EXITED:
 		if (res->exit_code == 0) {
-			set_stage_status(s, SW_STATUS_SUCCESS, 0, NULL);
+			finish_stage(s, SW_STATUS_SUCCESS, 0, NULL);
 		} else {
 			snprintf(why, sizeof(why), "exit code %d", res->exit_code);
-			set_stage_status(s, SW_STATUS_FAILURE, res->exit_code, why);
+			finish_stage(s, SW_STATUS_FAILURE, res->exit_code, why);
 		}
 		break;
 	case SW_STEP_TIMED_OUT:
 		snprintf(why, sizeof(why), "timed out after %lds, killed", s->plan.timeout_ms / 1000);
 		log_note(s, "%s", why);
-		set_stage_status(s, SW_STATUS_FAILURE, res->exit_code, why);
+		finish_stage(s, SW_STATUS_FAILURE, res->exit_code, why);
 		break;
 	case SW_STEP_CANCELLED:
 		if (r->e->stopping && r->cancel_reason && !strcmp(r->cancel_reason, "slipwayd stopped")) {
 			log_note(s, "%s", "interrupted: slipwayd stopped");
-			set_stage_status(s, SW_STATUS_INTERRUPTED, res->exit_code, "slipwayd stopped");
+			finish_stage(s, SW_STATUS_INTERRUPTED, res->exit_code, "slipwayd stopped");
 		} else {
 			log_note(s, "cancelled: %s", r->cancel_reason ? r->cancel_reason : "cancelled");
-			set_stage_status(s, SW_STATUS_CANCELLED, res->exit_code, r->cancel_reason);
+			finish_stage(s, SW_STATUS_CANCELLED, res->exit_code, r->cancel_reason);
 		}
 		break;
 	case SW_STEP_ERROR:
 		log_note(s, "error: %s", res->error_msg);
-		set_stage_status(s, SW_STATUS_ERROR, -1, res->error_msg);
+		finish_stage(s, SW_STATUS_ERROR, -1, res->error_msg);
 		break;
 	}
-	flush_log(s, 1);
-	sw_engine_report_stage(r->e, r->row.id, s->id);
 	advance(r);
 }
 
@@ -441,12 +620,15 @@ static void record_infra_outputs(struct run *r)
 	if (!outs || !r->row.environment)
 		return;
 	char *txt = json_dumps(outs, JSON_COMPACT | JSON_SORT_KEYS);
-	int rc = txt ? sw_store_sync_set_infra_outputs(r->e->d.store, r->row.environment,
-						       r->row.id, txt) : SW_ERR;
-	if (rc < 0 && rc != SW_ENOTFOUND)
+	if (!txt) {
 		log_error("infra.outputs", "run=%lld env=%s err=%s", (long long)r->row.id,
-			  r->row.environment, sw_q(txt ? sw_error_last() : "cannot write JSON"));
-	free(txt);
+			  r->row.environment, sw_q("cannot write JSON"));
+		return;
+	}
+	struct wop *w = wop_new(r->e, W_INFRA_OUTPUTS, r->row.id);
+	w->a = sw_strdup(r->row.environment);
+	w->b = txt;
+	wop_put(w);
 }
 
 static void deploy_done(void *ctx, int ok, const char *message)
@@ -466,13 +648,11 @@ static void deploy_done(void *ctx, int ok, const char *message)
 				      : sw_asprintf("rollback to %.7s failed", r->rollback_to);
 	}
 	if (ok)
-		set_stage_status(s, SW_STATUS_SUCCESS, 0, NULL);
+		finish_stage(s, SW_STATUS_SUCCESS, 0, NULL);
 	else
-		set_stage_status(s, SW_STATUS_FAILURE, -1, message && *message ? message : "deploy failed");
-	flush_log(s, 1);
-	sw_engine_report_stage(r->e, r->row.id, s->id);
+		finish_stage(s, SW_STATUS_FAILURE, -1, message && *message ? message : "deploy failed");
 	if (s->plan.kind == SW_PLAN_ROLLBACK)
-		sw_engine_report_run(r->e, r->row.id, SW_NOTICE_ROLLBACK);
+		report_run(r->e, r->row.id, SW_NOTICE_ROLLBACK);
 	advance(r);
 }
 
@@ -490,8 +670,7 @@ static void start_deploy(struct run *r, struct stage *s)
 			      r->row.kind == SW_RUN_ROLLBACK ? "rollback" : "manual";
 	char line[160];
 
-	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL);
-	sw_engine_report_stage(r->e, r->row.id, s->id);
+	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL, 1);
 	snprintf(line, sizeof(line), "%s %.12s to %s", rollback ? "rolling back to" : "deploying",
 		 commit, r->row.environment);
 	deploy_log(s, line);
@@ -499,9 +678,7 @@ static void start_deploy(struct run *r, struct stage *s)
 				r->row.id, deploy_log, deploy_done, s) < 0) {
 		const char *why = ops ? sw_error_last() : "this server does not deploy";
 		log_note(s, "error: %s", why);
-		set_stage_status(s, SW_STATUS_ERROR, -1, why);
-		flush_log(s, 1);
-		sw_engine_report_stage(r->e, r->row.id, s->id);
+		finish_stage(s, SW_STATUS_ERROR, -1, why);
 		return;
 	}
 	s->step = (struct sw_runner_step *)&deploying;
@@ -560,8 +737,11 @@ static int maybe_rollback(struct run *r)
 		free(secrets);
 	}
 	sw_buf_init(&s->logbuf);
-	if (sw_store_stage_create(r->e->d.store, &s->id, r->row.id, (int)r->nstages, "rollback", NULL) < 0)
-		log_error("stage.store", "run=%lld err=%s", (long long)r->row.id, sw_q(sw_error_last()));
+	s->idx = (int)r->nstages;
+	struct wop *w = wop_new(r->e, W_STAGE_NEW, r->row.id);
+	w->idx = s->idx;
+	w->a = sw_strdup("rollback");
+	wop_put(w);
 	r->nstages++;
 	log_info("run.rollback", "run=%lld env=%s to=%.12s", (long long)r->row.id,
 		 r->row.environment, r->rollback_to);
@@ -588,7 +768,6 @@ static void tf_finish(struct run *r, struct stage *s)
 	s->step = NULL;
 	r->running--;
 	if (apply && !s->tf_cancelled) {
-		struct sw_store_env_update u = SW_STORE_ENV_UPDATE_INIT;
 		char *st;
 		if (s->tf_failed) {
 			st = sw_asprintf("apply of %.7s failed: %s", r->row.commit_sha,
@@ -597,14 +776,15 @@ static void tf_finish(struct run *r, struct stage *s)
 			st = sw_asprintf("applied %.7s: %zu added, %zu changed, %zu destroyed",
 					 r->row.commit_sha, s->tf_add, s->tf_change, s->tf_destroy);
 			char *key = sw_asprintf("infra:commit:%s", env);
-			sw_store_kv_set(e->d.store, key, r->row.commit_sha);
+			put_kv(e, r->row.id, key, r->row.commit_sha);
 			free(key);
 		}
 		if (strlen(st) > 500)
 			strcpy(st + 497, "...");
-		u.infra_status = st;
-		if (sw_store_env_set(e->d.store, env, &u) < 0)
-			log_error("infra.store", "env=%s err=%s", env, sw_q(sw_error_last()));
+		struct wop *w = wop_new(e, W_ENV_INFRA, r->row.id);
+		w->a = sw_strdup(env);
+		w->b = sw_strdup(st);
+		wop_put(w);
 		log_info("infra.applied", "run=%lld env=%s ok=%d status=%s", (long long)r->row.id, env,
 			 !s->tf_failed, sw_q(st));
 		free(st);
@@ -612,18 +792,16 @@ static void tf_finish(struct run *r, struct stage *s)
 	if (s->tf_cancelled) {
 		if (e->stopping && r->cancel_reason && !strcmp(r->cancel_reason, "slipwayd stopped")) {
 			log_note(s, "%s", "interrupted: slipwayd stopped");
-			set_stage_status(s, SW_STATUS_INTERRUPTED, -1, "slipwayd stopped");
+			finish_stage(s, SW_STATUS_INTERRUPTED, -1, "slipwayd stopped");
 		} else {
 			log_note(s, "cancelled: %s", r->cancel_reason ? r->cancel_reason : "cancelled");
-			set_stage_status(s, SW_STATUS_CANCELLED, -1, r->cancel_reason);
+			finish_stage(s, SW_STATUS_CANCELLED, -1, r->cancel_reason);
 		}
 	} else if (s->tf_failed) {
-		set_stage_status(s, SW_STATUS_FAILURE, -1, s->tf_error ? s->tf_error : "terraform failed");
+		finish_stage(s, SW_STATUS_FAILURE, -1, s->tf_error ? s->tf_error : "terraform failed");
 	} else {
-		set_stage_status(s, SW_STATUS_SUCCESS, 0, NULL);
+		finish_stage(s, SW_STATUS_SUCCESS, 0, NULL);
 	}
-	flush_log(s, 1);
-	sw_engine_report_stage(e, r->row.id, s->id);
 	if (!r->cancelling)
 		advance(r);
 }
@@ -657,9 +835,7 @@ static void tf_done(struct sw_tf_result *res, void *arg)
 		if (s->tf_md.len)
 			sw_buf_adds(&s->tf_md, "\n");
 		sw_buf_adds(&s->tf_md, md);
-		if (sw_store_kv_set(e->d.store, key, s->tf_md.ptr) < 0)
-			log_error("tf.report", "run=%lld env=%s err=%s", (long long)r->row.id, env,
-				  sw_q(sw_error_last()));
+		put_kv(e, r->row.id, key, s->tf_md.ptr);
 		free(key);
 		free(md);
 		if (res->status == 0) {
@@ -690,7 +866,7 @@ static void tf_done(struct sw_tf_result *res, void *arg)
 			json_object_set_new(s->tf_outputs, res->module, o ? o : json_object());
 			char *key = sw_asprintf("infra:outputs:%s", env);
 			char *txt = json_dumps(s->tf_outputs, JSON_COMPACT | JSON_SORT_KEYS);
-			sw_store_kv_set(e->d.store, key, txt);
+			put_kv(e, r->row.id, key, txt);
 			free(key);
 			free(txt);
 			struct sw_buf b = SW_BUF_INIT;
@@ -759,8 +935,7 @@ static void tf_next(struct run *r, struct stage *s)
 
 static void start_tf(struct run *r, struct stage *s)
 {
-	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL);
-	sw_engine_report_stage(r->e, r->row.id, s->id);
+	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL, 1);
 	s->step = (struct sw_runner_step *)&deploying;
 	r->running++;
 	s->tf_idx = 0;
@@ -842,14 +1017,11 @@ static void start_stage(struct run *r, struct stage *s)
 	char *missing, label[96];
 	char **env = stage_env(r, s, &missing);
 
-	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL);
-	sw_engine_report_stage(r->e, r->row.id, s->id);
+	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL, 1);
 	if (missing) {
 		char *why = sw_asprintf("secret %s", missing);
 		log_note(s, "%s", why);
-		set_stage_status(s, SW_STATUS_ERROR, -1, why);
-		flush_log(s, 1);
-		sw_engine_report_stage(r->e, r->row.id, s->id);
+		finish_stage(s, SW_STATUS_ERROR, -1, why);
 		free(why);
 		free(missing);
 		strv_free(env);
@@ -869,10 +1041,10 @@ static void start_stage(struct run *r, struct stage *s)
 	spec.on_done = step_done;
 	spec.arg = s;
 	if (sw_runner_start(r->e->d.runner, &spec, &s->step) < 0) {
-		log_note(s, "error: %s", sw_error_last());
-		set_stage_status(s, SW_STATUS_ERROR, -1, sw_error_last());
-		flush_log(s, 1);
-		sw_engine_report_stage(r->e, r->row.id, s->id);
+		char *why = sw_strdup(sw_error_last());
+		log_note(s, "error: %s", why);
+		finish_stage(s, SW_STATUS_ERROR, -1, why);
+		free(why);
 	} else {
 		r->running++;
 	}
@@ -892,7 +1064,7 @@ static void advance(struct run *r)
 			if (s->status != SW_STATUS_QUEUED)
 				continue;
 			if (r->cancelled) {
-				set_stage_status(s, SW_STATUS_SKIPPED, -1, r->cancel_reason);
+				set_stage_status(s, SW_STATUS_SKIPPED, -1, r->cancel_reason, 0);
 				progressed = 1;
 				continue;
 			}
@@ -908,8 +1080,7 @@ static void advance(struct run *r)
 			}
 			if (blocked) {
 				char *why = sw_asprintf("stage %s did not succeed", blocker);
-				set_stage_status(s, SW_STATUS_SKIPPED, -1, why);
-				sw_engine_report_stage(r->e, r->row.id, s->id);
+				set_stage_status(s, SW_STATUS_SKIPPED, -1, why, 1);
 				free(why);
 				progressed = 1;
 			} else if (ready) {
@@ -923,7 +1094,7 @@ static void advance(struct run *r)
 	if (r->running == 0)
 		finish_run(r);
 	else
-		sw_engine_report_run(r->e, r->row.id, SW_NOTICE_PROGRESS);
+		report_run(r->e, r->row.id, SW_NOTICE_PROGRESS);
 }
 
 /* --- prepare (worker thread) ------------------------------------------------ */
@@ -1091,7 +1262,7 @@ static void prep_done(void *arg)
 		prep_free(p);
 		return;
 	}
-	prep_forget(e, r->row.id);
+	prep_forget(e, r->row.id);   /* the preparation is over, whatever it gave */
 	if (p->rc < 0) {
 		log_warn("run.prepare_failed", "run=%lld err=%s", (long long)r->row.id, sw_q(p->error));
 		r->phase = PH_RUNNING;
@@ -1100,9 +1271,8 @@ static void prep_done(void *arg)
 			finish_run(r);
 			return;
 		}
-		set_run_status(r, SW_STATUS_ERROR, p->error);
+		set_run_status(r, SW_STATUS_ERROR, p->error, SW_NOTICE_END);
 		prep_free(p);
-		sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
 		drop_run(r);
 		return;
 	}
@@ -1126,10 +1296,13 @@ static void prep_done(void *arg)
 			s->plan.timeout_ms = e->d.cfg->step_timeout_s * 1000;
 		sw_mask_init(&s->mask, secrets);
 		sw_buf_init(&s->logbuf);
-		if (sw_store_stage_create(e->d.store, &s->id, r->row.id, (int)i, s->plan.name,
-					  s->plan.image) < 0)
-			log_error("stage.store", "run=%lld err=%s", (long long)r->row.id,
-				  sw_q(sw_error_last()));
+		s->idx = (int)i;
+		struct wop *w = wop_new(e, W_STAGE_NEW, r->row.id);
+		w->idx = s->idx;
+		w->a = sw_strdup(s->plan.name);
+		w->b = s->plan.image ? sw_strdup(s->plan.image) : NULL;
+		w->report_stage = 1;   /* pending */
+		wop_put(w);
 	}
 	free(secrets);
 	if (!r->nstages) {
@@ -1137,23 +1310,58 @@ static void prep_done(void *arg)
 						  : "no stage runs for this event";
 		free(r->row.reason);
 		r->row.reason = sw_strdup(why);
-		sw_store_run_set_status(e->d.store, r->row.id, SW_STATUS_RUNNING, why);
+		struct wop *w = wop_new(e, W_RUN, r->row.id);
+		w->status = SW_STATUS_RUNNING;
+		w->a = sw_strdup(why);
+		wop_put(w);
 	}
 	prep_free(p);
-	for (size_t i = 0; i < r->nstages; i++)
-		sw_engine_report_stage(e, r->row.id, r->stages[i].id);
 	advance(r);
 }
 
 /* The preparation of run `id` is over (or never started): drop its markers. */
-static void prep_forget(struct sw_engine *e, int64_t id)
+static int prep_forget_store(struct sw_store *st, int64_t id)
 {
 	const char *fmts[] = { PREPARING_KEY_FMT, PREP_INTERRUPTS_KEY_FMT };
-	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+	int rc = 0;
+	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]) && rc == 0; i++) {
 		char *key = prep_key(fmts[i], id);
-		if (sw_store_kv_delete(e->d.store, key) < 0)
-			log_error("run.store", "run=%lld err=%s", (long long)id, sw_q(sw_error_last()));
+		rc = sw_store_kv_delete(st, key);
 		free(key);
+	}
+	return rc;
+}
+
+static void prep_forget(struct sw_engine *e, int64_t id)
+{
+	wop_put(wop_new(e, W_FORGET, id));
+}
+
+static void prep_free_arg(void *arg)
+{
+	prep_free(arg);
+}
+
+/*
+ * The run is RUNNING in storage with its preparation marker: start the
+ * work. Runs from the write's `done`, so a crash during the work always
+ * finds the marker.
+ */
+static void prep_submit(struct sw_engine *e, void *arg)
+{
+	struct prep *p = arg;
+	struct run *r = run_find(e, p->run_id);
+
+	if (!r) {       /* cannot happen: a preparing run stays in the list */
+		prep_free(p);
+		return;
+	}
+	if (sw_pool_submit(e->d.pool, prep_work, prep_done, p) < 0) {
+		set_run_status(r, SW_STATUS_ERROR, sw_error_last(), SW_NOTICE_END);
+		prep_forget(e, r->row.id);
+		prep_free(p);
+		run_unlink(r);
+		run_free(r);
 	}
 }
 
@@ -1165,12 +1373,10 @@ static void start_prepare(struct run *r)
 	struct prep *p;
 
 	r->phase = PH_PREPARING;
-	set_run_status(r, SW_STATUS_RUNNING, NULL);
-	sw_engine_report_run(e, r->row.id, SW_NOTICE_START);
 	if (!repo) {
 		char *why = sw_asprintf("repository %s is no longer configured", r->row.repo);
-		set_run_status(r, SW_STATUS_ERROR, why);
-		sw_engine_report_run(e, r->row.id, SW_NOTICE_END);
+		set_run_status(r, SW_STATUS_RUNNING, NULL, SW_NOTICE_START);
+		set_run_status(r, SW_STATUS_ERROR, why, SW_NOTICE_END);
 		free(why);
 		run_unlink(r);
 		run_free(r);
@@ -1227,22 +1433,15 @@ static void start_prepare(struct run *r)
 		mkdir(ws_root, 0700);
 		free(ws_root);
 	}
-	/* durably before the work starts: a crash from here on is one while
-	 * preparing (see recover_running) */
-	{
-		char *key = prep_key(PREPARING_KEY_FMT, r->row.id);
-		if (sw_store_kv_set(e->d.store, key, "1") < 0)
-			log_error("run.store", "run=%lld err=%s", (long long)r->row.id,
-				  sw_q(sw_error_last()));
-		free(key);
-	}
-	if (sw_pool_submit(e->d.pool, prep_work, prep_done, p) < 0) {
-		set_run_status(r, SW_STATUS_ERROR, sw_error_last());
-		prep_forget(e, r->row.id);
-		prep_free(p);
-		run_unlink(r);
-		run_free(r);
-	}
+	/* RUNNING with the preparation marker, durably, before the work
+	 * starts: a crash from then on is one while preparing (see
+	 * recover_running) */
+	struct wop *w = run_op(r, SW_STATUS_RUNNING, NULL, SW_NOTICE_START);
+	w->mark_preparing = 1;
+	w->then = prep_submit;
+	w->then_arg = p;
+	w->then_free = prep_free_arg;
+	wop_put(w);
 }
 
 static void schedule(struct sw_engine *e)
@@ -1274,8 +1473,7 @@ static int cancel_run(struct run *r, const char *reason)
 	log_info("run.cancel", "run=%lld reason=%s", (long long)r->row.id, sw_q(reason));
 	switch (r->phase) {
 	case PH_QUEUED:
-		set_run_status(r, SW_STATUS_CANCELLED, reason);
-		sw_engine_report_run(r->e, r->row.id, SW_NOTICE_END);
+		set_run_status(r, SW_STATUS_CANCELLED, reason, SW_NOTICE_END);
 		run_unlink(r);
 		run_free(r);
 		break;
@@ -1305,7 +1503,9 @@ static void supersede(struct sw_engine *e, struct run *newer)
 			continue;
 		char *why = sw_asprintf("superseded by run %lld (commit %.7s)",
 					(long long)newer->row.id, newer->row.commit_sha);
-		sw_store_run_mark_superseded(e->d.store, r->row.id, newer->row.id);
+		struct wop *w = wop_new(e, W_SUPERSEDED, r->row.id);
+		w->other = newer->row.id;
+		wop_put(w);
 		cancel_run(r, why);
 		free(why);
 	}
@@ -1328,7 +1528,7 @@ static int queue_run(struct sw_engine *e, int64_t id)
 	if (!r)
 		return SW_ERR;
 	supersede(e, r);
-	sw_engine_report_run(e, id, SW_NOTICE_QUEUED);
+	report_run(e, id, SW_NOTICE_QUEUED);
 	schedule(e);
 	return 0;
 }
@@ -1661,7 +1861,7 @@ static void recover_running(struct sw_engine *e, struct sw_store_run *old)
 		sw_store_run_set_status(e->d.store, old->id, SW_STATUS_ERROR, why);
 		log_error("run.recovered", "run=%lld status=error reason=%s", (long long)old->id,
 			  sw_q(why));
-		prep_forget(e, old->id);
+		prep_forget_store(e->d.store, old->id);
 		sw_engine_report_run(e, old->id, SW_NOTICE_END);
 		free(pkey);
 		free(ikey);
@@ -1687,7 +1887,7 @@ static void recover_running(struct sw_engine *e, struct sw_store_run *old)
 			log_error("run.store", "run=%lld err=%s", (long long)new_id, sw_q(sw_error_last()));
 		free(nkey);
 	}
-	prep_forget(e, old->id);
+	prep_forget_store(e->d.store, old->id);
 	if (new_id)
 		why = sw_asprintf("slipwayd stopped or crashed %s%s; retried as run %lld",
 				  where ? "during stage " : "while preparing", where ? where : "",
@@ -1746,6 +1946,7 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 	e->d = *deps;
 	e->flush_timer = event_new(deps->base, -1, EV_PERSIST, on_flush_timer, e);
 	e->commit_ev = event_new(deps->base, -1, 0, on_commit, e);
+	sw_writeq_new(&e->wq, deps->base, deps->store);
 	event_add(e->flush_timer, &tv);
 	if (deps->tf && sw_infra_new(&e->infra, e, deps->base, deps->pool, deps->tf) < 0)
 		log_error("infra.start", "err=%s", sw_q(sw_error_last()));
@@ -1783,7 +1984,8 @@ void sw_engine_stop(struct sw_engine *e)
 
 int sw_engine_busy(const struct sw_engine *e)
 {
-	return e->runs != NULL || (e->infra && sw_infra_busy(e->infra)) || sw_poll_busy(e->poll);
+	return e->runs != NULL || (e->infra && sw_infra_busy(e->infra)) || sw_poll_busy(e->poll) ||
+	       sw_writeq_pending(e->wq);
 }
 
 size_t sw_engine_active(const struct sw_engine *e)
@@ -1809,10 +2011,16 @@ void sw_engine_free(struct sw_engine *e)
 		on_commit(-1, 0, e);
 		event_free(e->commit_ev);
 	}
+	sw_writeq_free(e->wq);
 	sw_infra_free(e->infra);
 	sw_poll_free(e->poll);
 	sw_tf_free(e->d.tf);   /* owned; cancels what runs without callbacks */
 	free(e);
+}
+
+void sw_engine_storage_state(const struct sw_engine *e, struct sw_storage_state *out)
+{
+	sw_writeq_state(e->wq, out);
 }
 
 /* --- what the reporter reads ------------------------------------------------------------- */

@@ -48,12 +48,14 @@ static void snapshot_release(struct snapshot *s)
 static int snapshot_load(struct snapshot *s, struct sw_store *st, const struct sw_config *c,
 			 int64_t run_id, int tails)
 {
+	int rc;
+
 	memset(s, 0, sizeof(*s));
-	if (sw_store_run_get(st, run_id, &s->run) < 0)
-		return SW_ERR;
-	if (sw_store_stages_list(st, run_id, &s->stages) < 0) {
+	if ((rc = sw_store_run_get(st, run_id, &s->run)) < 0)
+		return rc;
+	if ((rc = sw_store_stages_list(st, run_id, &s->stages)) < 0) {
 		sw_store_run_release(&s->run);
-		return SW_ERR;
+		return rc;
 	}
 	s->rs = sw_calloc(s->stages.n + 1, sizeof(*s->rs));
 	s->tails = sw_calloc(s->stages.n + 1, sizeof(*s->tails));
@@ -143,18 +145,31 @@ static int reporting_on(const struct sw_config *c)
 	return c->github_token.value || c->slack_webhook_url.value || c->slack_bot_token.value;
 }
 
-void sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int64_t stage_id)
+/*
+ * A failed report is logged; SW_EAGAIN (the database is locked) is returned
+ * so that the transition it reports is retried with it.
+ */
+static int report_failed(int rc, const char *what, int64_t run_id)
+{
+	if (rc == SW_EAGAIN)
+		return rc;
+	log_error(what, "run=%lld err=%s", (long long)run_id, sw_q(sw_error_last()));
+	return 0;
+}
+
+int sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int idx)
 {
 	const struct sw_config *c = sw_engine_config(e);
 	struct sw_store *st = sw_engine_store(e);
 	struct snapshot s;
+	int rc = 0;
 
 	if (!sw_engine_outbox(e) || !c->github_token.value)
-		return;
-	if (snapshot_load(&s, st, c, run_id, 0) < 0)
-		return;
-	for (size_t i = 0; i < s.stages.n; i++) {
-		if (s.stages.v[i].id != stage_id)
+		return 0;
+	if ((rc = snapshot_load(&s, st, c, run_id, 0)) < 0)
+		return report_failed(rc, "report.status", run_id);
+	for (size_t i = 0; i < s.stages.n && rc == 0; i++) {
+		if (s.stages.v[i].idx != idx)
 			continue;
 		json_t *body = sw_report_commit_status(&s.rr, &s.rs[i]);
 		const char *name = s.stages.v[i].name;
@@ -172,27 +187,28 @@ void sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int64_t stage_i
 		} else {
 			ctx = sw_asprintf("slipway/%s", name);
 		}
-		if (sw_outbox_github_status(st, s.run.repo, s.run.commit_sha, ctx, body) < 0)
-			log_error("report.status", "run=%lld err=%s", (long long)run_id,
-				  sw_q(sw_error_last()));
+		if ((rc = sw_outbox_github_status(st, s.run.repo, s.run.commit_sha, ctx, body)) < 0)
+			rc = report_failed(rc, "report.status", run_id);
 		free(ctx);
 		json_decref(body);
 	}
 	snapshot_release(&s);
 	sw_outbox_kick(sw_engine_outbox(e));
+	return rc;
 }
 
-void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
+int sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 {
 	const struct sw_config *c = sw_engine_config(e);
 	struct sw_store *st = sw_engine_store(e);
 	struct snapshot s;
 	char key[64];
+	int rc;
 
 	if (!sw_engine_outbox(e) || !reporting_on(c))
-		return;
-	if (snapshot_load(&s, st, c, run_id, 1) < 0)
-		return;
+		return 0;
+	if ((rc = snapshot_load(&s, st, c, run_id, 1)) < 0)
+		return report_failed(rc, "report.run", run_id);
 	if (c->github_token.value) {
 		/* the run as a whole: pending while it goes, then its result; for
 		 * a run that failed before any stage (a bad .slipway.yml) this is
@@ -204,8 +220,10 @@ void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 				json_object_set_new(body, "description", json_string(d));
 				free(d);
 			}
-			sw_outbox_github_status(st, s.run.repo, s.run.commit_sha, "slipway", body);
+			rc = sw_outbox_github_status(st, s.run.repo, s.run.commit_sha, "slipway", body);
 			json_decref(body);
+			if (rc < 0 && (rc = report_failed(rc, "report.status", run_id)) < 0)
+				goto out;
 		}
 		if (s.run.pr_number && n != SW_NOTICE_QUEUED) {
 			char *md = sw_report_pr_comment(&s.rr, SW_REPORT_LOG_LINES);
@@ -225,10 +243,10 @@ void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 				md = sw_buf_detach(&b, NULL);
 			}
 			md = with_tf_sections(md, st, &s);
-			if (sw_outbox_github_comment(st, s.run.repo, s.run.pr_number, run_id, md) < 0)
-				log_error("report.comment", "run=%lld err=%s", (long long)run_id,
-					  sw_q(sw_error_last()));
+			rc = sw_outbox_github_comment(st, s.run.repo, s.run.pr_number, run_id, md);
 			free(md);
+			if (rc < 0 && (rc = report_failed(rc, "report.comment", run_id)) < 0)
+				goto out;
 		}
 	}
 	if ((c->slack_webhook_url.value || c->slack_bot_token.value) &&
@@ -259,11 +277,13 @@ void sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 		else
 			snprintf(key, sizeof(key), c->slack_bot_token.value ? "run:%lld" : "run:%lld:%s",
 				 (long long)run_id, n == SW_NOTICE_END ? "end" : "start");
-		if (sw_outbox_slack(st, channel, key, msg) < 0)
-			log_error("report.slack", "run=%lld err=%s", (long long)run_id,
-				  sw_q(sw_error_last()));
+		rc = sw_outbox_slack(st, channel, key, msg);
 		json_decref(msg);
+		if (rc < 0)
+			rc = report_failed(rc, "report.slack", run_id);
 	}
+out:
 	snapshot_release(&s);
 	sw_outbox_kick(sw_engine_outbox(e));
+	return rc;
 }

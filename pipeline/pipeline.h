@@ -166,6 +166,19 @@ int sw_engine_submit(struct sw_engine *e, int64_t *run_id, const char *kind,
  * start retries it). sw_engine_busy() says when everything has settled.
  */
 void sw_engine_stop(struct sw_engine *e);
+
+/*
+ * Whether the engine's writes reach storage. When the database stays locked
+ * (another process holds its write lock), transitions, logs and their
+ * reports wait in memory, in order, and are retried until they are
+ * written; the page and /readyz show it from this.
+ */
+struct sw_storage_state {
+	size_t pending_writes;     /* 0: storage is available */
+	int64_t since_ms;          /* when the oldest could not be written */
+	const char *error;         /* why, e.g. "database is locked"; NULL when none */
+};
+void sw_engine_storage_state(const struct sw_engine *e, struct sw_storage_state *out);
 int sw_engine_busy(const struct sw_engine *e);
 
 /* Runs active in memory (queued + preparing + running), for metrics. */

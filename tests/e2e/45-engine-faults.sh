@@ -141,6 +141,53 @@ wait_until "test \"\$(sw_recorder_count '$T/rec' \"r['route']=='github.status' a
 	fail "the failed run $R3 was not reported"
 ok "a run interrupted twice while preparing ($R2, $R3) fails with: $reason"
 
+# --- defect 4: the database locked while a stage finishes ----------------------
+pr acme/shop "$C_FAIL" 3 > "$T/pr3.json"
+[ "$(deliver pull_request "$T/pr3.json" guid-lock)" = 202 ] || fail "lock delivery answered $(cat "$T/resp")"
+wait_until 'test -n "$(run_of guid-lock)"'
+R4=$(run_of guid-lock)
+wait_until "test \"\$(q \"select status from stages where run_id=$R4 and name='wait'\")\" = running" 30 || fail "run $R4 never ran its stage"
+# the running status has been sent: nothing is in flight to the stand-in
+wait_until "test \"\$(q \"select count(*) from outbox where state='pending'\")\" = 0" 30 || fail "outbox did not drain"
+# another process takes the write lock and keeps it until told
+python3 - "$T/data/slipway.db" "$T/locked" "$T/unlock" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+db.execute("ROLLBACK")
+PY
+locker=$!
+wait_until "test -e '$T/locked'" 10 || fail "the lock was not taken"
+touch "$T/go-$R4"
+# the stage ends while the database is locked: the engine keeps the writes
+wait_until "curl -s '$URL/readyz' | jq -e '.storage.status == \"unavailable\" and .storage.pending_writes > 0'" 30 ||
+	fail "readyz does not say storage is unavailable: $(curl -s "$URL/readyz")"
+api / | grep -q 'Storage is unavailable' || fail "the page shows no storage banner"
+slow=$(for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "$URL/healthz"; done | sort -n | tail -1)
+python3 -c "import sys; sys.exit(0 if float('$slow') < 1.0 else 1)" || fail "/healthz took ${slow}s while the database was locked"
+[ "$(q "select status from stages where run_id=$R4 and name='wait'")" = running ] || fail "a write went through the lock"
+touch "$T/unlock"; wait "$locker"; locker=
+st=$(wait_final "$R4" 60)
+[ "$st" = failure ] || fail "run $R4 ended $st after the lock went"
+[ "$(q "select status||':'||exit_code from stages where run_id=$R4 and name='wait'")" = failure:3 ] ||
+	fail "stage of run $R4: $(q "select status, exit_code, reason from stages where run_id=$R4")"
+q "select group_concat(data, '') from log_chunks where stage_id=(select id from stages where run_id=$R4)" | grep -q FAIL ||
+	fail "the stage's log was lost"
+wait_until "curl -s '$URL/readyz' | jq -e '.storage.status == \"ok\" and .storage.pending_writes == 0'" 30 ||
+	fail "storage not back to ok: $(curl -s "$URL/readyz")"
+[ "$(q "select count(*) from outbox where idempotency_key like '%$C_FAIL%slipway/wait%'")" = 1 ] ||
+	fail "outbox rows of the stage: $(q "select idempotency_key, state from outbox where idempotency_key like '%$C_FAIL%'")"
+fstatus() { sw_recorder_count "$T/rec" "r['route']=='github.status' and r['path'].endswith('$C_FAIL') and r['body']['context']=='$1' and r['body']['state']=='failure'"; }
+wait_until "test \"\$(fstatus slipway/wait)\" -ge 1 && test \"\$(fstatus slipway)\" -ge 1" 30 ||
+	fail "the failure statuses did not reach GitHub: $(fstatus slipway/wait) $(fstatus slipway)"
+[ "$(fstatus slipway/wait)" = 1 ] || fail "the stage's failure status was sent $(fstatus slipway/wait) times"
+[ "$(fstatus slipway)" = 1 ] || fail "the run's failure status was sent $(fstatus slipway) times"
+api / | grep -q 'Storage is unavailable' && fail "the storage banner stayed"
+ok "a locked database delayed run $R4's writes without blocking the loop; all caught up once"
+
 kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc on SIGTERM"
 ok "clean stop"
