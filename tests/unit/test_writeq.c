@@ -112,12 +112,14 @@ static void put(struct fx *f, char c, int refuse)
 	sw_writeq_put(f->q, &wr);
 }
 
-static char *order(struct fx *f)
+/* The writes committed so far, in commit order, are `want`. */
+static void assert_order(struct fx *f, const char *want)
 {
 	char *v = NULL;
 	if (sw_store_kv_get(f->st, "order", &v) < 0)
-		return sw_strdup("");
-	return v;
+		v = sw_strdup("");
+	assert_string_equal(v, want);
+	free(v);
 }
 
 static void lock(struct fx *f, int on)
@@ -140,9 +142,7 @@ static void test_direct(void **state)
 	put(f, 'a', 0);
 	put(f, 'b', 0);
 	assert_int_equal(sw_writeq_pending(f->q), 0);
-	char *o = order(f);
-	assert_string_equal(o, "ab");
-	free(o);
+	assert_order(f, "ab");
 	assert_int_equal(f->done, 2);
 	assert_int_equal(f->released, 2);
 }
@@ -175,9 +175,7 @@ static void test_locked_waits_in_order(void **state)
 	lock(f, 0);
 	drain(f, 10000);
 	assert_int_equal(sw_writeq_pending(f->q), 0);
-	char *o = order(f);
-	assert_string_equal(o, "abc");    /* each once, in order; 'x' refused once */
-	free(o);
+	assert_order(f, "abc");    /* each once, in order; 'x' refused once */
 	assert_int_equal(f->done, 4);
 	assert_int_equal(f->released, 4);
 	sw_writeq_state(f->q, &s);
@@ -192,9 +190,7 @@ static void test_in_transaction(void **state)
 	assert_int_equal(sw_store_begin(f->st), 0);
 	put(f, 'a', 0);
 	assert_int_equal(sw_store_rollback(f->st), 0);
-	char *o = order(f);
-	assert_string_equal(o, "");
-	free(o);
+	assert_order(f, "");
 	assert_int_equal(f->done, 1);
 }
 
