@@ -777,6 +777,10 @@ static int migrate(struct sw_store *st)
 	int64_t version = 0;
 	int rc;
 
+	/* Up to date (the usual start): no transaction, so a start while another
+	 * process holds the write lock (a backup) does not fail here. */
+	if (pragma_int(st, "PRAGMA user_version", &version) == 0 && version >= (int64_t)nmigrations)
+		return 0;
 	for (size_t v = 1; v <= nmigrations; v++) {
 		if ((rc = exec_plain(st, "BEGIN IMMEDIATE")) < 0)
 			return CTX(rc, "database %s: migrate to schema version %zu", st->path, v);

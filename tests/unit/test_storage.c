@@ -113,6 +113,36 @@ static void raw_exec(const char *db_path, const char *sql)
 /* Opening and migrations                                              */
 /* ------------------------------------------------------------------ */
 
+/*
+ * An up-to-date database opens while another process holds its write lock
+ * (a backup, a sqlite3 shell): opening writes nothing then, so a restart
+ * during such a lock comes up, and the engine's writes wait for the lock.
+ */
+static void test_open_while_locked(void **state)
+{
+	struct fx *f = *state;
+	struct sw_store_opts o = SW_STORE_OPTS_INIT;
+	char *data = path_in(f, "data");
+	char *db = sw_asprintf("%s/slipway.db", data);
+	struct sw_store *st = NULL;
+	sqlite3 *other;
+
+	assert_int_equal(sw_store_open(&st, data), 0);
+	sw_store_close(st);
+	st = NULL;
+	assert_int_equal(sqlite3_open(db, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	o.busy_timeout_ms = 10;
+	assert_int_equal(sw_store_open_opts(&st, data, &o), 0);
+	assert_int_equal(sw_store_kv_set(st, "k", "v"), SW_EAGAIN);   /* locked */
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sw_store_kv_set(st, "k", "v"), 0);
+	sw_store_close(st);
+	sqlite3_close(other);
+	free(db);
+	free(data);
+}
+
 static void test_open_fresh(void **state)
 {
 	struct fx *f = *state;
@@ -1280,6 +1310,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_fresh, setup_dir, teardown),
+		cmocka_unit_test_setup_teardown(test_open_while_locked, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_migrations_and_newer_refused, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_migration_leaves_nothing, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_unwritable_dir, setup_dir, teardown),
