@@ -28,6 +28,7 @@
 
 #define LOG_FLUSH_MS 250
 #define LOG_FLUSH_BYTES (64 * 1024)
+#define REMAP_MS 500
 
 enum phase { PH_QUEUED, PH_PREPARING, PH_RUNNING };
 
@@ -76,6 +77,10 @@ struct sw_engine {
 	struct sw_poll *poll;      /* fallback polling of tracked branches */
 	struct event *commit_ev;   /* commits a batch of delivery outcomes */
 	struct sw_writeq *wq;      /* transitions waiting for a locked database */
+	int64_t *remap;            /* deliveries to map again (their outcome was refused) */
+	size_t nremap;
+	int64_t remap_since;       /* when the oldest of them was refused */
+	struct event *remap_timer;
 	int stopping;
 };
 
@@ -1600,6 +1605,39 @@ static int64_t head_run(struct sw_engine *e, const struct sw_webhook_decision *d
  * started that run for this commit: then the delivery is recorded as mapped
  * to the poller's run.
  */
+/*
+ * A delivery whose outcome could not be written (the database was locked):
+ * it stays QUEUED in storage and is mapped again once writes go through.
+ */
+static void remap_later(struct sw_engine *e, int64_t id)
+{
+	struct timeval tv = { 0, REMAP_MS * 1000 };
+	for (size_t i = 0; i < e->nremap; i++)
+		if (e->remap[i] == id)
+			return;
+	if (!e->nremap)
+		e->remap_since = sw_now_ms();
+	e->remap = sw_realloc(e->remap, (e->nremap + 1) * sizeof(*e->remap));
+	e->remap[e->nremap++] = id;
+	log_warn("delivery.delayed", "delivery=%lld err=%s", (long long)id, sw_q(sw_error_last()));
+	evtimer_add(e->remap_timer, &tv);
+}
+
+/* The outcome of a delivery that did not map to a run; SW_EAGAIN when locked. */
+static int resolve(struct sw_engine *e, int64_t id, const char *event, const struct sw_gh_event *ev,
+		   enum sw_delivery_state state, const char *why)
+{
+	int rc = sw_store_delivery_resolve(e->d.store, id, ev->action, ev->repo, state, why, 0);
+	if (rc == SW_EAGAIN)
+		return rc;
+	if (rc < 0)
+		log_error("delivery.store", "delivery=%lld err=%s", (long long)id,
+			  sw_q(sw_error_last()));
+	if (e->d.on_delivery)
+		e->d.on_delivery(event, sw_store_delivery_state_str(state));
+	return 0;
+}
+
 static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 			 struct sw_gh_event *evp, int parse_rc, const char *parse_err)
 {
@@ -1612,31 +1650,34 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 	*evp = (struct sw_gh_event)SW_GH_EVENT_INIT;   /* taken */
 	if (parse_rc < 0) {
 		log_warn("delivery.failed", "delivery=%lld err=%s", (long long)id, sw_q(parse_err));
-		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_FAILED, parse_err, 0);
-		if (e->d.on_delivery)
-			e->d.on_delivery(event, "failed");
+		if (resolve(e, id, event, &ev, SW_DELIVERY_FAILED, parse_err) == SW_EAGAIN)
+			remap_later(e, id);
 		goto out;
 	}
 	if (sw_webhook_map(&dec, e->d.cfg, &ev) < 0) {
-		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_FAILED,
-					  sw_error_last(), 0);
-		if (e->d.on_delivery)
-			e->d.on_delivery(event, "failed");
+		char *why = sw_strdup(sw_error_last());
+		if (resolve(e, id, event, &ev, SW_DELIVERY_FAILED, why) == SW_EAGAIN)
+			remap_later(e, id);
+		free(why);
 		goto out;
 	}
 	if (dec.verdict != SW_WEBHOOK_RUN) {
 		const char *why = dec.verdict == SW_WEBHOOK_PING ? "ping" : dec.reason;
 		log_info("delivery.ignored", "delivery=%lld event=%s reason=%s", (long long)id, event,
 			 sw_q(why));
-		sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_IGNORED, why, 0);
-		if (e->d.on_delivery)
-			e->d.on_delivery(event, "ignored");
+		if (resolve(e, id, event, &ev, SW_DELIVERY_IGNORED, why) == SW_EAGAIN)
+			remap_later(e, id);
 		goto out;
 	}
 	{
-		int own_txn = !sw_store_in_transaction(st) && sw_store_begin(st) == 0;
+		int own_txn = !sw_store_in_transaction(st);
 		int rc = 0;
 		char *why = NULL;
+		/* the run and the delivery's outcome together, or neither */
+		if (own_txn && sw_store_begin(st) < 0) {
+			remap_later(e, id);
+			goto out;
+		}
 		if (!strcmp(dec.kind, "push") && (run_id = head_run(e, &dec, &polled)) && polled)
 			why = sw_asprintf("commit %.12s was found by polling first: run %lld deploys it",
 					  dec.commit, (long long)run_id);
@@ -1648,6 +1689,10 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 		if (own_txn)
 			rc = rc == 0 ? sw_store_commit(st) : (sw_store_rollback(st), rc);
 		free(why);
+		if (rc == SW_EAGAIN && own_txn) {
+			remap_later(e, id);
+			goto out;
+		}
 		if (rc < 0) {
 			log_error("delivery.store", "delivery=%lld err=%s", (long long)id,
 				  sw_q(sw_error_last()));
@@ -1675,6 +1720,34 @@ void sw_engine_delivery(struct sw_engine *e, int64_t id, const char *event, cons
 	map_delivery(e, id, event, &ev, rc, err);
 	free(err);
 	sw_gh_event_release(&ev);
+}
+
+/* Map again the deliveries whose outcome a locked database refused. */
+static void on_remap(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_engine *e = arg;
+	int64_t *ids = e->remap;
+	size_t n = e->nremap;
+
+	if (sw_writeq_pending(e->wq)) {   /* still locked: wait for the queue */
+		struct timeval tv = { 0, REMAP_MS * 1000 };
+		evtimer_add(e->remap_timer, &tv);
+		return;
+	}
+	e->remap = NULL;
+	e->nremap = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sw_store_delivery d;
+		int rc = sw_store_delivery_get(e->d.store, ids[i], &d);
+		if (rc == 0 && d.state == SW_DELIVERY_QUEUED)
+			sw_engine_delivery(e, d.id, d.event, d.body.ptr, d.body.len);
+		else if (rc < 0)
+			log_error("delivery.load", "delivery=%lld err=%s", (long long)ids[i],
+				  sw_q(sw_error_last()));
+		if (rc == 0)
+			sw_store_delivery_release(&d);
+	}
+	free(ids);
 }
 
 /*
@@ -1947,6 +2020,7 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 	e->flush_timer = event_new(deps->base, -1, EV_PERSIST, on_flush_timer, e);
 	e->commit_ev = event_new(deps->base, -1, 0, on_commit, e);
 	sw_writeq_new(&e->wq, deps->base, deps->store);
+	e->remap_timer = evtimer_new(deps->base, on_remap, e);
 	event_add(e->flush_timer, &tv);
 	if (deps->tf && sw_infra_new(&e->infra, e, deps->base, deps->pool, deps->tf) < 0)
 		log_error("infra.start", "err=%s", sw_q(sw_error_last()));
@@ -2012,6 +2086,12 @@ void sw_engine_free(struct sw_engine *e)
 		event_free(e->commit_ev);
 	}
 	sw_writeq_free(e->wq);
+	if (e->nremap)   /* still QUEUED in storage: the next start maps them */
+		log_warn("delivery.delayed", "count=%zu reason=%s", e->nremap,
+			 sw_q("stopped while the database was locked; the next start maps them"));
+	free(e->remap);
+	if (e->remap_timer)
+		event_free(e->remap_timer);
 	sw_infra_free(e->infra);
 	sw_poll_free(e->poll);
 	sw_tf_free(e->d.tf);   /* owned; cancels what runs without callbacks */
@@ -2021,6 +2101,11 @@ void sw_engine_free(struct sw_engine *e)
 void sw_engine_storage_state(const struct sw_engine *e, struct sw_storage_state *out)
 {
 	sw_writeq_state(e->wq, out);
+	out->pending_writes += e->nremap;
+	if (e->nremap && (!out->since_ms || e->remap_since < out->since_ms))
+		out->since_ms = e->remap_since;
+	if (e->nremap && !out->error)
+		out->error = "a delivery's outcome could not be written (database locked)";
 }
 
 /* --- what the reporter reads ------------------------------------------------------------- */

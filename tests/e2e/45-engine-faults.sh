@@ -94,6 +94,23 @@ pr() {
 		"$FIX/pull_request-opened.json"
 }
 api() { curl -s "$URL$1"; }
+# hold_lock: another process takes the database's write lock (BEGIN
+# EXCLUSIVE) and keeps it until release_lock
+hold_lock() {
+	rm -f "$T/locked" "$T/unlock"
+	python3 - "$T/data/slipway.db" "$T/locked" "$T/unlock" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+db.execute("ROLLBACK")
+PY
+	locker=$!
+	wait_until "test -e '$T/locked'" 10 || fail "the lock was not taken"
+}
+release_lock() { touch "$T/unlock"; wait "$locker"; locker=; }
 start_daemon
 
 # --- defect 10: a half-written workspace of the run's own id ----------------
@@ -150,17 +167,7 @@ wait_until "test \"\$(q \"select status from stages where run_id=$R4 and name='w
 # the running status has been sent: nothing is in flight to the stand-in
 wait_until "test \"\$(q \"select count(*) from outbox where state='pending'\")\" = 0" 30 || fail "outbox did not drain"
 # another process takes the write lock and keeps it until told
-python3 - "$T/data/slipway.db" "$T/locked" "$T/unlock" <<'PY' &
-import os, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open(sys.argv[2], "w").close()
-while not os.path.exists(sys.argv[3]):
-    time.sleep(0.05)
-db.execute("ROLLBACK")
-PY
-locker=$!
-wait_until "test -e '$T/locked'" 10 || fail "the lock was not taken"
+hold_lock
 touch "$T/go-$R4"
 # the stage ends while the database is locked: the engine keeps the writes
 wait_until "curl -s '$URL/readyz' | jq -e '.storage.status == \"unavailable\" and .storage.pending_writes > 0'" 30 ||
@@ -169,7 +176,7 @@ api / | grep -q 'Storage is unavailable' || fail "the page shows no storage bann
 slow=$(for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "$URL/healthz"; done | sort -n | tail -1)
 python3 -c "import sys; sys.exit(0 if float('$slow') < 1.0 else 1)" || fail "/healthz took ${slow}s while the database was locked"
 [ "$(q "select status from stages where run_id=$R4 and name='wait'")" = running ] || fail "a write went through the lock"
-touch "$T/unlock"; wait "$locker"; locker=
+release_lock
 st=$(wait_final "$R4" 60)
 [ "$st" = failure ] || fail "run $R4 ended $st after the lock went"
 [ "$(q "select status||':'||exit_code from stages where run_id=$R4 and name='wait'")" = failure:3 ] ||
@@ -187,6 +194,33 @@ wait_until "test \"\$(fstatus slipway/wait)\" -ge 1 && test \"\$(fstatus slipway
 [ "$(fstatus slipway)" = 1 ] || fail "the run's failure status was sent $(fstatus slipway) times"
 api / | grep -q 'Storage is unavailable' && fail "the storage banner stayed"
 ok "a locked database delayed run $R4's writes without blocking the loop; all caught up once"
+
+# --- defect 4: a delivery acknowledged before a crash, mapped while locked ----
+# (the row is what the receiver commits before its 202 when slipwayd dies
+# right after it; the restart then finds the database locked)
+kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; pid=
+pr acme/shop "$C_OK" 5 > "$T/pr5.json"
+python3 - "$T/data/slipway.db" "$T/pr5.json" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1])
+db.execute("INSERT INTO deliveries (guid, event, received_at, headers, body) VALUES (?, ?, ?, ?, ?)",
+           ("guid-acked", "pull_request", int(time.time() * 1000), "{}", open(sys.argv[2], "rb").read()))
+db.commit()
+PY
+hold_lock
+start_daemon
+wait_until "curl -s '$URL/readyz' | jq -e '.storage.status == \"unavailable\"'" 30 ||
+	fail "readyz does not say storage is unavailable at start: $(curl -s "$URL/readyz")"
+[ "$(q "select state from deliveries where guid='guid-acked'")" = queued ] || fail "mapped through the lock?"
+release_lock
+wait_until 'test -n "$(run_of guid-acked)"' 30 || fail "the delivery mapped while locked was lost: $(q "select state, reason from deliveries where guid='guid-acked'")"
+R5=$(run_of guid-acked)
+wait_until "test -e '$T/data/workspaces/run-$R5/app.txt'" 30
+touch "$T/go-$R5"
+[ "$(wait_final "$R5" 60)" = success ] || fail "run $R5 of the delayed delivery did not succeed"
+[ "$(q "select count(*) from runs where delivery_id=(select id from deliveries where guid='guid-acked')")" = 1 ] ||
+	fail "the delayed delivery started more than one run"
+ok "a delivery mapped while the database was locked ran once as run $R5 after the lock went"
 
 kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc on SIGTERM"
