@@ -81,6 +81,9 @@ struct sw_engine {
 	size_t nremap;
 	int64_t remap_since;       /* when the oldest of them was refused */
 	struct event *remap_timer;
+	int recover_later;         /* runs left RUNNING wait for the lock to go */
+	int64_t recover_since;     /* since when */
+	struct event *recover_timer;
 	int stopping;
 };
 
@@ -1894,53 +1897,61 @@ int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id)
 
 /* --- recovery ---------------------------------------------------------------------- */
 
-static void recover_running(struct sw_engine *e, struct sw_store_run *old)
+/* A failed recovery write: SW_EAGAIN (locked) aborts the run's recovery. */
+#define RECOVER_TRY(call) do { int rc_ = (call); \
+		if (rc_ == SW_EAGAIN) { rc = rc_; goto out; } \
+		if (rc_ < 0) log_error("run.recover", "run=%lld err=%s", (long long)old->id, \
+				       sw_q(sw_error_last())); } while (0)
+
+/*
+ * Recover one run that was RUNNING when the daemon stopped, inside the
+ * caller's transaction: its stages, its retry (`*new_id`, 0 for none, for
+ * the caller to queue once committed), its status and report. SW_EAGAIN
+ * when the database is locked: the caller rolls it all back and retries.
+ */
+static int recover_running(struct sw_engine *e, struct sw_store_run *old, int64_t *new_id)
 {
+	struct sw_store *st = e->d.store;
 	struct sw_store_stage_list stages = { 0 };
-	char *where = NULL, *why, *v = NULL;
+	char *where = NULL, *why = NULL, *v = NULL;
 	char *pkey = prep_key(PREPARING_KEY_FMT, old->id);
 	char *ikey = prep_key(PREP_INTERRUPTS_KEY_FMT, old->id);
-	int64_t new_id = 0;
 	int interrupts = 0;   /* attempts that died preparing, this one included */
+	int rc = 0;
 
-	if (sw_store_kv_get(e->d.store, pkey, &v) == 0) {
+	*new_id = 0;
+	if (sw_store_kv_get(st, pkey, &v) == 0) {
 		free(v);
 		v = NULL;
-		if (sw_store_kv_get(e->d.store, ikey, &v) == 0)
+		if (sw_store_kv_get(st, ikey, &v) == 0)
 			interrupts = atoi(v);
 		free(v);
 		interrupts++;
 	}
-
-	if (sw_store_stages_list(e->d.store, old->id, &stages) == 0) {
+	if (sw_store_stages_list(st, old->id, &stages) == 0) {
 		for (size_t i = 0; i < stages.n; i++) {
 			struct sw_store_stage *s = &stages.v[i];
 			if (s->status == SW_STATUS_RUNNING) {
 				if (!where)
 					where = sw_strdup(s->name);
-				sw_store_stage_set_status(e->d.store, s->id, SW_STATUS_INTERRUPTED, -1,
-							  "slipwayd stopped or crashed while this stage ran");
+				RECOVER_TRY(sw_store_stage_set_status(st, s->id, SW_STATUS_INTERRUPTED, -1,
+					"slipwayd stopped or crashed while this stage ran"));
 			} else if (s->status == SW_STATUS_QUEUED) {
-				sw_store_stage_set_status(e->d.store, s->id, SW_STATUS_SKIPPED, -1,
-							  "the run was interrupted");
+				RECOVER_TRY(sw_store_stage_set_status(st, s->id, SW_STATUS_SKIPPED, -1,
+					"the run was interrupted"));
 			}
 		}
-		sw_store_stage_list_release(&stages);
 	}
 	if (interrupts >= MAX_PREP_INTERRUPTS) {
 		/* not blindly again: what killed the daemon may be this run's
 		 * input (a parser crash), and would kill every start */
 		why = sw_strdup("slipwayd stopped twice while preparing this run; not retried");
-		sw_store_run_set_status(e->d.store, old->id, SW_STATUS_ERROR, why);
+		RECOVER_TRY(sw_store_run_set_status(st, old->id, SW_STATUS_ERROR, why));
+		RECOVER_TRY(prep_forget_store(st, old->id));
+		RECOVER_TRY(sw_engine_report_run(e, old->id, SW_NOTICE_END));
 		log_error("run.recovered", "run=%lld status=error reason=%s", (long long)old->id,
 			  sw_q(why));
-		prep_forget_store(e->d.store, old->id);
-		sw_engine_report_run(e, old->id, SW_NOTICE_END);
-		free(pkey);
-		free(ikey);
-		free(why);
-		free(where);
-		return;
+		goto out;
 	}
 	if (old->attempt < SW_ENGINE_MAX_ATTEMPTS) {
 		struct sw_store_run_in in = {
@@ -1950,34 +1961,88 @@ static void recover_running(struct sw_engine *e, struct sw_store_run *old)
 			.message = old->message, .environment = old->environment,
 			.attempt = old->attempt + 1, .from_fork = old->from_fork,
 		};
-		if (sw_store_run_create(e->d.store, &new_id, &in) < 0)
-			new_id = 0;
+		RECOVER_TRY(sw_store_run_create(st, new_id, &in));
 	}
-	if (new_id && interrupts) {
-		char *nkey = prep_key(PREP_INTERRUPTS_KEY_FMT, new_id), n[16];
+	if (*new_id && interrupts) {
+		char *nkey = prep_key(PREP_INTERRUPTS_KEY_FMT, *new_id), n[16];
 		snprintf(n, sizeof(n), "%d", interrupts);
-		if (sw_store_kv_set(e->d.store, nkey, n) < 0)
-			log_error("run.store", "run=%lld err=%s", (long long)new_id, sw_q(sw_error_last()));
+		rc = sw_store_kv_set(st, nkey, n);
 		free(nkey);
+		RECOVER_TRY(rc);
 	}
-	prep_forget_store(e->d.store, old->id);
-	if (new_id)
+	RECOVER_TRY(prep_forget_store(st, old->id));
+	if (*new_id)
 		why = sw_asprintf("slipwayd stopped or crashed %s%s; retried as run %lld",
 				  where ? "during stage " : "while preparing", where ? where : "",
-				  (long long)new_id);
+				  (long long)*new_id);
 	else
 		why = sw_asprintf("slipwayd stopped or crashed %s%s; not retried after %d attempts",
 				  where ? "during stage " : "while preparing", where ? where : "",
 				  old->attempt);
-	sw_store_run_set_status(e->d.store, old->id, SW_STATUS_INTERRUPTED, why);
+	RECOVER_TRY(sw_store_run_set_status(st, old->id, SW_STATUS_INTERRUPTED, why));
+	RECOVER_TRY(sw_engine_report_run(e, old->id, SW_NOTICE_END));
 	log_warn("run.recovered", "run=%lld reason=%s", (long long)old->id, sw_q(why));
-	sw_engine_report_run(e, old->id, SW_NOTICE_END);
-	if (new_id)
-		queue_run(e, new_id);
+	rc = 0;
+out:
+	if (rc < 0)
+		*new_id = 0;
+	sw_store_stage_list_release(&stages);
 	free(pkey);
 	free(ikey);
 	free(where);
 	free(why);
+	return rc;
+}
+#undef RECOVER_TRY
+
+/*
+ * The runs that were RUNNING, each recovered in one transaction. When the
+ * database is locked the rest waits for a timer (storage shows it as one
+ * pending write); nothing of a run's recovery is half-written.
+ */
+static void recover_all_running(struct sw_engine *e)
+{
+	struct sw_store_run_list l = { 0 };
+	struct sw_store *st = e->d.store;
+
+	e->recover_later = 0;
+	if (sw_store_runs_by_status(st, SW_STATUS_RUNNING, &l) < 0)
+		return;
+	for (size_t i = 0; i < l.n; i++) {
+		int64_t new_id = 0;
+		int rc;
+		if (run_find(e, l.v[i].id))   /* this process runs it */
+			continue;
+		if ((rc = sw_store_begin(st)) == 0) {
+			rc = recover_running(e, &l.v[i], &new_id);
+			rc = rc == 0 ? sw_store_commit(st) : rc;
+			if (rc < 0)
+				sw_store_rollback(st);
+		}
+		if (rc < 0) {
+			struct timeval tv = { 0, REMAP_MS * 1000 };
+			log_warn("run.recover_delayed", "run=%lld err=%s", (long long)l.v[i].id,
+				 sw_q(sw_error_last()));
+			if (!e->recover_since)
+				e->recover_since = sw_now_ms();
+			e->recover_later = 1;
+			evtimer_add(e->recover_timer, &tv);
+			break;
+		}
+		if (new_id)
+			queue_run(e, new_id);
+	}
+	if (!e->recover_later)
+		e->recover_since = 0;
+	sw_store_run_list_release(&l);
+}
+
+static void on_recover(evutil_socket_t fd, short what, void *arg)
+{
+	struct sw_engine *e = arg;
+	if (e->stopping)   /* they stay RUNNING in storage for the next start */
+		return;
+	recover_all_running(e);
 }
 
 int sw_engine_recover(struct sw_engine *e)
@@ -1985,11 +2050,7 @@ int sw_engine_recover(struct sw_engine *e)
 	struct sw_store_run_list l = { 0 };
 	struct sw_store_delivery_list dl = { 0 };
 
-	if (sw_store_runs_by_status(e->d.store, SW_STATUS_RUNNING, &l) == 0) {
-		for (size_t i = 0; i < l.n; i++)
-			recover_running(e, &l.v[i]);
-		sw_store_run_list_release(&l);
-	}
+	recover_all_running(e);
 	if (sw_store_runs_by_status(e->d.store, SW_STATUS_QUEUED, &l) == 0) {
 		for (size_t i = 0; i < l.n; i++)
 			if (!run_find(e, l.v[i].id)) {
@@ -2021,6 +2082,7 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 	e->commit_ev = event_new(deps->base, -1, 0, on_commit, e);
 	sw_writeq_new(&e->wq, deps->base, deps->store);
 	e->remap_timer = evtimer_new(deps->base, on_remap, e);
+	e->recover_timer = evtimer_new(deps->base, on_recover, e);
 	event_add(e->flush_timer, &tv);
 	if (deps->tf && sw_infra_new(&e->infra, e, deps->base, deps->pool, deps->tf) < 0)
 		log_error("infra.start", "err=%s", sw_q(sw_error_last()));
@@ -2092,6 +2154,8 @@ void sw_engine_free(struct sw_engine *e)
 	free(e->remap);
 	if (e->remap_timer)
 		event_free(e->remap_timer);
+	if (e->recover_timer)
+		event_free(e->recover_timer);
 	sw_infra_free(e->infra);
 	sw_poll_free(e->poll);
 	sw_tf_free(e->d.tf);   /* owned; cancels what runs without callbacks */
@@ -2101,10 +2165,12 @@ void sw_engine_free(struct sw_engine *e)
 void sw_engine_storage_state(const struct sw_engine *e, struct sw_storage_state *out)
 {
 	sw_writeq_state(e->wq, out);
-	out->pending_writes += e->nremap;
+	out->pending_writes += e->nremap + (size_t)e->recover_later;
 	if (e->nremap && (!out->since_ms || e->remap_since < out->since_ms))
 		out->since_ms = e->remap_since;
-	if (e->nremap && !out->error)
+	if (e->recover_later && (!out->since_ms || e->recover_since < out->since_ms))
+		out->since_ms = e->recover_since;
+	if ((e->nremap || e->recover_later) && !out->error)
 		out->error = "a delivery's outcome could not be written (database locked)";
 }
 

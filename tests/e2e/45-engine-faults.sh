@@ -195,10 +195,16 @@ wait_until "test \"\$(fstatus slipway/wait)\" -ge 1 && test \"\$(fstatus slipway
 api / | grep -q 'Storage is unavailable' && fail "the storage banner stayed"
 ok "a locked database delayed run $R4's writes without blocking the loop; all caught up once"
 
-# --- defect 4: a delivery acknowledged before a crash, mapped while locked ----
-# (the row is what the receiver commits before its 202 when slipwayd dies
-# right after it; the restart then finds the database locked)
-kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; pid=
+# --- defect 4: recovery after a crash while the database is locked ----------
+# A run killed mid-stage, and a delivery acknowledged just before the crash
+# (the row is what the receiver commits before its 202); the restart finds
+# the database locked.
+pr acme/shop "$C_OK" 6 > "$T/pr6.json"
+[ "$(deliver pull_request "$T/pr6.json" guid-crash)" = 202 ] || fail "crash delivery answered $(cat "$T/resp")"
+wait_until 'test -n "$(run_of guid-crash)"'
+R6=$(run_of guid-crash)
+wait_until "test \"\$(q \"select status from stages where run_id=$R6 and name='wait'\")\" = running" 30 || fail "run $R6 never ran its stage"
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
 pr acme/shop "$C_OK" 5 > "$T/pr5.json"
 python3 - "$T/data/slipway.db" "$T/pr5.json" <<'PY'
 import sqlite3, sys, time
@@ -212,7 +218,15 @@ start_daemon
 wait_until "curl -s '$URL/readyz' | jq -e '.storage.status == \"unavailable\"'" 30 ||
 	fail "readyz does not say storage is unavailable at start: $(curl -s "$URL/readyz")"
 [ "$(q "select state from deliveries where guid='guid-acked'")" = queued ] || fail "mapped through the lock?"
+[ "$(q "select status from runs where id=$R6")" = running ] || fail "recovered through the lock?"
 release_lock
+[ "$(wait_final "$R6" 30)" = interrupted ] || fail "run $R6 was not recovered after the lock went: $(q "select status, reason from runs where id=$R6")"
+R7=$(q "select id from runs where delivery_id=(select delivery_id from runs where id=$R6) and attempt=2")
+[ -n "$R7" ] || fail "run $R6 was not retried: $(q "select reason from runs where id=$R6")"
+[ "$(q "select count(*) from runs where delivery_id=(select delivery_id from runs where id=$R6)")" = 2 ] || fail "run $R6 retried more than once"
+wait_until "test -e '$T/data/workspaces/run-$R7/app.txt'" 30
+touch "$T/go-$R7"
+[ "$(wait_final "$R7" 60)" = success ] || fail "retry $R7 of run $R6 did not succeed"
 wait_until 'test -n "$(run_of guid-acked)"' 30 || fail "the delivery mapped while locked was lost: $(q "select state, reason from deliveries where guid='guid-acked'")"
 R5=$(run_of guid-acked)
 wait_until "test -e '$T/data/workspaces/run-$R5/app.txt'" 30
@@ -220,7 +234,7 @@ touch "$T/go-$R5"
 [ "$(wait_final "$R5" 60)" = success ] || fail "run $R5 of the delayed delivery did not succeed"
 [ "$(q "select count(*) from runs where delivery_id=(select id from deliveries where guid='guid-acked')")" = 1 ] ||
 	fail "the delayed delivery started more than one run"
-ok "a delivery mapped while the database was locked ran once as run $R5 after the lock went"
+ok "recovery waited for the lock: run $R6 retried once as $R7, the acknowledged delivery ran once as $R5"
 
 kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc on SIGTERM"
