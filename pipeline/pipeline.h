@@ -20,8 +20,13 @@
  *      chunks as it arrives (flushed at least every 250 ms).
  *   5. The run ends success / failure / error / cancelled; the workspace is
  *      removed on a worker thread.
- * Every transition is written to storage first and then reported (commit
- * statuses per stage, one PR comment per run edited in place, Slack).
+ * Every transition is written to storage together with its reports (commit
+ * statuses per stage, one PR comment per run edited in place, Slack: rows
+ * in the outbox), in one transaction. When the database is locked by
+ * another process, these writes wait in memory in order and are retried
+ * until written (pipeline/writeq.c); a delivery whose outcome could not be
+ * written is mapped again, and runs left RUNNING are recovered once the
+ * lock goes (sw_engine_storage_state says what waits).
  *
  * Crash recovery (sw_engine_recover, at start-up): deliveries still QUEUED
  * are mapped again; QUEUED runs are queued again; runs that were RUNNING
