@@ -322,6 +322,41 @@ static int fsync_path(const char *path)
 	return rc;
 }
 
+int sw_store_backup_check(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	const char *ok = NULL;
+	int64_t app = 0;
+	int rc = 0;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		rc = db_err(db, "open backup", path);
+		goto done;
+	}
+	if (sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW) {
+		rc = db_err(db, "read backup", path);
+		goto done;
+	}
+	app = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (app != APPLICATION_ID) {
+		rc = sw_error_setc(SW_EINVALID, "backup %s is not a slipway database", path);
+		goto done;
+	}
+	if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_step(s) != SQLITE_ROW ||
+	    !(ok = (const char *)sqlite3_column_text(s, 0)) || strcmp(ok, "ok"))
+		rc = sw_error_setc(SW_EINVALID, "check backup %s: %s", path,
+				   ok ? ok : sqlite3_errmsg(db));
+done:
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return rc;
+}
+
 int sw_store_backup(const char *data_dir, const char *dest, int64_t *bytes)
 {
 	char *src_path = sw_asprintf("%s/slipway.db", data_dir);
@@ -370,26 +405,16 @@ int sw_store_backup(const char *data_dir, const char *dest, int64_t *bytes)
 		goto done;
 	}
 	/* A standalone file: no -wal beside it to forget when copying it. */
-	{
-		sqlite3_stmt *s = NULL;
-		const char *ok = NULL;
-		if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK ||
-		    sqlite3_prepare_v2(dst, "PRAGMA quick_check", -1, &s, NULL) != SQLITE_OK ||
-		    sqlite3_step(s) != SQLITE_ROW ||
-		    !(ok = (const char *)sqlite3_column_text(s, 0)) || strcmp(ok, "ok")) {
-			rc = sw_error_setc(SW_ERR, "check backup %s: %s", tmp,
-					   ok ? ok : sqlite3_errmsg(dst));
-			sqlite3_finalize(s);
-			goto done;
-		}
-		sqlite3_finalize(s);
+	if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = db_err(dst, "finish backup", tmp);
+		goto done;
 	}
 	if (sqlite3_close(dst) != SQLITE_OK) {
 		rc = db_err(dst, "close", tmp);
 		goto done;
 	}
 	dst = NULL;
-	if ((rc = fsync_path(tmp)) < 0)
+	if ((rc = sw_store_backup_check(tmp)) < 0 || (rc = fsync_path(tmp)) < 0)
 		goto done;
 	if (rename(tmp, dest) != 0) {
 		rc = sw_error_errno("rename %s to %s", tmp, dest);

@@ -20,8 +20,6 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 
-/* PRAGMA application_id: "SLPW", so another program's SQLite file is refused. */
-#define APPLICATION_ID 0x534C5057
 
 /*
  * The schema, one migration per entry: entry i brings the database to

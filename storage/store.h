@@ -690,6 +690,13 @@ int sw_store_vacuum_step(struct sw_store *st, int pages, int64_t *freed, int64_t
  */
 int sw_store_backup(const char *data_dir, const char *dest, int64_t *bytes);
 
+/*
+ * Check that `path` is a whole slipway database (application_id, PRAGMA
+ * quick_check), as a client does with a backup it downloaded. SW_EINVALID
+ * with what is wrong; the file is opened read-only.
+ */
+int sw_store_backup_check(const char *path);
+
 /* ------------------------------------------------------------------ */
 /* Key/value: small facts to remember across restarts                   */
 /* ------------------------------------------------------------------ */
