@@ -180,29 +180,56 @@ done:
 	return CTX(rc, "retention of runs");
 }
 
-/* The logs of finished runs older than logs_age_ms whose run is kept. */
+/*
+ * The logs of finished runs older than logs_age_ms whose run is kept: up to
+ * `batch` chunks, in stage order from res->log_cursor, in one transaction.
+ * The cursor saves each step from rescanning the stages already emptied.
+ */
 static int step_logs(struct sw_store *st, const struct sw_store_retention *pol,
 		     int64_t now, int batch, struct sw_store_retention_result *res, int *more)
 {
-	struct ids stages = { 0 };
-	int64_t before = res->log_chunks;
-	int rc;
+	struct ids chunks = { 0 };
+	sqlite3_stmt *s;
+	int64_t last_stage = 0, n = 0;
+	size_t cap = 0;
+	int rc, step;
 
 	if (!pol->logs_age_ms)
 		return 0;
-	rc = select_ids(st, &stages,
-			"SELECT s.id FROM stages s JOIN runs r ON r.id = s.run_id "
-			"WHERE coalesce(r.finished_at, r.created_at) < ?1 "
-			"AND r.status NOT IN ('queued','running') "
-			"AND r.id NOT IN (" KEEP_RUNS ") "
-			"AND EXISTS (SELECT 1 FROM log_chunks l WHERE l.stage_id = s.id) "
-			"ORDER BY s.id LIMIT ?2", "Ii",
-			age_cutoff(now, pol->logs_age_ms), batch / ROWS_PER_RUN + 1);
-	for (size_t i = 0; i < stages.n && rc == 0; i++)
-		rc = purge_stage_logs(st, stages.v[i], batch, &res->log_chunks);
-	*more |= rc == 0 && res->log_chunks - before >= batch;
-	*more |= rc == 0 && stages.n >= (size_t)(batch / ROWS_PER_RUN + 1);
-	ids_release(&stages);
+	if ((rc = sw__prepare(st,
+			      "SELECT l.rowid, s.id FROM stages s JOIN runs r ON r.id = s.run_id "
+			      "JOIN log_chunks l ON l.stage_id = s.id "
+			      "WHERE s.id > ?1 AND coalesce(r.finished_at, r.created_at) < ?2 "
+			      "AND r.status NOT IN ('queued','running') "
+			      "AND r.id NOT IN (" KEEP_RUNS ") "
+			      "ORDER BY s.id LIMIT ?3", &s)) < 0)
+		return CTX(rc, "retention of logs");
+	sqlite3_bind_int64(s, 1, res->log_cursor);
+	sqlite3_bind_int64(s, 2, age_cutoff(now, pol->logs_age_ms));
+	sqlite3_bind_int(s, 3, batch);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (chunks.n == cap) {
+			cap = cap ? cap * 2 : 256;
+			chunks.v = sw_realloc(chunks.v, cap * sizeof(*chunks.v));
+		}
+		chunks.v[chunks.n++] = sqlite3_column_int64(s, 0);
+		last_stage = sqlite3_column_int64(s, 1);
+	}
+	rc = step == SQLITE_DONE ? 0 : sw__err(st, step);
+	sw__done(s);
+	if (rc == 0)
+		rc = delete_ids(st, &chunks, "DELETE FROM log_chunks WHERE rowid = ?1", &n);
+	if (rc == 0) {
+		res->log_chunks += n;
+		if (chunks.n >= (size_t)batch) {
+			/* the last stage may have more: look at it again */
+			res->log_cursor = last_stage - 1;
+			*more = 1;
+		} else if (chunks.n) {
+			res->log_cursor = last_stage;
+		}
+	}
+	ids_release(&chunks);
 	return CTX(rc, "retention of logs");
 }
 

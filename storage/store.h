@@ -659,6 +659,9 @@ struct sw_store_retention {
 struct sw_store_retention_result {
 	int64_t deliveries, runs, stages, log_chunks, drift_events, outbox;
 	int64_t pages_freed;    /* by sw_store_vacuum_step() */
+	/* Where the log pass got to: 0 at the start of a pass (zero the whole
+	 * struct), then moved by each step. */
+	int64_t log_cursor;
 };
 
 /*
