@@ -6,6 +6,7 @@
 #   bench/apply.sh             2,000 objects: slipway's sync vs kubectl apply --server-side
 #   bench/drift-heal.sh        kubectl patch -> healed, 100 edits
 #   bench/memory.sh            slipwayd's RSS managing 10,000 objects in two clusters
+#   bench/retention.sh         a year of a busy team: database size and ingest, with and without retention
 # Benchmarks are never part of `make test`. Method and results:
 # docs/benchmarks.md.
 set -u
@@ -26,6 +27,8 @@ echo
 "$SRC/bench/drift-heal.sh" || rc=1
 echo
 "$SRC/bench/memory.sh" || rc=1
+echo
+"$SRC/bench/retention.sh" || rc=1
 
 v() { sed -n "s/^$1=//p" "$BENCH_RESULTS" | tail -1; }
 verdict() { [ "$1" = 1 ] && echo met || echo MISSED; }

@@ -892,6 +892,7 @@ const struct sw_route sw_api_routes[] = {
 	{ EVHTTP_REQ_GET, "/api/v1/environments/", envs_get },
 	{ EVHTTP_REQ_POST, "/api/v1/environments/", envs_post },
 	{ EVHTTP_REQ_GET, "/api/v1/deliveries", deliveries_list },
+	{ EVHTTP_REQ_POST, "/api/v1/backup", sw_backup_post },
 	{ EVHTTP_REQ_GET, "/login", sw_auth_login_form },
 	{ EVHTTP_REQ_POST, "/login", sw_auth_login },
 	{ EVHTTP_REQ_POST, "/logout", sw_auth_logout },

@@ -33,6 +33,7 @@ struct sw_daemon;
 struct sw_deployer;
 struct sw_syncer;
 struct sw_deploy_ops;
+struct sw_retention;
 
 /*
  * Environment actions of the JSON API that another subsystem performs (the
@@ -88,6 +89,7 @@ struct sw_daemon {
 	struct event *stop_timer;     /* polls for in-flight work while stopping */
 	struct event *trim_timer;     /* hands freed heap back to the system */
 	struct event *sweep_timer;    /* the second leftover-container sweep */
+	struct sw_retention *retention; /* removes old rows (daemon/retention.c) */
 	struct sw_runner *sweep_runner;  /* a docker runner (borrowed), or NULL */
 	int stopping;
 	int exit_code;
@@ -124,6 +126,23 @@ struct sw_syncer *sw_deployer_syncer(struct sw_deployer *dp, const char *env);
 int sw_deployer_busy(const struct sw_deployer *dp);
 /* Provide the API's sync, rollback and diff actions (d->actions). */
 void sw_deployer_install_actions(struct sw_daemon *d);
+
+/* --- retention (daemon/retention.c) ------------------------------------- */
+
+/*
+ * Every retention.interval (first after at most 30 s) remove old rows on a
+ * pool worker with its own storage handle, and give the space back.
+ */
+int sw_retention_new(struct sw_retention **out, struct sw_daemon *d);
+/* While stopping: no new pass; a running one stops after its batch. */
+void sw_retention_stop(struct sw_retention *rt);
+/* After the pool is freed (its done callback uses `rt`). NULL is a no-op. */
+void sw_retention_free(struct sw_retention *rt);
+
+/* --- backup (daemon/backup.c) ------------------------------------------- */
+
+/* POST /api/v1/backup (api_token): the database as one SQLite file. */
+void sw_backup_post(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
 
 /* --- webhooks (daemon/hooks.c) ------------------------------------------ */
 

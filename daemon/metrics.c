@@ -70,9 +70,13 @@ static struct family f_fetches = { "slipway_git_fetches_total",
 static struct family f_fetch_dur = { "slipway_git_fetch_duration_seconds",
 	"Duration of git fetches.", 1, fetch_bounds, NB(fetch_bounds), NULL, 0 };
 
+static struct family f_retention = { "slipway_retention_removed_total",
+	"Rows removed by retention, by kind (database pages given back: kind=\"pages\").",
+	0, NULL, 0, NULL, 0 };
+
 static struct family *const families[] = {
 	&f_deliveries, &f_runs, &f_run_dur, &f_stages, &f_stage_dur, &f_syncs, &f_sync_dur,
-	&f_drift, &f_fetches, &f_fetch_dur,
+	&f_drift, &f_fetches, &f_fetch_dur, &f_retention,
 };
 
 /* Label value escaping of the text format: \\, \", \n. */
@@ -196,6 +200,12 @@ void sw_metrics_git_fetch(const char *repo, int ok, int64_t duration_ms)
 	const char *names[] = { "result" }, *values[] = { ok ? "success" : "failure" };
 	count(&f_fetches, names, values, 1);
 	observe(&f_fetch_dur, names, values, 0, duration_ms);
+}
+
+void sw_metrics_retention(const char *kind, int64_t removed)
+{
+	const char *names[] = { "kind" }, *values[] = { kind };
+	series_get(&f_retention, names, values, 1)->count += removed > 0 ? (uint64_t)removed : 0;
 }
 
 void sw_metrics_reset(void)

@@ -71,6 +71,14 @@ void sw_metrics_drift(const char *environment, const char *action);
  */
 void sw_metrics_git_fetch(const char *repo, int ok, int64_t duration_ms);
 
+/*
+ * Retention removed `removed` rows of `kind` ("deliveries", "runs",
+ * "stages", "log_chunks", "drift_events", "outbox", or "pages" for the
+ * database pages given back to the file system).
+ * -> slipway_retention_removed_total{kind}
+ */
+void sw_metrics_retention(const char *kind, int64_t removed);
+
 /* Forget every in-memory figure (tests). */
 void sw_metrics_reset(void);
 

@@ -8,6 +8,7 @@
  * 4 unauthorized, 5 not found.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "lib/clock.h"
 #include "manifests/manifests.h"
 #include "pipeline/spec.h"
+#include "storage/store.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3,
        EXIT_UNAUTHORIZED = 4, EXIT_NOTFOUND = 5 };
@@ -249,76 +251,183 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
  * (caller decrefs). Otherwise prints why and returns the exit code.
  * `*status` (may be NULL) gets the HTTP status (0 when none).
  */
-static int api(const struct cli *c, const char *method, const char *path, json_t *body,
-	       json_t **out, long *status)
-{
-	CURL *h = curl_easy_init();
-	struct curl_slist *hdr = NULL;
-	struct sw_buf resp = SW_BUF_INIT;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	char *body_s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	size_t sl = strlen(c->server);
-	long code = 0;
-	int rc;
+/* One request's handle, headers and strings, released by request_free(). */
+struct request {
+	CURL *h;
+	struct curl_slist *hdr;
+	char *url, *auth;
+	char errbuf[CURL_ERROR_SIZE];
+	int server_len;         /* c->server without trailing slashes */
+};
 
-	*out = NULL;
+static void request_init(struct request *r, const struct cli *c, const char *method,
+			 const char *path, const char *body_s, const char *accept)
+{
+	size_t sl = strlen(c->server);
+
 	while (sl && c->server[sl - 1] == '/')
 		sl--;
-	char *url = sw_asprintf("%.*s%s", (int)sl, c->server, path);
-	char *auth = c->token ? sw_asprintf("Authorization: Bearer %s", c->token) : NULL;
-	hdr = curl_slist_append(hdr, "Accept: application/json");
-	if (auth)
-		hdr = curl_slist_append(hdr, auth);
+	r->server_len = (int)sl;
+	r->errbuf[0] = '\0';
+	r->h = curl_easy_init();
+	r->hdr = NULL;
+	r->url = sw_asprintf("%.*s%s", (int)sl, c->server, path);
+	r->auth = c->token ? sw_asprintf("Authorization: Bearer %s", c->token) : NULL;
+	r->hdr = curl_slist_append(r->hdr, accept);
+	if (r->auth)
+		r->hdr = curl_slist_append(r->hdr, r->auth);
 	if (body_s)
-		hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		r->hdr = curl_slist_append(r->hdr, "Content-Type: application/json");
+	curl_easy_setopt(r->h, CURLOPT_URL, r->url);
+	curl_easy_setopt(r->h, CURLOPT_CUSTOMREQUEST, method);
 	if (!strcmp(method, "POST"))
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_s ? body_s : "");
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "slipway/" SLIPWAY_VERSION);
-	CURLcode cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-	if (status)
-		*status = code;
+		curl_easy_setopt(r->h, CURLOPT_POSTFIELDS, body_s ? body_s : "");
+	curl_easy_setopt(r->h, CURLOPT_HTTPHEADER, r->hdr);
+	curl_easy_setopt(r->h, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(r->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->h, CURLOPT_USERAGENT, "slipway/" SLIPWAY_VERSION);
+}
+
+static void request_free(struct request *r)
+{
+	curl_slist_free_all(r->hdr);
+	curl_easy_cleanup(r->h);
+	free(r->url);
+	free(r->auth);
+}
+
+/* Print why a request failed; returns the exit code for it. */
+static int request_failed(const struct request *r, CURLcode cc, long code,
+			  const struct sw_buf *resp, const char *server)
+{
 	if (cc != CURLE_OK) {
-		fprintf(stderr, "slipway: cannot reach %.*s: %s\n", (int)sl, c->server,
-			*errbuf ? errbuf : curl_easy_strerror(cc));
-		rc = EXIT_UNREACHABLE;
-		goto done;
+		fprintf(stderr, "slipway: cannot reach %.*s: %s\n", r->server_len, server,
+			*r->errbuf ? r->errbuf : curl_easy_strerror(cc));
+		return EXIT_UNREACHABLE;
 	}
-	json_error_t je;
-	json_t *j = json_loadb(resp.ptr, resp.len, 0, &je);
-	if (code >= 200 && code < 300) {
-		if (!j) {
-			fprintf(stderr, "slipway: %s %s: the answer is not JSON: %s\n", method, path,
-				je.text);
-			rc = EXIT_FAILED;
-			goto done;
-		}
-		*out = j;
-		rc = 0;
-		goto done;
-	}
+	json_t *j = json_loadb(resp->ptr, resp->len, 0, NULL);
 	const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
 	fprintf(stderr, "slipway: %s (HTTP %ld)\n", msg ? msg : "the server refused the request",
 		code);
 	json_decref(j);
-	rc = code == 401 || code == 403 ? EXIT_UNAUTHORIZED : code == 404 ? EXIT_NOTFOUND :
+	return code == 401 || code == 403 ? EXIT_UNAUTHORIZED : code == 404 ? EXIT_NOTFOUND :
 		EXIT_FAILED;
+}
+
+static int api(const struct cli *c, const char *method, const char *path, json_t *body,
+	       json_t **out, long *status)
+{
+	struct request r;
+	struct sw_buf resp = SW_BUF_INIT;
+	char *body_s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	long code = 0;
+	int rc;
+
+	*out = NULL;
+	request_init(&r, c, method, path, body_s, "Accept: application/json");
+	CURL *h = r.h;
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
+	CURLcode cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	if (status)
+		*status = code;
+	if (cc != CURLE_OK || code < 200 || code >= 300) {
+		rc = request_failed(&r, cc, code, &resp, c->server);
+		goto done;
+	}
+	json_error_t je;
+	json_t *j = json_loadb(resp.ptr, resp.len, 0, &je);
+	if (!j) {
+		fprintf(stderr, "slipway: %s %s: the answer is not JSON: %s\n", method, path,
+			je.text);
+		rc = EXIT_FAILED;
+		goto done;
+	}
+	*out = j;
+	rc = 0;
 done:
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(h);
-	free(url);
-	free(auth);
+	request_free(&r);
 	free(body_s);
 	sw_buf_release(&resp);
+	return rc;
+}
+
+/* --- backup --------------------------------------------------------------------- */
+
+struct sink {
+	CURL *h;
+	FILE *f;
+	struct sw_buf err;      /* the body of an error answer */
+	int failed;             /* a write to the file failed */
+};
+
+/* A 200 answer goes to the file, anything else is kept to print. */
+static size_t on_backup_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct sink *k = arg;
+	long code = 0;
+	curl_easy_getinfo(k->h, CURLINFO_RESPONSE_CODE, &code);
+	if (code != 200)
+		return on_body(p, size, n, &k->err);
+	if (fwrite(p, size, n, k->f) != n) {
+		k->failed = 1;
+		return 0;
+	}
+	return size * n;
+}
+
+static int cmd_backup(struct cli *c, int argc, char **argv)
+{
+	const char *dest = argv[0];
+	char *tmp = sw_asprintf("%s.tmp", dest);
+	struct sink k = { .err = SW_BUF_INIT };
+	struct request r;
+	curl_off_t got = 0;
+	long code = 0;
+	int rc = EXIT_FAILED;
+
+	if (!(k.f = fopen(tmp, "wb"))) {
+		fprintf(stderr, "slipway: cannot write %s: %s\n", tmp, strerror(errno));
+		free(tmp);
+		return EXIT_FAILED;
+	}
+	request_init(&r, c, "POST", "/api/v1/backup", NULL, "Accept: application/vnd.sqlite3");
+	k.h = r.h;
+	curl_easy_setopt(r.h, CURLOPT_WRITEFUNCTION, on_backup_body);
+	curl_easy_setopt(r.h, CURLOPT_WRITEDATA, &k);
+	/* no overall limit (a big database takes time), but not stalled for a minute */
+	curl_easy_setopt(r.h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(r.h, CURLOPT_LOW_SPEED_TIME, 60L);
+	CURLcode cc = curl_easy_perform(r.h);
+	curl_easy_getinfo(r.h, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(r.h, CURLINFO_SIZE_DOWNLOAD_T, &got);
+	int closed = fclose(k.f);
+	if (k.failed || closed != 0) {
+		fprintf(stderr, "slipway: cannot write %s: %s\n", tmp, strerror(errno));
+	} else if (cc != CURLE_OK || code != 200) {
+		/* CURLE_PARTIAL_FILE too: fewer bytes than Content-Length */
+		rc = request_failed(&r, cc, code, &k.err, c->server);
+	} else if (sw_store_backup_check(tmp) < 0) {
+		fprintf(stderr, "slipway: %s\n", sw_error_last());
+	} else if (rename(tmp, dest) != 0) {
+		fprintf(stderr, "slipway: rename %s to %s: %s\n", tmp, dest, strerror(errno));
+	} else {
+		rc = EXIT_OK;
+		if (c->json) {
+			json_t *j = json_pack("{s:s, s:I}", "file", dest, "bytes", (json_int_t)got);
+			print_json(j);
+			json_decref(j);
+		} else
+			printf("%s: %lld bytes, checked\n", dest, (long long)got);
+	}
+	if (rc != EXIT_OK)
+		unlink(tmp);
+	request_free(&r);
+	sw_buf_release(&k.err);
+	free(tmp);
 	return rc;
 }
 
@@ -924,6 +1033,8 @@ static const struct command commands[] = {
 	{ "rollback", "ENV REVISION", "roll back to a commit or a sync id of the history", "",
 	  cmd_rollback, 2, 2 },
 	{ "diff", "ENV", "what a sync of ENV would change", "", cmd_diff, 1, 1 },
+	{ "backup", "FILE", "download a consistent copy of the database (admin token)", "",
+	  cmd_backup, 1, 1 },
 	{ "validate", "[DIR] [--manifests PATH]...",
 	  "check DIR/.slipway.yml and manifests offline (default DIR .)", "m", cmd_validate, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },

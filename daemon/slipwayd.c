@@ -8,16 +8,19 @@
 #include "daemon/daemon.h"
 #include "lib/config.h"
 #include "lib/log.h"
+#include "storage/store.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: slipwayd -c FILE [--check]\n"
+		"usage: slipwayd -c FILE [--check | --backup DEST]\n"
 		"       slipwayd --version\n"
 		"\n"
 		"  -c, --config FILE   the YAML config file (see contrib/slipway.example.yaml)\n"
 		"      --check         validate the config, print every error, and exit\n"
 		"                      (0 when valid, 2 when not)\n"
+		"      --backup DEST   write a consistent copy of the database to DEST and exit;\n"
+		"                      safe while slipwayd runs (see docs/operations.md)\n"
 		"      --version       print the version and exit\n"
 		"  -h, --help          this text\n"
 		"\n"
@@ -29,11 +32,12 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'k' },
+		{ "backup", required_argument, NULL, 'B' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cfg_path = NULL;
+	const char *cfg_path = NULL, *backup = NULL;
 	int check = 0, c;
 	struct sw_daemon *d;
 
@@ -41,6 +45,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': cfg_path = optarg; break;
 		case 'k': check = 1; break;
+		case 'B': backup = optarg; break;
 		case 'V': printf("slipwayd %s\n", SLIPWAY_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -65,6 +70,22 @@ int main(int argc, char **argv)
 		printf("%s: ok (%zu repositories, %zu environments)\n", cfg_path, cfg->nrepos,
 		       cfg->nenvs);
 		sw_config_free(cfg);
+		return 0;
+	}
+	if (backup) {
+		struct sw_config *cfg;
+		int64_t bytes = 0;
+		if (sw_config_load(&cfg, cfg_path) < 0) {
+			fprintf(stderr, "%s\n", sw_error_last());
+			return 2;
+		}
+		int rc = sw_store_backup(cfg->data_dir, backup, &bytes);
+		sw_config_free(cfg);
+		if (rc < 0) {
+			fprintf(stderr, "slipwayd: %s\n", sw_error_last());
+			return 1;
+		}
+		printf("%s: %lld bytes\n", backup, (long long)bytes);
 		return 0;
 	}
 	if (sw_daemon_new(&d, cfg_path) < 0) {

@@ -437,6 +437,39 @@ static void read_terraform(struct reader *r, node_t *n, struct sw_config *c)
 		err(r, sw_yaml_get(n, "image"), "terraform.image", "expected an image name, found \"\"");
 }
 
+/* retention.KIND: {age: DURATION, count: N}; `count` NULL where not offered. */
+static void read_retention_kind(struct reader *r, node_t *n, const char *kind,
+				int64_t *age, int *count)
+{
+	static const char *const keys[] = { "age", "count", NULL };
+	static const char *const age_only[] = { "age", NULL };
+	char path[64];
+	node_t *k = sw_yaml_get(n, kind);
+
+	snprintf(path, sizeof(path), "retention.%s", kind);
+	if (!k || want_map(r, k, path, count ? keys : age_only) < 0)
+		return;
+	get_duration(r, k, path, "age", age);
+	if (count)
+		get_int(r, k, path, "count", count, 0, 100000000);
+}
+
+static void read_retention(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "interval", "batch", "deliveries", "logs", "runs",
+		"drift_events", "outbox", NULL };
+	struct sw_cfg_retention *rt = &c->retention;
+	if (want_map(r, n, "retention", keys) < 0)
+		return;
+	get_duration(r, n, "retention", "interval", &rt->interval_s);
+	get_int(r, n, "retention", "batch", &rt->batch, 1, 100000);
+	read_retention_kind(r, n, "deliveries", &rt->deliveries_age_s, &rt->deliveries_count);
+	read_retention_kind(r, n, "logs", &rt->logs_age_s, NULL);
+	read_retention_kind(r, n, "runs", &rt->runs_age_s, &rt->runs_count);
+	read_retention_kind(r, n, "drift_events", &rt->drift_age_s, &rt->drift_count);
+	read_retention_kind(r, n, "outbox", &rt->outbox_age_s, NULL);
+}
+
 static void read_secrets(struct reader *r, node_t *n, struct sw_config *c)
 {
 	if (want_map(r, n, "secrets", NULL) < 0)
@@ -663,12 +696,17 @@ static void defaults(struct sw_config *c)
 	c->runner_network = sw_strdup("bridge");
 	c->step_timeout_s = 1800;
 	c->notify_give_up_s = 86400;
+	c->retention = (struct sw_cfg_retention){
+		.interval_s = 3600, .batch = 500,
+		.deliveries_age_s = 30 * 86400, .logs_age_s = 90 * 86400,
+		.runs_age_s = 365 * 86400, .drift_age_s = 90 * 86400, .outbox_age_s = 30 * 86400,
+	};
 }
 
 int sw_config_load(struct sw_config **out, const char *path)
 {
 	static const char *const keys[] = { "server", "github", "slack", "runner", "terraform",
-		"secrets", "repositories", "environments", NULL };
+		"secrets", "repositories", "environments", "retention", NULL };
 	struct reader r = { path, NULL, SW_BUF_INIT, 0 };
 	struct sw_yaml_stream *ys = NULL;
 	struct sw_config *c;
@@ -717,6 +755,8 @@ int sw_config_load(struct sw_config **out, const char *path)
 			read_runner(&r, n, c);
 		if ((n = sw_yaml_get(root, "terraform")))
 			read_terraform(&r, n, c);
+		if ((n = sw_yaml_get(root, "retention")))
+			read_retention(&r, n, c);
 		if ((n = sw_yaml_get(root, "secrets")))
 			read_secrets(&r, n, c);
 		if ((n = sw_yaml_get(root, "repositories")))

@@ -71,6 +71,17 @@ struct sw_cfg_env {
 	char *slack_channel;         /* overrides slack.channel */
 };
 
+/*
+ * retention: what old rows storage removes and how often. Ages in seconds
+ * (0 = no age limit), counts are the newest rows kept (0 = no count limit).
+ */
+struct sw_cfg_retention {
+	int64_t interval_s;      /* between passes; 0 = retention off */
+	int batch;               /* rows per transaction */
+	int64_t deliveries_age_s, logs_age_s, runs_age_s, drift_age_s, outbox_age_s;
+	int deliveries_count, runs_count, drift_count;
+};
+
 struct sw_config {
 	char *file;              /* the path it was read from */
 
@@ -115,6 +126,8 @@ struct sw_config {
 
 	/* outbox */
 	int64_t notify_give_up_s;
+
+	struct sw_cfg_retention retention;
 
 	struct sw_cfg_secret *secrets;
 	size_t nsecrets;

@@ -19,6 +19,9 @@
 
 struct stmt_entry;
 
+/* PRAGMA application_id: "SLPW", so another program's SQLite file is refused. */
+#define APPLICATION_ID 0x534C5057
+
 struct sw_store {
 	sqlite3 *db;
 	char *path;

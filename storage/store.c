@@ -17,10 +17,9 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 
-/* PRAGMA application_id: "SLPW", so another program's SQLite file is refused. */
-#define APPLICATION_ID 0x534C5057
 
 /*
  * The schema, one migration per entry: entry i brings the database to
@@ -830,6 +829,39 @@ static int check_version(struct sw_store *st)
 	return 0;
 }
 
+/*
+ * Deletes give pages back to the file system only with
+ * auto_vacuum=INCREMENTAL (retention then runs PRAGMA incremental_vacuum).
+ * A new file gets it before its first table; an existing one switches only
+ * through one VACUUM, which rewrites the file: done here once, at start-up,
+ * before the daemon serves anything.
+ */
+static int set_auto_vacuum(struct sw_store *st)
+{
+	int64_t mode = 0, objects = 0, t0;
+	int rc;
+
+	if ((rc = pragma_int(st, "PRAGMA auto_vacuum", &mode)) < 0 || mode == 2)
+		return CTX(rc, "database %s", st->path);
+	if ((rc = exec_plain(st, "PRAGMA auto_vacuum = INCREMENTAL")) < 0 ||
+	    (rc = pragma_int(st, "SELECT count(*) FROM sqlite_schema", &objects)) < 0 ||
+	    objects == 0)
+		return CTX(rc, "database %s: set auto_vacuum", st->path);
+	log_info("store.vacuum", "db=%s why=%s", sw_q(st->path),
+		 sw_q("switch to auto_vacuum=incremental (once)"));
+	t0 = sw_now_ms();
+	if ((rc = exec_plain(st, "VACUUM")) == SW_EAGAIN) {
+		/* Another handle is busy with it: the next start-up switches. */
+		log_warn("store.vacuum_skipped", "db=%s err=%s", sw_q(st->path),
+			 sw_q(sw_error_last()));
+		return 0;
+	}
+	if (rc < 0)
+		return CTX(rc, "database %s: VACUUM to switch to auto_vacuum=incremental", st->path);
+	log_info("store.vacuumed", "db=%s ms=%lld", sw_q(st->path), (long long)(sw_now_ms() - t0));
+	return 0;
+}
+
 static void remove_db_files(const char *path)
 {
 	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
@@ -881,6 +913,11 @@ int sw_store_open_opts(struct sw_store **out, const char *data_dir,
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, opts->busy_timeout_ms);
 
+	/* Before WAL mode writes the header, or a new file keeps auto_vacuum=none. */
+	if (file_created && (rc = exec_plain(st, "PRAGMA auto_vacuum = INCREMENTAL")) < 0) {
+		rc = CTX(rc, "database %s", st->path);
+		goto fail;
+	}
 	/* The first statement that reads the file: a non-database fails here. */
 	{
 		sqlite3_stmt *s;
@@ -908,7 +945,8 @@ int sw_store_open_opts(struct sw_store **out, const char *data_dir,
 		rc = CTX(rc, "database %s", st->path);
 		goto fail;
 	}
-	if ((rc = check_version(st)) < 0 || (rc = migrate(st)) < 0)
+	if ((rc = check_version(st)) < 0 || (rc = set_auto_vacuum(st)) < 0 ||
+	    (rc = migrate(st)) < 0)
 		goto fail;
 
 	*out = st;

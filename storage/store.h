@@ -642,6 +642,77 @@ void sw_store_outbox_release(struct sw_store_outbox *o);
 void sw_store_outbox_list_release(struct sw_store_outbox_list *l);
 
 /* ------------------------------------------------------------------ */
+/* Retention, vacuum and backup (storage/retention.c)                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * What to remove. Ages are in ms (0 = no age limit), counts are how many of
+ * the newest rows to keep (0 = no count limit); a row goes when it is past
+ * either limit. Never removed, whatever the limits say:
+ *  - a queued or running run, and a queued delivery;
+ *  - a run that a kept sync (the deploy history, see sw_store_sync_trim())
+ *    links to, so each environment's last healthy deploy keeps its run;
+ *  - the newest run of each (environment, kind), what the page shows;
+ *  - the newest drift event of each environment (the open drift);
+ *  - a pending outbox row (only sent and dead rows are removed).
+ * A run's stages and logs go with it; `logs_age_ms` removes the logs of
+ * older runs that are themselves kept (they finished before that age).
+ */
+struct sw_store_retention {
+	int64_t deliveries_age_ms, deliveries_keep;
+	int64_t logs_age_ms;
+	int64_t runs_age_ms, runs_keep;
+	int64_t drift_age_ms, drift_keep;
+	int64_t outbox_age_ms;
+	int batch;              /* rows per transaction; <= 0 means 500 */
+};
+
+/* What one or more steps removed (added to, never reset by the store). */
+struct sw_store_retention_result {
+	int64_t deliveries, runs, stages, log_chunks, drift_events, outbox;
+	int64_t pages_freed;    /* by sw_store_vacuum_step() */
+	/* Where the log pass got to: 0 at the start of a pass (zero the whole
+	 * struct), then moved by each step. */
+	int64_t log_cursor;
+};
+
+/*
+ * Remove one batch of each kind, each batch in its own short write
+ * transaction (the write lock is never held for more than `batch` rows), as
+ * of time `now`. The rows of a batch are picked by a read outside any
+ * transaction, which blocks no writer. `*more` is 1 when a batch was full,
+ * i.e. calling again will remove more. Counts are added to `*res`. Call
+ * it outside a transaction (SW_EINVALID otherwise).
+ */
+int sw_store_retention_step(struct sw_store *st, const struct sw_store_retention *pol,
+			    int64_t now, struct sw_store_retention_result *res, int *more);
+
+/*
+ * Give up to `pages` free pages back to the file system (PRAGMA
+ * incremental_vacuum), adding their number to `*freed`; `*left` (may be
+ * NULL) gets the free pages still in the file.
+ */
+int sw_store_vacuum_step(struct sw_store *st, int pages, int64_t *freed, int64_t *left);
+
+/*
+ * Write a consistent copy of the database of DATA_DIR to `dest` with
+ * SQLite's online backup API, while a running slipwayd keeps writing (WAL
+ * mode: the copy is one read snapshot and blocks no writer). Opens the file
+ * read-only and applies no migration, so any slipway version can back up a
+ * database. The copy is written to `dest`.tmp, checked (PRAGMA quick_check),
+ * synced and renamed, so `dest` is either the whole backup or untouched.
+ * `*bytes` (may be NULL) gets its size.
+ */
+int sw_store_backup(const char *data_dir, const char *dest, int64_t *bytes);
+
+/*
+ * Check that `path` is a whole slipway database (application_id, PRAGMA
+ * quick_check), as a client does with a backup it downloaded. SW_EINVALID
+ * with what is wrong; the file is opened read-only.
+ */
+int sw_store_backup_check(const char *path);
+
+/* ------------------------------------------------------------------ */
 /* Key/value: small facts to remember across restarts                   */
 /* ------------------------------------------------------------------ */
 

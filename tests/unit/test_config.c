@@ -266,6 +266,37 @@ static void test_terraform_section(void **state)
 	expect_error(MINIMAL "terraform:\n  image: [a]\n", "terraform.image: expected a string");
 }
 
+static void test_retention_section(void **state)
+{
+	struct sw_config *c;
+
+	assert_int_equal(load(MINIMAL, &c), 0);
+	assert_int_equal(c->retention.interval_s, 3600);
+	assert_int_equal(c->retention.deliveries_age_s, 30 * 86400);
+	assert_int_equal(c->retention.logs_age_s, 90 * 86400);
+	assert_int_equal(c->retention.runs_age_s, 365 * 86400);
+	assert_int_equal(c->retention.drift_age_s, 90 * 86400);
+	assert_int_equal(c->retention.runs_count, 0);
+	sw_config_free(c);
+
+	assert_int_equal(load(MINIMAL "retention:\n  interval: 10m\n  batch: 100\n"
+			      "  runs: {age: 0, count: 5000}\n  logs: {age: 14d}\n", &c), 0);
+	assert_int_equal(c->retention.interval_s, 600);
+	assert_int_equal(c->retention.batch, 100);
+	assert_int_equal(c->retention.runs_age_s, 0);
+	assert_int_equal(c->retention.runs_count, 5000);
+	assert_int_equal(c->retention.logs_age_s, 14 * 86400);
+	assert_int_equal(c->retention.deliveries_age_s, 30 * 86400);  /* untouched */
+	sw_config_free(c);
+
+	expect_error(MINIMAL "retention:\n  logs: {count: 3}\n",
+		     "retention.logs: unknown key 'count'");
+	expect_error(MINIMAL "retention:\n  runs: {age: 1y}\n",
+		     "slipway.yaml:4:15: retention.runs.age: expected a duration");
+	expect_error(MINIMAL "retention:\n  builds: {age: 1d}\n",
+		     "retention: unknown key 'builds'");
+}
+
 static void test_missing_file(void **state)
 {
 	struct sw_config *c = NULL;
@@ -310,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_terraform_section),
 		cmocka_unit_test(test_durations_and_sizes),
+		cmocka_unit_test(test_retention_section),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
