@@ -16,6 +16,11 @@
  * --ready-delay-ms. With the annotation kubeapi.slipway.dev/never-ready:
  * "true" the outcome is a failure instead (Deployment: Progressing=False,
  * reason ProgressDeadlineExceeded; nothing ready). Timers, never sleeps.
+ *
+ * With --ready-after-reads N the outcome waits for events instead of time:
+ * it is reported right after the object was handed out by N gets or lists
+ * since the new generation was written, however slow the machine is, so a
+ * client's number of health reads is known.
  */
 #include "tests/kubeapi/kubeapi.h"
 
@@ -243,6 +248,19 @@ static json_t *status_for(enum kind k, json_t *o, bool done)
 	return NULL;
 }
 
+/* How long until the outcome of a generation is reported. */
+static struct timeval outcome_delay(enum kind k)
+{
+	int ms = k == K_CRD && ka_set.ready_delay_ms > 100 ? 100 : ka_set.ready_delay_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	if (ka_set.ready_after_reads > 0) {
+		/* ka_ctrl_on_read brings it forward */
+		tv.tv_sec = 24 * 3600;
+		tv.tv_usec = 0;
+	}
+	return tv;
+}
+
 static void fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct ka_obj *ob = arg;
@@ -257,8 +275,8 @@ static void fire(evutil_socket_t fd, short what, void *arg)
 	if (!done) {
 		/* Progress reported; the outcome comes after the ready delay. */
 		ob->ctrl_phase = 1;
-		int ms = k == K_CRD && ka_set.ready_delay_ms > 100 ? 100 : ka_set.ready_delay_ms;
-		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+		ob->ctrl_reads = 0;
+		struct timeval tv = outcome_delay(k);
 		event_add(ob->ctrl_ev, &tv);
 	}
 	if (st && !json_equal(st, json_object_get(ob->o, "status")))
@@ -281,10 +299,19 @@ void ka_ctrl_on_write(struct ka_obj *ob, json_t *old)
 	/* An object that already had a status first reports progress for the
 	 * new generation; a fresh one just waits for the outcome. */
 	ob->ctrl_phase = json_object_get(ob->o, "status") && k != K_CRD ? 0 : 1;
-	int ms = ob->ctrl_phase == 0 ? 0 :
-	    (k == K_CRD && ka_set.ready_delay_ms > 100 ? 100 : ka_set.ready_delay_ms);
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	ob->ctrl_reads = 0;
+	struct timeval now = {0, 0}, tv = ob->ctrl_phase == 0 ? now : outcome_delay(k);
 	evtimer_add(ob->ctrl_ev, &tv);
+}
+
+void ka_ctrl_on_read(struct ka_obj *ob)
+{
+	struct timeval now = {0, 0};
+	if (ka_set.ready_after_reads <= 0 || !ob->ctrl_ev || ob->ctrl_phase != 1 ||
+	    !event_pending(ob->ctrl_ev, EV_TIMEOUT, NULL))
+		return;
+	if (++ob->ctrl_reads >= ka_set.ready_after_reads)
+		evtimer_add(ob->ctrl_ev, &now); /* after this answer, before the next read */
 }
 
 void ka_ctrl_on_delete(struct ka_obj *ob)

@@ -1046,8 +1046,10 @@ static void do_list(struct rq *r, struct target *t)
 	qsort(v, n, sizeof(*v), cmp_obj);
 	size_t take = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
 	json_t *items = json_array();
-	for (size_t i = 0; i < take; i++)
+	for (size_t i = 0; i < take; i++) {
 		json_array_append_new(items, out_obj(v[i]->o, t->gv));
+		ka_ctrl_on_read(v[i]);
+	}
 	char rvs[32];
 	snprintf(rvs, sizeof(rvs), "%llu", (unsigned long long)list_rv);
 	json_t *meta = json_pack("{s:s}", "resourceVersion", rvs);
@@ -1435,6 +1437,7 @@ static void handle_resource(struct rq *r, const char *group, const char *version
 			not_found(r, &t, t.name);
 		} else {
 			send_json(r, 200, out_obj(cur->o, t.gv));
+			ka_ctrl_on_read(cur);
 		}
 		return;
 	case EVHTTP_REQ_POST:
@@ -1566,8 +1569,30 @@ static void delayed(evutil_socket_t fd, short what, void *arg)
 	dispatch(req);
 }
 
+/*
+ * --hold-writes-after N: the writes after the first N get no answer, ever;
+ * each held one is announced on stdout ("held METHOD URI") so that a test
+ * can act while a write is known to be in flight (stop the server mid-sync).
+ */
+static bool hold(struct evhttp_request *req)
+{
+	static int writes;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	if (ka_set.hold_writes_after < 0 || (m != EVHTTP_REQ_POST && m != EVHTTP_REQ_PUT &&
+	    m != EVHTTP_REQ_PATCH && m != EVHTTP_REQ_DELETE))
+		return false;
+	if (writes++ < ka_set.hold_writes_after)
+		return false;
+	printf("held %s %s\n", m == EVHTTP_REQ_POST ? "POST" : m == EVHTTP_REQ_PUT ? "PUT" :
+	    m == EVHTTP_REQ_PATCH ? "PATCH" : "DELETE", evhttp_request_get_uri(req));
+	fflush(stdout);
+	return true;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
+	if (hold(req))
+		return;
 	if (ka_set.latency_ms > 0) {
 		struct timeval tv = {ka_set.latency_ms / 1000, (ka_set.latency_ms % 1000) * 1000};
 		event_base_once(ka_base, -1, EV_TIMEOUT, delayed, req, &tv);

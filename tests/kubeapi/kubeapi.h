@@ -42,6 +42,8 @@ struct ka_settings {
 	const char *state_file;    /* unused for now; accepted for compatibility */
 	int latency_ms;            /* added to every request, by timer */
 	int ready_delay_ms;        /* simulated controllers: time to ready */
+	int ready_after_reads;     /* > 0: ready after that many reads instead */
+	int hold_writes_after;     /* >= 0: writes after that many are held */
 	int event_ring;            /* events kept for watch replay */
 	int bookmark_ms;           /* BOOKMARK period on watches */
 	int verbose;               /* log every request to stderr */
@@ -140,6 +142,7 @@ struct ka_obj {
 	int64_t ctrl_gen;     /* generation the pending work is for */
 	int ctrl_phase;       /* 0: report progress next, 1: report the outcome */
 	int64_t ctrl_done_gen;/* generation whose outcome has been reported */
+	int ctrl_reads;       /* reads since the outcome was scheduled (--ready-after-reads) */
 };
 
 enum ka_ev_type { KA_ADDED, KA_MODIFIED, KA_DELETED };
@@ -196,6 +199,8 @@ void ka_crd_sync(json_t *crd, bool deleted);
 /* Called after every stored write of an object. */
 void ka_ctrl_on_write(struct ka_obj *ob, json_t *old);
 void ka_ctrl_on_delete(struct ka_obj *ob);
+/* Called for each object a get or a list hands out (--ready-after-reads). */
+void ka_ctrl_on_read(struct ka_obj *ob);
 
 /* ---- ssa.c ---- */
 

@@ -5,8 +5,9 @@
  *
  * Usage:
  *   kubeapi --listen 127.0.0.1:PORT [--tls-dir DIR] [--token TOKEN]
- *           [--latency-ms N] [--ready-delay-ms N] [--state-file F]
- *           [--kubeconfig-out F] [--event-ring N] [--bookmark-ms N] [--verbose]
+ *           [--latency-ms N] [--ready-delay-ms N] [--ready-after-reads N]
+ *           [--hold-writes-after N] [--state-file F] [--kubeconfig-out F]
+ *           [--event-ring N] [--bookmark-ms N] [--verbose]
  *
  *   --listen ADDR:PORT   where to listen; port 0 picks a free port. Once
  *                        ready, prints "listening on http(s)://ADDR:PORT".
@@ -21,6 +22,12 @@
  *   --latency-ms N       delay every request by N ms (a timer, never a sleep).
  *   --ready-delay-ms N   simulated controllers report workloads ready after
  *                        N ms (default 200).
+ *   --ready-after-reads N  instead of after a time, once the object was read
+ *                        (get or list) N times since it was written: the
+ *                        number of health reads no longer depends on speed.
+ *   --hold-writes-after N  answer the first N writes (POST/PUT/PATCH/DELETE);
+ *                        hold every later one unanswered and print
+ *                        "held METHOD URI" on stdout for each.
  *   --state-file F       load objects from F at start (if it exists) and save
  *                        them there on SIGTERM/SIGINT; state is otherwise
  *                        in memory only. Watches cannot resume across it.
@@ -55,6 +62,7 @@
 struct ka_settings ka_set = {
 	.listen = NULL,
 	.ready_delay_ms = 200,
+	.hold_writes_after = -1,
 	.event_ring = 10000,
 	.bookmark_ms = 5000,
 };
@@ -65,7 +73,8 @@ static SSL_CTX *ssl_ctx;
 static void usage(FILE *f)
 {
 	fputs("usage: kubeapi --listen 127.0.0.1:PORT [--tls-dir DIR] [--token TOKEN]\n"
-	      "               [--latency-ms N] [--ready-delay-ms N] [--state-file F]\n"
+	      "               [--latency-ms N] [--ready-delay-ms N] [--ready-after-reads N]\n"
+	      "               [--hold-writes-after N] [--state-file F]\n"
 	      "               [--kubeconfig-out F] [--event-ring N] [--bookmark-ms N] [--verbose]\n"
 	      "\n"
 	      "A Kubernetes-API-compatible test server. Port 0 picks a free port; once\n"
@@ -75,7 +84,9 @@ static void usage(FILE *f)
 	      "--latency-ms delays each request; --ready-delay-ms is how long simulated\n"
 	      "controllers take to make workloads ready (default 200). The annotation\n"
 	      "kubeapi.slipway.dev/never-ready: \"true\" keeps a workload from ever\n"
-	      "becoming ready. --state-file F loads objects from F at start and saves\n"
+	      "becoming ready. --ready-after-reads N makes them ready once read N times\n"
+	      "instead. --hold-writes-after N leaves the writes after the first N\n"
+	      "unanswered, printing \"held METHOD URI\" for each. --state-file F loads objects from F at start and saves\n"
 	      "them on SIGTERM. --kubeconfig-out F writes a kubeconfig (also for http).\n"
 	      "--event-ring N bounds watch resumption (older resourceVersions get 410).\n"
 	      "SIGTERM exits 0.\n", f);
@@ -194,6 +205,8 @@ int main(int argc, char **argv)
 		{"token", required_argument, NULL, 'T'},
 		{"latency-ms", required_argument, NULL, 'L'},
 		{"ready-delay-ms", required_argument, NULL, 'r'},
+		{"ready-after-reads", required_argument, NULL, 'R'},
+		{"hold-writes-after", required_argument, NULL, 'H'},
 		{"state-file", required_argument, NULL, 's'},
 		{"kubeconfig-out", required_argument, NULL, 'k'},
 		{"event-ring", required_argument, NULL, 'e'},
@@ -210,6 +223,8 @@ int main(int argc, char **argv)
 		case 'T': ka_set.token = optarg; break;
 		case 'L': ka_set.latency_ms = atoi(optarg); break;
 		case 'r': ka_set.ready_delay_ms = atoi(optarg); break;
+		case 'R': ka_set.ready_after_reads = atoi(optarg); break;
+		case 'H': ka_set.hold_writes_after = atoi(optarg); break;
 		case 's': ka_set.state_file = optarg; break;
 		case 'k': ka_set.kubeconfig_out = optarg; break;
 		case 'e': ka_set.event_ring = atoi(optarg); break;

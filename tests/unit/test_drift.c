@@ -31,6 +31,7 @@
 
 #include "lib/buf.h"
 #include "tests/unit/kubeapi-util.h"
+#include "tests/unit/slow.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/http.h"
@@ -153,17 +154,24 @@ static void guard_cb(evutil_socket_t fd, short what, void *arg)
 {
 }
 
-static void run_until(struct fx *f, const int *counter, int want, long ms)
+static void run_loop(struct fx *f, const int *counter, int want, long ms)
 {
 	int64_t end = sw_mono_ms() + ms;
 	while (*counter < want && sw_mono_ms() < end)
 		event_base_loop(f->base, EVLOOP_ONCE);
 }
 
+/* Run the loop until *counter reaches want; ms is a deadline (scaled). */
+static void run_until(struct fx *f, const int *counter, int want, long ms)
+{
+	run_loop(f, counter, want, sw_test_ms(ms));
+}
+
+/* Run the loop for ms (a duration the test observes: not scaled). */
 static void run_for(struct fx *f, long ms)
 {
 	int never = 0;
-	run_until(f, &never, 1, ms);
+	run_loop(f, &never, 1, ms);
 }
 
 static void server_start(struct fx *f, const char *const *extra)
@@ -256,7 +264,7 @@ static void start(struct fx *f, const char *const *extra, int self_heal,
 	f->env.manifests = manifests;
 	f->env.nmanifests = 1;
 	f->env.self_heal = self_heal;
-	f->env.health_timeout_s = 10;
+	f->env.health_timeout_s = sw_test_s(10);
 	f->env.resync_interval_s = 60;
 
 	so.base = f->base;
@@ -303,8 +311,8 @@ static int kubectl(struct fx *f, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(args, sizeof(args), fmt, ap);
 	va_end(ap);
-	cmd = sw_asprintf("kubectl --kubeconfig %s --cache-dir %s/cache --request-timeout=10s %s "
-			  ">/dev/null 2>%s/kubectl.err", f->kc, f->tmp, args, f->tmp);
+	cmd = sw_asprintf("kubectl --kubeconfig %s --cache-dir %s/cache --request-timeout=%ds %s "
+			  ">/dev/null 2>%s/kubectl.err", f->kc, f->tmp, sw_test_s(10), args, f->tmp);
 	rc = system(cmd);
 	free(cmd);
 	return rc;
@@ -350,7 +358,7 @@ static json_int_t replicas(struct fx *f)
 /* Wait until replicas is `want` (the heal stored). */
 static int wait_replicas(struct fx *f, json_int_t want, long ms)
 {
-	int64_t end = sw_mono_ms() + ms;
+	int64_t end = sw_mono_ms() + sw_test_ms(ms);
 	while (sw_mono_ms() < end) {
 		if (replicas(f) == want)
 			return 1;
@@ -485,8 +493,14 @@ static void test_report_only(void **state)
 
 	/* Someone puts it back: in sync again. */
 	assert_int_equal(kubectl(f, PATCH_REPLICAS, 2), 0);
-	run_for(f, 700);
-	assert_int_equal(sw_store_env_get(f->store, "dev", &env), 0);
+	int64_t end = sw_mono_ms() + sw_test_ms(5000);
+	for (;;) {
+		run_for(f, 50);
+		assert_int_equal(sw_store_env_get(f->store, "dev", &env), 0);
+		if (env.sync_status == SW_ENV_SYNCED || sw_mono_ms() >= end)
+			break;
+		sw_store_env_release(&env);
+	}
 	assert_string_equal(sw_store_env_sync_str(env.sync_status), "synced");
 	sw_store_env_release(&env);
 	assert_int_equal(f->notes, 1);
@@ -580,8 +594,12 @@ static void test_watch_gone(void **state)
 		json_decref(x.obj);
 		json_decref(cm);
 	}
-	run_for(f, 2500);  /* streams end each second and come back with an old version */
-	sw_kube_stats(sw_syncer_kube(f->syncer), &ks);
+	/* streams end each second and come back with an old version: relist */
+	int64_t end = sw_mono_ms() + sw_test_ms(5000);
+	do {
+		run_for(f, 50);
+		sw_kube_stats(sw_syncer_kube(f->syncer), &ks);
+	} while (ks.watch_relists < 1 && sw_mono_ms() < end);
 	assert_true(ks.watch_relists >= 1);
 	assert_int_equal(f->notes, 0);
 	assert_int_equal(kubectl(f, PATCH_REPLICAS, 9), 0);

@@ -32,6 +32,7 @@
 
 #include "lib/buf.h"
 #include "lib/http.h"
+#include "tests/unit/slow.h"
 
 struct fixture {
 	struct event_base *base;
@@ -228,10 +229,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Run the loop until `*v` reaches `n` or 10 s pass. */
+/* Run the loop until `*v` reaches `n` or 10 s (scaled) pass. */
 static void run_until_n(struct fixture *f, int *v, int n)
 {
-	struct timeval tv = { 10, 0 };
+	long ms = sw_test_ms(10000);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	evtimer_add(f->guard, &tv);
 	while (*v < n && evtimer_pending(f->guard, NULL)) {
 		if (event_base_loop(f->base, EVLOOP_ONCE) != 0)

@@ -33,6 +33,7 @@
 
 #include "lib/buf.h"
 #include "tests/unit/kubeapi-util.h"
+#include "tests/unit/slow.h"
 #include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/proc.h"
@@ -93,17 +94,24 @@ static int count_lines(const char *path)
 }
 
 /* Run the loop until *counter >= want or the time is up. */
-static void run_until(struct fx *f, const int *counter, int want, long ms)
+static void run_loop(struct fx *f, const int *counter, int want, long ms)
 {
 	int64_t end = sw_mono_ms() + ms;
 	while (*counter < want && sw_mono_ms() < end)
 		event_base_loop(f->base, EVLOOP_ONCE);
 }
 
+/* ms is a deadline: scaled by SW_TEST_SLOW. */
+static void run_until(struct fx *f, const int *counter, int want, long ms)
+{
+	run_loop(f, counter, want, sw_test_ms(ms));
+}
+
+/* Run the loop for ms (a duration the test observes: not scaled). */
 static void run_for(struct fx *f, long ms)
 {
 	int never = 0;
-	run_until(f, &never, 1, ms);
+	run_loop(f, &never, 1, ms);
 }
 
 /* A client from kubeconfig text. */

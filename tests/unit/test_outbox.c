@@ -37,6 +37,7 @@
 #include "lib/http.h"
 #include "pipeline/outbox.h"
 #include "storage/store.h"
+#include "tests/unit/slow.h"
 
 #define TOKEN "ghp_SeCrEtToKeN123"
 #define BOT "xoxb-SeCrEtBoT456"
@@ -297,7 +298,7 @@ static int setup(void **state)
 	f->opts.backoff_max_ms = 400;
 	f->opts.secondary_min_ms = 200;
 	f->opts.slack_interval_ms = 50;
-	f->opts.timeout_ms = 5000;
+	f->opts.timeout_ms = sw_test_ms(5000);
 	*state = f;
 	return 0;
 }
@@ -349,8 +350,8 @@ static int teardown(void **state)
 /* ---- running the loop ------------------------------------------------ */
 
 /* Run the loop until pred(f, arg) holds or `ms` pass; returns pred's value. */
-static int run_until(struct fixture *f, int (*pred)(struct fixture *, const void *),
-		     const void *arg, int ms)
+static int run_loop(struct fixture *f, int (*pred)(struct fixture *, const void *),
+		    const void *arg, long ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
@@ -367,9 +368,17 @@ static int never(struct fixture *f, const void *arg)
 	return 0;
 }
 
+/* The same with `ms` a deadline: scaled by SW_TEST_SLOW. */
+static int run_until(struct fixture *f, int (*pred)(struct fixture *, const void *),
+		     const void *arg, int ms)
+{
+	return run_loop(f, pred, arg, sw_test_ms(ms));
+}
+
+/* Run the loop for `ms` (a duration the test observes: not scaled). */
 static void run_for(struct fixture *f, int ms)
 {
-	run_until(f, never, NULL, ms);
+	run_loop(f, never, NULL, ms);
 }
 
 static int have_reqs(struct fixture *f, const void *arg)

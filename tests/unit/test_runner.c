@@ -32,6 +32,7 @@
 #include "lib/http.h"
 #include "lib/proc.h"
 #include "runners/runner.h"
+#include "tests/unit/slow.h"
 
 #define IMAGE "slipway-busybox:latest"
 
@@ -118,7 +119,7 @@ static void guard_cb(evutil_socket_t fd, short what, void *arg)
 
 static void run_until(int *flag, int secs)
 {
-	struct timeval tv = { secs, 0 };
+	struct timeval tv = { sw_test_s(secs), 0 };
 	evtimer_add(E.guard, &tv);
 	while (!*flag && evtimer_pending(E.guard, NULL))
 		event_base_loop(E.base, EVLOOP_ONCE);
@@ -232,7 +233,7 @@ static int group_setup(void **state)
 		return -1;
 	struct sw_docker_opts o = SW_DOCKER_OPTS_INIT;
 	o.socket = E.sock;
-	o.pull_timeout_ms = 30000;
+	o.pull_timeout_ms = sw_test_ms(30000);
 	sw_runner_docker_new(&E.docker, E.base, E.http, &o);
 	sw_runner_local_new(&E.local, E.procs);
 	return 0;
@@ -509,7 +510,7 @@ static void test_concurrent_steps(void **state)
 		assert_int_equal(sw_runner_start(runner(state), &s, &rc[i].step), 0);
 	}
 	assert_int_equal(sw_runner_active(runner(state)), N);
-	struct timeval tv = { 60, 0 };
+	struct timeval tv = { sw_test_s(60), 0 };
 	evtimer_add(E.guard, &tv);
 	while (evtimer_pending(E.guard, NULL)) {
 		all = 1;

@@ -27,6 +27,7 @@
 
 #include "lib/buf.h"
 #include "pipeline/source.h"
+#include "tests/unit/slow.h"
 
 /*
  * libgit2 1.5's git_regexp_match() (used when it looks up remote config)
@@ -375,7 +376,7 @@ static void *fetch_main(void *arg)
 
 static void slow_hook(const char *name)
 {
-	usleep(200 * 1000);   /* hold the fetch open so every thread arrives during it */
+	usleep((useconds_t)sw_test_ms(200) * 1000);   /* hold the fetch open so every thread arrives during it */
 }
 
 static void run_threads(const char *dd, const char *want, unsigned long expect_fetches)
@@ -473,7 +474,7 @@ static void test_waiter_refetches_for_a_missing_commit(void **state)
 	want_late.want = sha_late;
 	assert_int_equal(pthread_create(&t2, NULL, late_main, &want_late), 0);
 	assert_int_equal(pthread_create(&t3, NULL, late_main, &any), 0);
-	usleep(100 * 1000);   /* let both queue up behind the first fetch */
+	usleep((useconds_t)sw_test_ms(100) * 1000);   /* let both queue up behind the first fetch */
 	pthread_mutex_lock(&gate_mu);
 	gate_stage = 2;
 	pthread_cond_broadcast(&gate_cv);
@@ -645,7 +646,7 @@ static void test_https_token_auth(void **state)
 	/* serve the directory holding origin/ (its .git inside) */
 	assert_int_equal(sh("python3 '%s' '%s' tok-s3cr3t-value '%s' & echo $! > '%s'",
 			    py, tmp, portf, pidf), 0);
-	for (int i = 0; i < 100 && sw_buf_read_file(&b, portf) < 0; i++)
+	for (long i = 0; i < sw_test_ms(100) && sw_buf_read_file(&b, portf) < 0; i++)
 		usleep(50 * 1000);
 	assert_true(b.len > 0);
 	url = sw_asprintf("http://127.0.0.1:%s/origin/.git", b.ptr);

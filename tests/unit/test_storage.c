@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "storage/store.h"
 #include "storage/store-int.h"
+#include "tests/unit/slow.h"
 
 struct fx {
 	char dir[64];
@@ -661,7 +662,7 @@ static void test_runs_many_fast(void **state)
 		if (mask == 0)
 			assert_int_equal(l.n, 50);
 		/* Generous for sanitizer builds; an unindexed sort is far slower. */
-		if (dt > 200)
+		if (dt > sw_test_ms(200))
 			fail_msg("run list mask %d took %lld ms", mask, (long long)dt);
 		sw_store_run_list_release(&l);
 	}

@@ -32,6 +32,7 @@
 
 #include "lib/buf.h"
 #include "tests/unit/kubeapi-util.h"
+#include "tests/unit/slow.h"
 #include "lib/clock.h"
 #include "lib/config.h"
 #include "lib/http.h"
@@ -148,7 +149,7 @@ static void commit(struct fx *f, char sha[41], const char *script)
 
 static void run_until(struct fx *f, const int *counter, int want, long ms)
 {
-	int64_t end = sw_mono_ms() + ms;
+	int64_t end = sw_mono_ms() + sw_test_ms(ms);
 	while (*counter < want && sw_mono_ms() < end)
 		event_base_loop(f->base, EVLOOP_ONCE);
 }
@@ -285,7 +286,7 @@ static int setup(void **state)
 	f->env.manifests = f->manifests;
 	f->env.nmanifests = 1;
 	f->env.prune = 1;
-	f->env.health_timeout_s = 20;
+	f->env.health_timeout_s = sw_test_s(20);
 	*state = f;
 	return 0;
 }
@@ -653,7 +654,7 @@ static void test_never_ready(void **state)
 	assert_int_not_equal(o.health, SW_HEALTH_HEALTHY);
 	assert_non_null(strstr(o.msg, "not healthy"));
 	assert_non_null(strstr(o.msg, "guestbook-ui"));
-	assert_true(took < 5000);
+	assert_true(took < sw_test_ms(5000));
 	assert_string_equal(result_of(&o, K_DEP), "created");
 	outcome_release(&o);
 	assert_int_equal(sw_store_env_get(f->store, ENV, &env), 0);
@@ -675,9 +676,12 @@ static void test_many_workloads(void **state)
 	char a[41];
 	struct outcome o;
 	struct sw_kube_stats st0, st1;
-	static const char *const fast[] = { "--ready-delay-ms", "100", NULL };
+	/* ready once read twice, however long that takes: a fixed number of
+	 * health reads (3), where a 100 ms ready delay made it the machine's
+	 * speed */
+	static const char *const fast[] = { "--ready-after-reads", "2", NULL };
 
-	f->env.health_timeout_s = 2;
+	f->env.health_timeout_s = sw_test_s(2);
 	start(f, fast, NULL);
 	assert_int_equal(sh("printf 'apiVersion: v1\\nkind: Namespace\\nmetadata: {name: shop}\\n---\\n"
 			    "apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: before, namespace: shop}\\n"
@@ -692,6 +696,8 @@ static void test_many_workloads(void **state)
 	sw_kube_stats(sw_syncer_kube(f->sync), &st0);
 	sync_once(f, a, 0, &o);
 	sw_kube_stats(sw_syncer_kube(f->sync), &st1);
+	fprintf(stderr, "sync of 14 objects: %llu requests\n",
+		(unsigned long long)(st1.requests - st0.requests));
 	assert_int_equal(o.status, SW_SYNC_SUCCESS);
 	assert_int_equal(o.health, SW_HEALTH_HEALTHY);
 	assert_int_equal(o.counts[SW_OBJ_CREATED], 12);
@@ -717,10 +723,26 @@ static void test_many_workloads(void **state)
 	outcome_release(&o);
 }
 
+struct killer {
+	struct fx *f;
+	struct event *ev;
+	char seen[4096];
+	size_t len;
+};
+
+/* The server's stdout: stop it once it says it holds a write (mid-apply). */
 static void kill_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct fx *f = arg;
-	server_stop(&f->srv);
+	struct killer *k = arg;
+	ssize_t n = read(fd, k->seen + k->len, sizeof(k->seen) - 1 - k->len);
+	if (n > 0) {
+		k->len += (size_t)n;
+		k->seen[k->len] = '\0';
+	}
+	if (n <= 0 || strstr(k->seen, "held ") || k->len == sizeof(k->seen) - 1) {
+		event_del(k->ev);
+		server_stop(&k->f->srv);
+	}
 }
 
 static void test_server_stopped(void **state)
@@ -729,20 +751,21 @@ static void test_server_stopped(void **state)
 	char a[41];
 	struct outcome o;
 	struct sw_kube_opts ko = SW_KUBE_OPTS_INIT;
-	const char *slow[] = { "--latency-ms", "150", NULL };
+	/* the Namespace is applied; the next write is held, and announced */
+	const char *hold[] = { "--hold-writes-after", "1", NULL };
 	struct sw_sync_req rq = SW_SYNC_REQ_INIT;
 	struct sw_store_sync hist;
+	struct killer k = { .f = f };
 
 	ko.max_attempts = 3;
 	ko.backoff_ms = 20;
-	ko.timeout_ms = 2000;
-	start(f, slow, &ko);
+	ko.timeout_ms = sw_test_ms(2000);
+	start(f, hold, &ko);
 	base_commit(f, a);
 
-	/* stop the server while the sync is under way */
-	struct timeval tv = { 1, 0 };   /* past discovery and the lists: mid-apply */
-	struct event *ev = evtimer_new(f->base, kill_cb, f);
-	evtimer_add(ev, &tv);
+	/* stop the server while the sync is under way: once a write is held */
+	k.ev = event_new(f->base, f->srv.out_fd, EV_READ | EV_PERSIST, kill_cb, &k);
+	event_add(k.ev, NULL);
 	memset(&o, 0, sizeof(o));
 	rq.repo = REPO;
 	rq.commit = a;
@@ -751,11 +774,11 @@ static void test_server_stopped(void **state)
 	run_until(f, &o.done, 1, 30000);
 	fprintf(stderr, "sync against a stopped server failed after %lld ms: %s\n",
 		(long long)(sw_mono_ms() - t0), o.msg);
-	event_free(ev);
+	event_free(k.ev);
 	assert_int_equal(o.done, 1);
 	assert_int_equal(o.status, SW_SYNC_FAILURE);
 	assert_true(o.msg[0] != '\0');
-	assert_true(sw_mono_ms() - t0 < 15000);
+	assert_true(sw_mono_ms() - t0 < sw_test_ms(15000));
 	assert_true(o.counts[SW_OBJ_CREATED] >= 1);   /* it was under way */
 	assert_true(o.counts[SW_OBJ_FAILED] >= 1);
 	assert_int_equal(sw_store_sync_get(f->store, o.sync_id, &hist), 0);

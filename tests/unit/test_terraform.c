@@ -29,6 +29,7 @@
 #include "lib/proc.h"
 #include "manifests/terraform.h"
 #include "runners/runner.h"
+#include "tests/unit/slow.h"
 
 #define FIX "tests/fixtures/terraform"
 
@@ -104,7 +105,7 @@ static void on_done(struct sw_tf_result *res, void *arg)
 
 static void wait_for(struct rec *r)
 {
-	time_t until = time(NULL) + 120;
+	time_t until = time(NULL) + sw_test_s(120);
 	while (!r->done && time(NULL) < until)
 		event_base_loop(E.base, EVLOOP_ONCE);
 	assert_true(r->done);
@@ -133,7 +134,7 @@ static struct sw_cfg_infra infra_dev(int with_vars)
 		in.vars = (char **)dev_vars;
 		in.nvars = 1;
 	}
-	in.timeout_s = 120;
+	in.timeout_s = sw_test_s(120);
 	return in;
 }
 
@@ -571,7 +572,7 @@ static void test_state_lock_held(void **state)
 	assert_non_null(strstr(r.res->error, "terraform plan in infra/environment/dev: "));
 	assert_non_null(strstr(r.res->error, "Error acquiring the state lock"));
 	/* -lock-timeout=2s, plus init and validate */
-	assert_true(r.res->finished_ms - r.res->started_ms < 60000);
+	assert_true(r.res->finished_ms - r.res->started_ms < sw_test_ms(60000));
 	rec_release(&r);
 	close(fd);
 
