@@ -420,6 +420,16 @@ struct dfs {
 	size_t depth;
 };
 
+/* A stage in messages: its name, or "stages[N]" when it has none (an error
+ * reported on its own, but the other checks still run). */
+static void stage_label(struct sw_buf *b, const struct sw_spec *spec, size_t i)
+{
+	if (spec->stages[i].name)
+		sw_buf_adds(b, spec->stages[i].name);
+	else
+		sw_buf_addf(b, "stages[%zu]", i);
+}
+
 static void dfs_visit(struct dfs *d, size_t u)
 {
 	struct sw_spec_stage *st = &d->spec->stages[u];
@@ -434,9 +444,11 @@ static void dfs_visit(struct dfs *d, size_t u)
 			size_t from = d->depth;
 			while (from > 0 && d->stack[from - 1] != v)
 				from--;
-			for (size_t k = from - 1; k < d->depth; k++)
-				sw_buf_addf(&cyc, "%s -> ", d->spec->stages[d->stack[k]].name);
-			sw_buf_adds(&cyc, d->spec->stages[v].name);
+			for (size_t k = from - 1; k < d->depth; k++) {
+				stage_label(&cyc, d->spec, d->stack[k]);
+				sw_buf_adds(&cyc, " -> ");
+			}
+			stage_label(&cyc, d->spec, v);
 			char *p = sw_asprintf("stages[%zu].depends_on", u);
 			err(d->r, d->ps[u].edge_at[i], p,
 			    "dependency cycle: %s (each stage depends on the next)", cyc.ptr);

@@ -236,6 +236,22 @@ static void test_cycles_are_named(void **state)
 		  "  - name: a\n    commands: [x]\n    depends_on: [b]\n"
 		  "  - name: b\n    commands: [x]\n", NULL,
 		  "dependency cycle: a -> b -> a");
+	/* through a stage without a name (crashed slipwayd: a NULL name in the message) */
+	parse_err("stages:\n"
+		  "  - name: a\n    commands: [x]\n    depends_on: [b]\n"
+		  "  - commands: [x]\n"
+		  "  - name: b\n    commands: [x]\n", NULL,
+		  "dependency cycle: a -> b -> stages[1] -> a");
+	parse_err("stages:\n"
+		  "  - name: a\n    commands: [x]\n    depends_on: [b]\n"
+		  "  - commands: [x]\n"
+		  "  - name: b\n    commands: [x]\n", NULL,
+		  "stages[1].name: missing");
+	/* closed on the stage without a name (sw_buf_adds(NULL) before) */
+	parse_err("stages:\n"
+		  "  - commands: [x]\n    depends_on: [b]\n"
+		  "  - name: b\n    commands: [x]\n", NULL,
+		  "dependency cycle: stages[0] -> b -> stages[0]");
 }
 
 static void test_all_errors_collected(void **state)
