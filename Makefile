@@ -103,8 +103,9 @@ e2e: $(BINS) $(KUBEAPI_BIN)
 test: deps
 	@$(MAKE) --no-print-directory all unit e2e
 
+# sanitizers slow everything down: every test deadline is 3 times as long
 check: deps
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 all unit e2e
+	@SW_TEST_SLOW=$${SW_TEST_SLOW:-3} $(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 all unit e2e
 
 demo: deps
 	@$(MAKE) --no-print-directory all $(KUBEAPI_BIN)

@@ -68,9 +68,9 @@ printf 'server:\n  data_dir: x\n  listen: [\n' > "$T/syntax.yaml"
 out=$("$BUILD/slipwayd" -c "$T/syntax.yaml" 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "syntax.yaml:4:1:" || fail "syntax error: $rc $out"
 # port in use
-python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$port)); s.listen(); time.sleep(5)" &
+python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',$port)); s.listen(); open('$T/held','w').close(); time.sleep(120)" &
 holder=$!
-sleep 0.3
+wait_until 'test -e "$T/held"' || fail "the port holder did not start"
 printf 'server:\n  listen: 127.0.0.1:%s\n  data_dir: data2\n' "$port" > "$T/busy.yaml"
 out=$("$BUILD/slipwayd" -c "$T/busy.yaml" 2>&1); rc=$?
 kill $holder 2>/dev/null

@@ -61,7 +61,7 @@ enqueue() {
 count() { sw_recorder_count "$rec" "$1"; }
 wait_count() {   # wait_count N PY_EXPR [SECONDS]
 	local i
-	for i in $(seq 1 $(( ${3:-20} * 10 ))); do
+	for i in $(seq 1 $(sw_slow_ticks ${3:-20})); do
 		[ "$(count "$2")" -ge "$1" ] && return 0
 		sleep 0.1
 	done

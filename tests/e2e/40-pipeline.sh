@@ -115,7 +115,7 @@ pr() {
 }
 wait_stage_running() {
 	local i
-	for i in $(seq 1 300); do
+	for i in $(seq 1 $(sw_slow_ticks 60)); do
 		[ "$(q "select count(*) from stages where run_id=$1 and status='running'")" -ge 1 ] && return 0
 		sleep 0.1
 	done
@@ -144,11 +144,11 @@ have_final_status() {
 	sw_recorder_count "$T/rec" "r['route']=='github.status' and r['status']==201 and r['path'].endswith('$C_OK') and r['body']['context']=='$1' and r['body']['state']=='success'"
 }
 for ctx in slipway/lint slipway/test slipway; do
-	for i in $(seq 1 200); do [ "$(have_final_status $ctx)" -ge 1 ] && break; sleep 0.1; done
+	for i in $(seq 1 $(sw_slow_ticks 40)); do [ "$(have_final_status $ctx)" -ge 1 ] && break; sleep 0.1; done
 	[ "$(have_final_status $ctx)" -ge 1 ] || fail "no success status for $ctx"
 done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r.get('injected')==500")" = 1 ] || fail "the injected 500 was not hit"
-for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R1' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R1' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='github.comment.create' and 'slipway:run:$R1' in str(r['body'])")" = 1 ] || fail "PR comment for run $R1 not created exactly once"
 sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['target_url']=='$URL/runs/$R1'" | grep -qv '^0$' || fail "status target_url"
 [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook'")" -ge 1 ] || fail "no Slack message"
@@ -180,9 +180,9 @@ R2=$(run_of guid-fail)
 [ "$(wait_final "$R2")" = failure ] || fail "run $R2 should fail"
 [ "$(q "select status||':'||exit_code from stages where run_id=$R2 and name='lint'")" = "failure:3" ] || fail "lint stage of run $R2"
 [ "$(q "select status from stages where run_id=$R2 and name='test'")" = skipped ] || fail "test stage should be skipped"
-for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R2' in str(r['body']) and 'found FAIL marker' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R2' in str(r['body']) and 'found FAIL marker' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'found FAIL marker' in str(r['body'])")" -ge 1 ] || fail "the comment lacks the failed log tail"
-for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['path'].endswith('$C_FAIL') and r['body']['context']=='slipway/lint' and r['body']['state']=='failure'")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['path'].endswith('$C_FAIL') and r['body']['context']=='slipway/lint' and r['body']['state']=='failure'")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['path'].endswith('$C_FAIL') and r['body']['context']=='slipway/lint' and r['body']['state']=='failure'")" -ge 1 ] || fail "no failure status for lint"
 ok "a failing stage fails the run, skips the next stage, and the comment shows its log tail"
 
@@ -218,7 +218,7 @@ R3=$(run_of guid-bad)
 [ "$(wait_final "$R3")" = error ] || fail "run $R3 should be error"
 reason=$(q "select reason from runs where id=$R3")
 echo "$reason" | grep -q '\.slipway\.yml:[0-9]*:[0-9]*: .*colour' || fail "reason lacks the location: $reason"
-for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R3' in str(r['body']) and '.slipway.yml:' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R3' in str(r['body']) and '.slipway.yml:' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$R3' in str(r['body']) and '.slipway.yml:' in str(r['body'])")" -ge 1 ] || fail "the PR comment lacks the located error"
 ok "an invalid .slipway.yml fails the run with $reason"
 

@@ -109,7 +109,7 @@ jq -e '.metadata.labels["slipway.dev/environment"] == "dev"' "$T/dep.json" >/dev
 kdev get service guestbook-ui >/dev/null || fail "service not applied"
 [ "$(q "select sync_status||':'||health||':'||synced_commit from environments where name='dev'")" = "synced:healthy:$C1" ] || fail "env state: $(q "select * from environments where name='dev'")"
 q "select group_concat(data,'') from log_chunks where stage_id=(select id from stages where run_id=$R1 and name='acceptance')" | grep -q "testing dev at $C1 against $DEV" || fail "acceptance env"
-for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/deploy' and r['body']['state']=='success'")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/deploy' and r['body']['state']=='success'")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/acceptance' and r['body']['state']=='success'")" -ge 1 ] || fail "no acceptance status"
 ok "merge to dev: deployed $C1 (created), acceptance passed in a container, statuses sent"
 
@@ -126,7 +126,7 @@ ok "image change: Deployment configured, Service unchanged"
 
 # 4. drift: kubectl patch of a managed field is healed; kubectl delete is recreated
 kdev patch deployment guestbook-ui --type=merge -p '{"spec":{"replicas":5}}' >/dev/null || fail "kubectl patch"
-for i in $(seq 1 50); do [ "$(kdev get deployment guestbook-ui -o jsonpath='{.spec.replicas}')" = 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 10)); do [ "$(kdev get deployment guestbook-ui -o jsonpath='{.spec.replicas}')" = 1 ] && break; sleep 0.1; done
 [ "$(kdev get deployment guestbook-ui -o jsonpath='{.spec.replicas}')" = 1 ] || fail "replicas not healed"
 wait_until 'test "$(q "select count(*) from drift_events where environment='\''dev'\'' and name='\''guestbook-ui'\'' and action='\''healed'\''")" -ge 1' || fail "no drift event"
 q "select fields from drift_events where environment='dev' order by id desc limit 1" | grep -q "spec.replicas" || fail "drift fields: $(q "select fields, manager from drift_events")"
@@ -143,7 +143,7 @@ R3=$(commit_push "broken rollout" d3)
 q "select reason from runs where id=$R3" | grep -q "rolled back to ${C2:0:7}" || fail "reason: $(q "select reason from runs where id=$R3")"
 [ "$(q "select sync_status||':'||rolled_back_to from environments where name='dev'")" = "rolled_back:$C2" ] || fail "env not rolled back: $(q "select sync_status, rolled_back_to from environments where name='dev'")"
 kdev get deployment guestbook-ui -o jsonpath='{.spec.template.spec.containers[0].image}' | grep -q ':0.2' || fail "live image not rolled back"
-for i in $(seq 1 50); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'rolled back' in json.dumps(r['body'])" 2>/dev/null || sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'rolled back' in str(r['body'])")" -ge 1 ] && break; sleep 0.2; done
+for i in $(seq 1 $(sw_slow_ticks 10)); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'rolled back' in json.dumps(r['body'])" 2>/dev/null || sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'rolled back' in str(r['body'])")" -ge 1 ] && break; sleep 0.2; done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'rolled back' in str(r['body'])")" -ge 1 ] || fail "no Slack rollback message"
 ok "never-ready workload: deploy failed, rolled back to ${C2:0:7}, Slack told"
 

@@ -262,7 +262,7 @@ pr 11 "$P1" feat-add p1
 wait_until 'test -n "$(run_of p1)"'; RP1=$(run_of p1)
 [ "$(wait_final "$RP1")" = success ] || fail "PR run $RP1: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RP1")"
 [ "$(stages "$RP1")" = "terraform-dev:success" ] || fail "PR stages: $(stages "$RP1")"
-for i in $(seq 1 100); do [ "$(comment_has "$RP1" "'terraform_data.extra' in b and '1 to add' in b")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(comment_has "$RP1" "'terraform_data.extra' in b and '1 to add' in b")" -ge 1 ] && break; sleep 0.1; done
 [ "$(comment_has "$RP1" "'terraform_data.extra' in b and '1 to add' in b")" -ge 1 ] || fail "the PR comment lacks the plan: $(tail -c 3000 "$T/rec/requests.jsonl")"
 [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='success' and r['path'].endswith('$P1')")" -ge 1 ] || fail "no slipway/terraform/dev success status"
 [ "$(state_md5)" = "$before" ] || fail "a PR plan changed the state"
@@ -284,7 +284,7 @@ P2=$(branch_commit feat-remove "remove web")
 pr 12 "$P2" feat-remove p2
 wait_until 'test -n "$(run_of p2)"'; RP2=$(run_of p2)
 [ "$(wait_final "$RP2")" = success ] || fail "PR run $RP2: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RP2")"
-for i in $(seq 1 100); do [ "$(comment_has "$RP2" "'1 to destroy' in b and 'destructive' in b and 'terraform_data.web' in b")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(comment_has "$RP2" "'1 to destroy' in b and 'destructive' in b and 'terraform_data.web' in b")" -ge 1 ] && break; sleep 0.1; done
 [ "$(comment_has "$RP2" "'1 to destroy' in b and 'destructive' in b and 'terraform_data.web' in b")" -ge 1 ] || fail "the destroy is not called out"
 ok "PR removing a resource: the destroy of terraform_data.web is called out"
 
@@ -305,20 +305,20 @@ ok "merge: terraform_data.extra applied, state changed, then the manifests synce
 # 5. drift: the upstream output changed out of band -> drift event, healed
 prod_before=$(md5sum "$T/state/prod.tfstate" | cut -d' ' -f1)
 up v2
-wait_until 'test "$(q "select count(*) from drift_events where environment='\''dev'\'' and api_version='\''terraform'\'' and action='\''healed'\''")" -ge 1' \
+wait_until 'test "$(q "select count(*) from drift_events where environment='\''dev'\'' and api_version='\''terraform'\'' and action='\''healed'\''")" -ge 1' 60 \
 	|| { tail -20 "$T/daemon.log"; fail "no healed terraform drift event: $(q "select * from drift_events")"; }
 q "select kind||' '||name from drift_events where api_version='terraform'" | grep -qx "output upstream_version" || fail "drift events: $(q "select kind, name from drift_events")"
-wait_until 'grep -q "\"v2\"" "$T/state/dev.tfstate"' || fail "not healed: the state does not hold v2"
-for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'upstream_version' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+wait_until 'grep -q "\"v2\"" "$T/state/dev.tfstate"' 60 || fail "not healed: the state does not hold v2"
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'upstream_version' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'upstream_version' in str(r['body'])")" -ge 1 ] || fail "no Slack drift message"
 ok "drift: upstream output changed out of band -> drift event, Slack told, healed by an apply"
 
 # 5b. the same change seen by prod (heal: report): recorded and reported, not applied
 prod_events() { q "select count(*) from drift_events where environment='prod' and api_version='terraform'"; }
-wait_until 'test "$(prod_events)" -ge 1' || { tail -20 "$T/daemon.log"; fail "no prod drift event: $(q "select * from drift_events")"; }
+wait_until 'test "$(prod_events)" -ge 1' 60 || { tail -20 "$T/daemon.log"; fail "no prod drift event: $(q "select * from drift_events")"; }
 [ "$(q "select kind||' '||namespace||' '||name||' '||action from drift_events where environment='prod'")" = "output infra/environment/prod upstream_version reported" ] \
 	|| fail "prod drift events: $(q "select * from drift_events where environment='prod'")"
-for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'infra/environment/prod' in str(r['body']) and 'reported only' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'infra/environment/prod' in str(r['body']) and 'reported only' in str(r['body'])")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'infra/environment/prod' in str(r['body']) and 'reported only' in str(r['body'])")" -ge 1 ] || fail "no Slack message for prod's drift"
 curl -sf "$URL/api/v1/environments/prod/drift" > "$T/drift.json" || fail "GET prod drift"
 [ "$(jq -r '[.events[] | select(.api_version=="terraform" and .kind=="output" and .name=="upstream_version" and .action=="reported")] | length' "$T/drift.json")" = 1 ] \
@@ -327,7 +327,7 @@ curl -sf "$URL/api/v1/environments/prod" > "$T/prod.json" || fail "GET prod"
 jq -e '.drift_latest.action == "reported" and (.infra_status | startswith("drift: 1 resource in infra/environment/prod"))' "$T/prod.json" >/dev/null \
 	|| fail "prod environment: $(cat "$T/prod.json")"
 # later checks find the same drift: not recorded or sent again, still nothing applied
-wait_until 'test "$(grep -c "infra.drift_unchanged.*env=prod" "$T/daemon.log")" -ge 2' || fail "no further prod drift checks: $(tail -20 "$T/daemon.log")"
+wait_until 'test "$(grep -c "infra.drift_unchanged.*env=prod" "$T/daemon.log")" -ge 2' 60 || fail "no further prod drift checks: $(tail -20 "$T/daemon.log")"
 [ "$(prod_events)" = 1 ] || fail "prod's drift recorded again: $(prod_events) events"
 [ "$(sw_recorder_count "$T/rec" "r['route']=='slack.webhook' and 'infra/environment/prod' in str(r['body'])")" = 1 ] || fail "prod's drift sent to Slack more than once"
 [ "$(md5sum "$T/state/prod.tfstate" | cut -d' ' -f1)" = "$prod_before" ] || fail "prod's state changed: something was applied"
@@ -345,10 +345,12 @@ C3=$(branch_commit feat-broken "broken module")
 pr 13 "$C3" feat-broken p3
 wait_until 'test -n "$(run_of p3)"'; RP3=$(run_of p3)
 [ "$(wait_final "$RP3")" = failure ] || fail "PR run $RP3 should fail: $(stages "$RP3")"
-for i in $(seq 1 100); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='failure' and 'Reference to undeclared resource' in r['body']['description']")" -ge 1 ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='failure' and 'Reference to undeclared resource' in r['body']['description']")" -ge 1 ] && break; sleep 0.1; done
 [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='failure' and 'Reference to undeclared resource' in r['body']['description']")" -ge 1 ] || fail "no failure status with terraform's message"
 (cd "$T/work" && git checkout -q dev && git merge -q --ff-only feat-broken && git push -q origin dev) || fail "merge broken"
-sleep 3   # let a drift check finish
+# let a drift check of dev finish, so that its apply cannot touch the state below
+checks=$(grep -c "infra.no_drift env=dev" "$T/daemon.log")
+wait_until 'test "$(grep -c "infra.no_drift env=dev" "$T/daemon.log")" -gt '"$checks" 60 || fail "no further dev drift check: $(tail -20 "$T/daemon.log")"
 before=$(state_md5)
 push dev "$C3" m3
 wait_until 'test -n "$(run_of m3)"'; R3=$(run_of m3)

@@ -90,7 +90,7 @@ start_pr() {
 	pr "$1" opened "$2" > "$T/pr$2.json"
 	[ "$(deliver pull_request "$T/pr$2.json" "$3")" = 202 ] || fail "delivery $3: $(cat "$T/resp")"
 	local i r
-	for i in $(seq 1 100); do
+	for i in $(seq 1 $(sw_slow_ticks 20)); do
 		r=$(curl -s "${B[@]}" "$URL/api/v1/deliveries?limit=20" | jq -r --arg g "$3" '.deliveries[] | select(.guid==$g) | .run_id // empty')
 		[ -n "$r" ] && { echo "$r"; return 0; }
 		sleep 0.1
@@ -100,7 +100,7 @@ start_pr() {
 # wait_final RUN: until the run's status is final; prints it
 wait_final() {
 	local i s
-	for i in $(seq 1 300); do
+	for i in $(seq 1 $(sw_slow_ticks 60)); do
 		s=$(curl -s "${B[@]}" "$URL/api/v1/runs/$1" | jq -r .status)
 		case "$s" in queued|running|"") sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
 	done
@@ -141,7 +141,7 @@ ok "slipway logs -f followed the running stage of run $R2 to its end"
 
 # 3. cancel: 401 without a token, 403 with a cookie but no CSRF, 200 with the bearer
 R3=$(start_pr "$C_LONG" 3 guid-3)
-for i in $(seq 1 100); do [ "$(curl -s "$URL/api/v1/runs/$R3" | jq -r .status)" = running ] && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(curl -s "$URL/api/v1/runs/$R3" | jq -r .status)" = running ] && break; sleep 0.1; done
 [ "$(api /api/v1/runs/$R3/cancel -X POST)" = 401 ] && jq -e '.status==401' "$T/body" >/dev/null || fail "cancel without a token: $(cat "$T/body")"
 [ "$(api /api/v1/runs/$R3/cancel -X POST -H 'Authorization: Bearer wrong')" = 401 ] || fail "cancel with a wrong token"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -c "$T/jar" --data-urlencode token=wrong "$URL/login")" = 401 ] || fail "login with a wrong token"
@@ -204,7 +204,7 @@ ok "runs: paging by id with a next cursor over $all runs, filters, 400 for bad o
 jq -e --argjson r "$R1" '.deliveries | any(.guid=="guid-1" and .state=="mapped" and .run_id==$r and .event=="pull_request" and .repo=="acme/shop")' "$T/body" >/dev/null || fail "deliveries: $(cat "$T/body")"
 jq '.ref="refs/tags/v1" | .repository.full_name="acme/shop"' "$FIX/push-branch.json" > "$T/tag.json"
 [ "$(deliver push "$T/tag.json" guid-tag)" = 202 ] || fail "tag push"
-for i in $(seq 1 50); do api "/api/v1/deliveries" >/dev/null; jq -e '.deliveries[0].state=="ignored"' "$T/body" >/dev/null && break; sleep 0.1; done
+for i in $(seq 1 $(sw_slow_ticks 10)); do api "/api/v1/deliveries" >/dev/null; jq -e '.deliveries[0].state=="ignored"' "$T/body" >/dev/null && break; sleep 0.1; done
 jq -e '.deliveries[0] | .guid=="guid-tag" and .state=="ignored" and .reason=="tag push" and .run_id==null' "$T/body" >/dev/null || fail "ignored delivery: $(cat "$T/body")"
 [ "$(api /api/v1/environments)" = 200 ] && jq -e '.environments | length==1 and .[0].name=="dev" and .[0].branch=="dev" and .[0].sync_status=="unknown" and .[0].drift_latest==null' "$T/body" >/dev/null || fail "environments: $(cat "$T/body")"
 [ "$(api /api/v1/environments/dev)" = 200 ] || fail "environment dev"

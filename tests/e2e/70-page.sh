@@ -91,7 +91,7 @@ RUN=$(q "select run_id from deliveries where guid='guid-page-1'")
 [ -n "$RUN" ] || fail "no run"
 
 # --- SSE: follow the build stage while it runs ---------------------------------
-for i in $(seq 1 200); do
+for i in $(seq 1 $(sw_slow_ticks 40)); do
 	[ "$(q "select status from stages where run_id=$RUN and name='build'")" = running ] && break
 	sleep 0.05
 done
@@ -123,7 +123,7 @@ timeout 5 curl -sN -H "Last-Event-ID: $last" "$URL/runs/$RUN/stages/build/events
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/runs/$RUN/stages/nope/events")" = 404 ] || fail "SSE for an unknown stage"
 ok "SSE streamed the running stage's log live (tick 1 -> 6 over $(python3 -c "print(round($t6 - $t1, 1))")s), escaped and coloured, and ended with its status"
 
-for i in $(seq 1 300); do
+for i in $(seq 1 $(sw_slow_ticks 60)); do
 	case "$(q "select status from runs where id=$RUN")" in queued|running) sleep 0.1 ;; *) break ;; esac
 done
 [ "$(q "select status from runs where id=$RUN")" = success ] || fail "run $RUN: $(q "select status, reason from runs where id=$RUN")"

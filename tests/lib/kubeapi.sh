@@ -13,7 +13,7 @@ sw_kubeapi_start() {
 	"$BUILD/tests/kubeapi" --listen 127.0.0.1:0 --kubeconfig-out "$dir/kubeconfig" "$@" \
 		> "$dir/out" 2> "$dir/log" &
 	echo $! > "$dir/pid"
-	for i in $(seq 1 100); do
+	for i in $(seq 1 $(sw_slow_ticks 20)); do
 		grep -q '^listening on' "$dir/out" 2>/dev/null && break
 		sleep 0.05
 	done

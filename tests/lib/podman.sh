@@ -99,7 +99,7 @@ CONF
 		system service --time=0 "unix://$SW_PODMAN_SOCK" \
 		</dev/null >"$dir/podman.log" 2>&1 &
 	echo $! >"$dir/podman.pid"
-	for i in $(seq 1 200); do
+	for i in $(seq 1 $(sw_slow_ticks 40)); do
 		if [ -S "$SW_PODMAN_SOCK" ] &&
 		   curl -sf --unix-socket "$SW_PODMAN_SOCK" http://d/v1.41/_ping >/dev/null 2>&1; then
 			break
@@ -136,7 +136,7 @@ sw_podman_stop() {
 	if [ -f "$dir/podman.pid" ]; then
 		pid=$(cat "$dir/podman.pid")
 		kill "$pid" 2>/dev/null
-		for i in $(seq 1 100); do
+		for i in $(seq 1 $(sw_slow_ticks 20)); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.05
 		done

@@ -23,7 +23,7 @@ run_of() { q "select run_id from deliveries where guid='$1'"; }
 # ("timeout:STATUS" when it is not, after SECONDS, default 90).
 wait_final() {
 	local i s
-	for i in $(seq 1 $(( ${2:-90} * 10 ))); do
+	for i in $(seq 1 $(sw_slow_ticks ${2:-90})); do
 		s=$(q "select status from runs where id=$1")
 		case "$s" in queued|running|"") sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
 	done
