@@ -28,10 +28,14 @@
 #include "daemon/daemon.h"
 #include "daemon/metrics.h"
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
+#include "webhooks/json.h"
 #include "webhooks/webhooks.h"
+
+_Static_assert(SW_WEBHOOK_DIGEST_LEN == SW_DIGEST_LEN, "a delivery digest is a SHA-256");
 
 /* Payloads up to this size are mapped on the loop, larger ones on a worker. */
 #define MAP_INLINE_MAX (256 * 1024)
@@ -42,6 +46,7 @@ struct pending {
 	int duplicate;
 	int ping;
 	char *guid, *event;
+	char *why;           /* duplicate: a redelivery or a replay, and of what */
 	struct sw_buf payload;
 	struct pending *next;
 };
@@ -59,6 +64,7 @@ static void pending_free(struct pending *p)
 {
 	free(p->guid);
 	free(p->event);
+	free(p->why);
 	sw_buf_release(&p->payload);
 	free(p);
 }
@@ -102,8 +108,8 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		if (p->duplicate) {
-			log_info("webhook.duplicate", "delivery=%lld guid=%s event=%s", (long long)p->id,
-				 sw_q(p->guid), sw_q(p->event));
+			log_info("webhook.duplicate", "delivery=%lld guid=%s event=%s why=%s",
+				 (long long)p->id, sw_q(p->guid), sw_q(p->event), sw_q(p->why));
 			sw_metrics_delivery(p->event, "duplicate");
 			reply(h, p, 200, "duplicate");
 		} else {
@@ -227,17 +233,26 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
 	p->event = sw_strdup(event);
 	p->ping = !strcmp(event, "ping");
 	sw_buf_init(&p->payload);
-	if (sw_webhook_payload(&p->payload, hdr(req, "Content-Type"), body, len) < 0) {
-		sw_reply_error(req, 400, "%s", sw_error_last());
+	if (sw_webhook_payload(&p->payload, hdr(req, "Content-Type"), body, len) < 0 ||
+	    sw_webhook_json_scan(p->payload.ptr, p->payload.len, NULL, 0, NULL) < 0) {
+		log_warn("webhook.invalid", "guid=%s event=%s err=%s", sw_q(guid), sw_q(event),
+			 sw_q(sw_error_last()));
+		sw_reply_error(req, 400, "payload: %s", sw_error_last());
+		sw_metrics_delivery(event, "rejected");
 		pending_free(p);
 		return;
 	}
+	unsigned char digest[SW_WEBHOOK_DIGEST_LEN];
+	int have_digest = d->cfg->replay_window_s > 0 &&
+			  sw_webhook_digest(digest, event, body, len) == 0;
 
 	/* the payload is parsed after the answer, on a worker: action and
 	 * repository are filled in then */
 	struct sw_store_delivery_in din = {
 		.guid = guid, .event = event, .headers = headers_json(h, req), .body = body,
 		.body_len = len,
+		.digest = have_digest ? digest : NULL,
+		.replay_since = have_digest ? sw_now_ms() - d->cfg->replay_window_s * 1000 : 0,
 	};
 	if (!h->in_txn) {
 		if (!sw_store_in_transaction(d->store) && sw_store_begin(d->store) < 0) {
@@ -251,6 +266,7 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
 	rc = sw_store_delivery_insert(d->store, &p->id, &din);
 	if (rc == SW_EEXISTS) {
 		p->duplicate = 1;
+		p->why = sw_strdup(sw_error_last());
 	} else if (rc < 0) {
 		log_error("webhook.store", "guid=%s err=%s", sw_q(guid), sw_q(sw_error_last()));
 		sw_reply_error(req, 503, "could not record the delivery; try again");

@@ -369,12 +369,14 @@ static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 
 static void read_github(struct reader *r, node_t *n, struct sw_config *c)
 {
-	static const char *const keys[] = { "api_url", "webhook_secret", "token", NULL };
+	static const char *const keys[] = { "api_url", "webhook_secret", "token", "replay_window",
+					    NULL };
 	if (want_map(r, n, "github", keys) < 0)
 		return;
 	get_str(r, n, "github", "api_url", &c->github_api_url, 0);
 	get_secret(r, n, "github", "webhook_secret", &c->webhook_secret);
 	get_secret(r, n, "github", "token", &c->github_token);
+	get_duration(r, n, "github", "replay_window", &c->replay_window_s);
 }
 
 static void read_slack(struct reader *r, node_t *n, struct sw_config *c)
@@ -689,6 +691,7 @@ static void defaults(struct sw_config *c)
 	c->log_level = sw_strdup("info");
 	c->max_concurrent_runs = 4;
 	c->history_limit = 50;
+	c->replay_window_s = 24 * 3600;
 	c->github_api_url = sw_strdup("https://api.github.com");
 	c->slack_api_url = sw_strdup("https://slack.com/api");
 	c->runner_backend = sw_strdup("docker");

@@ -102,6 +102,7 @@ struct sw_config {
 	/* github */
 	char *github_api_url;
 	struct sw_secret webhook_secret;
+	int64_t replay_window_s; /* the same event and body again within it: a duplicate */
 	struct sw_secret github_token;
 
 	/* slack */

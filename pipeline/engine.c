@@ -1602,6 +1602,25 @@ static int64_t head_run(struct sw_engine *e, const struct sw_webhook_decision *d
 }
 
 /*
+ * The queued or running run that already tests a pull request decision's
+ * head commit, or 0: another delivery for the same head (reopened, a replay
+ * with a different body) joins it instead of running the same head twice.
+ */
+static int64_t pr_head_run(struct sw_engine *e, const struct sw_webhook_decision *dec)
+{
+	char *repo = lower(dec->repo);
+	char *key = sw_asprintf("pr:%s#%lld", repo, (long long)dec->pr_number);
+	int64_t id = 0;
+	free(repo);
+	for (struct run *r = e->runs; r && !id; r = r->next)
+		if (!r->cancelled && !strcmp(r->key, key) && r->row.commit_sha &&
+		    !strcasecmp(r->row.commit_sha, dec->commit))
+			id = r->row.id;
+	free(key);
+	return id;
+}
+
+/*
  * Map a parsed delivery (parse_rc < 0: it did not parse, `parse_err` says
  * why) and record the outcome, with the action and repository the payload
  * names. Creates and queues the run it asks for, unless the poller already
@@ -1648,7 +1667,7 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 	struct sw_webhook_decision dec = SW_WEBHOOK_DECISION_INIT;
 	struct sw_store *st = e->d.store;
 	int64_t run_id = 0;
-	int polled = 0;
+	int polled = 0, joined = 0;
 
 	*evp = (struct sw_gh_event)SW_GH_EVENT_INIT;   /* taken */
 	if (parse_rc < 0) {
@@ -1681,11 +1700,16 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 			remap_later(e, id);
 			goto out;
 		}
-		if (!strcmp(dec.kind, "push") && (run_id = head_run(e, &dec, &polled)) && polled)
+		if (!strcmp(dec.kind, "push") && (run_id = head_run(e, &dec, &polled)) && polled) {
 			why = sw_asprintf("commit %.12s was found by polling first: run %lld deploys it",
 					  dec.commit, (long long)run_id);
-		else
+		} else if (!strcmp(dec.kind, "pull_request") && (run_id = pr_head_run(e, &dec))) {
+			joined = 1;
+			why = sw_asprintf("run %lld already tests %.12s, the head of #%lld",
+					  (long long)run_id, dec.commit, (long long)dec.pr_number);
+		} else {
 			rc = store_run(st, &run_id, id, &dec);
+		}
 		if (rc == 0)
 			rc = sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_MAPPED,
 						       why, run_id);
@@ -1706,8 +1730,8 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 		e->d.on_delivery(event, "mapped");
 	log_info("delivery.mapped", "delivery=%lld run=%lld kind=%s repo=%s commit=%.12s%s",
 		 (long long)id, (long long)run_id, dec.kind, dec.repo, dec.commit,
-		 polled ? " found_by=poll" : "");
-	if (!polled)
+		 polled ? " found_by=poll" : joined ? " joined=1" : "");
+	if (!polled && !joined)
 		queue_run(e, run_id);
 out:
 	sw_webhook_decision_release(&dec);

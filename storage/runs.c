@@ -38,11 +38,22 @@ int sw_store_delivery_insert(struct sw_store *st, int64_t *id,
 	int rc;
 
 	*id = 0;
+	if (in->digest && in->replay_since) {
+		rc = sw__int(st, id, "SELECT id FROM deliveries WHERE digest = ? AND received_at >= ? "
+			     "ORDER BY id LIMIT 1", "bI", in->digest, (size_t)SW_DIGEST_LEN,
+			     in->replay_since);
+		if (rc == 0)
+			return sw_error_setc(SW_EEXISTS, "delivery %s replays delivery %lld (the same "
+					     "event and body)", guid, (long long)*id);
+		if (rc != SW_ENOTFOUND)
+			return CTX(rc, "insert delivery %s", guid);
+		*id = 0;
+	}
 	rc = sw__int(st, id,
-		     "INSERT INTO deliveries (guid, event, action, repo, received_at, headers, body) "
-		     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guid) DO NOTHING RETURNING id",
-		     "ssssIsb", in->guid, in->event, in->action, in->repo, at, in->headers,
-		     in->body, in->body_len);
+		     "INSERT INTO deliveries (guid, event, action, repo, received_at, headers, body, "
+		     "digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guid) DO NOTHING RETURNING id",
+		     "ssssIsbB", in->guid, in->event, in->action, in->repo, at, in->headers,
+		     in->body, in->body_len, in->digest, (size_t)SW_DIGEST_LEN);
 	if (rc == SW_ENOTFOUND) {
 		/* DO NOTHING returned no row: the GUID is already recorded. */
 		rc = sw__int(st, id, "SELECT id FROM deliveries WHERE guid = ?", "s", in->guid);

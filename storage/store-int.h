@@ -96,6 +96,7 @@ void sw__done(sqlite3_stmt *s);
  *   I  int64_t
  *   Z  int64_t               0 binds NULL (optional ids, times)
  *   b  const void *, size_t  blob (NULL/0 binds an empty blob)
+ *   B  const void *, size_t  blob, or NULL when the pointer is NULL
  */
 int sw__vbind(struct sw_store *st, sqlite3_stmt *s, const char *fmt, va_list ap);
 

@@ -225,6 +225,11 @@ static const char *const builtin_migrations[] = {
 	/* 3: the Terraform outputs applied with a sync (JSON, sensitive values
 	 * already replaced) */
 	"ALTER TABLE syncs ADD COLUMN infra_outputs TEXT;\n",
+
+	/* 4: the SHA-256 of a delivery's event and body, to know a replay under
+	 * a new GUID */
+	"ALTER TABLE deliveries ADD COLUMN digest BLOB;\n"
+	"CREATE INDEX deliveries_digest ON deliveries(digest, received_at) WHERE digest IS NOT NULL;\n",
 };
 
 _Static_assert(sizeof(builtin_migrations) / sizeof(builtin_migrations[0])
@@ -433,10 +438,12 @@ int sw__vbind(struct sw_store *st, sqlite3_stmt *s, const char *fmt, va_list ap)
 			rc = v ? sqlite3_bind_int64(s, i, v) : sqlite3_bind_null(s, i);
 			break;
 		}
-		case 'b': {
+		case 'b':
+		case 'B': {   /* a blob; B binds NULL for a NULL pointer, b an empty one */
 			const void *p = va_arg(ap, const void *);
 			size_t n = va_arg(ap, size_t);
-			rc = sqlite3_bind_blob64(s, i, p ? p : "", p ? n : 0, SQLITE_TRANSIENT);
+			rc = !p && *f == 'B' ? sqlite3_bind_null(s, i)
+			     : sqlite3_bind_blob64(s, i, p ? p : "", p ? n : 0, SQLITE_TRANSIENT);
 			break;
 		}
 		default:

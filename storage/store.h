@@ -49,7 +49,7 @@ struct sw_store;
 /* ------------------------------------------------------------------ */
 
 /* The schema version this build writes (number of migrations). */
-#define SW_STORE_SCHEMA_VERSION 3
+#define SW_STORE_SCHEMA_VERSION 4
 
 struct sw_store_opts {
 	/*
@@ -176,6 +176,8 @@ int sw_store_status_is_final(enum sw_status v);
 /* Deliveries: every webhook received, recorded before the 202          */
 /* ------------------------------------------------------------------ */
 
+#define SW_DIGEST_LEN 32   /* a delivery digest: SHA-256 */
+
 struct sw_store_delivery_in {
 	const char *guid;       /* X-GitHub-Delivery; required */
 	const char *event;      /* X-GitHub-Event; required */
@@ -185,6 +187,11 @@ struct sw_store_delivery_in {
 	const char *headers;    /* JSON object of the headers that matter */
 	const void *body;
 	size_t body_len;
+	/* SHA-256 of the event and body (sw_webhook_digest), or NULL. A delivery
+	 * with the same digest received at or after replay_since (ms; 0 = do not
+	 * look) is a replay under a new GUID: nothing is recorded. */
+	const unsigned char *digest;
+	int64_t replay_since;
 };
 
 struct sw_store_delivery {
@@ -201,7 +208,8 @@ struct sw_store_delivery_list { struct sw_store_delivery *v; size_t n; };
 
 /*
  * Record a delivery in state QUEUED; `*id` gets its id. A GUID already
- * recorded (GitHub redelivers) returns SW_EEXISTS with `*id` set to the
+ * recorded (GitHub redelivers), or a replay of a recorded delivery's digest
+ * (see sw_store_delivery_in), returns SW_EEXISTS with `*id` set to the
  * existing row's id, which is left unchanged.
  */
 int sw_store_delivery_insert(struct sw_store *st, int64_t *id,

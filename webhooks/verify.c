@@ -64,6 +64,19 @@ int sw_webhook_verify(const char *secret, const void *body, size_t len,
 	return 0;
 }
 
+int sw_webhook_digest(unsigned char out[SW_WEBHOOK_DIGEST_LEN], const char *event,
+		      const void *body, size_t len)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+		 EVP_DigestUpdate(c, event, strlen(event) + 1) &&
+		 EVP_DigestUpdate(c, len ? body : (const void *)"", len) &&
+		 EVP_DigestFinal_ex(c, out, &n) && n == SW_WEBHOOK_DIGEST_LEN;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : sw_error_set("SHA-256 of the delivery failed");
+}
+
 /* Length of the media type in a Content-Type value, trailing blanks cut. */
 static size_t media_type_len(const char *ct)
 {

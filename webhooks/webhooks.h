@@ -47,6 +47,15 @@ int sw_webhook_verify(const char *secret, const void *body, size_t len,
 		      const char *header_value);
 
 /*
+ * SHA-256 over the event name, a NUL and the body: what makes two deliveries
+ * the same one (a replay under a new X-GitHub-Delivery GUID, which the
+ * signature does not cover). Returns 0, or SW_ERR when OpenSSL fails.
+ */
+#define SW_WEBHOOK_DIGEST_LEN 32
+int sw_webhook_digest(unsigned char out[SW_WEBHOOK_DIGEST_LEN], const char *event,
+		      const void *body, size_t len);
+
+/*
  * Extract the JSON payload of a delivery into `out` (appended; the caller
  * owns and releases the buffer). `content_type` is the Content-Type header
  * value; parameters such as "; charset=utf-8" are ignored, the media type is

@@ -158,6 +158,22 @@ ok "statuses (after a 500), one PR comment and Slack messages reached the stand-
 code=$(deliver pull_request "$T/pr1.json" guid-pr1)
 [ "$code" = 200 ] && jq -e '.duplicate == true' "$T/resp" >/dev/null || fail "redelivery answered $code $(cat "$T/resp")"
 [ "$(q "select count(*) from runs where commit_sha='$C_OK'")" = 1 ] || fail "redelivery started a second run"
+# the same signed body replayed under new GUIDs: duplicates, nothing recorded
+n=$(q "select count(*) from deliveries")
+for g in replay-1 replay-2 replay-3; do
+	code=$(deliver pull_request "$T/pr1.json" "$g")
+	[ "$code" = 200 ] && jq -e '.duplicate == true and .state == "duplicate"' "$T/resp" >/dev/null \
+		|| fail "replay $g answered $code $(cat "$T/resp")"
+done
+[ "$(q "select count(*) from runs where commit_sha='$C_OK'")" = 1 ] || fail "a replay started a second run"
+[ "$(q "select count(*) from deliveries")" = "$n" ] || fail "replays were recorded"
+grep -q 'webhook.duplicate.*guid=replay-3.*replays delivery' "$T/daemon.log" || fail "no duplicate line for the replay"
+# a signed body that is not JSON: 400 with the parse error, nothing recorded
+printf '{"action": "opened", "number": 1,' > "$T/broken.json"
+code=$(deliver pull_request "$T/broken.json" guid-broken)
+[ "$code" = 400 ] && jq -e --arg m "payload: string or '}' expected at line 1 column 34" '.error == $m' "$T/resp" >/dev/null \
+	|| fail "invalid JSON answered $code $(cat "$T/resp")"
+[ "$(q "select count(*) from deliveries")" = "$n" ] || fail "the invalid delivery was stored"
 n=$(q "select count(*) from deliveries")
 code=$(deliver pull_request "$T/pr1.json" guid-badsig "wrong secret")
 [ "$code" = 401 ] || fail "bad signature answered $code"
@@ -228,6 +244,13 @@ pr "$C_SLOW" synchronize 2 > "$T/pr2a.json"
 wait_until 'test -n "$(run_of guid-slow)"'
 R4=$(run_of guid-slow)
 wait_stage_running "$R4" || fail "slow run $R4 never started a stage"
+# another delivery for the same head (a different body) joins the running run
+jq '.action="reopened"' "$T/pr2a.json" > "$T/pr2r.json"
+[ "$(deliver pull_request "$T/pr2r.json" guid-slow-again)" = 202 ] || fail "reopened delivery"
+wait_until 'test -n "$(run_of guid-slow-again)"' || fail "the reopened delivery was not mapped"
+[ "$(run_of guid-slow-again)" = "$R4" ] || fail "the same head got run $(run_of guid-slow-again) beside $R4"
+q "select reason from deliveries where guid='guid-slow-again'" | grep -q "run $R4 already tests" || fail "join reason: $(q "select reason from deliveries where guid='guid-slow-again'")"
+[ "$(q "select status from runs where id=$R4")" = running ] || fail "run $R4 was disturbed by the second delivery"
 pr "$C_FAST" synchronize 2 > "$T/pr2b.json"
 [ "$(deliver pull_request "$T/pr2b.json" guid-fast)" = 202 ] || fail "fast delivery"
 wait_until 'test -n "$(run_of guid-fast)"'

@@ -100,6 +100,7 @@ static void test_example_config(void **state)
 	assert_int_equal(c->runner_memory, 2LL * 1024 * 1024 * 1024);
 	assert_int_equal(c->runner_nano_cpus, 1500000000LL);
 	assert_int_equal(c->step_timeout_s, 1800);
+	assert_int_equal(c->replay_window_s, 24 * 3600);
 	assert_string_equal(sw_config_secret(c, "NPM_TOKEN"), "npm-secret");
 	assert_int_equal(c->nrepos, 1);
 	/* the repository inherits github.token for https */

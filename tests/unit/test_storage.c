@@ -420,6 +420,39 @@ static void test_deliveries(void **state)
 	assert_int_equal(sw_store_delivery_insert(f->st, &id, &in), SW_EINVALID);
 }
 
+/* The same digest under a new GUID is a replay while its window is open. */
+static void test_delivery_replays(void **state)
+{
+	struct fx *f = *state;
+	unsigned char dg[SW_DIGEST_LEN] = { 1, 2, 3 }, other[SW_DIGEST_LEN] = { 9 };
+	struct sw_store_delivery_in in = {
+		.guid = "g-1", .event = "pull_request", .received_at = 10000,
+		.body = "{}", .body_len = 2, .digest = dg, .replay_since = 1,
+	};
+	int64_t id = 0, id2 = 0;
+
+	assert_int_equal(sw_store_delivery_insert(f->st, &id, &in), 0);
+	in.guid = "g-2";
+	in.received_at = 10500;
+	assert_int_equal(sw_store_delivery_insert(f->st, &id2, &in), SW_EEXISTS);
+	assert_int_equal(id2, id);
+	assert_string_equal(sw_error_last(), "delivery g-2 replays delivery 1 (the same event and body)");
+	/* another digest, or the first one outside the window: new deliveries */
+	in.digest = other;
+	assert_int_equal(sw_store_delivery_insert(f->st, &id2, &in), 0);
+	assert_true(id2 > id);
+	in.guid = "g-3";
+	in.digest = dg;
+	in.replay_since = 10001;
+	assert_int_equal(sw_store_delivery_insert(f->st, &id2, &in), 0);
+	/* no digest (replay_window 0): only the GUID counts */
+	in.guid = "g-4";
+	in.digest = NULL;
+	in.replay_since = 0;
+	assert_int_equal(sw_store_delivery_insert(f->st, &id2, &in), 0);
+	assert_int_equal(sw_store_delivery_insert(f->st, &id2, &in), SW_EEXISTS);
+}
+
 /* ------------------------------------------------------------------ */
 /* Runs                                                                */
 /* ------------------------------------------------------------------ */
@@ -964,9 +997,10 @@ static void test_sync_infra_outputs(void **state)
 	char *data = path_in(f, "data");
 	sw_store_close(f->st);
 	f->st = NULL;
-	raw_exec(db, "ALTER TABLE syncs DROP COLUMN infra_outputs; PRAGMA user_version = 2");
+	raw_exec(db, "ALTER TABLE syncs DROP COLUMN infra_outputs; DROP INDEX deliveries_digest; "
+		     "ALTER TABLE deliveries DROP COLUMN digest; PRAGMA user_version = 2");
 	assert_int_equal(sw_store_open(&f->st, data), 0);
-	assert_int_equal(raw_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(raw_int(db, "PRAGMA user_version"), SW_STORE_SCHEMA_VERSION);
 	assert_int_equal(sw_store_sync_get(f->st, old, &s), 0);
 	assert_string_equal(s.commit_sha, "c0");
 	assert_null(s.infra_outputs);
@@ -1318,6 +1352,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_a_database, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_deliveries, setup_store, teardown),
+		cmocka_unit_test_setup_teardown(test_delivery_replays, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_runs, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_run_latest_head, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_runs_many_fast, setup_store, teardown),

@@ -91,6 +91,21 @@ static void expect_bad(const char *hdr, const char *msg_part)
 			 sw_error_last(), msg_part);
 }
 
+/* The replay digest: SHA-256 of the event, a NUL and the body (as python's hashlib says). */
+static void test_digest(void **state)
+{
+	unsigned char d[SW_WEBHOOK_DIGEST_LEN], e[SW_WEBHOOK_DIGEST_LEN];
+	char hex[2 * SW_WEBHOOK_DIGEST_LEN + 1];
+	(void)state;
+	assert_int_equal(sw_webhook_digest(d, "push", "{}", 2), 0);
+	for (size_t i = 0; i < sizeof(d); i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	assert_string_equal(hex, "6fef9c1a2eb55d2aedef0b7b6c8c047c1403b9b74ed0d8c017f3567c93d60021");
+	/* the event is part of it: the same body under another event differs */
+	assert_int_equal(sw_webhook_digest(e, "pull_request", "{}", 2), 0);
+	assert_memory_not_equal(d, e, sizeof(d));
+}
+
 static void test_verify_bad(void **state)
 {
 	(void)state;
@@ -887,6 +902,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verify_vector),
 		cmocka_unit_test(test_verify_bad),
+		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_verify_empty_and_binary_body),
 		cmocka_unit_test(test_payload_json),
 		cmocka_unit_test(test_payload_form),
