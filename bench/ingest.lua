@@ -1,15 +1,19 @@
 -- bench/ingest.lua - wrk script for signed GitHub push deliveries.
 --
 -- Environment (read once per thread):
---   BENCH_BODY   file with the request body (sent as is)
---   BENCH_SIG    "sha256=<hex>" of the body with the shared secret
+--   BENCH_BODY   file with the request body, a JSON object
+--   BENCH_SECRET the shared secret: every request's body is made unique (a
+--                field "slipway_bench": GUID first in the object) and signed
+--                here with OpenSSL's HMAC through LuaJIT's FFI
 --   BENCH_RUN    a tag unique to this run (GUIDs never repeat across runs)
 --   BENCH_ACKED  optional file: written at the end with the GUID of every 2xx
 --                whose body names it (slipway answers {"delivery": GUID, ...})
 --   BENCH_PATH   request path (default /hooks/github)
 --
--- Every request gets a fresh X-GitHub-Delivery: RUN-THREAD-COUNTER, so the
--- server measured takes its new-delivery path, never the duplicate one.
+-- Every request gets a fresh X-GitHub-Delivery: RUN-THREAD-COUNTER and a body
+-- of its own, so the server measured takes its new-delivery path, never the
+-- duplicate one (slipway knows a replay by its event and body, not only by
+-- the GUID).
 -- done() prints one machine-readable line:
 --   RESULT requests=N ok2xx=N non2xx=N errors=N duration_s=S rps=R p50_ms=A p90_ms=B p99_ms=C max_ms=D
 local threads = {}
@@ -20,7 +24,25 @@ function setup(thread)
 	table.insert(threads, thread)
 end
 
-local body, sig, run, path
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct evp_md_st EVP_MD;
+const EVP_MD *EVP_sha256(void);
+unsigned char *HMAC(const EVP_MD *md, const void *key, int key_len, const unsigned char *d,
+		    size_t n, unsigned char *out, unsigned int *out_len);
+]]
+local crypto = ffi.load("crypto.so.3")
+local mac = ffi.new("unsigned char[32]")
+local mac_len = ffi.new("unsigned int[1]")
+
+local function sign(secret, s)
+	crypto.HMAC(crypto.EVP_sha256(), secret, #secret, s, #s, mac, mac_len)
+	local hex = {}
+	for i = 0, 31 do hex[i + 1] = string.format("%02x", mac[i]) end
+	return "sha256=" .. table.concat(hex)
+end
+
+local body, secret, run, path
 local n = 0
 ok2xx = 0
 non2xx = 0
@@ -31,21 +53,24 @@ function init(args)
 	local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 	body = f:read("*a")
 	f:close()
-	sig = os.getenv("BENCH_SIG")
+	body = body:gsub("^%s*{", "", 1)
+	secret = assert(os.getenv("BENCH_SECRET"), "BENCH_SECRET is not set")
 	run = os.getenv("BENCH_RUN") or "run"
 	path = os.getenv("BENCH_PATH") or "/hooks/github"
 end
 
 function request()
 	n = n + 1
+	local guid = string.format("%s-%d-%d", run, tid, n)
+	local b = '{"slipway_bench":"' .. guid .. '",' .. body
 	return wrk.format("POST", path, {
 		["Content-Type"] = "application/json",
 		["User-Agent"] = "GitHub-Hookshot/bench",
 		["X-GitHub-Event"] = "push",
-		["X-GitHub-Delivery"] = string.format("%s-%d-%d", run, tid, n),
+		["X-GitHub-Delivery"] = guid,
 		["X-GitHub-Hook-ID"] = "1",
-		["X-Hub-Signature-256"] = sig,
-	}, body)
+		["X-Hub-Signature-256"] = sign(secret, b),
+	}, b)
 end
 
 function response(status, headers, rbody)

@@ -49,7 +49,7 @@ jq -c '.repository.full_name = "acme/shop" | .repository.name = "shop"
 SIG=$(sign "$T/body.json" "$SECRET")
 BADSIG=$(sign "$T/body.json" "not the secret")
 BODY_BYTES=$(wc -c < "$T/body.json")
-export BENCH_BODY=$T/body.json BENCH_SIG=$SIG
+export BENCH_BODY=$T/body.json BENCH_SECRET=$SECRET
 
 echo "ingest: wrk -t$THREADS -c$CONNS -d$DURATION, push delivery of $BODY_BYTES bytes, $(nproc) CPUs"
 
