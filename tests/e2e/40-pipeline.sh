@@ -97,22 +97,9 @@ environments:
   - name: dev
     branch: dev
 YAML
-start_daemon() {
-	"$BUILD/slipwayd" -c "$T/slipway.yaml" 2>> "$T/daemon.log" &
-	pid=$!
-	wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
-}
 start_daemon
 
 
-# pr SHA ACTION NUMBER > file
-pr() {
-	jq --arg sha "$1" --arg action "$2" --argjson n "$3" '.action=$action | .number=$n
-		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref="feature"
-		| .pull_request.base.ref="main" | .pull_request.draft=false | .pull_request.title="Change \($n)"
-		| .repository.full_name="acme/shop" | .pull_request.head.repo.full_name="acme/shop"' \
-		"$FIX/pull_request-opened.json"
-}
 wait_stage_running() {
 	local i
 	for i in $(seq 1 $(sw_slow_ticks 60)); do
@@ -293,6 +280,5 @@ labelled() { curl -s --unix-socket "$SW_PODMAN_SOCK" 'http://d/v1.41/containers/
 wait_until '[ "$(labelled)" = 0 ]' 15
 left=$(labelled)
 [ "$left" = 0 ] || fail "$left containers left behind"
-kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
-[ $rc = 0 ] || fail "exit $rc on SIGTERM"
+stop_daemon
 ok "no invalid report, no leftover container, clean stop"

@@ -80,19 +80,6 @@ repositories:
   - {name: acme/shop, url: "file://$T/origin.git"}
   - {name: acme/hang, url: "http://127.0.0.1:$hport/hang.git"}
 YAML
-start_daemon() {
-	"$BUILD/slipwayd" -c "$T/slipway.yaml" 2>> "$T/daemon.log" &
-	pid=$!
-	wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
-}
-# pr REPO SHA NUMBER > file
-pr() {
-	jq --arg repo "$1" --arg sha "$2" --argjson n "$3" '.action="opened" | .number=$n
-		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref="feature"
-		| .pull_request.base.ref="main" | .pull_request.draft=false | .pull_request.title="Change \($n)"
-		| .repository.full_name=$repo | .pull_request.head.repo.full_name=$repo' \
-		"$FIX/pull_request-opened.json"
-}
 api() { curl -s "$URL$1"; }
 # hold_lock: another process takes the database's write lock (BEGIN
 # EXCLUSIVE) and keeps it until release_lock
@@ -115,12 +102,12 @@ start_daemon
 
 # --- defect 10: a half-written workspace of the run's own id ----------------
 next=$(( $(q "select coalesce(max(id), 0) from runs") + 1 ))
-kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; pid=
+stop_daemon
 mkdir -p "$T/data/workspaces/run-$next/.git/objects"
 echo "half" > "$T/data/workspaces/run-$next/app.txt"
 echo "leftover" > "$T/data/workspaces/run-$next/stale.txt"
 start_daemon
-pr acme/shop "$C_OK" 1 > "$T/pr1.json"
+pr "$C_OK" opened 1 > "$T/pr1.json"
 [ "$(deliver pull_request "$T/pr1.json" guid-ws)" = 202 ] || fail "delivery answered $(cat "$T/resp")"
 wait_until 'test -n "$(run_of guid-ws)"'
 R1=$(run_of guid-ws)
@@ -133,7 +120,7 @@ st=$(wait_final "$R1" 60)
 ok "run $R1 started from a clean workspace over a half-written one"
 
 # --- defect 1: kill -9 while preparing, twice --------------------------------
-pr acme/hang "$C_OK" 2 > "$T/pr2.json"
+pr "$C_OK" opened 2 acme/hang > "$T/pr2.json"
 : > "$T/hang.conns"
 [ "$(deliver pull_request "$T/pr2.json" guid-hang)" = 202 ] || fail "hang delivery answered $(cat "$T/resp")"
 wait_until 'test -n "$(run_of guid-hang)"'
@@ -159,7 +146,7 @@ wait_until "test \"\$(sw_recorder_count '$T/rec' \"r['route']=='github.status' a
 ok "a run interrupted twice while preparing ($R2, $R3) fails with: $reason"
 
 # --- defect 4: the database locked while a stage finishes ----------------------
-pr acme/shop "$C_FAIL" 3 > "$T/pr3.json"
+pr "$C_FAIL" opened 3 > "$T/pr3.json"
 [ "$(deliver pull_request "$T/pr3.json" guid-lock)" = 202 ] || fail "lock delivery answered $(cat "$T/resp")"
 wait_until 'test -n "$(run_of guid-lock)"'
 R4=$(run_of guid-lock)
@@ -199,13 +186,13 @@ ok "a locked database delayed run $R4's writes without blocking the loop (slowes
 # A run killed mid-stage, and a delivery acknowledged just before the crash
 # (the row is what the receiver commits before its 202); the restart finds
 # the database locked.
-pr acme/shop "$C_OK" 6 > "$T/pr6.json"
+pr "$C_OK" opened 6 > "$T/pr6.json"
 [ "$(deliver pull_request "$T/pr6.json" guid-crash)" = 202 ] || fail "crash delivery answered $(cat "$T/resp")"
 wait_until 'test -n "$(run_of guid-crash)"'
 R6=$(run_of guid-crash)
 wait_until "test \"\$(q \"select status from stages where run_id=$R6 and name='wait'\")\" = running" 30 || fail "run $R6 never ran its stage"
 kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
-pr acme/shop "$C_OK" 5 > "$T/pr5.json"
+pr "$C_OK" opened 5 > "$T/pr5.json"
 python3 - "$T/data/slipway.db" "$T/pr5.json" <<'PY'
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1])
@@ -236,6 +223,5 @@ touch "$T/go-$R5"
 	fail "the delayed delivery started more than one run"
 ok "recovery waited for the lock: run $R6 retried once as $R7, the acknowledged delivery ran once as $R5"
 
-kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
-[ $rc = 0 ] || fail "exit $rc on SIGTERM"
+stop_daemon
 ok "clean stop"

@@ -193,7 +193,7 @@ push() {   # push BRANCH SHA GUID
 		| .repository.full_name="acme/infra" | .deleted=false' "$FIX/push-branch.json" > "$T/push.json"
 	[ "$(deliver push "$T/push.json" "$3")" = 202 ] || fail "push $3 answered $(cat "$T/resp")"
 }
-pr() {   # pr NUMBER SHA BRANCH GUID
+open_pr() {   # open_pr NUMBER SHA BRANCH GUID
 	jq --argjson n "$1" --arg sha "$2" --arg br "$3" '.action="opened" | .number=$n
 		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref=$br
 		| .pull_request.base.ref="dev" | .pull_request.draft=false | .pull_request.title="Change \($n)"
@@ -258,7 +258,7 @@ resource "terraform_data" "extra" {
 TF
 P1=$(branch_commit feat-add "add a resource")
 before=$(state_md5)
-pr 11 "$P1" feat-add p1
+open_pr 11 "$P1" feat-add p1
 wait_until 'test -n "$(run_of p1)"'; RP1=$(run_of p1)
 [ "$(wait_final "$RP1")" = success ] || fail "PR run $RP1: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RP1")"
 [ "$(stages "$RP1")" = "terraform-dev:success" ] || fail "PR stages: $(stages "$RP1")"
@@ -281,7 +281,7 @@ s = re.sub(r'resource "terraform_data" "web" \{.*?\n\}\n', '', s, flags=re.S)
 open(p, "w").write(s)
 PY
 P2=$(branch_commit feat-remove "remove web")
-pr 12 "$P2" feat-remove p2
+open_pr 12 "$P2" feat-remove p2
 wait_until 'test -n "$(run_of p2)"'; RP2=$(run_of p2)
 [ "$(wait_final "$RP2")" = success ] || fail "PR run $RP2: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RP2")"
 for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(comment_has "$RP2" "'1 to destroy' in b and 'destructive' in b and 'terraform_data.web' in b")" -ge 1 ] && break; sleep 0.1; done
@@ -342,7 +342,7 @@ resource "terraform_data" "bad" {
 TF
 sed -i 's/"two"/"three"/' "$T/work/deploy/config.yaml"
 C3=$(branch_commit feat-broken "broken module")
-pr 13 "$C3" feat-broken p3
+open_pr 13 "$C3" feat-broken p3
 wait_until 'test -n "$(run_of p3)"'; RP3=$(run_of p3)
 [ "$(wait_final "$RP3")" = failure ] || fail "PR run $RP3 should fail: $(stages "$RP3")"
 for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='failure' and 'Reference to undeclared resource' in r['body']['description']")" -ge 1 ] && break; sleep 0.1; done

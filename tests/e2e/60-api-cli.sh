@@ -65,23 +65,11 @@ environments:
     branch: dev
 YAML
 }
-start_daemon() {
-	"$BUILD/slipwayd" -c "$T/slipway.yaml" 2>> "$T/daemon.log" &
-	pid=$!
-	wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
-}
 write_config open
 start_daemon
 export SLIPWAY_SERVER=$URL
 unset SLIPWAY_TOKEN
 
-pr() {
-	jq --arg sha "$1" --arg action "$2" --argjson n "$3" '.action=$action | .number=$n
-		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref="feature"
-		| .pull_request.base.ref="main" | .pull_request.draft=false | .pull_request.title="Change \($n)"
-		| .repository.full_name="acme/shop" | .pull_request.head.repo.full_name="acme/shop"' \
-		"$FIX/pull_request-opened.json"
-}
 # api PATH [curl args...]: GET (or as told) with the JSON body in $T/body; prints the code
 api() { local p=$1; shift; curl -s -o "$T/body" -w '%{http_code}' "$@" "$URL$p"; }
 B=(-H "Authorization: Bearer $API_TOKEN")
@@ -252,7 +240,7 @@ grep -q "cannot reach" "$T/err" || fail "dead server message: $(cat "$T/err")"
 ok "CLI tables, --json, --help and exit codes 2, 3, 4, 5"
 
 # 8. read_access: token
-kill -TERM "$pid"; wait_gone "$pid" 20; wait "$pid"; pid=
+stop_daemon
 write_config token
 start_daemon
 [ "$(api /api/v1/runs)" = 401 ] && jq -e '.status==401' "$T/body" >/dev/null || fail "read without a token in token mode"
@@ -288,5 +276,4 @@ grep -q "^$T/bad/deploy/noname.yaml:[0-9]*:[0-9]*: .*metadata.name" "$T/val.err"
 "$SW" validate "$T/nonexistent" 2>/dev/null; [ $? = 2 ] || fail "validate of a missing directory: exit not 2"
 ok "slipway validate: 0 for a good checkout, 1 with file:line:col for a bad one"
 
-kill -TERM "$pid"; wait_gone "$pid" 20 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
-[ $rc = 0 ] || fail "exit $rc on SIGTERM"
+stop_daemon

@@ -1,7 +1,7 @@
 # tests/lib/webhook.sh - what end-to-end scripts use to play GitHub and read
 # slipwayd's database. Source it after tests/lib/common.sh; it expects
 # T (the test's directory, data under $T/data), URL (slipwayd's address)
-# and WEBHOOK_SECRET.
+# and WEBHOOK_SECRET; FIX (the GitHub fixtures) for pr, pid for the daemon.
 
 # q SQL: a query against slipwayd's database (waits for its write lock).
 q() { sqlite3 -cmd '.timeout 5000' "$T/data/slipway.db" "$1"; }
@@ -28,4 +28,33 @@ wait_final() {
 		case "$s" in queued|running|"") sleep 0.1 ;; *) echo "$s"; return 0 ;; esac
 	done
 	echo "timeout:$s"
+}
+
+# start_daemon: slipwayd on $T/slipway.yaml, its log appended to
+# $T/daemon.log; $pid is set, and it answers /readyz when this returns.
+start_daemon() {
+	"$BUILD/slipwayd" -c "$T/slipway.yaml" 2>> "$T/daemon.log" &
+	pid=$!
+	wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
+}
+
+# stop_daemon: SIGTERM; fails unless slipwayd exits, with 0.
+stop_daemon() {
+	local rc
+	kill -TERM "$pid"
+	wait_gone "$pid" 20 || fail "no clean stop"
+	wait "$pid"; rc=$?; pid=
+	[ $rc = 0 ] || fail "exit $rc on SIGTERM"
+}
+
+# pr SHA ACTION NUMBER [REPO]: a pull_request payload (fixture
+# pull_request-opened.json) for head SHA of branch feature into main, in REPO
+# (default acme/shop, the head in the same repository).
+pr() {
+	jq --arg sha "$1" --arg action "$2" --argjson n "$3" --arg repo "${4:-acme/shop}" '.action=$action
+		| .number=$n | .pull_request.number=$n | .pull_request.head.sha=$sha
+		| .pull_request.head.ref="feature" | .pull_request.base.ref="main"
+		| .pull_request.draft=false | .pull_request.title="Change \($n)"
+		| .repository.full_name=$repo | .pull_request.head.repo.full_name=$repo' \
+		"$FIX/pull_request-opened.json"
 }
