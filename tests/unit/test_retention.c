@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "lib/clock.h"
 #include "storage/store.h"
 #include "storage/store-int.h"
+#include "tests/unit/tmpdir.h"
 
 #define DAY (86400LL * 1000)
 
@@ -32,17 +32,10 @@ struct fx {
 	struct sw_store *st;
 };
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = sw_calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sw-ret-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (sw_test_tmpdir(f->dir, sizeof(f->dir), "ret") < 0)
 		return -1;
 	f->data = sw_asprintf("%s/data", f->dir);
 	*state = f;
@@ -57,7 +50,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	sw_store_close(f->st);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	sw_test_rmtree(f->dir);
 	free(f->data);
 	free(f);
 	return 0;

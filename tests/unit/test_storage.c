@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,22 +23,12 @@
 #include "storage/store.h"
 #include "storage/store-int.h"
 #include "tests/unit/slow.h"
+#include "tests/unit/tmpdir.h"
 
 struct fx {
 	char dir[64];
 	struct sw_store *st;
 };
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static char *path_in(const struct fx *f, const char *name)
 {
@@ -56,8 +45,7 @@ static int exists(const char *path)
 static int setup_dir(void **state)
 {
 	struct fx *f = sw_calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sw-store-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (sw_test_tmpdir(f->dir, sizeof(f->dir), "store") < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -81,7 +69,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	sw_store_close(f->st);
 	sw__store_set_migrations(NULL, 0);
-	rm_rf(f->dir);
+	sw_test_rmtree(f->dir);
 	free(f);
 	return 0;
 }

@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <event2/event.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "pipeline/engine-int.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
+#include "tests/unit/tmpdir.h"
 
 struct fx {
 	char dir[64];
@@ -40,18 +40,11 @@ struct w {
 	int refuse;            /* fail for good (not retried) */
 };
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb; (void)flag; (void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = sw_calloc(1, sizeof(*f));
 	struct sw_store_opts o = SW_STORE_OPTS_INIT;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/sw-writeq-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (sw_test_tmpdir(f->dir, sizeof(f->dir), "writeq") < 0)
 		return -1;
 	o.busy_timeout_ms = 10;
 	if (sw_store_open_opts(&f->st, f->dir, &o) < 0)
@@ -71,7 +64,7 @@ static int teardown(void **state)
 	sw_writeq_free(f->q);
 	event_base_free(f->base);
 	sw_store_close(f->st);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	sw_test_rmtree(f->dir);
 	free(f);
 	return 0;
 }
