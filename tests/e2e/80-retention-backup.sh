@@ -172,7 +172,10 @@ wait_until 'test "$(build_status $R2)" = running' $((30 * SLOW)) \
 	|| fail "run $R2 did not start its stage"
 
 # Webhooks keep coming while the backups are taken.
-( i=0; while [ ! -f "$T/hooks.stop" ]; do i=$((i + 1)); deliver ping "$FIX/push-branch.json" "bg-$i" > /dev/null; done ) &
+# (each its own body: the same body again would be a replay, not recorded)
+( i=0; while [ ! -f "$T/hooks.stop" ]; do i=$((i + 1))
+	jq -c --arg g "bg-$i" '.zen = $g' "$FIX/push-branch.json" > "$T/bg.json"
+	deliver ping "$T/bg.json" "bg-$i" > /dev/null; done ) &
 hooks=$!
 background() { q "select count(*) from deliveries where guid like 'bg-%'"; }
 wait_until 'test "$(background)" -ge 20' $((10 * SLOW)) || fail "background webhooks"

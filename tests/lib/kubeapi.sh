@@ -6,6 +6,10 @@
 #     kubectl --kubeconfig "$TMPDIR/dev/kubeconfig" get deploy
 #     sw_kubeapi_stop "$TMPDIR/dev"
 
+# Deadlines scale with SW_TEST_SLOW through common.sh, which callers that
+# run this file as a command (the unit tests) or source it alone have not loaded.
+declare -F sw_slow_ticks >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
 sw_kubeapi_start() {
 	local dir=$1 i
 	shift

@@ -21,6 +21,10 @@
 # service's pid and log. Stopping kills the service, force-removes what the
 # store still holds and deletes DIR.
 
+# Deadlines scale with SW_TEST_SLOW through common.sh, which callers that
+# run this file as a command (the unit tests) or source it alone have not loaded.
+declare -F sw_slow_ticks >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
 SW_BUSYBOX_IMAGE=${SW_BUSYBOX_IMAGE:-slipway-busybox}
 SW_BUSYBOX_TAG=${SW_BUSYBOX_TAG:-latest}
 
