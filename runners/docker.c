@@ -92,7 +92,11 @@ struct docker_step {
 	int exit_code;
 	int timed_out, cancelled, failed;
 	int remove_tries;
-	int wait_checks;              /* inspects after an unsure wait answer */
+	/* the exit code: see inspected_after_wait() */
+	int wait_code, wait_sure;     /* the wait's answer; no Error and >= 0 */
+	int checks;                   /* inspects since the first wait answer */
+	int last_code;                /* the previous inspect's final code */
+	struct event *check_timer;
 	struct sw_buf msg;            /* error (failed) or notes */
 	double started;
 
@@ -221,6 +225,8 @@ static void step_free(struct docker_step *s)
 		event_free(s->timer);
 	if (s->finish_ev)
 		event_free(s->finish_ev);
+	if (s->check_timer)
+		event_free(s->check_timer);
 	free(s->image);
 	free(s->create_body);
 	sw_buf_release(&s->msg);
@@ -331,6 +337,7 @@ static void remove_container(struct docker_step *s)
 	char path[160];
 
 	evtimer_del(s->timer);
+	evtimer_del(s->check_timer);
 	sw_http_cancel(s->logs);
 	s->logs = NULL;
 	sw_http_cancel(s->wait);
@@ -464,39 +471,156 @@ static int wait_again(struct docker_step *s)
 }
 
 /*
- * Podman 4.3's wait sometimes answers before the container is done, or
- * without its exit code ("getting exit code of container ... from DB: no
- * such exit code (container in state running)", StatusCode 0 or -1). Such
- * an answer is checked with an inspect: still running -> wait again;
- * exited -> its State.ExitCode.
+ * The exit code comes from a state known to be final, never from the wait
+ * answer alone. Podman 4.3's wait sometimes answers before the container is
+ * done or without its exit code ("getting exit code of container ... from
+ * DB: no such exit code (container in state running)", StatusCode 0 or -1),
+ * and was seen answering a plain 0 for a script that ended with `exit 7`;
+ * its inspect was seen saying `Running: false, ExitCode: 0` for a container
+ * that had not finished. So after every wait answer the container is
+ * inspected:
+ *
+ *   final    State.Status "exited", FinishedAt set (not Go's zero time
+ *            0001-01-01...), ExitCode an integer.
+ *   agreed   a sure wait answer (no Error, code >= 0) equal to the first
+ *            final state's code: that code. Otherwise (the wait was unsure
+ *            or a final state contradicted it) the code of two final
+ *            inspects that agree; two final states that differ are an
+ *            error at once.
+ *   running  wait again.
+ *   else     inspect again after a pause (100 ms, doubling, at most 1 s).
+ *
+ * After CHECKS_MAX inspects without an agreed final state the step is an
+ * error saying why (for a step killed on timeout or cancel, whose outcome
+ * is known anyway, the exit code is just reported as unknown). A false
+ * green deploys; a false error costs a retry.
  */
-#define WAIT_CHECKS 5
+#define CHECKS_MAX 15
+#define NO_CODE INT_MIN
+
+static void inspect_container(struct docker_step *s);
+
+static void check_again(evutil_socket_t fd, short what, void *arg)
+{
+	inspect_container(arg);
+}
+
+/* No final state to believe: why, into the step. */
+static void unsure(struct docker_step *s, const char *why)
+{
+	log_warn("runner.exit_unknown", "id=%.12s checks=%d why=%s", s->id, s->checks, sw_q(why));
+	if (s->timed_out || s->cancelled) {
+		note(s, "exit code of container %.12s unknown: %s", s->id, why);
+		exited(s, -1);
+		return;
+	}
+	fail(s, "cannot tell the exit code of container %.12s after %d inspects: %s", s->id,
+	     s->checks, why);
+	remove_container(s);
+}
+
+/* Not final yet, or not agreed: look again in a moment, or give up. */
+static void recheck(struct docker_step *s, const char *why)
+{
+	struct timeval tv;
+	long ms;
+
+	if (s->checks >= CHECKS_MAX) {
+		unsure(s, why);
+		return;
+	}
+	ms = 100L << (s->checks > 4 ? 4 : s->checks - 1);
+	if (ms > 1000)
+		ms = 1000;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(s->check_timer, &tv);
+}
 
 static void inspected_after_wait(struct sw_http_result *r, void *arg)
 {
 	struct docker_step *s = arg;
 	json_t *j = NULL, *st;
+	const char *status, *finished;
+	char why[300];
 
 	s->wait = NULL;
-	if (!r->error && r->status == 200)
-		j = json_loadb(r->body->ptr, r->body->len, 0, NULL);
+	if (r->error || r->status != 200) {
+		struct sw_buf m = SW_BUF_INIT;
+		api_message(&m, r);
+		snprintf(why, sizeof(why), "inspect: %s", m.ptr);
+		sw_buf_release(&m);
+		if (r->status == 404)
+			unsure(s, why);   /* gone: no state will come */
+		else
+			recheck(s, why);
+		return;
+	}
+	j = json_loadb(r->body->ptr, r->body->len, 0, NULL);
 	st = json_object_get(j, "State");
-	if (json_is_true(json_object_get(st, "Running"))) {
+	status = json_string_value(json_object_get(st, "Status"));
+	finished = json_string_value(json_object_get(st, "FinishedAt"));
+	if (json_is_true(json_object_get(st, "Running")) ||
+	    (status && !strcmp(status, "running"))) {
 		json_decref(j);
-		if (wait_again(s) < 0) {
+		s->last_code = NO_CODE;
+		if (s->checks >= CHECKS_MAX) {
+			unsure(s, "still running after the wait answered");
+		} else if (wait_again(s) < 0) {
 			fail(s, "wait for container %.12s: %s", s->id, sw_error_last());
 			remove_container(s);
 		}
 		return;
 	}
-	if (!json_is_integer(json_object_get(st, "ExitCode"))) {
-		fail(s, "container %.12s: the engine reported no exit code", s->id);
+	if (!status || strcmp(status, "exited") || !finished || !*finished ||
+	    !strncmp(finished, "0001-", 5) || !json_is_integer(json_object_get(st, "ExitCode"))) {
+		snprintf(why, sizeof(why), "state %s, not finished (FinishedAt %s)",
+			 status ? status : "missing", finished && *finished ? finished : "missing");
 		json_decref(j);
-		remove_container(s);
+		recheck(s, why);
 		return;
 	}
-	exited(s, (int)json_integer_value(json_object_get(st, "ExitCode")));
+	int code = (int)json_integer_value(json_object_get(st, "ExitCode"));
 	json_decref(j);
+	if (s->wait_sure && code == s->wait_code) {
+		exited(s, code);
+		return;
+	}
+	if (code == s->last_code) {
+		if (s->wait_code != code) {
+			log_warn("runner.wait_wrong", "id=%.12s wait=%d exited=%d", s->id, s->wait_code,
+				 code);
+			note(s, "the engine's wait answered %d; exit code %d from the container's "
+			     "final state", s->wait_code, code);
+		}
+		exited(s, code);
+		return;
+	}
+	if (s->last_code != NO_CODE) {
+		/* A final state that changes is no final state. */
+		snprintf(why, sizeof(why), "its final state said exit code %d, then %d",
+			 s->last_code, code);
+		unsure(s, why);
+		return;
+	}
+	snprintf(why, sizeof(why), "the wait answered %d%s, the final state says %d",
+		 s->wait_code, s->wait_sure ? "" : " (unsure)", code);
+	s->last_code = code;
+	s->wait_sure = 0;     /* contradicted once: trusted no more */
+	recheck(s, why);
+}
+
+static void inspect_container(struct docker_step *s)
+{
+	char path[160];
+
+	s->checks++;
+	snprintf(path, sizeof(path), "/containers/%s/json", s->id);
+	if (request(s->dr, "GET", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL,
+		    inspected_after_wait, s, &s->wait) < 0) {
+		fail(s, "inspect container %.12s: %s", s->id, sw_error_last());
+		remove_container(s);
+	}
 }
 
 static void waited(struct sw_http_result *r, void *arg)
@@ -523,25 +647,13 @@ static void waited(struct sw_http_result *r, void *arg)
 	}
 	json_t *err = json_object_get(j, "Error");
 	const char *emsg = json_string_value(json_object_get(err, "Message"));
-	int c = (int)json_integer_value(code);
-	if (((emsg && *emsg) || c < 0) && s->wait_checks < WAIT_CHECKS) {
-		char path[160];
-		log_info("runner.wait_unsure", "id=%.12s code=%d err=%s", s->id, c,
+	s->wait_code = (int)json_integer_value(code);
+	s->wait_sure = !(emsg && *emsg) && s->wait_code >= 0;
+	if (!s->wait_sure)
+		log_info("runner.wait_unsure", "id=%.12s code=%d err=%s", s->id, s->wait_code,
 			 sw_q(emsg ? emsg : ""));
-		s->wait_checks++;
-		json_decref(j);
-		snprintf(path, sizeof(path), "/containers/%s/json", s->id);
-		if (request(s->dr, "GET", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL,
-			    inspected_after_wait, s, &s->wait) < 0) {
-			fail(s, "inspect container %.12s: %s", s->id, sw_error_last());
-			remove_container(s);
-		}
-		return;
-	}
-	if (emsg && *emsg)
-		note(s, "engine: %s", emsg);
 	json_decref(j);
-	exited(s, c);
+	inspect_container(s);
 }
 
 static void killed(struct sw_http_result *r, void *arg)
@@ -903,6 +1015,8 @@ static int docker_start(struct sw_runner *r, const struct sw_runner_spec *sp,
 	s->started = now_ms();
 	s->timer = evtimer_new(dr->evbase, timeout_cb, s);
 	s->finish_ev = event_new(dr->evbase, -1, 0, finish_cb, s);
+	s->check_timer = evtimer_new(dr->evbase, check_again, s);
+	s->last_code = NO_CODE;
 
 	s->phase = PH_INSPECT;
 	snprintf(path, sizeof(path), "/images/%s/json", s->image);

@@ -47,7 +47,9 @@ enum sw_step_outcome {
 	SW_STEP_EXITED = 0,   /* the script ran to its end: see exit_code */
 	SW_STEP_TIMED_OUT,    /* killed after spec.timeout_ms */
 	SW_STEP_CANCELLED,    /* killed by sw_runner_cancel() */
-	SW_STEP_ERROR,        /* could not run (image missing, API error...) */
+	/* could not run (image missing, API error...), or the exit code
+	 * could not be told for sure (docker: no final container state). */
+	SW_STEP_ERROR,
 };
 
 struct sw_runner_result {

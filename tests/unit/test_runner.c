@@ -22,11 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
 
 #include "lib/buf.h"
 #include "lib/http.h"
@@ -532,6 +537,78 @@ static void test_concurrent_steps(void **state)
 	}
 }
 
+/*
+ * Hundreds of short steps, failing and passing, several at once: every exit
+ * code must come back as the script's (issue 11: Podman 4.3 reported two
+ * `exit 7` of about 200 as 0). SW_RUNNER_STRESS sets how many (default 240).
+ */
+static void test_stress_exit_codes(void **state)
+{
+	enum { PAR = 8 };
+	const char *env = getenv("SW_RUNNER_STRESS");
+	int n = env && atoi(env) > 0 ? atoi(env) : 240;
+	struct rec *rc = sw_calloc((size_t)n, sizeof(*rc));
+	char (*cmd)[96] = sw_calloc((size_t)n, sizeof(*cmd));
+	const char *(*cmds)[2] = sw_calloc((size_t)n, sizeof(*cmds));
+	int next = 0, done = 0, wrong = 0, errors = 0, nonzero = 0;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct timeval tv = { 900, 0 };
+	evtimer_add(E.guard, &tv);
+	while (done < n && evtimer_pending(E.guard, NULL)) {
+		while (next < n && (int)sw_runner_active(runner(state)) < PAR) {
+			struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+			int i = next++;
+			/* every third passes; the others exit 1..199 or fail with
+			 * `false` under sh -e (1) */
+			if (i % 3 == 0)
+				snprintf(cmd[i], sizeof(cmd[i]), "echo ok%d", i);
+			else if (i % 7 == 1)
+				snprintf(cmd[i], sizeof(cmd[i]), "echo f%d; false; echo not here", i);
+			else
+				snprintf(cmd[i], sizeof(cmd[i]), "echo e%d; exit %d", i, 1 + i % 199);
+			cmds[i][0] = cmd[i];
+			spec_for(&s, &rc[i], cmds[i]);
+			assert_int_equal(sw_runner_start(runner(state), &s, &rc[i].step), 0);
+		}
+		event_base_loop(E.base, EVLOOP_ONCE);
+		done = 0;
+		for (int i = 0; i < next; i++)
+			done += rc[i].done;
+	}
+	evtimer_del(E.guard);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(done, n);
+	for (int i = 0; i < n; i++) {
+		int want = i % 3 == 0 ? 0 : i % 7 == 1 ? 1 : 1 + i % 199;
+		assert_int_equal(rc[i].done, 1);
+		if (rc[i].r.outcome == SW_STEP_ERROR) {
+			/* allowed (slipway could not be sure), never a wrong code */
+			errors++;
+			fprintf(stderr, "  step %d: error: %s\n", i, rc[i].msg);
+		} else if (rc[i].r.outcome != SW_STEP_EXITED || rc[i].r.exit_code != want) {
+			wrong++;
+			fprintf(stderr, "  step %d: outcome %d exit %d, want exit %d (%s)\n", i,
+				(int)rc[i].r.outcome, rc[i].r.exit_code, want, rc[i].msg);
+		}
+		nonzero += want != 0;
+		rec_release(&rc[i]);
+	}
+	fprintf(stderr, "  %s: %d steps (%d failing), %d at once: %.1f s, %d errors, %d wrong\n",
+		sw_runner_kind(runner(state)), n, nonzero, PAR,
+		(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, errors,
+		wrong);
+	assert_int_equal(wrong, 0);
+	/* Errors would be honest but mean the checks give up too soon. */
+	assert_int_equal(errors, 0);
+	free(rc);
+	free(cmd);
+	free(cmds);
+	if (is_docker(state))
+		assert_int_equal(labelled_containers(), 0);
+}
+
 /* ---- docker only ----------------------------------------------------- */
 
 static void test_missing_image(void **state)
@@ -683,6 +760,243 @@ static void test_import(void **state)
 	assert_true(c.result < 0);
 	assert_true(c.msg[0] != '\0');
 	assert_int_equal(sw_docker_import(E.local, "junk", "1", "x", 1, counted, &c), SW_EINVALID);
+}
+
+/* ---- docker: engine answers Podman cannot be made to give -------------- */
+
+/*
+ * A small Docker API server on a unix socket, for the answers a real engine
+ * gives only now and then (Podman 4.3: a wait answering 0 for a container
+ * that exited 7, an inspect saying exited with ExitCode 0 but no FinishedAt).
+ * It plays one container "fakec0ffee" whose attach stream carries "hi\n";
+ * successive waits and inspects take the next answer of their list (the
+ * last one repeats). NULL in a list means 404.
+ */
+#define FAKE_ID "fakec0ffee"
+
+struct fake {
+	struct evhttp *http;
+	char sock[300];
+	struct sw_runner *runner;
+	const char *const *waits;
+	const char *const *inspects;
+	int nwait, ninspect, ndelete;
+};
+
+static struct fake F;
+
+static const char *fake_next(const char *const *list, int *i)
+{
+	const char *a;
+	int n = 0;
+	while (list[n] && strcmp(list[n], "END"))
+		n++;
+	a = *i < n ? list[*i] : list[n - 1];
+	(*i)++;
+	return strcmp(a, "404") ? a : NULL;
+}
+
+static void fake_reply(struct evhttp_request *req, int code, const char *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (body)
+		evbuffer_add(b, body, strlen(body));
+	evhttp_send_reply(req, code, code < 300 ? "OK" : "Error", b);
+	evbuffer_free(b);
+}
+
+static int starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+static void fake_cb(struct evhttp_request *req, void *arg)
+{
+	const char *uri = evhttp_request_get_uri(req);
+	const char *p = strstr(uri, "/v1.41");
+	const char *a;
+
+	p = p ? p + 6 : uri;
+	if (starts(p, "/images/")) {
+		fake_reply(req, 200, "{}");
+	} else if (!strcmp(p, "/containers/create")) {
+		fake_reply(req, 201, "{\"Id\":\"" FAKE_ID "\"}");
+	} else if (starts(p, "/containers/" FAKE_ID "/attach?")) {
+		struct evbuffer *b = evbuffer_new();
+		evbuffer_add(b, "\1\0\0\0\0\0\0\3hi\n", 11);
+		evhttp_send_reply(req, 200, "OK", b);
+		evbuffer_free(b);
+	} else if (!strcmp(p, "/containers/" FAKE_ID "/start")) {
+		fake_reply(req, 204, NULL);
+	} else if (!strcmp(p, "/containers/" FAKE_ID "/wait")) {
+		a = fake_next(F.waits, &F.nwait);
+		fake_reply(req, a ? 200 : 404, a ? a : "{\"message\":\"no such container\"}");
+	} else if (!strcmp(p, "/containers/" FAKE_ID "/json")) {
+		a = fake_next(F.inspects, &F.ninspect);
+		fake_reply(req, a ? 200 : 404, a ? a : "{\"message\":\"no such container\"}");
+	} else if (starts(p, "/containers/" FAKE_ID "?") &&
+		   evhttp_request_get_command(req) == EVHTTP_REQ_DELETE) {
+		F.ndelete++;
+		fake_reply(req, 204, NULL);
+	} else {
+		fake_reply(req, 404, "{\"message\":\"fake engine: no such path\"}");
+	}
+}
+
+static int fake_setup(void **state)
+{
+	struct sockaddr_un sun;
+	struct sw_docker_opts o = SW_DOCKER_OPTS_INIT;
+	int fd;
+
+	memset(&F, 0, sizeof(F));
+	snprintf(F.sock, sizeof(F.sock), "%s/fake.sock", E.tmp);
+	unlink(F.sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", F.sock);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	F.http = evhttp_new(E.base);
+	evhttp_set_allowed_methods(F.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(F.http, fake_cb, NULL);
+	struct evconnlistener *l = evconnlistener_new(E.base, NULL, NULL,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	assert_non_null(l);
+	assert_non_null(evhttp_bind_listener(F.http, l));
+	o.socket = F.sock;
+	assert_int_equal(sw_runner_docker_new(&F.runner, E.base, E.http, &o), 0);
+	return 0;
+}
+
+static int fake_teardown(void **state)
+{
+	sw_runner_free(F.runner);
+	evhttp_free(F.http);
+	unlink(F.sock);
+	return 0;
+}
+
+/* Run one step against the fake with these answers. */
+static void fake_step(struct rec *rc, const char *const *waits, const char *const *inspects)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	const char *cmds[] = { "exit 7", NULL };
+
+	F.waits = waits;
+	F.inspects = inspects;
+	F.nwait = F.ninspect = F.ndelete = 0;
+	rec_init(rc);
+	s.commands = cmds;
+	run_step(F.runner, &s, rc, 60);
+	assert_string_equal(rc->out.ptr, "hi\n");
+	assert_int_equal(F.ndelete, 1);      /* removed in every case */
+}
+
+/* One step against the fake that must end as an error saying `want`. */
+static void fake_error(const char *const *waits, const char *const *inspects, const char *want)
+{
+	struct rec rc;
+
+	fake_step(&rc, waits, inspects);
+	assert_int_equal(rc.r.outcome, SW_STEP_ERROR);
+	if (!strstr(rc.msg, want))
+		fail_msg("error '%s' does not say '%s'", rc.msg, want);
+	rec_release(&rc);
+}
+
+#define EXITED(code) "{\"Id\":\"" FAKE_ID "\",\"State\":{\"Status\":\"exited\",\"Running\":false," \
+	"\"ExitCode\":" #code ",\"StartedAt\":\"2026-12-03T20:00:00.1Z\"," \
+	"\"FinishedAt\":\"2026-12-03T20:00:01.5Z\"}}"
+#define RUNNING "{\"Id\":\"" FAKE_ID "\",\"State\":{\"Status\":\"running\",\"Running\":true," \
+	"\"ExitCode\":0,\"StartedAt\":\"2026-12-03T20:00:00.1Z\"," \
+	"\"FinishedAt\":\"0001-01-01T00:00:00Z\"}}"
+/* What Podman 4.3 answered once: not running, ExitCode 0, never finished. */
+#define NOT_FINISHED "{\"Id\":\"" FAKE_ID "\",\"State\":{\"Status\":\"exited\",\"Running\":false," \
+	"\"ExitCode\":0,\"StartedAt\":\"2026-12-03T20:00:00.1Z\"," \
+	"\"FinishedAt\":\"0001-01-01T00:00:00Z\"}}"
+#define UNSURE_WAIT "{\"StatusCode\":0,\"Error\":{\"Message\":\"getting exit code of container " \
+	FAKE_ID " from DB: no such exit code (container in state running)\"}}"
+
+/* The wait and a final state agree: believed, with one inspect. */
+static void test_fake_agree(void **state)
+{
+	struct rec rc;
+	const char *w7[] = { "{\"StatusCode\":7}", NULL }, *i7[] = { EXITED(7), NULL };
+	const char *w0[] = { "{\"StatusCode\":0,\"Error\":null}", NULL }, *i0[] = { EXITED(0), NULL };
+
+	fake_step(&rc, w7, i7);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 7);
+	assert_string_equal(rc.msg, "");
+	assert_int_equal(F.ninspect, 1);
+	rec_release(&rc);
+
+	fake_step(&rc, w0, i0);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 0);
+	assert_string_equal(rc.msg, "");
+	rec_release(&rc);
+}
+
+/* The wait says 0, the container's final state says 7 (twice): 7. */
+static void test_fake_wait_says_zero(void **state)
+{
+	struct rec rc;
+	const char *w[] = { "{\"StatusCode\":0}", NULL }, *i[] = { EXITED(7), NULL };
+
+	fake_step(&rc, w, i);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 7);
+	assert_non_null(strstr(rc.msg, "wait answered 0"));
+	assert_true(F.ninspect >= 2);
+	rec_release(&rc);
+}
+
+/* An unsure wait and an inspect that never shows a final state: error,
+ * never success. */
+static void test_fake_not_finished(void **state)
+{
+	const char *w[] = { UNSURE_WAIT, NULL }, *i[] = { NOT_FINISHED, NULL };
+	const char *w0[] = { "{\"StatusCode\":0}", NULL };
+	const char *created[] = { "{\"Id\":\"" FAKE_ID "\",\"State\":{\"Status\":\"created\","
+				  "\"Running\":false,\"ExitCode\":0}}", NULL };
+
+	fake_error(w, i, "cannot tell the exit code of container fakec0ffee");
+	fake_error(w, i, "not finished");
+	/* Even when the wait itself said 0 without an error. */
+	fake_error(w0, created, "state created");
+}
+
+/* An unsure wait while the container still runs: wait again, then the
+ * final state decides. */
+static void test_fake_wait_early(void **state)
+{
+	struct rec rc;
+	const char *w[] = { UNSURE_WAIT, "{\"StatusCode\":7}", NULL };
+	const char *i[] = { RUNNING, EXITED(7), NULL };
+
+	fake_step(&rc, w, i);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 7);
+	assert_int_equal(F.nwait, 2);
+	rec_release(&rc);
+}
+
+/* Final states that change between inspects, a container gone, garbage
+ * from the wait: error. */
+static void test_fake_disagree(void **state)
+{
+	const char *w[] = { "{\"StatusCode\":0}", NULL };
+	const char *flap[] = { EXITED(7), EXITED(0), NULL };
+	const char *gone[] = { "404", NULL };
+	const char *junk[] = { "not json", NULL }, *i7[] = { EXITED(7), NULL };
+
+	fake_error(w, flap, "cannot tell the exit code");
+	fake_error(w, flap, "final state said exit code 7, then 0");
+	fake_error(w, gone, "no such container");
+	fake_error(junk, i7, "unexpected answer not json");
 }
 
 /* ---- local only ------------------------------------------------------ */
@@ -857,12 +1171,18 @@ int main(void)
 		BOTH(test_large_output),
 		BOTH(test_many_frames),
 		BOTH(test_concurrent_steps),
+		BOTH(test_stress_exit_codes),
 		{ "test_background_child/local", test_background_child, NULL, NULL, LOCAL },
 		cmocka_unit_test(test_missing_image),
 		cmocka_unit_test(test_bad_spec),
 		cmocka_unit_test(test_binds_and_user),
 		cmocka_unit_test(test_leftovers),
 		cmocka_unit_test(test_import),
+		cmocka_unit_test_setup_teardown(test_fake_agree, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_wait_says_zero, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_not_finished, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_wait_early, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_disagree, fake_setup, fake_teardown),
 		cmocka_unit_test(test_local_bad_workspace),
 		cmocka_unit_test(test_local_env_clean),
 		cmocka_unit_test(test_proc_stdin),
@@ -870,5 +1190,8 @@ int main(void)
 		cmocka_unit_test(test_proc_kill_grace),
 		cmocka_unit_test(test_proc_kill_stubborn),
 	};
+	/* e.g. SW_TEST_FILTER='test_fake_*' to run a few */
+	if (getenv("SW_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("SW_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
