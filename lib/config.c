@@ -392,10 +392,13 @@ static void read_slack(struct reader *r, node_t *n, struct sw_config *c)
 		err(r, n, "slack", "bot_token needs a channel");
 }
 
+static void strv_free(char **v, size_t n);
+
 static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "backend", "docker_socket", "memory", "cpus",
-		"network", "timeout", NULL };
+		"network", "timeout", "cap_add", "pids", "user", "pr_network", "pr_network_repos",
+		NULL };
 	if (want_map(r, n, "runner", keys) < 0)
 		return;
 	get_str(r, n, "runner", "backend", &c->runner_backend, 0);
@@ -417,6 +420,17 @@ static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 	}
 	get_str(r, n, "runner", "network", &c->runner_network, 0);
 	get_duration(r, n, "runner", "timeout", &c->step_timeout_s);
+	if (sw_yaml_get(n, "cap_add")) {
+		strv_free(c->runner_cap_add, c->nrunner_cap_add);
+		c->runner_cap_add = NULL;
+		c->nrunner_cap_add = 0;
+		get_str_list(r, n, "runner", "cap_add", &c->runner_cap_add, &c->nrunner_cap_add);
+	}
+	get_int(r, n, "runner", "pids", &c->runner_pids, 0, 1 << 22);
+	get_str(r, n, "runner", "user", &c->runner_user, 0);
+	get_str(r, n, "runner", "pr_network", &c->runner_pr_network, 0);
+	get_str_list(r, n, "runner", "pr_network_repos", &c->runner_pr_network_repos,
+		     &c->nrunner_pr_network_repos);
 }
 
 static void read_terraform(struct reader *r, node_t *n, struct sw_config *c)
@@ -697,6 +711,12 @@ static void defaults(struct sw_config *c)
 	c->runner_backend = sw_strdup("docker");
 	c->docker_socket = sw_strdup("/var/run/docker.sock");
 	c->runner_network = sw_strdup("bridge");
+	c->runner_cap_add = sw_calloc(7, sizeof(char *));
+	for (const char *const *k = (const char *const[]){ "CHOWN", "DAC_OVERRIDE", "FOWNER",
+	     "FSETID", "SETGID", "SETUID", NULL }; *k; k++)
+		c->runner_cap_add[c->nrunner_cap_add++] = sw_strdup(*k);
+	c->runner_pids = 1024;
+	c->runner_pr_network = sw_strdup("none");
 	c->step_timeout_s = 1800;
 	c->notify_give_up_s = 86400;
 	c->retention = (struct sw_cfg_retention){
@@ -825,6 +845,10 @@ void sw_config_free(struct sw_config *c)
 	free(c->runner_backend);
 	free(c->docker_socket);
 	free(c->runner_network);
+	strv_free(c->runner_cap_add, c->nrunner_cap_add);
+	free(c->runner_user);
+	free(c->runner_pr_network);
+	strv_free(c->runner_pr_network_repos, c->nrunner_pr_network_repos);
 	free(c->tf_image);
 	strv_free(c->tf_mounts, c->ntf_mounts);
 	for (size_t i = 0; i < c->nsecrets; i++) {

@@ -118,6 +118,17 @@ struct sw_config {
 	int64_t runner_nano_cpus;/* 1e9 = one CPU, 0 = no limit */
 	char *runner_network;
 	int64_t step_timeout_s;
+	/* isolation (docs/config.md "runner"): capabilities kept after
+	 * dropping all, NULL-terminated; process limit; the user steps run
+	 * as (NULL = the image's); the network of pull-request stages (forks
+	 * always) unless the repository is in pr_network_repos */
+	char **runner_cap_add;
+	size_t nrunner_cap_add;
+	int runner_pids;         /* 0 = no limit */
+	char *runner_user;
+	char *runner_pr_network;
+	char **runner_pr_network_repos;
+	size_t nrunner_pr_network_repos;
 
 	/* terraform: NULL image = the host's terraform through a local runner */
 	char *tf_image;          /* image holding terraform: run it in containers */

@@ -1010,6 +1010,18 @@ static void strv_free(char **v)
 	free(v);
 }
 
+/* A pull request's stages (a fork's always) get runner.pr_network, unless
+ * the server config trusts the repository's own branches with the network. */
+static const char *stage_network(const struct sw_config *c, const struct sw_store_run *row)
+{
+	if (row->kind != SW_RUN_PULL_REQUEST)
+		return c->runner_network;
+	for (size_t i = 0; !row->from_fork && i < c->nrunner_pr_network_repos; i++)
+		if (!strcmp(c->runner_pr_network_repos[i], row->repo))
+			return c->runner_network;
+	return c->runner_pr_network;
+}
+
 static void start_stage(struct run *r, struct stage *s)
 {
 	if (s->plan.kind == SW_PLAN_TF_PLAN || s->plan.kind == SW_PLAN_TF_APPLY) {
@@ -1042,7 +1054,10 @@ static void start_stage(struct run *r, struct stage *s)
 	spec.workspace = r->workspace;
 	spec.memory_bytes = c->runner_memory;
 	spec.nano_cpus = c->runner_nano_cpus;
-	spec.network = c->runner_network;
+	spec.network = stage_network(c, &r->row);
+	spec.cap_add = (const char *const *)c->runner_cap_add;
+	spec.pids_limit = c->runner_pids;
+	spec.user = c->runner_user;
 	spec.timeout_ms = s->plan.timeout_ms;
 	spec.label = label;
 	spec.on_output = step_output;

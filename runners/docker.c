@@ -955,6 +955,20 @@ static char *create_body(const struct sw_runner_spec *sp, const char *workspace)
 		json_object_set_new(hc, "Binds", a);
 	else
 		json_decref(a);
+	/* No setuid binary or file capability raises what the step has, and
+	 * root in the container keeps only the capabilities asked for. */
+	a = json_array();
+	json_array_append_new(a, json_string("no-new-privileges"));
+	json_object_set_new(hc, "SecurityOpt", a);
+	a = json_array();
+	json_array_append_new(a, json_string("ALL"));
+	json_object_set_new(hc, "CapDrop", a);
+	a = json_array();
+	for (size_t i = 0; sp->cap_add && sp->cap_add[i]; i++)
+		json_array_append_new(a, json_string(sp->cap_add[i]));
+	json_object_set_new(hc, "CapAdd", a);
+	if (sp->pids_limit > 0)
+		json_object_set_new(hc, "PidsLimit", json_integer(sp->pids_limit));
 	if (sp->memory_bytes > 0)
 		json_object_set_new(hc, "Memory", json_integer(sp->memory_bytes));
 	if (sp->nano_cpus > 0)

@@ -99,6 +99,11 @@ struct sw_runner_spec {
 	/* docker: the container's user, "UID:GID" or a name; NULL = the
 	 * image's. local: ignored (the step runs as the daemon's user). */
 	const char *user;
+	/* docker: every step runs with no-new-privileges and all
+	 * capabilities dropped (HostConfig.CapDrop ALL) but these, e.g.
+	 * "CHOWN" (NULL-terminated; NULL = none). local: ignored. */
+	const char *const *cap_add;
+	int64_t pids_limit;             /* docker: HostConfig.PidsLimit; 0 = none */
 	int64_t memory_bytes;           /* docker: HostConfig.Memory; 0 = none */
 	int64_t nano_cpus;              /* docker: HostConfig.NanoCpus; 0 = none */
 	/* docker: HostConfig.NetworkMode ("none", "bridge", "host", a network

@@ -45,7 +45,7 @@ sw_busybox_rootfs_tar() {
 	local a
 	for a in sh ash echo cat sleep ls env printf true false test mkdir rm cp mv \
 	         head tail wc seq yes dd sed grep awk tr sort uniq touch id pwd \
-	         kill date hostname uname whoami find xargs tee basename dirname; do
+	         kill date hostname uname whoami find xargs tee basename dirname nc; do
 		ln -s busybox "$tmp/bin/$a"
 	done
 	echo 'root:x:0:0:root:/root:/bin/sh' >"$tmp/etc/passwd"

@@ -58,3 +58,14 @@ pr() {
 		| .repository.full_name=$repo | .pull_request.head.repo.full_name=$repo' \
 		"$FIX/pull_request-opened.json"
 }
+
+# new_origin: a bare repository $T/origin.git and its clone $T/work on
+# branch main, with a committer set; the shell is left in $T/work.
+new_origin() {
+	git init -q --bare "$T/origin.git"
+	git clone -q "$T/origin.git" "$T/work" 2>/dev/null
+	cd "$T/work" || fail "no clone"
+	git config user.email dev@example.com
+	git config user.name Dev
+	git checkout -q -b main
+}

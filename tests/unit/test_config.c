@@ -197,6 +197,35 @@ static void test_secret_sources(void **state)
 		     "give exactly one of secret_file or secret_env");
 }
 
+/* Stage isolation: the defaults ship locked down; the admin changes them. */
+static void test_runner_isolation(void **state)
+{
+	struct sw_config *c = NULL;
+
+	assert_int_equal(load(MINIMAL, &c), 0);
+	assert_int_equal(c->nrunner_cap_add, 6);
+	assert_string_equal(c->runner_cap_add[0], "CHOWN");
+	assert_null(c->runner_cap_add[6]);
+	assert_int_equal(c->runner_pids, 1024);
+	assert_null(c->runner_user);
+	assert_string_equal(c->runner_network, "bridge");
+	assert_string_equal(c->runner_pr_network, "none");
+	assert_int_equal(c->nrunner_pr_network_repos, 0);
+	sw_config_free(c);
+
+	assert_int_equal(load(MINIMAL "runner:\n  cap_add: []\n  pids: 64\n  user: \"1000:1000\"\n"
+			      "  pr_network: slipway-pr\n  pr_network_repos: [acme/web]\n", &c), 0);
+	assert_int_equal(c->nrunner_cap_add, 0);
+	assert_null(c->runner_cap_add[0]);
+	assert_int_equal(c->runner_pids, 64);
+	assert_string_equal(c->runner_user, "1000:1000");
+	assert_string_equal(c->runner_pr_network, "slipway-pr");
+	assert_string_equal(c->runner_pr_network_repos[0], "acme/web");
+	sw_config_free(c);
+
+	expect_error(MINIMAL "runner:\n  pids: many\n", "runner.pids: expected an integer");
+}
+
 static void test_yaml_syntax_error(void **state)
 {
 	expect_error("server:\n  data_dir: [unclosed\n", "slipway.yaml:3:1:");
@@ -338,6 +367,7 @@ int main(void)
 		cmocka_unit_test(test_secret_sources),
 		cmocka_unit_test(test_yaml_syntax_error),
 		cmocka_unit_test(test_every_error_reported),
+		cmocka_unit_test(test_runner_isolation),
 		cmocka_unit_test(test_links_between_sections),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_terraform_section),

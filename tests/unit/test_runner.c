@@ -25,6 +25,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -762,6 +766,114 @@ static void test_import(void **state)
 	assert_int_equal(sw_docker_import(E.local, "junk", "1", "x", 1, counted, &c), SW_EINVALID);
 }
 
+/* ---- docker: isolation ------------------------------------------------ */
+
+/* A TCP service on 0.0.0.0 of the host, as a fork's stage must not reach. */
+struct host_service {
+	struct evconnlistener *l;
+	int port, accepted;
+	char ip[INET_ADDRSTRLEN];   /* a non-loopback address of the host */
+};
+
+static void host_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *a, int n,
+			void *arg)
+{
+	struct host_service *h = arg;
+	h->accepted++;
+	evutil_closesocket(fd);
+}
+
+static void host_service_start(struct host_service *h)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };   /* INADDR_ANY, port 0 */
+	socklen_t len = sizeof(sin);
+	struct ifaddrs *ifs, *i;
+
+	memset(h, 0, sizeof(*h));
+	h->l = evconnlistener_new_bind(E.base, host_accept, h, LEV_OPT_CLOSE_ON_FREE |
+				       LEV_OPT_REUSEABLE, 16, (struct sockaddr *)&sin, sizeof(sin));
+	assert_non_null(h->l);
+	getsockname(evconnlistener_get_fd(h->l), (struct sockaddr *)&sin, &len);
+	h->port = ntohs(sin.sin_port);
+	assert_int_equal(getifaddrs(&ifs), 0);
+	for (i = ifs; i && !*h->ip; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    !(i->ifa_flags & IFF_LOOPBACK) && (i->ifa_flags & IFF_UP))
+			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, h->ip,
+				  sizeof(h->ip));
+	freeifaddrs(ifs);
+	if (!*h->ip)
+		fail_msg("the host has no non-loopback IPv4 address to test with");
+}
+
+/* Run `nc` from a step on `network` to ADDR:port; its stdout. */
+static void try_connect(struct host_service *h, const char *network, const char *addr,
+			char *out, size_t n)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	char cmd[300];
+	const char *cmds[] = { cmd, NULL };
+
+	snprintf(cmd, sizeof(cmd), "if nc -w 5 %s %d </dev/null; then echo reached; "
+		 "else echo blocked; fi", addr, h->port);
+	rec_init(&rc);
+	s.commands = cmds;
+	s.network = network;
+	run_step(E.docker, &s, &rc, 60);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	snprintf(out, n, "%s", rc.out.ptr);
+	rec_release(&rc);
+}
+
+/*
+ * Every step: no-new-privileges, all capabilities dropped but those asked
+ * for; on network "none" (what pull requests get by default) neither the
+ * host's address nor the bridge's gateway answers, while a step on the
+ * bridge reaches the same service (so the test can see a connection).
+ */
+static void test_isolation(void **state)
+{
+	struct sw_runner_spec s = SW_RUNNER_SPEC_INIT;
+	struct rec rc;
+	struct host_service h;
+	const char *cmds[] = { "grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status",
+			       "id -u", NULL };
+	const char *caps[] = { "CHOWN", "SETUID", NULL };
+	char out[256];
+
+	rec_init(&rc);
+	s.commands = cmds;
+	s.cap_add = caps;
+	s.pids_limit = 64;
+	run_step(E.docker, &s, &rc, 60);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 0);
+	/* CAP_CHOWN is bit 0, CAP_SETUID bit 7 */
+	assert_string_equal(rc.out.ptr, "CapPrm:\t0000000000000081\nCapEff:\t0000000000000081\n"
+			    "NoNewPrivs:\t1\n0\n");
+	rec_release(&rc);
+
+	rec_init(&rc);
+	s.cap_add = NULL;
+	run_step(E.docker, &s, &rc, 60);
+	assert_int_equal(rc.r.exit_code, 0);
+	assert_string_equal(rc.out.ptr, "CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+			    "NoNewPrivs:\t1\n0\n");
+	rec_release(&rc);
+
+	host_service_start(&h);
+	try_connect(&h, "none", h.ip, out, sizeof(out));
+	assert_string_equal(out, "blocked\n");
+	try_connect(&h, "none", "10.88.0.1", out, sizeof(out));   /* podman's bridge gateway */
+	assert_string_equal(out, "blocked\n");
+	assert_int_equal(h.accepted, 0);
+	try_connect(&h, "bridge", h.ip, out, sizeof(out));
+	assert_string_equal(out, "reached\n");
+	assert_int_equal(h.accepted, 1);
+	evconnlistener_free(h.l);
+}
+
 /* ---- docker: engine answers Podman cannot be made to give -------------- */
 
 /*
@@ -1177,6 +1289,7 @@ int main(void)
 		cmocka_unit_test(test_bad_spec),
 		cmocka_unit_test(test_binds_and_user),
 		cmocka_unit_test(test_leftovers),
+		cmocka_unit_test(test_isolation),
 		cmocka_unit_test(test_import),
 		cmocka_unit_test_setup_teardown(test_fake_agree, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_wait_says_zero, fake_setup, fake_teardown),
