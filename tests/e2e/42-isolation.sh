@@ -25,7 +25,8 @@ sw_podman_start "$T/podman" || fail "podman service"
 
 # --- a service on 0.0.0.0 of the host: one line in $T/hits per connection ---
 HOST_IP=$(ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
-[ -n "$HOST_IP" ] || fail "the host has no global IPv4 address to test with"
+# no global address (a bare CI sandbox): the bridge gateway is the host too
+[ -n "$HOST_IP" ] || HOST_IP=10.88.0.1
 SVC_PORT=$(free_port)
 : > "$T/hits"
 python3 -c '
