@@ -7,7 +7,7 @@
 #   make install      PREFIX=/usr/local DESTDIR=
 #
 # Sources are found by folder: every .c in a subsystem folder goes into
-# build/libslipway.a; daemon/slipwayd.c and daemon/slipway.c are the two mains;
+# build/libslipway.a; daemon/slipwayd.c and cli/slipway.c are the two mains;
 # tests/unit/test_X.c becomes build/tests/test_X; tests/kubeapi/*.c becomes
 # build/tests/kubeapi (the test Kubernetes API server).
 
@@ -41,8 +41,8 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -I. $(OPT) $(WARN) $(PKG_CFLAGS) -MMD -MP $
 ALL_LDFLAGS = $(OPT) $(LDFLAGS)
 LIBS_ALL    = $(PKG_LIBS) -lpthread -lm
 
-SUBSYS  := lib storage webhooks pipeline runners manifests daemon
-MAINS   := daemon/slipwayd.c daemon/slipway.c
+SUBSYS  := lib config storage runners webhooks git kube manifests deploy infra report pipeline daemon
+MAINS   := daemon/slipwayd.c cli/slipway.c
 LIB_SRC := $(filter-out $(MAINS),$(foreach d,$(SUBSYS),$(wildcard $(d)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 
@@ -78,7 +78,7 @@ $(BUILD)/libslipway.a: $(LIB_OBJ)
 $(BUILD)/slipwayd: $(BUILD)/obj/daemon/slipwayd.o $(BUILD)/libslipway.a
 	$(Q_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
-$(BUILD)/slipway: $(BUILD)/obj/daemon/slipway.o $(BUILD)/libslipway.a
+$(BUILD)/slipway: $(BUILD)/obj/cli/slipway.o $(BUILD)/libslipway.a
 	$(Q_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB_OBJ) $(BUILD)/libslipway.a
@@ -95,6 +95,7 @@ deps:
 # Unit tests, then the end-to-end scripts (tests/e2e/*.sh), each against the
 # real binaries in $(BUILD).
 unit: $(UNIT_BIN) $(KUBEAPI_BIN)
+	@contrib/layers.sh --check
 	@tests/run-unit.sh $(UNIT_BIN)
 
 e2e: $(BINS) $(KUBEAPI_BIN)

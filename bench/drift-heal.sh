@@ -17,7 +17,7 @@
 #                   kubectl's own start-up, ~100 ms of Go, to the above)
 # Each edit hits a different object: the same object edited again within
 # the quiet period is, by design, a controller fight and is backed off
-# (1 s, 2 s, 4 s ...; see manifests/drift.h).
+# (1 s, 2 s, 4 s ...; see deploy/deploy.h).
 #
 #   bench/drift-heal.sh [EDITS] [OBJECTS]
 #

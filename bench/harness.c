@@ -1,6 +1,6 @@
 /*
- * bench/harness.c - the real syncer (manifests/sync.h) and drift watcher
- * (manifests/drift.h) on one loop, as slipwayd runs them, for the
+ * bench/harness.c - the real syncer (deploy/deploy.h) and drift watcher
+ * (deploy/deploy.h) on one loop, as slipwayd runs them, for the
  * Kubernetes benchmarks. Built by bench/lib.sh (build_harness) against
  * build/libslipway.a.
  *
@@ -26,13 +26,13 @@
 #include <event2/event.h>
 
 #include "lib/clock.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/pool.h"
 #include "lib/proc.h"
-#include "manifests/drift.h"
-#include "manifests/sync.h"
+#include "deploy/deploy.h"
+#include "deploy/deploy.h"
 #include "storage/store.h"
 
 struct h {

@@ -15,7 +15,7 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/error.h"
 
 #define SLIPWAY_VERSION "0.1.0"

@@ -4,7 +4,7 @@
  * engine calls (deploy a commit, pick a rollback target, the environment of
  * acceptance stages).
  *
- * A deploy is a sync (manifests/sync.h) of the commit; it succeeds when the
+ * A deploy is a sync (deploy/deploy.h) of the commit; it succeeds when the
  * sync does and nothing ends degraded. A rollback is a sync with trigger
  * "rollback"; afterwards the environment says it is rolled back, and the
  * drift watcher, which follows the syncer's desired state, holds that
@@ -19,12 +19,12 @@
 #include "lib/log.h"
 #include "lib/pool.h"
 #include "manifests/manifests.h"
-#include "manifests/sync.h"
-#include "manifests/drift.h"
-#include "pipeline/outbox.h"
+#include "deploy/deploy.h"
+#include "deploy/deploy.h"
+#include "report/report.h"
 #include "pipeline/pipeline.h"
-#include "pipeline/report.h"
-#include "pipeline/source.h"
+#include "report/report.h"
+#include "git/git.h"
 #include "storage/store.h"
 
 struct env_rt {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/log.h"
 #include "storage/store.h"
 

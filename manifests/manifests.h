@@ -1,9 +1,8 @@
 /*
- * manifests.h - the manifests subsystem's public header: the desired state
- * read from an environment's checkout and, later in this file, the
- * Kubernetes client, sync, prune, health and drift.
- *
- * Each part keeps to its own marked section.
+ * manifests.h - the manifests room: the desired state only, read from an
+ * environment's checkout (manifests/render.c: plain YAML and JSON,
+ * kustomize, helm) into a set of objects (manifests/objset.c: order, waves,
+ * lookup). May call: lib/, kube/ (object identity). Called by deploy/.
  */
 #ifndef SW_MANIFESTS_H
 #define SW_MANIFESTS_H
@@ -13,7 +12,7 @@
 
 #include "lib/buf.h"
 #include "lib/error.h"
-#include "manifests/kube.h"
+#include "kube/kube.h"
 
 /* ======================================================================
  * Rendering desired state (manifests/render.c, manifests/objset.c)

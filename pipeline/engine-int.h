@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/config.h"
+#include "config/config.h"
 
 struct sw_engine;
 struct sw_store;

@@ -25,11 +25,11 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/pool.h"
-#include "manifests/terraform.h"
+#include "infra/infra.h"
 #include "pipeline/engine-int.h"
-#include "pipeline/outbox.h"
-#include "pipeline/report.h"
-#include "pipeline/source.h"
+#include "report/report.h"
+#include "report/report.h"
+#include "git/git.h"
 #include "storage/store.h"
 
 struct ienv {

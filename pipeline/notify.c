@@ -1,8 +1,8 @@
 /*
  * notify.c - turn what storage says about a run into outbox messages:
  * a commit status per stage, one PR comment per run edited in place, and
- * Slack messages when a run starts and ends (pipeline/report.h builds the
- * bodies; pipeline/outbox.h sends them).
+ * Slack messages when a run starts and ends (report/report.h builds the
+ * bodies; report/report.h sends them).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +10,8 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "pipeline/engine-int.h"
-#include "pipeline/outbox.h"
-#include "pipeline/report.h"
+#include "report/report.h"
+#include "report/report.h"
 #include "storage/store.h"
 
 #define LOG_TAIL_BYTES 8192

@@ -49,7 +49,7 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/error.h"
 
 struct event_base;
@@ -110,7 +110,7 @@ struct sw_engine_deps {
 	void (*on_run_finished)(const char *kind, const char *status, int64_t duration_ms);
 	void (*on_stage_finished)(const char *status, int64_t duration_ms);
 	/*
-	 * Terraform (manifests/terraform.h); may be NULL: no infra stages and
+	 * Terraform (infra/infra.h); may be NULL: no infra stages and
 	 * no drift checks. OWNED by the engine once sw_engine_new returns (it
 	 * is freed by sw_engine_free, before the runner it uses). With it:
 	 *  - a pull request run gets a `terraform-ENV` stage per environment

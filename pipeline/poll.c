@@ -23,7 +23,7 @@
 #include "lib/log.h"
 #include "lib/pool.h"
 #include "pipeline/engine-int.h"
-#include "pipeline/source.h"
+#include "git/git.h"
 
 struct prepo {
 	struct sw_poll *p;

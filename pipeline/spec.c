@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/yaml.h"
 
 #define MAX_ERRORS 50

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/error.h"
 
 /* ------------------------------------------------------------------ */

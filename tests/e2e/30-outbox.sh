@@ -7,7 +7,7 @@
 #
 # Rows are written with the sqlite3 CLI while the daemon runs, as another
 # process would through storage (the database is in WAL mode), in the
-# envelope format of pipeline/outbox.c.
+# envelope format of report/outbox.c.
 set -u
 . "$SRC/tests/lib/common.sh"
 . "$SRC/tests/lib/recorder.sh"

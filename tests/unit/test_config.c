@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
-#include "lib/config.h"
+#include "config/config.h"
 
 static char dir[256];
 

@@ -3,7 +3,7 @@
  * server (build/tests/kubeapi, next to this binary) and kubectl.
  *
  * Each test starts a server, makes a first sync with the real syncer
- * (manifests/sync.h) from a directory of manifests, starts a drift watcher
+ * (deploy/deploy.h) from a directory of manifests, starts a drift watcher
  * on it, then edits the cluster out of band with kubectl: a patched managed
  * field is healed and recorded with its path and manager, a deleted object
  * is recreated, self_heal off only reports (and marks the environment
@@ -33,13 +33,13 @@
 #include "tests/unit/kubeapi-util.h"
 #include "tests/unit/slow.h"
 #include "lib/clock.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/http.h"
 #include "lib/pool.h"
 #include "lib/proc.h"
-#include "manifests/drift.h"
+#include "deploy/deploy.h"
 #include "manifests/manifests.h"
-#include "manifests/sync.h"
+#include "deploy/deploy.h"
 #include "storage/store.h"
 
 /* ---- the comparison, no server ---------------------------------------- */

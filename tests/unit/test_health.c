@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "manifests/kube.h"
+#include "kube/kube.h"
 
 struct fx {
 	const char *name;

@@ -37,7 +37,7 @@
 #include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/proc.h"
-#include "manifests/kube.h"
+#include "kube/kube.h"
 
 /* ---- harness ---------------------------------------------------------- */
 

@@ -33,9 +33,9 @@
 
 #include "lib/buf.h"
 #include "lib/clock.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/http.h"
-#include "pipeline/outbox.h"
+#include "report/report.h"
 #include "storage/store.h"
 #include "tests/unit/slow.h"
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
-#include "pipeline/report.h"
+#include "report/report.h"
 
 #define T0 1700000000000LL
 

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
-#include "pipeline/source.h"
+#include "git/git.h"
 #include "tests/unit/slow.h"
 
 /*

@@ -34,13 +34,13 @@
 #include "tests/unit/kubeapi-util.h"
 #include "tests/unit/slow.h"
 #include "lib/clock.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/http.h"
 #include "lib/pool.h"
 #include "lib/proc.h"
 #include "manifests/manifests.h"
-#include "manifests/sync.h"
-#include "pipeline/source.h"
+#include "deploy/deploy.h"
+#include "git/git.h"
 #include "storage/store.h"
 
 const char *__lsan_default_suppressions(void);

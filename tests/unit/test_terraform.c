@@ -27,7 +27,7 @@
 
 #include "lib/buf.h"
 #include "lib/proc.h"
-#include "manifests/terraform.h"
+#include "infra/infra.h"
 #include "runners/runner.h"
 #include "tests/unit/slow.h"
 

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "webhooks/json.h"   /* private: the scanner parse.c uses */
 #include "webhooks/webhooks.h"
 

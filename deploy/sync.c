@@ -1,5 +1,5 @@
 /*
- * sync.c - the sync engine (manifests/sync.h): render a commit, apply it
+ * sync.c - the sync engine (deploy/deploy.h): render a commit, apply it
  * stage by stage with server-side apply, prune, wait for health, record.
  *
  * A sync is a `struct run` moving through steps on the loop; only the
@@ -20,11 +20,11 @@
 
 #include "lib/buf.h"
 #include "lib/clock.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/log.h"
 #include "lib/pool.h"
 #include "manifests/manifests.h"
-#include "manifests/sync.h"
+#include "deploy/deploy.h"
 
 /* The environment settings one sync uses (a snapshot: reloads do not reach a running sync). */
 struct envcfg {
@@ -540,7 +540,7 @@ struct listctx {
  * What a run keeps of a live object (a new reference): a shallow copy
  * without metadata.managedFields (often half of an object's text and most
  * of its parsed size; gets carry it, lists and apply answers arrive
- * without it: manifests/kube.h) and without status unless asked.
+ * without it: kube/kube.h) and without status unless asked.
  * Thousands of objects are held through a sync.
  */
 static json_t *slim(const json_t *o, int keep_status)

@@ -23,7 +23,7 @@
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
-#include "manifests/terraform.h"
+#include "infra/infra.h"
 #include "runners/runner.h"
 
 void sw_tf_changes_free(struct sw_tf_change *v, size_t n);

@@ -1,7 +1,8 @@
 /*
- * kube.h - the Kubernetes API client, health rules and kubeconfig (a
- * section of the manifests subsystem's public header; manifests.h includes
- * it).
+ * kube.h - the kube room: the Kubernetes API client (kube/kube.c:
+ * transport, auth, discovery, list, watch, apply), health rules
+ * (kube/health.c) and kubeconfig (kube/kubeconfig.c). May call: lib/.
+ * Called by manifests/, deploy/ and daemon/.
  *
  * Life cycle:
  *
@@ -55,7 +56,7 @@ struct sw_http;
 struct sw_proc_mgr;
 
 /* ======================================================================
- * Health (manifests/health.c)
+ * Health (kube/health.c)
  * ====================================================================== */
 
 enum sw_kube_health {
@@ -83,7 +84,7 @@ const char *sw_kube_health_name(enum sw_kube_health h);
 enum sw_kube_health sw_kube_health(const json_t *obj, char **message);
 
 /* ======================================================================
- * kubeconfig (manifests/kubeconfig.c)
+ * kubeconfig (kube/kubeconfig.c)
  * ====================================================================== */
 
 /* An exec credential plugin (users[].user.exec). */
@@ -137,7 +138,7 @@ int sw_kubeconfig_parse(struct sw_kubeconfig **out, const char *name, const char
 void sw_kubeconfig_free(struct sw_kubeconfig *cfg);
 
 /* ======================================================================
- * Client (manifests/kube.c)
+ * Client (kube/kube.c)
  * ====================================================================== */
 
 struct sw_kube;

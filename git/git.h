@@ -1,6 +1,8 @@
 /*
- * source.h - repositories as bare libgit2 mirrors under DATA_DIR/mirrors,
- * and clean per-run checkouts made from them.
+ * git.h - the git room: repositories as bare libgit2 mirrors under
+ * DATA_DIR/mirrors, and clean per-run checkouts made from them, plus what a
+ * run reads from a commit (files, changed paths, commit info). The code is
+ * git/source.c. May call: lib/, config/. Called by pipeline/ and daemon/.
  *
  * Every function here BLOCKS (network, disk) and is meant for worker
  * threads (lib/pool.h), never for the event loop. They are thread-safe:
@@ -21,8 +23,8 @@
  * travel only through the credential callback, and credentials written
  * into a URL are masked ("https://<masked>@github.com/acme/shop.git").
  */
-#ifndef SW_PIPELINE_SOURCE_H
-#define SW_PIPELINE_SOURCE_H
+#ifndef SW_GIT_H
+#define SW_GIT_H
 
 #include <stddef.h>
 

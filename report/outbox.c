@@ -15,7 +15,7 @@
  *   pr_comment     {"repo", "pr", "run", "body": <markdown>}
  *   slack          {"channel": <string or null>, "message": <Slack JSON>}
  */
-#include "pipeline/outbox.h"
+#include "report/report.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -29,10 +29,10 @@
 
 #include "lib/buf.h"
 #include "lib/clock.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/http.h"
 #include "lib/log.h"
-#include "pipeline/report.h"
+#include "report/report.h"
 #include "storage/store.h"
 
 /* daemon/daemon.h owns the version; pipeline must not include it. */

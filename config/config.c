@@ -6,7 +6,7 @@
  * Errors are collected, not fatal at the first, so `slipwayd --check`
  * can list them all.
  */
-#include "lib/config.h"
+#include "config/config.h"
 
 #include <ctype.h>
 #include <limits.h>

@@ -6,7 +6,7 @@
  * notes/protocols.md. Pure functions of the JSON: the sync engine calls
  * this on every watch event, so it must stay cheap and never block.
  */
-#include "manifests/kube.h"
+#include "kube/kube.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

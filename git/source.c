@@ -13,8 +13,8 @@
  * The records live as long as the process (one per repository, a few
  * hundred bytes) so no reference counting is needed.
  */
-#include "pipeline/source.h"
-#include "lib/config.h"
+#include "git/git.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <ftw.h>

@@ -6,7 +6,7 @@
  * is read; unknown keys (extensions, preferences, proxy-url) are ignored, as
  * kubectl ignores what it does not use.
  */
-#include "manifests/kube.h"
+#include "kube/kube.h"
 
 #include <stdlib.h>
 #include <string.h>

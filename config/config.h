@@ -1,5 +1,6 @@
 /*
- * config.h - slipway's settings, read from one YAML file.
+ * config.h - the config room: slipway's settings, read from one YAML file
+ * (config/config.c). May call: lib/. Every room above may include it.
  *
  * Every field has its default set in one place (config.c: defaults()), like
  * memcached's settings. Secrets are never written inline: a secret is a

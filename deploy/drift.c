@@ -9,7 +9,7 @@
  * are not kept: a watch event is compared when it arrives and dropped,
  * which keeps memory to the desired set plus a few strings per object.
  */
-#include "manifests/drift.h"
+#include "deploy/deploy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +19,10 @@
 
 #include "lib/buf.h"
 #include "lib/clock.h"
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/log.h"
 #include "manifests/manifests.h"
-#include "manifests/sync.h"
+#include "deploy/deploy.h"
 
 #define MAX_DIFFS 100
 
@@ -1227,7 +1227,7 @@ int sw_drift_new(struct sw_drift **out, struct event_base *base, struct sw_kube 
 	dw->store = store;
 	dw->syncer = syncer;
 	dw->env = sw_strdup(env->name);
-	dw->selector = sw_asprintf("%s=%s", SW_TRACKING_LABEL, env->name);
+	dw->selector = sw_asprintf("%s=%s", SW_SYNC_LABEL, env->name);
 	dw->manager = sw_strdup(opts->field_manager ? opts->field_manager : "slipway");
 	dw->self_heal = env->self_heal;
 	dw->notify = opts->notify;

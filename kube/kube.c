@@ -19,7 +19,7 @@
  * `internal` completion instead of a user callback, so they share the
  * credential, retry and 401 handling.
  */
-#include "manifests/kube.h"
+#include "kube/kube.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,6 +1,8 @@
 /*
- * terraform.h - Terraform root modules of an environment: plan on pull
- * requests, plan + apply on merge, drift checks, all on the event loop.
+ * infra.h - the infra room: Terraform root modules of an environment: plan
+ * on pull requests, plan + apply on merge, drift checks, all on the event
+ * loop (infra/terraform.c), and the reading of plan/show JSON
+ * (infra/tfplan.c). May call: lib/, config/, runners/. Called by pipeline/.
  *
  * Every Terraform command runs as one step of a sw_runner (`local`: the
  * host's binary; `docker`: an image holding terraform), with
@@ -45,13 +47,13 @@
  * which touch no loop state (sw_tf_affected reads files: call it on a
  * worker).
  */
-#ifndef SW_MANIFESTS_TERRAFORM_H
-#define SW_MANIFESTS_TERRAFORM_H
+#ifndef SW_INFRA_H
+#define SW_INFRA_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/config.h"
+#include "config/config.h"
 #include "lib/error.h"
 
 struct event_base;
@@ -211,7 +213,7 @@ void sw_tf_cancel(struct sw_tf_op *op);
 
 void sw_tf_result_free(struct sw_tf_result *res);
 
-/* ---- show -json (manifests/tfplan.c) ----------------------------------- */
+/* ---- show -json (infra/tfplan.c) ----------------------------------- */
 
 /*
  * Fill res's counts and `changes` from the JSON of `terraform show -json`

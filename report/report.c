@@ -7,7 +7,7 @@
  * through the escaping of its destination (Markdown, Slack mrkdwn), then is
  * cut to that destination's limit.
  */
-#include "pipeline/report.h"
+#include "report/report.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -16,7 +16,7 @@
 #include <jansson.h>
 
 #include "lib/buf.h"
-#include "manifests/terraform.h"
+#include "infra/infra.h"
 
 static void changes_free(struct sw_tf_change *v, size_t n)
 {

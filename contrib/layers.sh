@@ -1,0 +1,36 @@
+#!/bin/sh
+# contrib/layers.sh - the folders' include graph, and a check that every
+# include points down. The floors, lowest first (a folder may include its
+# own files and those of lower floors; folders on one floor include each
+# other only where the list below allows):
+#
+#   1 lib
+#   2 config
+#   3 storage runners webhooks git kube
+#   4 manifests infra
+#   5 deploy report
+#   6 pipeline
+#   7 daemon
+#   8 cli
+#
+#     contrib/layers.sh          # prints "from -> to (count)" and any violation
+#     contrib/layers.sh --check  # only violations; exit 1 if there are any
+#
+# `make test` runs the check.
+cd "$(dirname "$0")/.." || exit 2
+floors='lib:1 config:2 storage:3 runners:3 webhooks:3 git:3 kube:3 manifests:4 infra:4 deploy:5 report:5 pipeline:6 daemon:7 cli:8'
+check=0
+[ "${1:-}" = --check ] && check=1
+for d in lib config storage runners webhooks git kube manifests infra deploy report pipeline daemon cli; do
+	[ -d "$d" ] || continue
+	grep -Ho '^#include "[a-z]*/' "$d"/*.[ch] 2>/dev/null |
+		sed "s|^\([a-z]*\)/[^:]*:#include \"\([a-z]*\)/|\1 \2|"
+done | sort | uniq -c | awk -v floors="$floors" -v check=$check '
+	BEGIN { n = split(floors, f, " "); for (i = 1; i <= n; i++) { split(f[i], p, ":"); fl[p[1]] = p[2] } }
+	$2 == $3 { next }
+	{
+		bad = !($2 in fl) || !($3 in fl) || fl[$3] >= fl[$2]
+		if (bad) { printf "UP   %s -> %s (%d includes)\n", $2, $3, $1; nbad++ }
+		else if (!check) printf "     %s -> %s (%d)\n", $2, $3, $1
+	}
+	END { exit nbad > 0 }'
