@@ -112,6 +112,13 @@ struct sw_render_opts {
  *    starting with '.' are skipped, symbolic links to directories are not
  *    followed, and no link may lead outside the checkout;
  *  - a file is read whatever its extension.
+ * Nothing outside the checkout is read, after symbolic links: before a tool
+ * runs, every path a kustomization names (resources, bases, components,
+ * patches, generator files, ...; field names in any case, as kustomize
+ * reads them) must exist and resolve inside, and every kustomization
+ * directory named is checked in turn; no link under a chart directory may
+ * lead outside. A reference that is not in the checkout (a remote base) is
+ * refused too. kustomize runs with --load-restrictor LoadRestrictionsRootOnly.
  * Files hold YAML documents separated by `---`, or JSON (a file whose first
  * non-blank character is '{', as kubectl decides). Tools run with stdin
  * from /dev/null and only PATH, HOME, USER, LANG, LC_*, TZ, TMPDIR, XDG_*,

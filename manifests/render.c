@@ -61,6 +61,8 @@ struct render {
 	struct sw_buf errors;      /* problems, one per line */
 	size_t nerrors;
 	int stop;                  /* too many problems or a limit reached */
+	char **seen;               /* "k:DIR", "t:DIR": kustomizations and chart trees checked */
+	size_t nseen;
 };
 
 /* --- problems ----------------------------------------------------------- */
@@ -121,19 +123,34 @@ static char *abs_of(const struct render *r, const char *rel)
 	return *rel ? sw_asprintf("%s/%s", r->root, rel) : sw_strdup(r->root);
 }
 
+/* 1 when `real` (a resolved path) is the checkout or under it. */
+static int real_inside(const struct render *r, const char *real)
+{
+	size_t n = strlen(r->root_real);
+	return !strcmp(r->root_real, "/") ||
+	       (!strncmp(real, r->root_real, n) && (real[n] == '/' || real[n] == '\0'));
+}
+
 /* 1 when `abs` resolves to a place inside the checkout, 0 when outside, <0 on error. */
 static int inside_root(const struct render *r, const char *abs)
 {
 	char *real = realpath(abs, NULL);
-	size_t n = strlen(r->root_real);
 	int in;
 
 	if (!real)
 		return -1;
-	in = !strncmp(real, r->root_real, n) && (real[n] == '/' || real[n] == '\0' ||
-						   !strcmp(r->root_real, "/"));
+	in = real_inside(r, real);
 	free(real);
 	return in;
+}
+
+/* `path` (under the checkout's real path) relative to the checkout, for messages. */
+static const char *rel_of(const struct render *r, const char *path)
+{
+	size_t n = strlen(r->root_real);
+	if (!strcmp(r->root_real, "/"))
+		return path + 1;
+	return path[n] == '/' ? path + n + 1 : path + n;
 }
 
 static int has_ext(const char *name)
@@ -493,6 +510,262 @@ static void render_file(struct render *r, const char *rel)
 	sw_buf_release(&b);
 }
 
+/* --- what kustomize and helm would read ------------------------------------- */
+
+/*
+ * Both tools read files of their own choosing, so before either runs every
+ * place it would read is resolved (links followed) and must lie inside the
+ * checkout. kustomize's own root-only loader already keeps a kustomization's
+ * files inside its directory, but a base, component or generator directory
+ * starts a new root anywhere (`resources: [../../outside/base]`), and a remote
+ * one is fetched: here each path a kustomization names is checked, and each
+ * directory it names is checked as a kustomization in turn.
+ */
+
+/*
+ * 1 the first time `dir` is checked as `what` ('k' kustomization, 't' tree)
+ * within the depth limit, else 0 (a loop of links ends here).
+ */
+static int enter(struct render *r, char what, const char *dir, int depth)
+{
+	if (r->stop)
+		return 0;
+	for (size_t i = 0; i < r->nseen; i++)
+		if (r->seen[i][0] == what && !strcmp(r->seen[i] + 2, dir))
+			return 0;
+	if (depth > MAX_WALK_DEPTH) {
+		add_errorf(r, "%s: nested deeper than %d levels", rel_of(r, dir), MAX_WALK_DEPTH);
+		return 0;
+	}
+	r->seen = sw_realloc(r->seen, (r->nseen + 1) * sizeof(*r->seen));
+	r->seen[r->nseen++] = sw_asprintf("%c:%s", what, dir);
+	return 1;
+}
+
+/* A kustomization being checked: its directory (real path) and file (for messages). */
+struct kz {
+	struct render *r;
+	const char *dir;
+	const char *file;
+	int depth;
+};
+
+enum ref_kind {
+	REF_FILE,      /* a file (or a directory kustomize reads as a whole) */
+	REF_ANY,       /* a file, or a directory holding a kustomization */
+	REF_INLINE,    /* REF_ANY, or YAML written in place (several lines, or "{...}") */
+};
+
+static void check_kustomization(struct render *r, const char *dir, int depth);
+
+/* One path the kustomization names, as `field` ("resources[0]"). */
+static void check_ref(const struct kz *k, const char *field, const char *ref, enum ref_kind kind)
+{
+	struct render *r = k->r;
+	char *abs, *real;
+	struct stat st;
+
+	if (!*ref || (kind == REF_INLINE && (strchr(ref, '\n') || ref[0] == '{')))
+		return;
+	abs = ref[0] == '/' ? sw_strdup(ref) : sw_asprintf("%s/%s", k->dir, ref);
+	real = realpath(abs, NULL);
+	if (!real && (errno == ENOENT || errno == ENOTDIR))
+		add_errorf(r, "%s: %s: '%s' is not in the checkout", k->file, field, ref);
+	else if (!real)
+		add_errorf(r, "%s: %s: '%s': %s", k->file, field, ref, strerror(errno));
+	else if (!real_inside(r, real))
+		add_errorf(r, "%s: %s: '%s' leads outside the checkout", k->file, field, ref);
+	else if (kind != REF_FILE && stat(real, &st) == 0 && S_ISDIR(st.st_mode))
+		check_kustomization(r, real, k->depth + 1);
+	free(real);
+	free(abs);
+}
+
+/* A list of paths (`v` a string for a field that holds one). */
+static void check_refs(const struct kz *k, const char *field, json_t *v, enum ref_kind kind,
+		       int key_eq)
+{
+	size_t i;
+	json_t *it;
+
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v), *eq = key_eq ? strchr(s, '=') : NULL;
+		check_ref(k, field, eq ? eq + 1 : s, kind);   /* "key=path" in a generator */
+		return;
+	}
+	json_array_foreach(v, i, it) {
+		if (json_is_string(it)) {
+			char *f = sw_asprintf("%s[%zu]", field, i);
+			check_refs(k, f, it, kind, key_eq);
+			free(f);
+		}
+	}
+}
+
+/*
+ * The fields of each object in `v` (one object or a list) that name files:
+ * `keys` is "key" or "key=" (a list of key=path), all file paths.
+ */
+static void check_objects(const struct kz *k, const char *field, json_t *v,
+			  const char *const *keys)
+{
+	size_t i, n = json_is_array(v) ? json_array_size(v) : 1;
+
+	for (i = 0; i < n; i++) {
+		json_t *o = json_is_array(v) ? json_array_get(v, i) : v, *fv;
+		const char *key;
+		if (!json_is_object(o))
+			continue;
+		json_object_foreach(o, key, fv) {
+			for (const char *const *want = keys; *want; want++) {
+				size_t wl = strcspn(*want, "=");
+				if (strlen(key) != wl || strncasecmp(key, *want, wl))
+					continue;
+				char *f = json_is_array(v) ? sw_asprintf("%s[%zu].%s", field, i, key)
+							   : sw_asprintf("%s.%s", field, key);
+				check_refs(k, f, fv, REF_FILE, (*want)[wl] == '=');
+				free(f);
+			}
+		}
+	}
+}
+
+/*
+ * The fields of a kustomization that name what kustomize reads (api/types
+ * Kustomization, v5, with the deprecated ones it still reads). Go's JSON
+ * decoder matches field names in any case, so this does too.
+ */
+static void check_fields(const struct kz *k, json_t *doc)
+{
+	static const char *const path[] = { "path", NULL };
+	static const char *const gen[] = { "files=", "envs", "env", NULL };
+	static const char *const helm_globals[] = { "chartHome", "configHome", NULL };
+	static const char *const helm_charts[] = { "valuesFile", "additionalValuesFiles", NULL };
+	static const struct {
+		const char *name;
+		int kind;                      /* enum ref_kind, or -1 with `keys` */
+		const char *const *keys;       /* objects with these path fields */
+	} fields[] = {
+		{ "resources", REF_ANY, NULL }, { "bases", REF_ANY, NULL },
+		{ "components", REF_ANY, NULL }, { "crds", REF_FILE, NULL },
+		{ "configurations", REF_FILE, NULL }, { "generators", REF_INLINE, NULL },
+		{ "transformers", REF_INLINE, NULL }, { "validators", REF_INLINE, NULL },
+		{ "patchesStrategicMerge", REF_INLINE, NULL },
+		{ "patches", -1, path }, { "patchesJson6902", -1, path },
+		{ "replacements", -1, path }, { "openapi", -1, path },
+		{ "configMapGenerator", -1, gen }, { "secretGenerator", -1, gen },
+		{ "helmGlobals", -1, helm_globals }, { "helmCharts", -1, helm_charts },
+	};
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(doc, key, v) {
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+			if (strcasecmp(key, fields[i].name))
+				continue;
+			if (fields[i].keys)
+				check_objects(k, key, v, fields[i].keys);
+			else
+				check_refs(k, key, v, (enum ref_kind)fields[i].kind, 0);
+		}
+	}
+}
+
+/* The kustomization in directory `dir` (a real path inside the checkout). */
+static void check_kustomization(struct render *r, const char *dir, int depth)
+{
+	static const char *const names[] = { "kustomization.yaml", "kustomization.yml",
+					     "Kustomization", NULL };
+	struct sw_buf b = SW_BUF_INIT;
+	struct sw_yaml_stream *ys = NULL;
+	json_t *doc = NULL;
+	char *file = NULL, *real = NULL;
+	struct stat st;
+
+	if (!enter(r, 'k', dir, depth))
+		return;
+	for (const char *const *n = names; *n && !file; n++) {
+		char *p = sw_asprintf("%s/%s", dir, *n);
+		if (lstat(p, &st) == 0)
+			file = join(rel_of(r, dir), *n);
+		free(p);
+	}
+	if (!file)
+		return;   /* not a kustomization: kustomize says so */
+	{
+		char *abs = abs_of(r, file);
+		real = realpath(abs, NULL);
+		free(abs);
+	}
+	if (!real || !real_inside(r, real)) {
+		add_errorf(r, "%s: leads outside the checkout", file);
+	} else if (read_manifest(r, file, &b) < 0 || sw_yaml_parse(&ys, file, b.ptr, b.len) < 0 ||
+		   (ys->ndocs && sw_yaml_to_json(&doc, ys, ys->docs[0].root, 0) < 0)) {
+		add_error(r, sw_error_last());
+	} else if (json_is_object(doc)) {
+		struct kz k = { r, dir, file, depth };
+		check_fields(&k, doc);
+	}
+	if (doc)
+		json_decref(doc);
+	sw_yaml_free(ys);
+	sw_buf_release(&b);
+	free(real);
+	free(file);
+}
+
+/* Every link under chart directory `dir` (real) stays inside; helm follows them. */
+static void check_tree(struct render *r, const char *dir, int depth)
+{
+	struct dirent *de;
+	DIR *d;
+
+	if (!enter(r, 't', dir, depth))
+		return;
+	if (!(d = opendir(dir))) {
+		add_errorf(r, "%s: %s", rel_of(r, dir), strerror(errno));
+		return;
+	}
+	while (!r->stop && (de = readdir(d))) {
+		char *p, *real = NULL;
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		p = sw_asprintf("%s/%s", dir, de->d_name);
+		if (lstat(p, &st) < 0) {
+			add_errorf(r, "%s: %s", rel_of(r, p), strerror(errno));
+		} else if (S_ISLNK(st.st_mode)) {
+			if ((real = realpath(p, NULL)) && !real_inside(r, real))
+				add_errorf(r, "%s: symbolic link leads outside the checkout", rel_of(r, p));
+			else if (real && stat(real, &st) == 0 && S_ISDIR(st.st_mode))
+				check_tree(r, real, depth + 1);
+			/* a dangling link: helm reports it */
+		} else if (S_ISDIR(st.st_mode)) {
+			check_tree(r, p, depth + 1);
+		}
+		free(real);
+		free(p);
+	}
+	closedir(d);
+}
+
+/* Check what the tool for `rel` would read; 0 when it may run. */
+static int check_tool_input(struct render *r, const char *rel, enum entry_type t)
+{
+	char *abs = abs_of(r, rel), *real = realpath(abs, NULL);
+	size_t before = r->nerrors;
+
+	if (!real)
+		add_errorf(r, "%s: %s", *rel ? rel : ".", strerror(errno));
+	else if (t == ENT_KUSTOMIZE)
+		check_kustomization(r, real, 0);
+	else
+		check_tree(r, real, 0);
+	free(real);
+	free(abs);
+	return r->nerrors > before || r->stop ? -1 : 0;
+}
+
 /* --- tools ------------------------------------------------------------------ */
 
 /* The first executable `name` on PATH, or NULL. */
@@ -743,11 +1016,14 @@ static void render_kustomize(struct render *r, const char *rel)
 	char *abs = abs_of(r, rel), *kz = which("kustomize"), *kc = NULL;
 	char *source = sw_asprintf("kustomize %s", *rel ? rel : ".");
 
-	if (kz) {
-		char *argv[] = { kz, "build", abs, NULL };
+	if (check_tool_input(r, rel, ENT_KUSTOMIZE) < 0) {
+		/* reported */
+	} else if (kz) {
+		char *argv[] = { kz, "build", abs, "--load-restrictor", "LoadRestrictionsRootOnly", NULL };
 		render_tool(r, argv, source);
 	} else if ((kc = which("kubectl"))) {
-		char *argv[] = { kc, "kustomize", abs, NULL };
+		char *argv[] = { kc, "kustomize", abs, "--load-restrictor", "LoadRestrictionsRootOnly",
+				 NULL };
 		render_tool(r, argv, source);
 	} else {
 		add_errorf(r, "%s: kustomization found but neither kustomize nor kubectl is installed",
@@ -765,7 +1041,9 @@ static void render_helm(struct render *r, const char *rel)
 	char *source = sw_asprintf("helm %s", *rel ? rel : ".");
 	char *base = NULL;
 
-	if (!helm) {
+	if (check_tool_input(r, rel, ENT_HELM) < 0) {
+		/* reported */
+	} else if (!helm) {
 		add_errorf(r, "%s: Chart.yaml found but helm is not installed", *rel ? rel : ".");
 	} else {
 		const char *release = r->o.helm_release;
@@ -904,6 +1182,9 @@ int sw_render_dir(struct sw_objset **out, const char *checkout_root,
 		*out = r.set;
 	}
 	sw_buf_release(&r.errors);
+	for (size_t i = 0; i < r.nseen; i++)
+		free(r.seen[i]);
+	free(r.seen);
 	free(r.root_real);
 	return rc;
 }

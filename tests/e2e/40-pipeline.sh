@@ -4,7 +4,8 @@
 # and comment; redelivery; bad signature; tag push and deleted branch
 # ignored; a failing stage with its log tail; an invalid .slipway.yml with
 # file:line:col on the PR; a newer commit superseding a running run; GitHub
-# answering 500 then 201; secrets masked in stored logs; kill -9 mid-run and
+# answering 500 then 201; secrets masked in stored logs (the lines of a
+# multi-line one, env, base64, also in the API and the page); kill -9 mid-run and
 # a restart that retries the run and loses no delivery.
 set -u
 . "$SRC/tests/lib/common.sh"
@@ -18,6 +19,10 @@ export WEBHOOK_SECRET="It's a Secret to Everybody"
 export GH_TOKEN=ghp_e2e_token_0123456789
 export SLACK_URL=placeholder
 export NPM_TOKEN=npm_Sup3rS3cretValue
+# a key file of three lines, as a deploy key or a PEM file would be
+printf 'first-line-Alpha1\nsecond-line-Bravo2\nthird-line-Charlie3\n' > "$T/multi.key"
+MULTI_LINES=(first-line-Alpha1 second-line-Bravo2 third-line-Charlie3)
+MULTI_B64=$(printf '%s' "$(cat "$T/multi.key")" | base64 -w0)
 
 pid=
 cleanup() {
@@ -49,9 +54,13 @@ stages:
       - sleep "$(cat sleep.txt 2>/dev/null || echo 0)"
   - name: test
     image: slipway-busybox:latest
-    secrets: [NPM_TOKEN]
+    secrets: [NPM_TOKEN, MULTI]
     commands:
       - echo "token is $NPM_TOKEN"
+      - echo "line two is $(echo "$MULTI" | sed -n 2p)"
+      - env | sort
+      - printf '%s' "$MULTI" | base64 | tr -d '\n'; echo
+      - echo "$MULTI" | base64
       - cat app.txt
 YML
 echo hello > app.txt
@@ -90,6 +99,7 @@ runner:
   timeout: 2m
 secrets:
   NPM_TOKEN: {secret_env: NPM_TOKEN}
+  MULTI: {secret_file: $T/multi.key}
 repositories:
   - name: acme/shop
     url: file://$T/origin.git
@@ -124,7 +134,20 @@ log=$(q "select group_concat(data, '') from log_chunks where stage_id=(select id
 echo "$log" | grep -q "token is \*\*\*" || fail "test log: $log"
 echo "$log" | grep -q "hello world" || fail "test log lacks the checkout's file: $log"
 q "select count(*) from log_chunks where instr(cast(data as text), '$NPM_TOKEN') > 0" | grep -qx 0 || fail "the secret reached stored logs"
-ok "PR opened: run $R1 ran lint and test in containers; the secret is masked"
+# a multi-line secret: one line of it, env, its base64 (issue 11, defect 5)
+echo "$log" | grep -q '^line two is \*\*\*$' || fail "sed -n 2p not masked: $log"
+echo "$log" | grep -q '^MULTI=\*\*\*' || fail "env not masked: $log"
+curl -sf "$URL/api/v1/runs/$R1/stages/test/log?max=1048576" > "$T/log.json" || fail "GET the test stage's log"
+jq -e '.data | contains("line two is ***")' "$T/log.json" >/dev/null || fail "API log: $(cat "$T/log.json")"
+curl -sf "$URL/runs/$R1" > "$T/run1.html" || fail "GET /runs/$R1"
+grep -qF 'line two is ***' "$T/run1.html" || fail "the page lacks the masked log"
+for s in "${MULTI_LINES[@]}" "$MULTI_B64" "${MULTI_B64:0:40}"; do
+	q "select count(*) from log_chunks where instr(cast(data as text), '$s') > 0" | grep -qx 0 ||
+		fail "'$s' reached the stored log: $log"
+	grep -qF "$s" "$T/log.json" && fail "'$s' reached the API"
+	grep -qF "$s" "$T/run1.html" && fail "'$s' reached the page"
+done
+ok "PR opened: run $R1 ran lint and test in containers; the secrets are masked (a multi-line one line by line, env, base64; stored, API, page)"
 
 # statuses and the comment arrive (the first status was answered 500)
 have_final_status() {

@@ -479,10 +479,17 @@ static void test_kustomize_fails(void **state)
 
 	if (!have("kubectl") && !have("kustomize"))
 		skip();
+	/* what is not in the checkout is refused before kustomize runs */
 	put("kf/kustomization.yaml", "resources:\n- missing.yaml\n");
 	assert_int_equal(render(&set, tmp, "kf", NULL), SW_EINVALID);
+	assert_string_equal(sw_error_last(),
+			    "kf/kustomization.yaml: resources[0]: 'missing.yaml' is not in the checkout");
+	/* kustomize's own complaint, with its stderr */
+	put("kf/kustomization.yaml", "resources:\n- bad.yaml\n");
+	put("kf/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n");
+	assert_int_equal(render(&set, tmp, "kf", NULL), SW_EINVALID);
 	assert_contains(sw_error_last(), "kustomize kf: exit status 1: ");
-	assert_contains(sw_error_last(), "missing.yaml");   /* from the tool's stderr */
+	assert_contains(sw_error_last(), "bad.yaml");   /* from the tool's stderr */
 }
 
 /* A tool that hangs is killed with its whole process group. */
@@ -613,6 +620,160 @@ static void test_helm(void **state)
 	sw_objset_free(set);
 }
 
+/* --- reading outside the checkout (issue 11, defect 7) ------------------------------ */
+
+/* A link at tmp/rel pointing at `target` (made absolute under tmp when relative to it). */
+static void put_link(const char *rel, const char *target)
+{
+	char *path = sw_asprintf("%s/%s", tmp, rel);
+	char *to = target[0] == '/' ? strdup(target) : sw_asprintf("%s/%s", tmp, target);
+	char *slash = strrchr(path, '/');
+	*slash = '\0';
+	mkdirs(path);
+	*slash = '/';
+	assert_int_equal(symlink(to, path), 0);
+	free(path);
+	free(to);
+}
+
+/* Render tmp/repo/`path` (the checkout is tmp/repo): it must fail with `want` in the error. */
+static void assert_refused(const char *path, const char *want)
+{
+	struct sw_objset *set = NULL;
+	char *root = sw_asprintf("%s/repo", tmp);
+	int rc = render(&set, root, path, NULL);
+	if (rc == 0) {
+		char *txt = set->n ? json_dumps(set->objs[0].json, JSON_COMPACT) : strdup("(none)");
+		fail_msg("%s rendered %zu objects (%s), want the error '%s'", path, set->n, txt, want);
+	}
+	assert_int_equal(rc, SW_EINVALID);
+	assert_contains(sw_error_last(), want);
+	assert_null(strstr(sw_error_last(), "from-outside"));   /* nothing of what is there */
+	free(root);
+}
+
+/* Everything a kustomization names resolves inside the checkout, after links. */
+static void test_kustomize_stays_inside(void **state)
+{
+	char *cm = sw_asprintf(cm_fmt, "inner");
+	struct sw_objset *set;
+	char *root = sw_asprintf("%s/repo", tmp);
+
+	if (!have("kubectl") && !have("kustomize"))
+		skip();
+	/* outside the checkout: a base, a file, a patch, a secret */
+	put("outside/base/kustomization.yaml", "resources:\n- cm.yaml\n");
+	put("outside/base/cm.yaml",
+	    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\ndata:\n  k: from-outside\n");
+	put("outside/cm.yaml",
+	    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\ndata:\n  k: from-outside\n");
+	put("outside/secret.txt", "from-outside\n");
+	put("outside/patch.yaml",
+	    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inner\ndata:\n  k: from-outside\n");
+
+	/* the reported case: a base up and out */
+	put("repo/up/kustomization.yaml", "resources:\n- ../../outside/base\n");
+	assert_refused("up", "up/kustomization.yaml: resources[0]: '../../outside/base' leads outside the checkout");
+	/* a link inside the checkout that points out, as a base and as a file */
+	put("repo/linked/kustomization.yaml", "resources:\n- base\n");
+	put_link("repo/linked/base", "outside/base");
+	assert_refused("linked", "linked/kustomization.yaml: resources[0]: 'base' leads outside the checkout");
+	put("repo/filelink/kustomization.yaml", "resources:\n- cm.yaml\n");
+	put_link("repo/filelink/cm.yaml", "outside/cm.yaml");
+	assert_refused("filelink", "filelink/kustomization.yaml: resources[0]: 'cm.yaml' leads outside the checkout");
+	/* a kustomization file that is itself a link out */
+	put_link("repo/kzlink/kustomization.yaml", "outside/base/kustomization.yaml");
+	assert_refused("kzlink", "kzlink/kustomization.yaml: leads outside the checkout");
+	/* deeper: an inner base (inside) whose own base is outside */
+	put("repo/overlay/kustomization.yaml", "bases:\n- ../mid\n");
+	put("repo/mid/kustomization.yaml", "resources:\n- cm.yaml\ncomponents:\n- ../../outside/base\n");
+	put("repo/mid/cm.yaml", cm);
+	assert_refused("overlay", "mid/kustomization.yaml: components[0]: '../../outside/base' leads outside the checkout");
+	/* files of generators and patches; keys in any case, as Go's JSON decoder reads them */
+	put("repo/gen/kustomization.yaml",
+	    "configMapGenerator:\n- name: g\n  files:\n  - key=../../outside/secret.txt\n");
+	assert_refused("gen", "gen/kustomization.yaml: configMapGenerator[0].files[0]: '../../outside/secret.txt' leads outside the checkout");
+	put("repo/gen2/kustomization.yaml",
+	    "secretGenerator:\n- name: g\n  envs: [../../outside/secret.txt]\n");
+	assert_refused("gen2", "'../../outside/secret.txt' leads outside the checkout");
+	put("repo/patch/kustomization.yaml",
+	    "resources: [cm.yaml]\nPatches:\n- Path: ../../outside/patch.yaml\n");
+	put("repo/patch/cm.yaml", cm);
+	assert_refused("patch", "patch/kustomization.yaml: Patches[0].Path: '../../outside/patch.yaml' leads outside the checkout");
+	put("repo/smp/kustomization.yaml",
+	    "resources: [cm.yaml]\npatchesStrategicMerge:\n- ../../outside/patch.yaml\n");
+	put("repo/smp/cm.yaml", cm);
+	assert_refused("smp", "smp/kustomization.yaml: patchesStrategicMerge[0]: '../../outside/patch.yaml' leads outside the checkout");
+	/* a merge key does not hide a field */
+	put("repo/merge/kustomization.yaml", "x: &x {resources: [../../outside/base]}\n<<: *x\n");
+	assert_refused("merge", "'../../outside/base' leads outside the checkout");
+	/* remote bases are not fetched: only what is in the checkout is rendered */
+	put("repo/remote/kustomization.yaml",
+	    "resources:\n- https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0\n");
+	assert_refused("remote", "remote/kustomization.yaml: resources[0]: 'https://github.com/kubernetes-sigs/kustomize//examples/helloWorld?ref=v5.0.0' is not in the checkout");
+
+	/* inside is fine, "../" and links included; inline patches are not paths */
+	put("repo/base/kustomization.yaml", "resources:\n- cm.yaml\n");
+	put("repo/base/cm.yaml", cm);
+	put("repo/envs/dev/kustomization.yaml",
+	    "resources:\n- ../../base\n- ../../shared\npatchesStrategicMerge:\n- |-\n"
+	    "  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: inner\n  data:\n    k: patched\n");
+	put_link("repo/shared", "repo/sharedreal");
+	put("repo/sharedreal/kustomization.yaml", "resources: [other.yaml]\n");
+	{
+		char *other = sw_asprintf(cm_fmt, "other");
+		put("repo/sharedreal/other.yaml", other);
+		free(other);
+	}
+	if (render(&set, root, "envs/dev", NULL) < 0)
+		fail_msg("%s", sw_error_last());
+	assert_int_equal(set->n, 2);
+	sw_objset_free(set);
+	/* a cycle of bases is checked once each; kustomize names the cycle */
+	put("repo/c1/kustomization.yaml", "resources: [../c2]\n");
+	put("repo/c2/kustomization.yaml", "resources: [../c1]\n");
+	assert_int_equal(render(&set, root, "c1", NULL), SW_EINVALID);
+	assert_contains(sw_error_last(), "kustomize c1: exit status 1: ");
+	free(root);
+	free(cm);
+}
+
+/* A chart is read by helm with its links followed: none may lead out. */
+static void test_helm_stays_inside(void **state)
+{
+	put("outside/values.yaml", "k: from-outside\n");
+	put("outside/tpl/cm.yaml", "kind: ConfigMap\n");
+	put("repo/chart/Chart.yaml", "apiVersion: v2\nname: web\nversion: 0.1.0\n");
+	put("repo/chart/templates/cm.yaml", "kind: ConfigMap\n");
+	put_link("repo/chart/values.yaml", "outside/values.yaml");
+	/* a fake helm that would print what it was given */
+	put_exec("bin/helm", "#!/bin/sh\necho 'kind: from-outside'\n");
+	path_with_bin();
+	assert_refused("chart", "chart/values.yaml: symbolic link leads outside the checkout");
+	{
+		char *values = sw_asprintf("%s/repo/chart/values.yaml", tmp);
+		remove(values);
+		free(values);
+	}
+	put_link("repo/chart/templates/more", "outside/tpl");
+	assert_refused("chart", "chart/templates/more: symbolic link leads outside the checkout");
+	/* links inside, a loop among them, are fine */
+	{
+		char *more = sw_asprintf("%s/repo/chart/templates/more", tmp);
+		char *root = sw_asprintf("%s/repo", tmp);
+		struct sw_objset *set;
+		remove(more);
+		put_link("repo/chart/templates/loop", "repo/chart");
+		put_exec("bin/helm", "#!/bin/sh\nprintf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: ok\\n'\n");
+		if (render(&set, root, "chart", NULL) < 0)
+			fail_msg("%s", sw_error_last());
+		assert_int_equal(set->n, 1);
+		sw_objset_free(set);
+		free(more);
+		free(root);
+	}
+}
+
 /* --- apply order --------------------------------------------------------------- */
 
 static json_t *obj(const char *av, const char *kind, const char *name, const char *wave)
@@ -719,6 +880,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tool_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tool_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_helm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kustomize_stays_inside, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_helm_stays_inside, setup, teardown),
 		cmocka_unit_test(test_sort_for_apply),
 		cmocka_unit_test(test_keys),
 	};
