@@ -22,7 +22,7 @@
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "manifests/manifests.h"
-#include "pipeline/spec.h"
+#include "pipeline/pipeline.h"
 #include "storage/store.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3,

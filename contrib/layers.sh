@@ -16,6 +16,10 @@
 #     contrib/layers.sh          # prints "from -> to (count)" and any violation
 #     contrib/layers.sh --check  # only violations; exit 1 if there are any
 #
+# Besides, every folder but lib/ (a toolbox of independent modules, a header
+# each) has one public header, and its private ones (NAME-int.h) are
+# included from that folder only (tests aside).
+#
 # `make test` runs the check.
 cd "$(dirname "$0")/.." || exit 2
 floors='lib:1 config:2 storage:3 runners:3 webhooks:3 git:3 kube:3 manifests:4 infra:4 deploy:5 report:5 pipeline:6 daemon:7 cli:8'
@@ -34,3 +38,15 @@ done | sort | uniq -c | awk -v floors="$floors" -v check=$check '
 		else if (!check) printf "     %s -> %s (%d)\n", $2, $3, $1
 	}
 	END { exit nbad > 0 }'
+rc=$?
+for d in config storage runners webhooks git kube manifests infra deploy report pipeline daemon; do
+	pub=$(ls "$d"/*.h 2>/dev/null | grep -v -- '-int\.h$')
+	[ "$(echo "$pub" | grep -c .)" -le 1 ] || { echo "MANY $d/ has more than one public header:" $pub; rc=1; }
+done
+for f in */*.[ch]; do
+	case $f in tests/*|bench/*|build/*) continue ;; esac
+	for h in $(sed -n 's/^#include "\([a-z]*\/[a-z-]*-int\.h\)".*/\1/p' "$f"); do
+		[ "${h%%/*}" = "${f%%/*}" ] || { echo "PRIV $f includes $h, private to ${h%%/*}/"; rc=1; }
+	done
+done
+exit $rc

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/auth.h"
+#include "daemon/auth-int.h"
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/log.h"

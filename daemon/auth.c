@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/auth.h"
+#include "daemon/auth-int.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/auth.h"
+#include "daemon/auth-int.h"
 #include "daemon/daemon.h"
 #include "lib/clock.h"
 #include "lib/log.h"

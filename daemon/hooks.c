@@ -26,13 +26,12 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "daemon/metrics.h"
+#include "daemon/metrics-int.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
-#include "webhooks/json.h"
 #include "webhooks/webhooks.h"
 
 _Static_assert(SW_WEBHOOK_DIGEST_LEN == SW_DIGEST_LEN, "a delivery digest is a SHA-256");
@@ -234,7 +233,7 @@ void sw_hooks_github(struct sw_daemon *d, struct evhttp_request *req)
 	p->ping = !strcmp(event, "ping");
 	sw_buf_init(&p->payload);
 	if (sw_webhook_payload(&p->payload, hdr(req, "Content-Type"), body, len) < 0 ||
-	    sw_webhook_json_scan(p->payload.ptr, p->payload.len, NULL, 0, NULL) < 0) {
+	    sw_webhook_json_check(p->payload.ptr, p->payload.len) < 0) {
 		log_warn("webhook.invalid", "guid=%s event=%s err=%s", sw_q(guid), sw_q(event),
 			 sw_q(sw_error_last()));
 		sw_reply_error(req, 400, "payload: %s", sw_error_last());

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
-#include "daemon/metrics.h"
+#include "daemon/metrics-int.h"
 #include "daemon/page-int.h"
 #include "lib/clock.h"
 #include "lib/pool.h"

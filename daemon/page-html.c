@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/page-html.h"
+#include "daemon/page-html-int.h"
 
 /* ------------------------------------------------------------------ */
 /* Escaping                                                            */

@@ -27,10 +27,10 @@
 #include <event2/bufferevent.h>
 #include <jansson.h>
 
-#include "daemon/auth.h"
+#include "daemon/auth-int.h"
 #include "daemon/daemon.h"
-#include "daemon/metrics.h"
-#include "daemon/page-html.h"
+#include "daemon/metrics-int.h"
+#include "daemon/page-html-int.h"
 #include "daemon/page-int.h"
 #include "lib/clock.h"
 #include "lib/log.h"

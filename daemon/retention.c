@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "daemon/metrics.h"
+#include "daemon/metrics-int.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/pool.h"

@@ -21,7 +21,7 @@
 #include <curl/curl.h>
 
 #include "daemon/daemon.h"
-#include "daemon/metrics.h"
+#include "daemon/metrics-int.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/http.h"

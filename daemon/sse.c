@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/page-html.h"
+#include "daemon/page-html-int.h"
 #include "daemon/page-int.h"
 #include "lib/clock.h"
 #include "lib/log.h"

@@ -19,7 +19,7 @@
 #include "lib/pool.h"
 #include "infra/infra.h"
 #include "pipeline/engine-int.h"
-#include "pipeline/mask.h"
+#include "pipeline/mask-int.h"
 #include "pipeline/pipeline.h"
 #include "git/git.h"
 #include "runners/runner.h"

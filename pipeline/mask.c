@@ -5,7 +5,7 @@
  * their encodings) once; drain() then matches every pattern at every
  * position, looking only at the patterns that begin with the byte there.
  */
-#include "pipeline/mask.h"
+#include "pipeline/mask-int.h"
 
 #include <stdint.h>
 #include <stdlib.h>

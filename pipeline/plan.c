@@ -1,6 +1,6 @@
 /*
  * plan.c - from .slipway.yml to the list of stages a run executes
- * (pipeline/spec.h parses and selects; this copies what the engine needs
+ * (pipeline/pipeline.h parses and selects; this copies what the engine needs
  * into owned strings, so the spec can go with the worker that parsed it).
  */
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "lib/buf.h"
 #include "pipeline/engine-int.h"
-#include "pipeline/spec.h"
+#include "pipeline/pipeline.h"
 
 static char **strv_copy(char *const *v, size_t n)
 {

@@ -8,7 +8,7 @@
  * pass, once every stage name is known; cycles are found by a depth-first
  * search over the resolved edges.
  */
-#include "pipeline/spec.h"
+#include "pipeline/pipeline.h"
 
 #include <fnmatch.h>
 #include <stdlib.h>

@@ -31,7 +31,7 @@
  * passed on as they come, never buffered whole, so a frame's size does not
  * matter.
  */
-#include "runners/backend.h"
+#include "runners/backend-int.h"
 
 #include <ctype.h>
 #include <limits.h>

@@ -8,7 +8,7 @@
  * the daemon, HOME and PWD set to the workspace, then the spec's env — so
  * secrets in the daemon's own environment do not leak into steps.
  */
-#include "runners/backend.h"
+#include "runners/backend-int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

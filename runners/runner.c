@@ -2,7 +2,7 @@
  * runner.c - the backend-independent half of runner.h: dispatch and the
  * helpers backends share.
  */
-#include "runners/backend.h"
+#include "runners/backend-int.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  * on the C stack and move to the heap only for unusually deep or wide
  * documents.
  */
-#include "webhooks/json.h"
+#include "webhooks/json-int.h"
 #include "webhooks/webhooks.h"
 
 #include <assert.h>
@@ -624,4 +624,9 @@ const char *sw_webhook_json_type_name(enum sw_webhook_json_type t)
 	case SW_WJ_ABSENT: break;
 	}
 	return "absent";
+}
+
+int sw_webhook_json_check(const char *json, size_t len)
+{
+	return sw_webhook_json_scan(json, len, NULL, 0, NULL);
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "webhooks/json.h"
+#include "webhooks/json-int.h"
 
 /* Every path any event reader looks at; the scan keeps these values only. */
 enum node {

@@ -4,7 +4,7 @@
  */
 #include "webhooks/webhooks.h"
 
-#include "webhooks/json.h"
+#include "webhooks/json-int.h"
 
 #include <string.h>
 #include <strings.h>

@@ -71,6 +71,13 @@ int sw_webhook_payload(struct sw_buf *out, const char *content_type,
 		       const char *body, size_t len);
 
 /*
+ * Whether json[0..len) is one well-formed JSON document, read by the same
+ * one-pass scanner that later parses it (webhooks/json.c). Returns 0, or
+ * SW_EINVALID with where and why ("offset 12: expected ':'").
+ */
+int sw_webhook_json_check(const char *json, size_t len);
+
+/*
  * Whether s[0..n) is valid UTF-8 (no overlong forms, surrogates or code
  * points above U+10FFFF), as JSON text must be.
  */

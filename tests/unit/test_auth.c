@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/auth.h"
+#include "daemon/auth-int.h"
 
 #define TOKEN "s3cret-api-token"
 #define NOW 1700000000

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/mask.h"
+#include "pipeline/mask-int.h"
 
 /* Feed `in` in pieces of `step` bytes and return the masked result. */
 static char *run(const char *const *secrets, const char *in, size_t step)

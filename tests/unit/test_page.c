@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/page-html.h"
+#include "daemon/page-html-int.h"
 
 static char *esc(const char *s)
 {

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
-#include "pipeline/spec.h"
+#include "pipeline/pipeline.h"
 
 static struct sw_spec *parse_ok(const char *yaml, const struct sw_spec_check *chk)
 {

@@ -23,7 +23,7 @@
 
 #include "lib/buf.h"
 #include "config/config.h"
-#include "webhooks/json.h"   /* private: the scanner parse.c uses */
+#include "webhooks/json-int.h"   /* private: the scanner parse.c uses */
 #include "webhooks/webhooks.h"
 
 #define S(lit) lit, sizeof(lit) - 1
