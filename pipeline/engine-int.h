@@ -97,20 +97,21 @@ enum sw_notice { SW_NOTICE_QUEUED, SW_NOTICE_START, SW_NOTICE_PROGRESS, SW_NOTIC
 		SW_NOTICE_ROLLBACK };
 
 /*
- * Report a run (PR comment, run-level status, Slack) or stage `idx` of it
- * (its commit status) from what storage holds now, through the outbox. The
- * engine calls these inside the transaction of the transition they report
- * (sw_writeq), so both are written or neither. Returns SW_EAGAIN when the
- * database is locked (the caller retries the whole transition), else 0:
- * other failures are logged.
+ * pipeline/notify.c: report a run (PR comment, run-level status, Slack) or
+ * stage `idx` of it (its commit status) from what storage holds now,
+ * through the outbox, with the engine's config, store and outbox (`d`; the
+ * engine's own, whose cfg a reload swaps). The engine calls these inside
+ * the transaction of the transition they report (sw_writeq), so both are
+ * written or neither. Returns SW_EAGAIN when the database is locked (the
+ * caller retries the whole transition), else 0: other failures are logged.
+ *
+ * The drift checks (infra.c) and the poller (poll.c) get the same `d`: what
+ * they need is passed in, and none of them calls back into the engine but
+ * through the callback it gives.
  */
-int sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n);
-int sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int idx);
-
-/* Accessors for the reporter. */
-const struct sw_config *sw_engine_config(const struct sw_engine *e);
-struct sw_store *sw_engine_store(const struct sw_engine *e);
-struct sw_outbox *sw_engine_outbox(const struct sw_engine *e);
+struct sw_engine_deps;
+int sw_notify_run(const struct sw_engine_deps *d, int64_t run_id, enum sw_notice n);
+int sw_notify_stage(const struct sw_engine_deps *d, int64_t run_id, int idx);
 
 /* The kv key of the Terraform PR report of `env` in run `run_id`. */
 #define SW_TF_REPORT_KEY_FMT "tf:report:%lld:%s"
@@ -156,8 +157,8 @@ struct sw_infra;
 struct sw_tf;
 struct event_base;
 struct sw_pool;
-int sw_infra_new(struct sw_infra **out, struct sw_engine *e, struct event_base *base,
-		 struct sw_pool *pool, struct sw_tf *tf);
+/* d->tf must be set; d (the engine's) outlives the checks. */
+int sw_infra_new(struct sw_infra **out, const struct sw_engine_deps *d);
 /* Re-arm the timers after a config change. */
 void sw_infra_reconfigure(struct sw_infra *in);
 /* Stop timers and cancel running checks; sw_infra_busy says when all settled. */
@@ -169,7 +170,8 @@ void sw_infra_free(struct sw_infra *in);
 struct sw_poll;
 struct sw_source_commit;
 /*
- * The poller saw `commit` (full sha) at the head of `branch` of `repo`.
+ * What the poller calls (on the loop) when it saw `commit` (full sha) at
+ * the head of `branch` of `repo`; the engine's does this:
  * Unless the environment tracking that branch already has a push or manual
  * run at that commit (a webhook, an earlier poll, a sync now: the newest
  * such run, in any status) or is synced to it, start the run a push
@@ -178,10 +180,10 @@ struct sw_source_commit;
  * supersedes as a push does. `info` (may be NULL) gives the run's title,
  * message and author. *run_id is the new run, 0 when none was needed.
  */
-int sw_engine_poll_head(struct sw_engine *e, int64_t *run_id, const char *repo,
-			const char *branch, const char *commit, const struct sw_source_commit *info);
-int sw_poll_new(struct sw_poll **out, struct sw_engine *e, struct event_base *base,
-		struct sw_pool *pool);
+typedef int (*sw_poll_head_fn)(void *arg, int64_t *run_id, const char *repo, const char *branch,
+			       const char *commit, const struct sw_source_commit *info);
+int sw_poll_new(struct sw_poll **out, const struct sw_engine_deps *d, sw_poll_head_fn on_head,
+		void *arg);
 /* Re-arm the timers after a config change (intervals, repositories). */
 void sw_poll_reconfigure(struct sw_poll *p);
 /* Stop the timers; a poll in flight finishes without starting runs. */

@@ -243,9 +243,9 @@ static int wop_apply(struct sw_store *st, void *arg)
 	if (rc < 0)
 		log_error("engine.store", "run=%lld write=%s err=%s", (long long)w->run_id,
 			  wkind_names[w->kind], sw_q(sw_error_last()));
-	if (w->report_stage && sw_engine_report_stage(w->e, w->run_id, w->idx) == SW_EAGAIN)
+	if (w->report_stage && sw_notify_stage(&w->e->d, w->run_id, w->idx) == SW_EAGAIN)
 		return SW_EAGAIN;
-	if (w->notice >= 0 && sw_engine_report_run(w->e, w->run_id, w->notice) == SW_EAGAIN)
+	if (w->notice >= 0 && sw_notify_run(&w->e->d, w->run_id, w->notice) == SW_EAGAIN)
 		return SW_EAGAIN;
 	return 0;
 }
@@ -1855,9 +1855,11 @@ void sw_engine_delivery_async(struct sw_engine *e, int64_t id, const char *event
 	}
 }
 
-int sw_engine_poll_head(struct sw_engine *e, int64_t *run_id, const char *repo,
-			const char *branch, const char *commit, const struct sw_source_commit *info)
+/* The poller's sw_poll_head_fn (engine-int.h says what it does). */
+static int poll_head(void *arg, int64_t *run_id, const char *repo, const char *branch,
+		     const char *commit, const struct sw_source_commit *info)
 {
+	struct sw_engine *e = arg;
 	struct sw_gh_event ev = SW_GH_EVENT_INIT;
 	struct sw_webhook_decision dec = SW_WEBHOOK_DECISION_INIT;
 	struct sw_store_env env;
@@ -1987,7 +1989,7 @@ static int recover_running(struct sw_engine *e, struct sw_store_run *old, int64_
 		why = sw_strdup("slipwayd stopped twice while preparing this run; not retried");
 		RECOVER_TRY(sw_store_run_set_status(st, old->id, SW_STATUS_ERROR, why));
 		RECOVER_TRY(prep_forget_store(st, old->id));
-		RECOVER_TRY(sw_engine_report_run(e, old->id, SW_NOTICE_END));
+		RECOVER_TRY(sw_notify_run(&e->d, old->id, SW_NOTICE_END));
 		log_error("run.recovered", "run=%lld status=error reason=%s", (long long)old->id,
 			  sw_q(why));
 		goto out;
@@ -2019,7 +2021,7 @@ static int recover_running(struct sw_engine *e, struct sw_store_run *old, int64_
 				  where ? "during stage " : "while preparing", where ? where : "",
 				  old->attempt);
 	RECOVER_TRY(sw_store_run_set_status(st, old->id, SW_STATUS_INTERRUPTED, why));
-	RECOVER_TRY(sw_engine_report_run(e, old->id, SW_NOTICE_END));
+	RECOVER_TRY(sw_notify_run(&e->d, old->id, SW_NOTICE_END));
 	log_warn("run.recovered", "run=%lld reason=%s", (long long)old->id, sw_q(why));
 	rc = 0;
 out:
@@ -2123,9 +2125,9 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 	e->remap_timer = evtimer_new(deps->base, on_remap, e);
 	e->recover_timer = evtimer_new(deps->base, on_recover, e);
 	event_add(e->flush_timer, &tv);
-	if (deps->tf && sw_infra_new(&e->infra, e, deps->base, deps->pool, deps->tf) < 0)
+	if (deps->tf && sw_infra_new(&e->infra, &e->d) < 0)
 		log_error("infra.start", "err=%s", sw_q(sw_error_last()));
-	sw_poll_new(&e->poll, e, deps->base, deps->pool);
+	sw_poll_new(&e->poll, &e->d, poll_head, e);
 	*out = e;
 	return 0;
 }
@@ -2211,21 +2213,4 @@ void sw_engine_storage_state(const struct sw_engine *e, struct sw_storage_state 
 		out->since_ms = e->recover_since;
 	if ((e->nremap || e->recover_later) && !out->error)
 		out->error = "a delivery's outcome could not be written (database locked)";
-}
-
-/* --- what the reporter reads ------------------------------------------------------------- */
-
-const struct sw_config *sw_engine_config(const struct sw_engine *e)
-{
-	return e->d.cfg;
-}
-
-struct sw_store *sw_engine_store(const struct sw_engine *e)
-{
-	return e->d.store;
-}
-
-struct sw_outbox *sw_engine_outbox(const struct sw_engine *e)
-{
-	return e->d.outbox;
 }

@@ -27,6 +27,7 @@
 #include "lib/pool.h"
 #include "infra/infra.h"
 #include "pipeline/engine-int.h"
+#include "pipeline/pipeline.h"
 #include "report/report.h"
 #include "report/report.h"
 #include "git/git.h"
@@ -50,7 +51,7 @@ struct ienv {
 };
 
 struct sw_infra {
-	struct sw_engine *e;
+	const struct sw_engine_deps *d;   /* the engine's: cfg swapped on reload */
 	struct event_base *base;
 	struct sw_pool *pool;
 	struct sw_tf *tf;
@@ -69,7 +70,7 @@ static void strv_free(char **v)
 static void arm(struct ienv *ev)
 {
 	struct sw_infra *in = ev->in;
-	const struct sw_cfg_env *ce = sw_config_env(sw_engine_config(in->e), ev->name);
+	const struct sw_cfg_env *ce = sw_config_env(in->d->cfg, ev->name);
 	if (in->stopped || ev->busy || !ce || !ce->infra.nmodules || ce->infra.drift_interval_s <= 0)
 		return;
 	struct timeval tv = { (time_t)ce->infra.drift_interval_s, 0 };
@@ -80,7 +81,7 @@ static void set_status(struct ienv *ev, const char *st)
 {
 	struct sw_store_env_update u = SW_STORE_ENV_UPDATE_INIT;
 	u.infra_status = st;
-	if (sw_store_env_set(sw_engine_store(ev->in->e), ev->name, &u) < 0)
+	if (sw_store_env_set(ev->in->d->store, ev->name, &u) < 0)
 		log_error("infra.store", "env=%s err=%s", ev->name, sw_q(sw_error_last()));
 }
 
@@ -158,8 +159,8 @@ static void record(struct ienv *ev, const struct sw_tf_result *d, enum sw_drift_
 		   const char *heal_error)
 {
 	struct sw_infra *in = ev->in;
-	struct sw_store *st = sw_engine_store(in->e);
-	const struct sw_config *c = sw_engine_config(in->e);
+	struct sw_store *st = in->d->store;
+	const struct sw_config *c = in->d->cfg;
 	const struct sw_cfg_env *ce = sw_config_env(c, ev->name);
 	size_t n = d->ndrift + d->noutput_drift;
 	int64_t first = 0;
@@ -206,7 +207,7 @@ static void record(struct ienv *ev, const struct sw_tf_result *d, enum sw_drift_
 	set_status(ev, status);
 	free(status);
 
-	struct sw_outbox *ob = sw_engine_outbox(in->e);
+	struct sw_outbox *ob = in->d->outbox;
 	if (ob && (c->slack_webhook_url.value || c->slack_bot_token.value)) {
 		char key[96];
 		struct sw_report_run rr = {
@@ -270,7 +271,7 @@ static struct sw_tf_req make_req(struct ienv *ev, const struct sw_cfg_env *ce, c
 static void drift_done(struct sw_tf_result *res, void *arg)
 {
 	struct ienv *ev = arg;
-	const struct sw_cfg_env *ce = sw_config_env(sw_engine_config(ev->in->e), ev->name);
+	const struct sw_cfg_env *ce = sw_config_env(ev->in->d->cfg, ev->name);
 
 	ev->op = NULL;
 	if (res->status == SW_ECANCELLED || ev->in->stopped || !ce) {
@@ -304,7 +305,7 @@ static void drift_done(struct sw_tf_result *res, void *arg)
 		remember_report(ev, res->module, NULL);
 		log_info("infra.no_drift", "env=%s module=%s commit=%.12s", ev->name, res->module,
 			 ev->commit);
-		if (sw_store_env_get(sw_engine_store(ev->in->e), ev->name, &cur) == 0) {
+		if (sw_store_env_get(ev->in->d->store, ev->name, &cur) == 0) {
 			if (cur.infra_status && !strncmp(cur.infra_status, "drift", 5)) {
 				char *st = sw_asprintf("no drift at %.7s", ev->commit);
 				set_status(ev, st);
@@ -320,7 +321,7 @@ static void drift_done(struct sw_tf_result *res, void *arg)
 
 static void drift_next(struct ienv *ev)
 {
-	const struct sw_cfg_env *ce = sw_config_env(sw_engine_config(ev->in->e), ev->name);
+	const struct sw_cfg_env *ce = sw_config_env(ev->in->d->cfg, ev->name);
 	const char *module = ev->modules ? ev->modules[ev->idx] : NULL;
 	if (!module || !ce || ev->in->stopped) {
 		check_end(ev);
@@ -392,7 +393,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct ienv *ev = arg;
 	struct sw_infra *in = ev->in;
-	const struct sw_config *c = sw_engine_config(in->e);
+	const struct sw_config *c = in->d->cfg;
 	const struct sw_cfg_env *ce = sw_config_env(c, ev->name);
 	const struct sw_cfg_repo *repo = ce && ce->repo ? sw_config_repo(c, ce->repo) : NULL;
 	char *commit = NULL;
@@ -401,10 +402,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (in->stopped || ev->busy || !ce || !ce->infra.nmodules || !repo)
 		return;
 	char *key = sw_asprintf("infra:commit:%s", ev->name);
-	if (sw_store_kv_get(sw_engine_store(in->e), key, &commit) < 0) {
+	if (sw_store_kv_get(in->d->store, key, &commit) < 0) {
 		struct sw_store_env cur;
 		commit = NULL;
-		if (sw_store_env_get(sw_engine_store(in->e), ev->name, &cur) == 0) {
+		if (sw_store_env_get(in->d->store, ev->name, &cur) == 0) {
 			if (cur.synced_commit && *cur.synced_commit)
 				commit = sw_strdup(cur.synced_commit);
 			sw_store_env_release(&cur);
@@ -438,7 +439,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void add_envs(struct sw_infra *in)
 {
-	const struct sw_config *c = sw_engine_config(in->e);
+	const struct sw_config *c = in->d->cfg;
 	for (size_t i = 0; i < c->nenvs; i++) {
 		const struct sw_cfg_env *ce = &c->envs[i];
 		struct ienv *ev = NULL;
@@ -463,14 +464,13 @@ static void add_envs(struct sw_infra *in)
 	}
 }
 
-int sw_infra_new(struct sw_infra **out, struct sw_engine *e, struct event_base *base,
-		 struct sw_pool *pool, struct sw_tf *tf)
+int sw_infra_new(struct sw_infra **out, const struct sw_engine_deps *d)
 {
 	struct sw_infra *in = sw_calloc(1, sizeof(*in));
-	in->e = e;
-	in->base = base;
-	in->pool = pool;
-	in->tf = tf;
+	in->d = d;
+	in->base = d->base;
+	in->pool = d->pool;
+	in->tf = d->tf;
 	add_envs(in);
 	*out = in;
 	return 0;

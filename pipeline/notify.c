@@ -10,6 +10,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "pipeline/engine-int.h"
+#include "pipeline/pipeline.h"
 #include "report/report.h"
 #include "report/report.h"
 #include "storage/store.h"
@@ -157,14 +158,14 @@ static int report_failed(int rc, const char *what, int64_t run_id)
 	return 0;
 }
 
-int sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int idx)
+int sw_notify_stage(const struct sw_engine_deps *deps, int64_t run_id, int idx)
 {
-	const struct sw_config *c = sw_engine_config(e);
-	struct sw_store *st = sw_engine_store(e);
+	const struct sw_config *c = deps->cfg;
+	struct sw_store *st = deps->store;
 	struct snapshot s;
 	int rc = 0;
 
-	if (!sw_engine_outbox(e) || !c->github_token.value)
+	if (!deps->outbox || !c->github_token.value)
 		return 0;
 	if ((rc = snapshot_load(&s, st, c, run_id, 0)) < 0)
 		return report_failed(rc, "report.status", run_id);
@@ -193,19 +194,19 @@ int sw_engine_report_stage(struct sw_engine *e, int64_t run_id, int idx)
 		json_decref(body);
 	}
 	snapshot_release(&s);
-	sw_outbox_kick(sw_engine_outbox(e));
+	sw_outbox_kick(deps->outbox);
 	return rc;
 }
 
-int sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
+int sw_notify_run(const struct sw_engine_deps *deps, int64_t run_id, enum sw_notice n)
 {
-	const struct sw_config *c = sw_engine_config(e);
-	struct sw_store *st = sw_engine_store(e);
+	const struct sw_config *c = deps->cfg;
+	struct sw_store *st = deps->store;
 	struct snapshot s;
 	char key[64];
 	int rc;
 
-	if (!sw_engine_outbox(e) || !reporting_on(c))
+	if (!deps->outbox || !reporting_on(c))
 		return 0;
 	if ((rc = snapshot_load(&s, st, c, run_id, 1)) < 0)
 		return report_failed(rc, "report.run", run_id);
@@ -284,6 +285,6 @@ int sw_engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n)
 	}
 out:
 	snapshot_release(&s);
-	sw_outbox_kick(sw_engine_outbox(e));
+	sw_outbox_kick(deps->outbox);
 	return rc;
 }

@@ -7,7 +7,7 @@
  * on a worker fetches the mirror (sw_source_fetch, which merges it with a
  * fetch of the same repository already running for a run) and resolves
  * refs/heads/BRANCH of each tracked branch, with the head commit's title and
- * author. Back on the loop each head goes to sw_engine_poll_head(), which
+ * author. Back on the loop each head goes to the engine's on_head callback, which
  * starts the run a push delivery would start unless the environment already
  * has a run at that commit or is synced to it. The timer is armed again when
  * the job is over, so polls of one repository never overlap; a failed fetch
@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/pool.h"
 #include "pipeline/engine-int.h"
+#include "pipeline/pipeline.h"
 #include "git/git.h"
 
 struct prepo {
@@ -35,7 +36,9 @@ struct prepo {
 };
 
 struct sw_poll {
-	struct sw_engine *e;
+	const struct sw_engine_deps *d;   /* the engine's: cfg swapped on reload */
+	sw_poll_head_fn on_head;
+	void *arg;
 	struct event_base *base;
 	struct sw_pool *pool;
 	struct prepo **repos;
@@ -64,7 +67,7 @@ struct job {
 
 static const struct sw_cfg_repo *repo_cfg(const struct prepo *pr)
 {
-	return sw_config_repo(sw_engine_config(pr->p->e), pr->name);
+	return sw_config_repo(pr->p->d->cfg, pr->name);
 }
 
 /* The interval the config asks for now; 0 = off (or stopping). */
@@ -156,7 +159,7 @@ static void poll_done(void *arg)
 				 pr->name, h->branch, (long long)r->poll_interval_s, sw_q(h->error));
 			continue;
 		}
-		if (sw_engine_poll_head(pr->p->e, &run_id, r->name, h->branch, h->sha, &h->info) < 0) {
+		if (pr->p->on_head(pr->p->arg, &run_id, r->name, h->branch, h->sha, &h->info) < 0) {
 			log_error("poll.run_failed", "repo=%s branch=%s commit=%.12s err=%s", pr->name,
 				  h->branch, h->sha, sw_q(sw_error_last()));
 			continue;
@@ -188,7 +191,7 @@ static int has_branch(const struct job *j, const char *branch)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct prepo *pr = arg;
-	const struct sw_config *c = sw_engine_config(pr->p->e);
+	const struct sw_config *c = pr->p->d->cfg;
 	const struct sw_cfg_repo *r = repo_cfg(pr);
 	struct job *j;
 	(void)fd; (void)what;
@@ -231,7 +234,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
  */
 static void add_repos(struct sw_poll *p)
 {
-	const struct sw_config *c = sw_engine_config(p->e);
+	const struct sw_config *c = p->d->cfg;
 	for (size_t i = 0; i < c->nrepos; i++) {
 		const struct sw_cfg_repo *r = &c->repos[i];
 		int known = 0;
@@ -255,13 +258,15 @@ static void add_repos(struct sw_poll *p)
 	}
 }
 
-int sw_poll_new(struct sw_poll **out, struct sw_engine *e, struct event_base *base,
-		struct sw_pool *pool)
+int sw_poll_new(struct sw_poll **out, const struct sw_engine_deps *d, sw_poll_head_fn on_head,
+		void *arg)
 {
 	struct sw_poll *p = sw_calloc(1, sizeof(*p));
-	p->e = e;
-	p->base = base;
-	p->pool = pool;
+	p->d = d;
+	p->on_head = on_head;
+	p->arg = arg;
+	p->base = d->base;
+	p->pool = d->pool;
 	add_repos(p);
 	*out = p;
 	return 0;
