@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/strv.h"
 #include "lib/yaml.h"
 
 #define MAX_ERRORS 50
@@ -392,8 +393,6 @@ static void read_slack(struct reader *r, node_t *n, struct sw_config *c)
 		err(r, n, "slack", "bot_token needs a channel");
 }
 
-static void strv_free(char **v, size_t n);
-
 static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "backend", "docker_socket", "memory", "cpus",
@@ -421,7 +420,7 @@ static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 	get_str(r, n, "runner", "network", &c->runner_network, 0);
 	get_duration(r, n, "runner", "timeout", &c->step_timeout_s);
 	if (sw_yaml_get(n, "cap_add")) {
-		strv_free(c->runner_cap_add, c->nrunner_cap_add);
+		sw_strv_freen(c->runner_cap_add, c->nrunner_cap_add);
 		c->runner_cap_add = NULL;
 		c->nrunner_cap_add = 0;
 		get_str_list(r, n, "runner", "cap_add", &c->runner_cap_add, &c->nrunner_cap_add);
@@ -816,13 +815,6 @@ static void secret_release(struct sw_secret *s)
 	free(s->source);
 }
 
-static void strv_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 void sw_config_free(struct sw_config *c)
 {
 	if (!c)
@@ -845,12 +837,12 @@ void sw_config_free(struct sw_config *c)
 	free(c->runner_backend);
 	free(c->docker_socket);
 	free(c->runner_network);
-	strv_free(c->runner_cap_add, c->nrunner_cap_add);
+	sw_strv_freen(c->runner_cap_add, c->nrunner_cap_add);
 	free(c->runner_user);
 	free(c->runner_pr_network);
-	strv_free(c->runner_pr_network_repos, c->nrunner_pr_network_repos);
+	sw_strv_freen(c->runner_pr_network_repos, c->nrunner_pr_network_repos);
 	free(c->tf_image);
-	strv_free(c->tf_mounts, c->ntf_mounts);
+	sw_strv_freen(c->tf_mounts, c->ntf_mounts);
 	for (size_t i = 0; i < c->nsecrets; i++) {
 		free(c->secrets[i].name);
 		secret_release(&c->secrets[i].secret);
@@ -871,10 +863,10 @@ void sw_config_free(struct sw_config *c)
 		free(e->kubeconfig);
 		free(e->context);
 		free(e->namespace);
-		strv_free(e->manifests, e->nmanifests);
-		strv_free(e->infra.modules, e->infra.nmodules);
+		sw_strv_freen(e->manifests, e->nmanifests);
+		sw_strv_freen(e->infra.modules, e->infra.nmodules);
 		free(e->infra.var_file);
-		strv_free(e->infra.vars, e->infra.nvars);
+		sw_strv_freen(e->infra.vars, e->infra.nvars);
 		free(e->slack_channel);
 	}
 	free(c->envs);

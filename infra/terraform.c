@@ -23,6 +23,7 @@
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/strv.h"
 #include "infra/infra.h"
 #include "runners/runner.h"
 
@@ -101,29 +102,6 @@ struct sw_tf_op {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static char **strv_dup(const char *const *v, size_t n_or_0)
-{
-	size_t n = 0;
-	if (n_or_0)
-		n = n_or_0;
-	else
-		while (v && v[n])
-			n++;
-	char **r = sw_calloc(n + 1, sizeof(*r));
-	for (size_t i = 0; i < n; i++)
-		r[i] = sw_strdup(v[i]);
-	return r;
-}
-
-static void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
 
 /* Shell single-quoting: 'it'\''s'. */
 static void add_quoted(struct sw_buf *b, const char *s)
@@ -281,8 +259,8 @@ static void op_free(struct sw_tf_op *op)
 	free(op->module);
 	free(op->var_file);
 	free(op->label);
-	strv_free(op->vars);
-	strv_free(op->env_vars);
+	sw_strv_free(op->vars);
+	sw_strv_free(op->env_vars);
 	sw_buf_release(&op->out);
 	sw_buf_release(&op->err);
 	sw_tf_result_free(op->res);
@@ -733,8 +711,8 @@ static int op_start(struct sw_tf *tf, enum sw_tf_kind kind, const struct sw_tf_r
 	op->module = mod;
 	op->label = q->label ? sw_strdup(q->label) : NULL;
 	op->var_file = inf && inf->var_file && *inf->var_file ? sw_strdup(inf->var_file) : NULL;
-	op->vars = inf && inf->nvars ? strv_dup((const char *const *)inf->vars, inf->nvars) : NULL;
-	op->env_vars = q->env_vars ? strv_dup(q->env_vars, 0) : NULL;
+	op->vars = inf && inf->nvars ? sw_strv_dupn((const char *const *)inf->vars, inf->nvars) : NULL;
+	op->env_vars = q->env_vars ? sw_strv_dup(q->env_vars) : NULL;
 	op->timeout_ms = 1000L * (inf && inf->timeout_s > 0 ? inf->timeout_s : DEFAULT_TIMEOUT_S);
 	op->on_output = q->on_output;
 	op->oarg = q->arg;
@@ -839,7 +817,7 @@ void sw_tf_free(struct sw_tf *tf)
 	free(tf->image);
 	free(tf->plans_dir);
 	free(tf->cache_dir);
-	strv_free(tf->binds);
+	sw_strv_free(tf->binds);
 	free(tf);
 }
 
@@ -1238,7 +1216,7 @@ int sw_tf_affected(unsigned char *hit, const char *checkout, const struct sw_cfg
 				hit[m] = (unsigned char)under(p, *d);
 		}
 		count += hit[m];
-		strv_free(deps);
+		sw_strv_free(deps);
 	}
 	free(vf);
 	return count;

@@ -17,6 +17,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/strv.h"
 #include "infra/infra.h"
 #include "pipeline/engine-int.h"
 #include "pipeline/mask-int.h"
@@ -1001,15 +1002,6 @@ static char **stage_env(struct run *r, struct stage *s, char **missing)
 	return env;
 }
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++) {
-		memset(*p, 0, strlen(*p));   /* may hold secrets */
-		free(*p);
-	}
-	free(v);
-}
-
 /* A pull request's stages (a fork's always) get runner.pr_network, unless
  * the server config trusts the repository's own branches with the network. */
 static const char *stage_network(const struct sw_config *c, const struct sw_store_run *row)
@@ -1044,7 +1036,7 @@ static void start_stage(struct run *r, struct stage *s)
 		finish_stage(s, SW_STATUS_ERROR, -1, why);
 		free(why);
 		free(missing);
-		strv_free(env);
+		sw_strv_free_wipe(env);
 		return;
 	}
 	snprintf(label, sizeof(label), "run=%lld stage=%s", (long long)r->row.id, s->plan.name);
@@ -1071,7 +1063,7 @@ static void start_stage(struct run *r, struct stage *s)
 	} else {
 		r->running++;
 	}
-	strv_free(env);
+	sw_strv_free_wipe(env);
 }
 
 /* Start what can start; finish the run when nothing is left. */
@@ -1143,32 +1135,17 @@ struct prep {
 	struct sw_plan plan;
 };
 
-static char **strv_dup_n(char *const *v, size_t n)
-{
-	char **c = sw_calloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		c[i] = sw_strdup(v[i]);
-	return c;
-}
-
-static void strv_plain_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 static void prep_free(struct prep *p)
 {
 	free(p->base_branch);
 	for (size_t i = 0; i < p->ntf; i++) {
 		free(p->tf[i].name);
-		strv_plain_free(p->tf[i].infra.modules);
+		sw_strv_free(p->tf[i].infra.modules);
 		free(p->tf[i].infra.var_file);
-		strv_plain_free(p->tf[i].infra.vars);
+		sw_strv_free(p->tf[i].infra.vars);
 	}
 	free(p->tf);
-	strv_plain_free(p->apply_modules);
+	sw_strv_free(p->apply_modules);
 	free(p->data_dir);
 	sw_source_remote_release(&p->remote);
 	free(p->commit);
@@ -1426,7 +1403,7 @@ static void start_prepare(struct run *r)
 		p->ctx.pre_event = r->row.kind == SW_RUN_PUSH ? "push" : NULL;
 		p->ctx.no_acceptance = r->row.kind == SW_RUN_ROLLBACK;
 		if (infra) {
-			p->apply_modules = strv_dup_n(cenv->infra.modules, cenv->infra.nmodules);
+			p->apply_modules = sw_strv_dupn((const char *const *)cenv->infra.modules, cenv->infra.nmodules);
 			p->ctx.infra_modules = (const char *const *)p->apply_modules;
 		}
 		p->ctx.no_deploy_stage = !(cenv->kubeconfig && e->d.deploy);
@@ -1442,9 +1419,9 @@ static void start_prepare(struct run *r)
 			struct prep_tf *t = &p->tf[p->ntf++];
 			t->name = sw_strdup(ce->name);
 			t->infra = ce->infra;
-			t->infra.modules = strv_dup_n(ce->infra.modules, ce->infra.nmodules);
+			t->infra.modules = sw_strv_dupn((const char *const *)ce->infra.modules, ce->infra.nmodules);
 			t->infra.var_file = ce->infra.var_file ? sw_strdup(ce->infra.var_file) : NULL;
-			t->infra.vars = strv_dup_n(ce->infra.vars, ce->infra.nvars);
+			t->infra.vars = sw_strv_dupn((const char *const *)ce->infra.vars, ce->infra.nvars);
 		}
 		p->base_branch = sw_strdup(r->row.ref ? r->row.ref : "");
 	}

@@ -25,6 +25,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/strv.h"
 #include "infra/infra.h"
 #include "pipeline/engine-int.h"
 #include "pipeline/pipeline.h"
@@ -60,13 +61,6 @@ struct sw_infra {
 	int stopped;
 };
 
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
-
 static void arm(struct ienv *ev)
 {
 	struct sw_infra *in = ev->in;
@@ -89,7 +83,7 @@ static void check_end(struct ienv *ev)
 {
 	ev->busy = 0;
 	ev->op = NULL;
-	strv_free(ev->modules);
+	sw_strv_free(ev->modules);
 	ev->modules = NULL;
 	if (ev->drift) {
 		sw_tf_result_free(ev->drift);
@@ -510,7 +504,7 @@ void sw_infra_free(struct sw_infra *in)
 		free(ev->name);
 		free(ev->commit);
 		free(ev->dir);
-		strv_free(ev->modules);
+		sw_strv_free(ev->modules);
 		if (ev->drift)
 			sw_tf_result_free(ev->drift);
 		for (size_t k = 0; k < ev->nreported; k++)

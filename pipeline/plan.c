@@ -7,23 +7,9 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/strv.h"
 #include "pipeline/engine-int.h"
 #include "pipeline/pipeline.h"
-
-static char **strv_copy(char *const *v, size_t n)
-{
-	char **c = sw_calloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		c[i] = sw_strdup(v[i]);
-	return c;
-}
-
-static void strv_free(char **v)
-{
-	for (char **p = v; p && *p; p++)
-		free(*p);
-	free(v);
-}
 
 static size_t find_stage(const struct sw_plan *p, const char *name)
 {
@@ -60,13 +46,13 @@ static int add_selected(struct sw_plan *out, const struct sw_spec *spec,
 		ps->kind = SW_PLAN_CONTAINER;
 		ps->name = sw_strdup(st->name);
 		ps->image = st->image ? sw_strdup(st->image) : NULL;
-		ps->commands = strv_copy(st->commands, st->ncommands);
+		ps->commands = sw_strv_dupn((const char *const *)st->commands, st->ncommands);
 		ps->nenv = st->nenv;
 		ps->env = sw_calloc(st->nenv + 1, sizeof(char *));
 		for (size_t k = 0; k < st->nenv; k++)
 			ps->env[k] = sw_asprintf("%s=%s", st->env[k].name, st->env[k].value);
 		ps->nsecrets = st->nsecrets;
-		ps->secrets = strv_copy(st->secrets, st->nsecrets);
+		ps->secrets = sw_strv_dupn((const char *const *)st->secrets, st->nsecrets);
 		ps->timeout_ms = (long)st->timeout_s * 1000;
 		ps->deps = sw_calloc(sel->stages[i].ndeps + 2, sizeof(size_t));
 		for (size_t d = 0; d < sel->stages[i].ndeps; d++)
@@ -108,7 +94,7 @@ struct sw_plan_stage *sw_plan_add_tf(struct sw_plan *p, enum sw_plan_kind kind, 
 	if (!after_all)
 		ps->ndeps = 0;
 	ps->tf_env = sw_strdup(env);
-	ps->tf_modules = strv_copy((char *const *)modules, n);
+	ps->tf_modules = sw_strv_dupn(modules, n);
 	return ps;
 }
 
@@ -175,12 +161,12 @@ void sw_plan_stage_release(struct sw_plan_stage *s)
 {
 	free(s->name);
 	free(s->image);
-	strv_free(s->commands);
-	strv_free(s->env);
-	strv_free(s->secrets);
+	sw_strv_free(s->commands);
+	sw_strv_free(s->env);
+	sw_strv_free(s->secrets);
 	free(s->deps);
 	free(s->tf_env);
-	strv_free(s->tf_modules);
+	sw_strv_free(s->tf_modules);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -16,6 +16,7 @@
 
 #include "lib/buf.h"
 #include "config/config.h"
+#include "lib/strv.h"
 #include "lib/yaml.h"
 
 #define MAX_ERRORS 50
@@ -494,13 +495,6 @@ static void resolve_deps(struct reader *r, struct sw_spec *spec, struct pstage *
 	free(d.stack);
 }
 
-static void strv_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 void sw_spec_free(struct sw_spec *spec)
 {
 	if (!spec)
@@ -509,15 +503,15 @@ void sw_spec_free(struct sw_spec *spec)
 		struct sw_spec_stage *st = &spec->stages[i];
 		free(st->name);
 		free(st->image);
-		strv_free(st->commands, st->ncommands);
+		sw_strv_freen(st->commands, st->ncommands);
 		for (size_t j = 0; j < st->nenv; j++) {
 			free(st->env[j].name);
 			free(st->env[j].value);
 		}
 		free(st->env);
-		strv_free(st->secrets, st->nsecrets);
-		strv_free(st->branches, st->nbranches);
-		strv_free(st->environments, st->nenvironments);
+		sw_strv_freen(st->secrets, st->nsecrets);
+		sw_strv_freen(st->branches, st->nbranches);
+		sw_strv_freen(st->environments, st->nenvironments);
 		free(st->deps);
 	}
 	free(spec->stages);
@@ -597,7 +591,7 @@ done:
 		rc = 0;
 	}
 	for (size_t i = 0; i < nps; i++) {
-		strv_free(ps[i].dep_names, ps[i].ndep_names);
+		sw_strv_freen(ps[i].dep_names, ps[i].ndep_names);
 		free(ps[i].dep_items);
 		free(ps[i].edge_at);
 	}

@@ -30,7 +30,5 @@ struct sw_runner_step {
 char *sw_runner_script(const char *const *commands);
 
 /* Copy a NULL-terminated string array (NULL stays NULL). */
-char **sw_runner_strv_dup(const char *const *v);
-void sw_runner_strv_free(char **v);
 
 #endif

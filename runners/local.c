@@ -17,6 +17,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/proc.h"
+#include "lib/strv.h"
 
 struct local_runner {
 	struct sw_runner base;
@@ -135,7 +136,7 @@ static int local_start(struct sw_runner *r, const struct sw_runner_spec *spec,
 			 sw_q(spec->label ? spec->label : "1"));
 	}
 	free(script);
-	sw_runner_strv_free(env);
+	sw_strv_free(env);
 	if (out)
 		*out = (struct sw_runner_step *)s;
 	return rc;

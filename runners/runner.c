@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/strv.h"
 
 int sw_runner_start(struct sw_runner *r, const struct sw_runner_spec *s,
 		    struct sw_runner_step **out)
@@ -52,26 +53,3 @@ char *sw_runner_script(const char *const *commands)
 	return sw_buf_detach(&b, NULL);
 }
 
-char **sw_runner_strv_dup(const char *const *v)
-{
-	size_t n;
-	char **out;
-
-	if (!v)
-		return NULL;
-	for (n = 0; v[n]; n++)
-		;
-	out = sw_calloc(n + 1, sizeof(*out));
-	for (size_t i = 0; i < n; i++)
-		out[i] = sw_strdup(v[i]);
-	return out;
-}
-
-void sw_runner_strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (size_t i = 0; v[i]; i++)
-		free(v[i]);
-	free(v);
-}
