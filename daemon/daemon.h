@@ -111,21 +111,10 @@ void sw_daemon_free(struct sw_daemon *d);
 /* Re-read the config file; keep the old one (and log why) when invalid. */
 int sw_daemon_reload(struct sw_daemon *d);
 
-/* --- clusters (daemon/deploy.c) ------------------------------------------ */
+/* --- the API's sync, rollback and diff actions (daemon/actions.c) -------- */
 
-/* A sync engine and a drift watcher per environment with a cluster. */
-int sw_deployer_new(struct sw_deployer **out, struct sw_daemon *d);
-void sw_deployer_free(struct sw_deployer *dp);
-/* What the pipeline engine calls to deploy (pipeline/pipeline.h). */
-const struct sw_deploy_ops *sw_deployer_ops(struct sw_deployer *dp);
-/* After a config reload: sync settings and self-heal per environment. */
-void sw_deployer_reconfigure(struct sw_deployer *dp, const struct sw_config *cfg);
-/* The environment's syncer, or NULL when it has no cluster. */
-struct sw_syncer *sw_deployer_syncer(struct sw_deployer *dp, const char *env);
-/* 1 while any environment syncs. */
-int sw_deployer_busy(const struct sw_deployer *dp);
-/* Provide the API's sync, rollback and diff actions (d->actions). */
-void sw_deployer_install_actions(struct sw_daemon *d);
+/* Provide them (d->actions); they use d->deployer and d->engine. */
+void sw_actions_install(struct sw_daemon *d);
 
 /* --- retention (daemon/retention.c) ------------------------------------- */
 

@@ -28,6 +28,7 @@
 #include "lib/log.h"
 #include "lib/pool.h"
 #include "lib/proc.h"
+#include "deploy/deploy.h"
 #include "infra/infra.h"
 #include "report/report.h"
 #include "pipeline/pipeline.h"
@@ -303,8 +304,20 @@ static int start_pipeline(struct sw_daemon *d)
 	deps.on_run_finished = sw_metrics_run_finished;
 	deps.on_stage_finished = sw_metrics_stage_finished;
 	sync_environments(d);   /* environment rows first: syncs refer to them */
-	if ((rc = sw_deployer_new(&d->deployer, d)) < 0)
-		return rc;
+	{
+		struct sw_deployer_opts o = { 0 };
+		o.base = d->base;
+		o.pool = d->pool;
+		o.store = d->store;
+		o.http = d->client;
+		o.procs = d->procs;
+		o.outbox = d->outbox;
+		o.cfg = c;
+		o.on_sync_finished = sw_metrics_sync_finished;
+		o.on_drift = sw_metrics_drift;
+		if ((rc = sw_deployer_new(&d->deployer, &o)) < 0)
+			return rc;
+	}
 	deps.deploy = sw_deployer_ops(d->deployer);
 	{
 		/* Terraform runs in containers of terraform.image through the
@@ -341,7 +354,7 @@ static int start_pipeline(struct sw_daemon *d)
 	}
 	if ((rc = sw_engine_new(&d->engine, &deps)) < 0)
 		return rc;
-	sw_deployer_install_actions(d);
+	sw_actions_install(d);
 	if ((rc = sw_hooks_new(&d->hooks, d)) < 0)
 		return rc;
 	return sw_engine_recover(d->engine);

@@ -5,11 +5,12 @@
  * the drift watcher (deploy/drift.c: watch what is live, compare with the
  * desired state, heal, report drift).
  *
- * May call: lib/, config/, storage/, kube/ (the client), manifests/ (the
- * desired state), and the checkout function its options name (git/ through
- * the caller). Called by pipeline/ and daemon/.
+ * May call: lib/, config/, storage/, kube/ (the client), git/ (checkouts),
+ * manifests/ (the desired state), report/ (the Slack message of a drift
+ * event). Called by pipeline/ (the deploy operations) and daemon/.
  *
- * Sections below: Sync, then Drift. Everything runs on the event loop
+ * Sections below: Sync, Drift, then the Deployer that holds both per
+ * environment and gives the pipeline its deploy operations. Everything runs on the event loop
  * given in the options; blocking work (checkout, render) goes to the pool.
  */
 #ifndef SW_DEPLOY_H
@@ -475,5 +476,81 @@ int sw_drift_diff(const json_t *desired, const json_t *expected, const json_t *l
  * Returns a pointer into `live`.
  */
 const char *sw_drift_manager(const json_t *live, const json_t *diffs, const char *self);
+
+/* ======================================================================
+ * Deployer (deploy/deployer.c)
+ * ======================================================================
+ *
+ * The clusters of a server: a syncer and a drift watcher per environment
+ * with a kubeconfig, and the deploy operations below on top of them.
+ */
+
+/*
+ * The deploy operations the pipeline engine calls (pipeline/pipeline.h's
+ * sw_engine_deps.deploy): the deployer's (sw_deployer_ops), or a test's. A
+ * run that deploys has a `deploy` stage: after the `push` stages, before
+ * the `deploy`-event (acceptance) stages. When the deploy or an acceptance
+ * stage fails and the environment has rollback_on_failure, a `rollback`
+ * stage re-deploys the last healthy revision.
+ */
+typedef void (*sw_deploy_log_fn)(void *ctx, const char *line);
+typedef void (*sw_deploy_done_fn)(void *ctx, int ok, const char *message);
+
+struct sw_deploy_ops {
+	/*
+	 * Deploy `commit` of `repo` to `env` (its mirror already holds the
+	 * commit). `trigger` says why (merge, poll, manual,
+	 * rollback) and goes on the sync's history row. Progress lines go to log(ctx, line) while it
+	 * runs; done(ctx, ok, message) follows exactly once, later, on the
+	 * loop. Returns 0, or <0 with the error slot set (then no callback).
+	 */
+	int (*deploy)(void *arg, const char *env, const char *repo, const char *commit,
+		      enum sw_sync_trigger trigger, int64_t run_id, sw_deploy_log_fn log,
+		      sw_deploy_done_fn done, void *ctx);
+	/*
+	 * The commit to roll `env` back to after `failed_commit` failed: the
+	 * last healthy deploy of another commit. NULL when there is none. The
+	 * caller frees it.
+	 */
+	char *(*rollback_target)(void *arg, const char *env, const char *failed_commit);
+	/* Extra "K=V" environment for acceptance stages of `env` (NULL-terminated,
+	 * caller frees each and the array); may be NULL. */
+	char **(*stage_env)(void *arg, const char *env);
+	void *arg;
+};
+
+struct sw_deployer;
+struct sw_outbox;
+struct sw_config;
+
+struct sw_deployer_opts {
+	struct event_base *base;
+	struct sw_pool *pool;
+	struct sw_store *store;        /* the loop's handle */
+	struct sw_http *http;          /* the API client of the clusters */
+	struct sw_proc_mgr *procs;     /* exec credential plugins */
+	struct sw_outbox *outbox;      /* drift events to Slack; may be NULL */
+	const struct sw_config *cfg;   /* borrowed; replace with sw_deployer_reconfigure */
+	/* Metrics (may be NULL): a sync ended ("success" or "failure", not
+	 * called for a superseded one); a drift event was recorded
+	 * (sw_store_drift_action_str). */
+	void (*on_sync_finished)(const char *env, const char *trigger, const char *result,
+				 int64_t duration_ms);
+	void (*on_drift)(const char *env, const char *action);
+};
+
+/* A syncer and a drift watcher per environment of opts->cfg with a cluster. */
+int sw_deployer_new(struct sw_deployer **out, const struct sw_deployer_opts *opts);
+/* Abandons syncs in flight without calling their callbacks. */
+void sw_deployer_free(struct sw_deployer *dp);
+/* What the pipeline engine calls to deploy; valid as long as `dp`. */
+const struct sw_deploy_ops *sw_deployer_ops(struct sw_deployer *dp);
+/* After a config reload: sync settings and self-heal per environment (new
+ * or removed environments take a restart). */
+void sw_deployer_reconfigure(struct sw_deployer *dp, const struct sw_config *cfg);
+/* The environment's syncer, or NULL when it has no cluster. */
+struct sw_syncer *sw_deployer_syncer(struct sw_deployer *dp, const char *env);
+/* 1 while any environment syncs. */
+int sw_deployer_busy(const struct sw_deployer *dp);
 
 #endif

@@ -674,9 +674,9 @@ static void start_deploy(struct run *r, struct stage *s)
 	int rollback = s->plan.kind == SW_PLAN_ROLLBACK;
 	const char *commit = rollback ? r->rollback_to : r->row.commit_sha;
 	/* a push run without a delivery is one the poller found */
-	const char *trigger = rollback ? "rollback" :
-			      r->row.kind == SW_RUN_PUSH ? (r->row.delivery_id ? "merge" : "poll") :
-			      r->row.kind == SW_RUN_ROLLBACK ? "rollback" : "manual";
+	enum sw_sync_trigger trigger = rollback ? SW_TRIGGER_ROLLBACK :
+		r->row.kind == SW_RUN_PUSH ? (r->row.delivery_id ? SW_TRIGGER_MERGE : SW_TRIGGER_POLL) :
+		r->row.kind == SW_RUN_ROLLBACK ? SW_TRIGGER_ROLLBACK : SW_TRIGGER_MANUAL;
 	char line[160];
 
 	set_stage_status(s, SW_STATUS_RUNNING, -1, NULL, 1);

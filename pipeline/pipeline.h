@@ -50,6 +50,7 @@
 
 #include "lib/buf.h"
 #include "config/config.h"
+#include "deploy/deploy.h"
 #include "lib/error.h"
 
 struct event_base;
@@ -61,40 +62,6 @@ struct sw_engine;
 struct sw_tf;
 
 #define SW_ENGINE_MAX_ATTEMPTS 3
-
-/*
- * Deploying, which the engine asks of whoever owns the clusters (the daemon,
- * with manifests/ sync engines). A run that deploys has a `deploy` stage:
- * after the `push` stages, before the `deploy`-event (acceptance) stages.
- * When the deploy or an acceptance stage fails and the environment has
- * rollback_on_failure, a `rollback` stage re-deploys the last healthy
- * revision.
- */
-typedef void (*sw_deploy_log_fn)(void *ctx, const char *line);
-typedef void (*sw_deploy_done_fn)(void *ctx, int ok, const char *message);
-
-struct sw_deploy_ops {
-	/*
-	 * Deploy `commit` of `repo` to `env` (its mirror already holds the
-	 * commit). `trigger` is a storage sync trigger name ("merge",
-	 * "manual", "rollback"). Progress lines go to log(ctx, line) while it
-	 * runs; done(ctx, ok, message) follows exactly once, later, on the
-	 * loop. Returns 0, or <0 with the error slot set (then no callback).
-	 */
-	int (*deploy)(void *arg, const char *env, const char *repo, const char *commit,
-		      const char *trigger, int64_t run_id, sw_deploy_log_fn log,
-		      sw_deploy_done_fn done, void *ctx);
-	/*
-	 * The commit to roll `env` back to after `failed_commit` failed: the
-	 * last healthy deploy of another commit. NULL when there is none. The
-	 * caller frees it.
-	 */
-	char *(*rollback_target)(void *arg, const char *env, const char *failed_commit);
-	/* Extra "K=V" environment for acceptance stages of `env` (NULL-terminated,
-	 * caller frees each and the array); may be NULL. */
-	char **(*stage_env)(void *arg, const char *env);
-	void *arg;
-};
 
 struct sw_engine_deps {
 	struct event_base *base;

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Run every end-to-end script tests/e2e/*.sh (or those named in E2E=...).
+# Run every end-to-end script tests/e2e/*.sh (or those named in E2E=..., as
+# paths or as names: E2E="55-deploy 57-poll").
 # Each script gets BUILD (absolute build dir), SRC (repo root), a private
 # TMPDIR, and exits 0 on success. Output of a failing script is shown.
 set -u
@@ -10,6 +11,7 @@ export LSAN_OPTIONS="suppressions=$SRC/tests/lsan.supp:print_suppressions=0${LSA
 pass=0 fail=0 failed=""
 scripts=${E2E:-$(ls "$SRC"/tests/e2e/*.sh 2>/dev/null)}
 for s in $scripts; do
+	[ -f "$s" ] || s=$SRC/tests/e2e/${s%.sh}.sh
 	name=$(basename "$s" .sh)
 	dir=$(mktemp -d /tmp/slipway-e2e.XXXXXX)
 	start=$(date +%s)
