@@ -32,7 +32,6 @@
 #include "lib/pool.h"
 #include "lib/proc.h"
 #include "deploy/deploy.h"
-#include "deploy/deploy.h"
 #include "storage/store.h"
 
 struct h {

@@ -22,7 +22,6 @@
 #include "config/config.h"
 #include "lib/log.h"
 #include "manifests/manifests.h"
-#include "deploy/deploy.h"
 
 #define MAX_DIFFS 100
 

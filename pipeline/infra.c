@@ -30,7 +30,6 @@
 #include "pipeline/engine-int.h"
 #include "pipeline/pipeline.h"
 #include "report/report.h"
-#include "report/report.h"
 #include "git/git.h"
 #include "storage/store.h"
 

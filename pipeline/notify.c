@@ -12,7 +12,6 @@
 #include "pipeline/engine-int.h"
 #include "pipeline/pipeline.h"
 #include "report/report.h"
-#include "report/report.h"
 #include "storage/store.h"
 
 #define LOG_TAIL_BYTES 8192

@@ -32,7 +32,6 @@
 #include "config/config.h"
 #include "lib/http.h"
 #include "lib/log.h"
-#include "report/report.h"
 #include "storage/store.h"
 
 /* daemon/daemon.h owns the version; pipeline must not include it. */

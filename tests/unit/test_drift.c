@@ -39,7 +39,6 @@
 #include "lib/proc.h"
 #include "deploy/deploy.h"
 #include "manifests/manifests.h"
-#include "deploy/deploy.h"
 #include "storage/store.h"
 
 /* ---- the comparison, no server ---------------------------------------- */
