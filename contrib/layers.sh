@@ -7,8 +7,8 @@
 #   1 lib
 #   2 config
 #   3 storage runners webhooks git kube
-#   4 manifests infra report
-#   5 deploy
+#   4 manifests report
+#   5 infra deploy
 #   6 pipeline
 #   7 daemon
 #   8 cli
@@ -22,7 +22,7 @@
 #
 # `make test` runs the check.
 cd "$(dirname "$0")/.." || exit 2
-floors='lib:1 config:2 storage:3 runners:3 webhooks:3 git:3 kube:3 manifests:4 infra:4 report:4 deploy:5 pipeline:6 daemon:7 cli:8'
+floors='lib:1 config:2 storage:3 runners:3 webhooks:3 git:3 kube:3 manifests:4 report:4 infra:5 deploy:5 pipeline:6 daemon:7 cli:8'
 check=0
 [ "${1:-}" = --check ] && check=1
 for d in lib config storage runners webhooks git kube manifests infra deploy report pipeline daemon cli; do

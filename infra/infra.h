@@ -1,8 +1,11 @@
 /*
  * infra.h - the infra room: Terraform root modules of an environment: plan
  * on pull requests, plan + apply on merge, drift checks, all on the event
- * loop (infra/terraform.c), and the reading of plan/show JSON
- * (infra/tfplan.c). May call: lib/, config/, runners/. Called by pipeline/.
+ * loop (infra/terraform.c), the reading of plan/show JSON (infra/tfplan.c),
+ * and the periodic drift checks of each environment's applied commit
+ * (infra/checks.c, last section). May call: lib/, config/, storage/,
+ * runners/, git/ (checkouts), report/ (the Slack message of a drift).
+ * Called by pipeline/.
  *
  * Every Terraform command runs as one step of a sw_runner (`local`: the
  * host's binary; `docker`: an image holding terraform), with
@@ -266,5 +269,41 @@ int sw_tf_affected(unsigned char *hit, const char *checkout, const struct sw_cfg
  * caller frees each and the array. Blocking.
  */
 int sw_tf_module_deps(char ***out, const char *checkout, const char *module);
+
+/* ======================================================================
+ * Drift checks (infra/checks.c)
+ * ======================================================================
+ *
+ * Per environment with infra modules and infra.drift_interval, a one-shot
+ * timer; when it fires, the environment's last applied commit (kv
+ * `infra:commit:ENV`, else its synced commit) is checked out on a worker
+ * and each root module gets sw_tf_drift(). Drift found is recorded as
+ * drift events, sent to Slack once and shown as the environment's
+ * infra_status; with heal auto an apply follows. Checks of one environment
+ * never overlap.
+ */
+struct sw_infra;
+struct sw_outbox;
+struct sw_store;
+struct sw_pool;
+struct event_base;
+
+struct sw_infra_opts {
+	struct event_base *base;
+	struct sw_pool *pool;
+	struct sw_store *store;        /* the loop's handle */
+	struct sw_outbox *outbox;      /* drift to Slack; may be NULL */
+	const struct sw_config *cfg;   /* borrowed; replace with sw_infra_reconfigure */
+	struct sw_tf *tf;              /* borrowed */
+};
+
+int sw_infra_new(struct sw_infra **out, const struct sw_infra_opts *opts);
+/* A new config: re-arm the timers (new environments get theirs). */
+void sw_infra_reconfigure(struct sw_infra *in, const struct sw_config *cfg);
+/* Stop timers and cancel running checks; sw_infra_busy says when all settled. */
+void sw_infra_stop(struct sw_infra *in);
+int sw_infra_busy(const struct sw_infra *in);
+/* NULL is a no-op. */
+void sw_infra_free(struct sw_infra *in);
 
 #endif

@@ -105,9 +105,8 @@ enum sw_notice { SW_NOTICE_QUEUED, SW_NOTICE_START, SW_NOTICE_PROGRESS, SW_NOTIC
  * written or neither. Returns SW_EAGAIN when the database is locked (the
  * caller retries the whole transition), else 0: other failures are logged.
  *
- * The drift checks (infra.c) and the poller (poll.c) get the same `d`: what
- * they need is passed in, and none of them calls back into the engine but
- * through the callback it gives.
+ * The poller (poll.c) gets the same `d`: what it needs is passed in, and
+ * it calls back into the engine only through the callback it is given.
  */
 struct sw_engine_deps;
 int sw_notify_run(const struct sw_engine_deps *d, int64_t run_id, enum sw_notice n);
@@ -151,20 +150,6 @@ size_t sw_writeq_pending(const struct sw_writeq *q);
 void sw_writeq_flush(struct sw_writeq *q);
 /* A last try, then what is still unwritten is logged as lost and freed. */
 void sw_writeq_free(struct sw_writeq *q);
-
-/* --- pipeline/infra.c: drift checks of environments' root modules -------- */
-struct sw_infra;
-struct sw_tf;
-struct event_base;
-struct sw_pool;
-/* d->tf must be set; d (the engine's) outlives the checks. */
-int sw_infra_new(struct sw_infra **out, const struct sw_engine_deps *d);
-/* Re-arm the timers after a config change. */
-void sw_infra_reconfigure(struct sw_infra *in);
-/* Stop timers and cancel running checks; sw_infra_busy says when all settled. */
-void sw_infra_stop(struct sw_infra *in);
-int sw_infra_busy(const struct sw_infra *in);
-void sw_infra_free(struct sw_infra *in);
 
 /* --- pipeline/poll.c: fallback polling of the branches environments track -- */
 struct sw_poll;

@@ -749,8 +749,12 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 	sw_writeq_new(&e->wq, deps->base, deps->store);
 	engine_intake_new(e);
 	event_add(e->flush_timer, &tv);
-	if (deps->tf && sw_infra_new(&e->infra, &e->d) < 0)
-		log_error("infra.start", "err=%s", sw_q(sw_error_last()));
+	if (deps->tf) {
+		struct sw_infra_opts io = { deps->base, deps->pool, deps->store, deps->outbox,
+					    deps->cfg, deps->tf };
+		if (sw_infra_new(&e->infra, &io) < 0)
+			log_error("infra.start", "err=%s", sw_q(sw_error_last()));
+	}
 	*out = e;
 	return 0;
 }
@@ -759,7 +763,7 @@ void sw_engine_set_config(struct sw_engine *e, const struct sw_config *cfg)
 {
 	e->d.cfg = cfg;
 	if (e->infra)
-		sw_infra_reconfigure(e->infra);
+		sw_infra_reconfigure(e->infra, cfg);
 	sw_poll_reconfigure(e->poll);
 	engine_schedule(e);
 }

@@ -86,7 +86,7 @@ struct sw_engine_deps {
 	 *  - a deploy run of an environment with root modules gets an `infra`
 	 *    stage (apply, in order) that the deploy stage depends on;
 	 *  - every infra.drift_interval each such environment's last applied
-	 *    commit is checked for drift (pipeline/infra.c).
+	 *    commit is checked for drift (infra/checks.c).
 	 */
 	struct sw_tf *tf;
 };

@@ -1,5 +1,5 @@
 /*
- * infra.c - drift checks of the environments' Terraform root modules.
+ * checks.c - drift checks of the environments' Terraform root modules.
  *
  * Per environment with infra modules and a drift interval: a one-shot
  * timer; when it fires, the environment's last applied commit (kv
@@ -27,8 +27,6 @@
 #include "lib/pool.h"
 #include "lib/strv.h"
 #include "infra/infra.h"
-#include "pipeline/engine-int.h"
-#include "pipeline/pipeline.h"
 #include "report/report.h"
 #include "git/git.h"
 #include "storage/store.h"
@@ -51,10 +49,7 @@ struct ienv {
 };
 
 struct sw_infra {
-	const struct sw_engine_deps *d;   /* the engine's: cfg swapped on reload */
-	struct event_base *base;
-	struct sw_pool *pool;
-	struct sw_tf *tf;
+	struct sw_infra_opts o;    /* o.cfg follows sw_infra_reconfigure */
 	struct ienv **envs;
 	size_t n;
 	int stopped;
@@ -63,7 +58,7 @@ struct sw_infra {
 static void arm(struct ienv *ev)
 {
 	struct sw_infra *in = ev->in;
-	const struct sw_cfg_env *ce = sw_config_env(in->d->cfg, ev->name);
+	const struct sw_cfg_env *ce = sw_config_env(in->o.cfg, ev->name);
 	if (in->stopped || ev->busy || !ce || !ce->infra.nmodules || ce->infra.drift_interval_s <= 0)
 		return;
 	struct timeval tv = { (time_t)ce->infra.drift_interval_s, 0 };
@@ -74,7 +69,7 @@ static void set_status(struct ienv *ev, const char *st)
 {
 	struct sw_store_env_update u = SW_STORE_ENV_UPDATE_INIT;
 	u.infra_status = st;
-	if (sw_store_env_set(ev->in->d->store, ev->name, &u) < 0)
+	if (sw_store_env_set(ev->in->o.store, ev->name, &u) < 0)
 		log_error("infra.store", "env=%s err=%s", ev->name, sw_q(sw_error_last()));
 }
 
@@ -152,8 +147,8 @@ static void record(struct ienv *ev, const struct sw_tf_result *d, enum sw_drift_
 		   const char *heal_error)
 {
 	struct sw_infra *in = ev->in;
-	struct sw_store *st = in->d->store;
-	const struct sw_config *c = in->d->cfg;
+	struct sw_store *st = in->o.store;
+	const struct sw_config *c = in->o.cfg;
 	const struct sw_cfg_env *ce = sw_config_env(c, ev->name);
 	size_t n = d->ndrift + d->noutput_drift;
 	int64_t first = 0;
@@ -200,7 +195,7 @@ static void record(struct ienv *ev, const struct sw_tf_result *d, enum sw_drift_
 	set_status(ev, status);
 	free(status);
 
-	struct sw_outbox *ob = in->d->outbox;
+	struct sw_outbox *ob = in->o.outbox;
 	if (ob && (c->slack_webhook_url.value || c->slack_bot_token.value)) {
 		char key[96];
 		struct sw_report_run rr = {
@@ -264,7 +259,7 @@ static struct sw_tf_req make_req(struct ienv *ev, const struct sw_cfg_env *ce, c
 static void drift_done(struct sw_tf_result *res, void *arg)
 {
 	struct ienv *ev = arg;
-	const struct sw_cfg_env *ce = sw_config_env(ev->in->d->cfg, ev->name);
+	const struct sw_cfg_env *ce = sw_config_env(ev->in->o.cfg, ev->name);
 
 	ev->op = NULL;
 	if (res->status == SW_ECANCELLED || ev->in->stopped || !ce) {
@@ -283,7 +278,7 @@ static void drift_done(struct sw_tf_result *res, void *arg)
 		if (ce->infra.heal == SW_HEAL_AUTO) {
 			struct sw_tf_req q = make_req(ev, ce, res->module);
 			ev->drift = res;
-			if (sw_tf_apply(ev->in->tf, &q, heal_done, ev, &ev->op) == 0)
+			if (sw_tf_apply(ev->in->o.tf, &q, heal_done, ev, &ev->op) == 0)
 				return;
 			record(ev, res, SW_DRIFT_HEAL_FAILED, sw_error_last());
 			ev->drift = NULL;
@@ -298,7 +293,7 @@ static void drift_done(struct sw_tf_result *res, void *arg)
 		remember_report(ev, res->module, NULL);
 		log_info("infra.no_drift", "env=%s module=%s commit=%.12s", ev->name, res->module,
 			 ev->commit);
-		if (sw_store_env_get(ev->in->d->store, ev->name, &cur) == 0) {
+		if (sw_store_env_get(ev->in->o.store, ev->name, &cur) == 0) {
 			if (cur.infra_status && !strncmp(cur.infra_status, "drift", 5)) {
 				char *st = sw_asprintf("no drift at %.7s", ev->commit);
 				set_status(ev, st);
@@ -314,14 +309,14 @@ static void drift_done(struct sw_tf_result *res, void *arg)
 
 static void drift_next(struct ienv *ev)
 {
-	const struct sw_cfg_env *ce = sw_config_env(ev->in->d->cfg, ev->name);
+	const struct sw_cfg_env *ce = sw_config_env(ev->in->o.cfg, ev->name);
 	const char *module = ev->modules ? ev->modules[ev->idx] : NULL;
 	if (!module || !ce || ev->in->stopped) {
 		check_end(ev);
 		return;
 	}
 	struct sw_tf_req q = make_req(ev, ce, module);
-	if (sw_tf_drift(ev->in->tf, &q, drift_done, ev, &ev->op) < 0) {
+	if (sw_tf_drift(ev->in->o.tf, &q, drift_done, ev, &ev->op) < 0) {
 		log_warn("infra.drift_failed", "env=%s module=%s err=%s", ev->name, module,
 			 sw_q(sw_error_last()));
 		ev->idx++;
@@ -386,7 +381,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct ienv *ev = arg;
 	struct sw_infra *in = ev->in;
-	const struct sw_config *c = in->d->cfg;
+	const struct sw_config *c = in->o.cfg;
 	const struct sw_cfg_env *ce = sw_config_env(c, ev->name);
 	const struct sw_cfg_repo *repo = ce && ce->repo ? sw_config_repo(c, ce->repo) : NULL;
 	char *commit = NULL;
@@ -395,10 +390,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (in->stopped || ev->busy || !ce || !ce->infra.nmodules || !repo)
 		return;
 	char *key = sw_asprintf("infra:commit:%s", ev->name);
-	if (sw_store_kv_get(in->d->store, key, &commit) < 0) {
+	if (sw_store_kv_get(in->o.store, key, &commit) < 0) {
 		struct sw_store_env cur;
 		commit = NULL;
-		if (sw_store_env_get(in->d->store, ev->name, &cur) == 0) {
+		if (sw_store_env_get(in->o.store, ev->name, &cur) == 0) {
 			if (cur.synced_commit && *cur.synced_commit)
 				commit = sw_strdup(cur.synced_commit);
 			sw_store_env_release(&cur);
@@ -422,7 +417,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	j->dir = sw_strdup(ev->dir);
 	ev->busy = 1;
 	log_info("infra.drift_check", "env=%s commit=%.12s", ev->name, commit);
-	if (sw_pool_submit(in->pool, checkout_work, checkout_done, j) < 0) {
+	if (sw_pool_submit(in->o.pool, checkout_work, checkout_done, j) < 0) {
 		job_free(j);
 		check_end(ev);
 	}
@@ -432,7 +427,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void add_envs(struct sw_infra *in)
 {
-	const struct sw_config *c = in->d->cfg;
+	const struct sw_config *c = in->o.cfg;
 	for (size_t i = 0; i < c->nenvs; i++) {
 		const struct sw_cfg_env *ce = &c->envs[i];
 		struct ienv *ev = NULL;
@@ -446,7 +441,7 @@ static void add_envs(struct sw_infra *in)
 			ev->in = in;
 			ev->name = sw_strdup(ce->name);
 			ev->dir = sw_asprintf("%s/terraform/drift-%s", c->data_dir, ce->name);
-			ev->timer = evtimer_new(in->base, on_timer, ev);
+			ev->timer = evtimer_new(in->o.base, on_timer, ev);
 			in->envs = sw_realloc(in->envs, (in->n + 1) * sizeof(*in->envs));
 			in->envs[in->n++] = ev;
 		}
@@ -457,20 +452,18 @@ static void add_envs(struct sw_infra *in)
 	}
 }
 
-int sw_infra_new(struct sw_infra **out, const struct sw_engine_deps *d)
+int sw_infra_new(struct sw_infra **out, const struct sw_infra_opts *opts)
 {
 	struct sw_infra *in = sw_calloc(1, sizeof(*in));
-	in->d = d;
-	in->base = d->base;
-	in->pool = d->pool;
-	in->tf = d->tf;
+	in->o = *opts;
 	add_envs(in);
 	*out = in;
 	return 0;
 }
 
-void sw_infra_reconfigure(struct sw_infra *in)
+void sw_infra_reconfigure(struct sw_infra *in, const struct sw_config *cfg)
 {
+	in->o.cfg = cfg;
 	if (!in->stopped)
 		add_envs(in);
 }
