@@ -20,6 +20,7 @@
  * credential, retry and 401 handling.
  */
 #include "kube/kube.h"
+#include "kube/kube-int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -544,16 +545,18 @@ static void cred_wake(struct sw_kube *k, const char *err)
 }
 
 /* Parse the plugin's ExecCredential; 0 or <0 with a message in *err. */
-static int exec_parse(struct sw_kube *k, char **err)
+int sw_kube_exec_cred_parse(struct sw_kube_cred *out, const char *text, size_t len,
+			    const char *api_version, char **err)
 {
 	json_error_t je;
-	json_t *ec = json_loadb(k->exec_out.ptr, k->exec_out.len, 0, &je);
+	json_t *ec = json_loadb(text, len, 0, &je);
 	const json_t *st;
 	const char *av, *kind, *tok, *cert, *key, *exp;
 	int64_t exp_ms = 0;
 	int rc = SW_ERR;
 
 	*err = NULL;
+	memset(out, 0, sizeof(*out));
 	if (!ec) {
 		*err = sw_asprintf("output is not JSON: %s (line %d)", je.text, je.line);
 		goto done;
@@ -564,9 +567,9 @@ static int exec_parse(struct sw_kube *k, char **err)
 		*err = sw_asprintf("output is not an ExecCredential (kind %s)", kind ? kind : "missing");
 		goto done;
 	}
-	if (!av || strcmp(av, k->cfg->exec->api_version) != 0) {
+	if (!av || strcmp(av, api_version) != 0) {
 		*err = sw_asprintf("ExecCredential apiVersion %s, configured %s", av ? av : "missing",
-				   k->cfg->exec->api_version);
+				   api_version);
 		goto done;
 	}
 	st = json_object_get(ec, "status");
@@ -587,19 +590,32 @@ static int exec_parse(struct sw_kube *k, char **err)
 		*err = sw_asprintf("ExecCredential expirationTimestamp %s is not RFC 3339", exp);
 		goto done;
 	}
-	free(k->bearer);
-	free(k->cert_pem);
-	free(k->key_pem);
-	k->bearer = tok && *tok ? sw_strdup(tok) : NULL;
-	k->cert_pem = cert && *cert ? sw_strdup(cert) : NULL;
-	k->key_pem = key && *key ? sw_strdup(key) : NULL;
-	k->cred_expiry_ms = exp_ms;
-	k->cred_valid = 1;
-	k->cred_gen++;
+	out->bearer = tok && *tok ? sw_strdup(tok) : NULL;
+	out->cert_pem = cert && *cert ? sw_strdup(cert) : NULL;
+	out->key_pem = key && *key ? sw_strdup(key) : NULL;
+	out->expiry_ms = exp_ms;
 	rc = 0;
 done:
 	json_decref(ec);
 	return rc;
+}
+
+static int exec_parse(struct sw_kube *k, char **err)
+{
+	struct sw_kube_cred c;
+	if (sw_kube_exec_cred_parse(&c, k->exec_out.ptr, k->exec_out.len,
+				    k->cfg->exec->api_version, err) < 0)
+		return SW_ERR;
+	free(k->bearer);
+	free(k->cert_pem);
+	free(k->key_pem);
+	k->bearer = c.bearer;
+	k->cert_pem = c.cert_pem;
+	k->key_pem = c.key_pem;
+	k->cred_expiry_ms = c.expiry_ms;
+	k->cred_valid = 1;
+	k->cred_gen++;
+	return 0;
 }
 
 static void exec_exited(const struct sw_proc_result *r, void *arg)
@@ -1389,7 +1405,7 @@ static size_t skip_value(const char *p, size_t i, size_t n)
 	return n;
 }
 
-static size_t strip_managed_fields(char *p, size_t n)
+size_t sw_kube_strip_managed_fields(char *p, size_t n)
 {
 	static const char key[] = "\"managedFields\"";
 	size_t i = 0, o = 0, kl = sizeof(key) - 1;
@@ -1462,7 +1478,7 @@ static void op_complete(struct sw_kube_op *op, struct sw_http_result *r)
 		return;
 	}
 	if ((op->type == OP_LIST || op->type == OP_APPLY) && r->body->len)
-		sw_buf_truncate(r->body, strip_managed_fields(r->body->ptr, r->body->len));
+		sw_buf_truncate(r->body, sw_kube_strip_managed_fields(r->body->ptr, r->body->len));
 	obj = json_loadb(r->body->ptr, r->body->len, 0, &je);
 	if (!obj) {
 		struct sw_buf b = SW_BUF_INIT;

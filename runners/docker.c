@@ -100,11 +100,7 @@ struct docker_step {
 	struct sw_buf msg;            /* error (failed) or notes */
 	double started;
 
-	/* log demultiplexer */
-	unsigned char hdr[8];
-	size_t hdr_len;
-	int frame_stream;
-	uint32_t frame_left;
+	struct sw_docker_demux demux; /* of the attach stream */
 };
 
 static double now_ms(void)
@@ -360,9 +356,10 @@ static void remove_container(struct docker_step *s)
 
 /* ---- running --------------------------------------------------------- */
 
-static void emit(struct docker_step *s, const char *p, size_t n)
+static void emit(int frame_stream, const char *p, size_t n, void *arg)
 {
-	int stream = s->frame_stream == 2 ? SW_STEP_STDERR : SW_STEP_STDOUT;
+	struct docker_step *s = arg;
+	int stream = frame_stream == 2 ? SW_STEP_STDERR : SW_STEP_STDOUT;
 
 	/* Output may come before start answered; none once we finish. */
 	if (!n || s->phase < PH_START || s->phase > PH_RUNNING)
@@ -371,34 +368,39 @@ static void emit(struct docker_step *s, const char *p, size_t n)
 		s->on_output(stream, p, n, s->arg);
 }
 
-static int logs_data(const char *p, size_t n, void *arg)
+void sw_docker_demux(struct sw_docker_demux *d, const char *p, size_t n,
+		     sw_docker_demux_fn fn, void *arg)
 {
-	struct docker_step *s = arg;
-
 	while (n) {
-		if (s->frame_left == 0) {
-			size_t take = 8 - s->hdr_len;
+		if (d->left == 0) {
+			size_t take = 8 - d->hdr_len;
 			if (take > n)
 				take = n;
-			memcpy(s->hdr + s->hdr_len, p, take);
-			s->hdr_len += take;
+			memcpy(d->hdr + d->hdr_len, p, take);
+			d->hdr_len += take;
 			p += take;
 			n -= take;
-			if (s->hdr_len < 8)
+			if (d->hdr_len < 8)
 				break;
-			s->hdr_len = 0;
-			s->frame_stream = s->hdr[0];
-			s->frame_left = (uint32_t)s->hdr[4] << 24 | (uint32_t)s->hdr[5] << 16 |
-					(uint32_t)s->hdr[6] << 8 | (uint32_t)s->hdr[7];
+			d->hdr_len = 0;
+			d->stream = d->hdr[0];
+			d->left = (uint32_t)d->hdr[4] << 24 | (uint32_t)d->hdr[5] << 16 |
+				  (uint32_t)d->hdr[6] << 8 | (uint32_t)d->hdr[7];
 			continue;
 		}
-		size_t take = n < s->frame_left ? n : s->frame_left;
-		emit(s, p, take);
+		size_t take = n < d->left ? n : d->left;
+		fn(d->stream, p, take, arg);
 		/* on_output may have cancelled: that only marks the step. */
-		s->frame_left -= (uint32_t)take;
+		d->left -= (uint32_t)take;
 		p += take;
 		n -= take;
 	}
+}
+
+static int logs_data(const char *p, size_t n, void *arg)
+{
+	struct docker_step *s = arg;
+	sw_docker_demux(&s->demux, p, n, emit, s);
 	return 0;
 }
 
@@ -429,7 +431,7 @@ static void logs_done(struct sw_http_result *r, void *arg)
 		log_warn("runner.logs_failed", "id=%.12s err=%s", s->id, sw_q(m.ptr));
 		note(s, "output stream: %s", m.ptr);
 		sw_buf_release(&m);
-	} else if (s->frame_left || s->hdr_len) {
+	} else if (s->demux.left || s->demux.hdr_len) {
 		note(s, "output stream ended inside a frame");
 	}
 	maybe_remove(s);
