@@ -10,7 +10,7 @@
  *
  * An op never moves because of something another op did, directly: a
  * finished discovery or exec run only arms the waiting ops' own zero-delay
- * timers (op_wake), so each op continues from its own loop callback and a
+ * timers (kube_op_wake), so each op continues from its own loop callback and a
  * user callback that cancels other ops can never leave a loop here holding
  * a freed op. The same rule makes "no callback before the starting function
  * returns" hold: sw_kube_get() and friends only arm the timer.
@@ -19,164 +19,29 @@
  * `internal` completion instead of a user callback, so they share the
  * credential, retry and 401 handling.
  */
-#include "kube/kube.h"
-#include "kube/kube-int.h"
-
 #include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/event.h>
 
-#include "lib/buf.h"
-#include "lib/clock.h"
-#include "lib/http.h"
+#include "kube/kube-int.h"
+#include "kube/kube.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 
-extern char **environ;
-
-/* Largest exec plugin output we read, and largest watch event line. */
-#define EXEC_MAX_OUTPUT (1u << 20)
-#define WATCH_MAX_LINE (64u << 20)
-/* Expired continue tokens: restart a list at most this often. */
-#define LIST_MAX_RESTARTS 5
-/* Longest Retry-After we honour as given. */
-#define RETRY_AFTER_MAX_MS 60000
-/* tokenFile is re-read after this long (client-go: one minute). */
-#define TOKEN_FILE_TTL_MS 60000
-
-enum op_type { OP_RAW, OP_GET, OP_LIST, OP_APPLY, OP_DELETE, OP_WATCH };
-enum op_state { ST_NEW, ST_DISC, ST_CRED, ST_QUEUED, ST_FLIGHT, ST_RETRY };
-
-struct disc_ent {
-	char *group, *version, *kind, *plural;
-	int namespaced;
-};
-
-struct sw_kube_op;
-typedef void (*op_internal_fn)(struct sw_kube_op *op, struct sw_http_result *r);
-
-struct sw_kube_op {
-	struct sw_kube *k;
-	struct sw_kube_op *prev, *next;
-	enum op_type type;
-	enum op_state state;
-
-	/* what it is about */
-	char *api_version, *group, *version, *kind, *ns, *name;
-	char *selector;
-	int flags;
-	int resolved, namespaced;
-	char *plural;
-	char *path;              /* request path and query (RAW: given) */
-	const char *method;
-	const char *content_type;
-	char *body;
-	size_t body_len;
-
-	/* list paging */
-	json_t *items;
-	char *cont;
-	int restarts;
-
-	/* progress */
-	unsigned disc_want;      /* the discovery run that must finish first */
-	int attempt;             /* requests sent for the current page */
-	int auth_retried;
-	unsigned cred_gen;       /* credential generation the request used */
-	char *pending_error;     /* fail with this when woken */
-	int pending_code;
-	struct sw_http_call *call;
-	struct event *timer;
-	int finishing;
-	int slot;                /* holds one of k->max_inflight request slots */
-	struct sw_kube_op *qprev, *qnext;  /* waiting for a slot (ST_QUEUED) */
-
-	/* completion */
-	sw_kube_done_fn cb;
-	void *arg;
-	op_internal_fn internal; /* instead of cb, for requests of our own */
-	sw_http_data_fn on_data; /* streams */
-	void *iarg;
-	int got_data;
-};
-
-struct sw_kube_watch {
-	struct sw_kube *k;
-	struct sw_kube_watch *prev, *next;
-	char *api_version, *kind, *ns, *selector;
-	char *rv;
-	sw_kube_event_fn cb;
-	void *arg;
-	struct sw_kube_op *list_op;
-	struct sw_kube_op *stream;
-	struct event *timer;
-	struct sw_buf line;
-	int in_cb, stopped;
-	int relist;              /* the stream said 410: relist when it ends */
-	int errored;             /* the stream ended on an ERROR event */
-	int fails;               /* consecutive failures, for backoff */
-	int64_t stream_start;
-	int events;              /* events on the current stream */
-};
-
-struct sw_kube {
-	struct event_base *base;
-	struct sw_http *http;
-	struct sw_proc_mgr *procs;
-	struct sw_kubeconfig *cfg;
-	char *field_manager, *user_agent;
-	int max_attempts;
-	long backoff_ms, backoff_max_ms, timeout_ms, exec_timeout_ms;
-	long disc_interval_ms, page_size, watch_timeout_s;
-
-	/* credentials */
-	char *bearer;            /* current token, or NULL */
-	char *cert_pem, *key_pem;/* from the exec plugin */
-	int cred_valid;
-	int64_t cred_expiry_ms;  /* wall clock; 0 = never */
-	unsigned cred_gen;
-	int64_t token_read_ms;   /* monotonic time tokenFile was read */
-	struct sw_proc *exec;
-	struct sw_buf exec_out, exec_err;
-
-	/* discovery */
-	struct disc_ent *ents;
-	size_t nents, capents;
-	struct disc_ent *nw;     /* the table a running discovery builds */
-	size_t nnw, capnw;
-	unsigned disc_started, disc_completed;
-	int disc_running, disc_outstanding;
-	char *disc_error;        /* first failure of the running discovery */
-	int64_t disc_last_start;
-	struct event *disc_timer;
-
-	struct sw_kube_op *ops;
-	size_t nops;
-	/* requests in flight (not watches, not discovery) and those waiting */
-	int max_inflight, inflight;
-	struct sw_kube_op *qhead, *qtail;
-	struct sw_kube_watch *watches;
-	struct sw_kube_stats stats;
-};
-
 static void op_advance(struct sw_kube_op *op);
 static void op_send(struct sw_kube_op *op);
-static void disc_request(struct sw_kube *k);
-static void watch_connect(struct sw_kube_watch *w);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static const char *jstr(const json_t *o, const char *key)
+const char *kube_jstr(const json_t *o, const char *key)
 {
 	const json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static const char *reason_phrase(long code)
+const char *kube_reason_phrase(long code)
 {
 	switch (code) {
 	case 400: return "Bad Request";
@@ -212,7 +77,7 @@ static int code_for_status(long st)
 	return SW_ERR;
 }
 
-static void split_api_version(const char *av, char **group, char **version)
+void kube_split_api_version(const char *av, char **group, char **version)
 {
 	const char *slash = strchr(av, '/');
 	if (slash) {
@@ -226,7 +91,7 @@ static void split_api_version(const char *av, char **group, char **version)
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static void base64_add(struct sw_buf *b, const char *s, size_t n)
+void kube_base64_add(struct sw_buf *b, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < n; i += 3) {
@@ -293,7 +158,7 @@ static void op_timer_cb(evutil_socket_t fd, short what, void *arg)
 	op_advance(arg);
 }
 
-static struct sw_kube_op *op_new(struct sw_kube *k, enum op_type type)
+struct sw_kube_op *kube_op_new(struct sw_kube *k, enum op_type type)
 {
 	struct sw_kube_op *op = sw_calloc(1, sizeof(*op));
 	op->k = k;
@@ -312,7 +177,7 @@ static struct sw_kube_op *op_new(struct sw_kube *k, enum op_type type)
 static void slot_release(struct sw_kube_op *op);
 static void unqueue(struct sw_kube_op *op);
 
-static void op_free(struct sw_kube_op *op)
+void kube_op_free(struct sw_kube_op *op)
 {
 	struct sw_kube *k = op->k;
 
@@ -352,7 +217,7 @@ static void op_wake_in(struct sw_kube_op *op, long ms)
 	evtimer_add(op->timer, &tv);
 }
 
-static void op_wake(struct sw_kube_op *op)
+void kube_op_wake(struct sw_kube_op *op)
 {
 	op_wake_in(op, 0);
 }
@@ -410,7 +275,7 @@ static void op_finish(struct sw_kube_op *op, int error, long status, const char 
 	r.obj = obj;
 	if (op->cb)
 		op->cb(&r, op->arg);
-	op_free(op);
+	kube_op_free(op);
 }
 
 /* Fail with "<what>: <msg>" (internal owners add their own context). */
@@ -444,8 +309,8 @@ static void op_fail_http(struct sw_kube_op *op, struct sw_http_result *r)
 	}
 	if (r->body->len)
 		st = json_loadb(r->body->ptr, r->body->len, 0, NULL);
-	if (st && (m = jstr(st, "message")) && *m) {
-		reason = jstr(st, "reason");
+	if (st && (m = kube_jstr(st, "message")) && *m) {
+		reason = kube_jstr(st, "reason");
 		sw_buf_adds(&b, m);
 	} else if (r->body->len) {
 		/* Not a Status (a proxy's page): a bounded, single-line excerpt. */
@@ -461,7 +326,7 @@ static void op_fail_http(struct sw_kube_op *op, struct sw_http_result *r)
 	} else {
 		sw_buf_adds(&b, "no message");
 	}
-	sw_buf_addf(&b, " (%ld %s)", r->status, reason_phrase(r->status));
+	sw_buf_addf(&b, " (%ld %s)", r->status, kube_reason_phrase(r->status));
 	op_finish(op, code_for_status(r->status), r->status, reason, st, NULL, b.ptr);
 	json_decref(st);
 	sw_buf_release(&b);
@@ -471,548 +336,12 @@ void sw_kube_cancel(struct sw_kube_op *op)
 {
 	if (!op || op->finishing)
 		return;
-	op_free(op);
+	kube_op_free(op);
 }
 
 size_t sw_kube_pending(const struct sw_kube *k)
 {
 	return k->nops;
-}
-
-/* ---- credentials ------------------------------------------------------ */
-
-static int have_exec(const struct sw_kube *k)
-{
-	return k->cfg->exec != NULL;
-}
-
-/* Usable credentials right now? Reads tokenFile when due. */
-static int cred_ready(struct sw_kube *k, char **err)
-{
-	*err = NULL;
-	if (have_exec(k)) {
-		if (!k->cred_valid)
-			return 0;
-		if (k->cred_expiry_ms && sw_now_ms() >= k->cred_expiry_ms) {
-			k->cred_valid = 0;
-			log_debug("kube.exec.expired", "context=%s", sw_q(k->cfg->context));
-			return 0;
-		}
-		return 1;
-	}
-	if (k->cfg->token_file &&
-	    (!k->cred_valid || sw_mono_ms() - k->token_read_ms >= TOKEN_FILE_TTL_MS)) {
-		struct sw_buf b = SW_BUF_INIT;
-		/* A small local file: reading it is as quick as a syscall gets. */
-		if (sw_buf_read_file(&b, k->cfg->token_file) < 0) {
-			*err = sw_asprintf("tokenFile: %s", sw_error_last());
-			sw_buf_release(&b);
-			return 0;
-		}
-		while (b.len && isspace((unsigned char)b.ptr[b.len - 1]))
-			sw_buf_truncate(&b, b.len - 1);
-		free(k->bearer);
-		k->bearer = sw_buf_detach(&b, NULL);
-		k->cred_valid = 1;
-		k->cred_gen++;
-		k->token_read_ms = sw_mono_ms();
-	}
-	return 1;
-}
-
-static void exec_output(int stream, const char *p, size_t n, void *arg)
-{
-	struct sw_kube *k = arg;
-	struct sw_buf *b = stream == SW_PROC_STDOUT ? &k->exec_out : &k->exec_err;
-	size_t max = stream == SW_PROC_STDOUT ? EXEC_MAX_OUTPUT : 8192;
-	if (b->len + n > max)
-		n = b->len < max ? max - b->len : 0;
-	sw_buf_add(b, p, n);
-}
-
-/* Wake every op waiting for credentials; with `err`, they fail with it. */
-static void cred_wake(struct sw_kube *k, const char *err)
-{
-	for (struct sw_kube_op *op = k->ops; op; op = op->next) {
-		if (op->state != ST_CRED)
-			continue;
-		if (err && !op->pending_error) {
-			op->pending_error = sw_strdup(err);
-			op->pending_code = SW_ERR;
-		}
-		op_wake(op);
-	}
-}
-
-/* Parse the plugin's ExecCredential; 0 or <0 with a message in *err. */
-int sw_kube_exec_cred_parse(struct sw_kube_cred *out, const char *text, size_t len,
-			    const char *api_version, char **err)
-{
-	json_error_t je;
-	json_t *ec = json_loadb(text, len, 0, &je);
-	const json_t *st;
-	const char *av, *kind, *tok, *cert, *key, *exp;
-	int64_t exp_ms = 0;
-	int rc = SW_ERR;
-
-	*err = NULL;
-	memset(out, 0, sizeof(*out));
-	if (!ec) {
-		*err = sw_asprintf("output is not JSON: %s (line %d)", je.text, je.line);
-		goto done;
-	}
-	av = jstr(ec, "apiVersion");
-	kind = jstr(ec, "kind");
-	if (!kind || strcmp(kind, "ExecCredential") != 0) {
-		*err = sw_asprintf("output is not an ExecCredential (kind %s)", kind ? kind : "missing");
-		goto done;
-	}
-	if (!av || strcmp(av, api_version) != 0) {
-		*err = sw_asprintf("ExecCredential apiVersion %s, configured %s", av ? av : "missing",
-				   api_version);
-		goto done;
-	}
-	st = json_object_get(ec, "status");
-	tok = jstr(st, "token");
-	cert = jstr(st, "clientCertificateData");
-	key = jstr(st, "clientKeyData");
-	exp = jstr(st, "expirationTimestamp");
-	if ((!tok || !*tok) && !(cert && *cert && key && *key)) {
-		*err = sw_strdup("ExecCredential has neither status.token nor "
-				 "status.clientCertificateData and clientKeyData");
-		goto done;
-	}
-	if (!!(cert && *cert) != !!(key && *key)) {
-		*err = sw_strdup("ExecCredential has only one of clientCertificateData and clientKeyData");
-		goto done;
-	}
-	if (exp && *exp && sw_kube_parse_time(exp, &exp_ms) < 0) {
-		*err = sw_asprintf("ExecCredential expirationTimestamp %s is not RFC 3339", exp);
-		goto done;
-	}
-	out->bearer = tok && *tok ? sw_strdup(tok) : NULL;
-	out->cert_pem = cert && *cert ? sw_strdup(cert) : NULL;
-	out->key_pem = key && *key ? sw_strdup(key) : NULL;
-	out->expiry_ms = exp_ms;
-	rc = 0;
-done:
-	json_decref(ec);
-	return rc;
-}
-
-static int exec_parse(struct sw_kube *k, char **err)
-{
-	struct sw_kube_cred c;
-	if (sw_kube_exec_cred_parse(&c, k->exec_out.ptr, k->exec_out.len,
-				    k->cfg->exec->api_version, err) < 0)
-		return SW_ERR;
-	free(k->bearer);
-	free(k->cert_pem);
-	free(k->key_pem);
-	k->bearer = c.bearer;
-	k->cert_pem = c.cert_pem;
-	k->key_pem = c.key_pem;
-	k->cred_expiry_ms = c.expiry_ms;
-	k->cred_valid = 1;
-	k->cred_gen++;
-	return 0;
-}
-
-static void exec_exited(const struct sw_proc_result *r, void *arg)
-{
-	struct sw_kube *k = arg;
-	const struct sw_kube_exec *x = k->cfg->exec;
-	struct sw_buf msg = SW_BUF_INIT;
-	char *perr = NULL;
-
-	k->exec = NULL;
-	k->stats.exec_runs++;
-	if (r->error) {
-		sw_buf_addf(&msg, "exec plugin: %s", r->error_msg);
-		if (x->install_hint)
-			sw_buf_addf(&msg, " (%s)", x->install_hint);
-	} else if (r->timed_out) {
-		sw_buf_addf(&msg, "exec plugin %s: no answer within %ld ms", x->command,
-			    k->exec_timeout_ms);
-	} else if (!r->exited || r->exit_code != 0) {
-		/* The last line of stderr usually says why. */
-		while (k->exec_err.len && isspace((unsigned char)k->exec_err.ptr[k->exec_err.len - 1]))
-			sw_buf_truncate(&k->exec_err, k->exec_err.len - 1);
-		const char *last = strrchr(k->exec_err.ptr, '\n');
-		last = last ? last + 1 : k->exec_err.ptr;
-		if (r->exited)
-			sw_buf_addf(&msg, "exec plugin %s exited with code %d", x->command, r->exit_code);
-		else
-			sw_buf_addf(&msg, "exec plugin %s killed by signal %d", x->command, r->signal);
-		if (*last)
-			sw_buf_addf(&msg, ": %s", last);
-	} else if (exec_parse(k, &perr) < 0) {
-		sw_buf_addf(&msg, "exec plugin %s: %s", x->command, perr);
-	}
-	free(perr);
-	sw_buf_reset(&k->exec_out);
-	sw_buf_reset(&k->exec_err);
-	if (msg.len)
-		log_warn("kube.exec.fail", "context=%s err=%s", sw_q(k->cfg->context), sw_q(msg.ptr));
-	else
-		log_debug("kube.exec.ok", "context=%s expiry_ms=%lld", sw_q(k->cfg->context),
-			  (long long)k->cred_expiry_ms);
-	cred_wake(k, msg.len ? msg.ptr : NULL);
-	sw_buf_release(&msg);
-}
-
-/* KUBERNETES_EXEC_INFO: the ExecCredential the plugin is asked for. */
-static char *exec_info(const struct sw_kube *k)
-{
-	const struct sw_kubeconfig *c = k->cfg;
-	json_t *spec = json_pack("{s:b}", "interactive", 0);
-	json_t *info;
-	char *s;
-
-	if (c->exec->provide_cluster_info) {
-		json_t *cl = json_pack("{s:s}", "server", c->server);
-		if (c->tls_server_name)
-			json_object_set_new(cl, "tls-server-name", json_string(c->tls_server_name));
-		if (c->insecure)
-			json_object_set_new(cl, "insecure-skip-tls-verify", json_true());
-		if (c->ca_pem) {
-			struct sw_buf b = SW_BUF_INIT;
-			base64_add(&b, c->ca_pem, strlen(c->ca_pem));
-			json_object_set_new(cl, "certificate-authority-data", json_string(b.ptr));
-			sw_buf_release(&b);
-		}
-		json_object_set_new(spec, "cluster", cl);
-	}
-	info = json_pack("{s:s, s:s, s:o}", "apiVersion", c->exec->api_version, "kind",
-			 "ExecCredential", "spec", spec);
-	s = json_dumps(info, JSON_COMPACT);
-	json_decref(info);
-	return s;
-}
-
-static int exec_start(struct sw_kube *k, char **err)
-{
-	const struct sw_kube_exec *x = k->cfg->exec;
-	struct sw_proc_opts o = SW_PROC_OPTS_INIT;
-	const char **argv, **env;
-	char *info, *info_var;
-	size_t nargs = 0, nenv = 0, nx = 0, i, j;
-	int rc;
-
-	*err = NULL;
-	if (k->exec)
-		return 0;
-	if (!k->procs) {
-		*err = sw_strdup("exec plugin: the client has no process manager");
-		return SW_ERR;
-	}
-	while (x->args[nargs])
-		nargs++;
-	while (environ && environ[nenv])
-		nenv++;
-	while (x->env[nx])
-		nx++;
-	argv = sw_calloc(nargs + 2, sizeof(*argv));
-	argv[0] = x->command;
-	for (i = 0; i < nargs; i++)
-		argv[i + 1] = x->args[i];
-
-	/* The daemon's environment, the plugin's env on top, then ours. */
-	info = exec_info(k);
-	info_var = sw_asprintf("KUBERNETES_EXEC_INFO=%s", info);
-	env = sw_calloc(nenv + nx + 2, sizeof(*env));
-	j = 0;
-	for (i = 0; i < nenv; i++) {
-		const char *eq = strchr(environ[i], '=');
-		size_t nl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
-		int overridden = nl == 20 && strncmp(environ[i], "KUBERNETES_EXEC_INFO", 20) == 0;
-		for (size_t m = 0; !overridden && m < nx; m++)
-			overridden = strncmp(x->env[m], environ[i], nl) == 0 && x->env[m][nl] == '=';
-		if (!overridden)
-			env[j++] = environ[i];
-	}
-	for (i = 0; i < nx; i++)
-		env[j++] = x->env[i];
-	env[j++] = info_var;
-	env[j] = NULL;
-
-	o.argv = argv;
-	o.env = env;
-	o.timeout_ms = k->exec_timeout_ms;
-	o.on_output = exec_output;
-	o.on_exit = exec_exited;
-	o.arg = k;
-	sw_buf_reset(&k->exec_out);
-	sw_buf_reset(&k->exec_err);
-	rc = sw_proc_spawn(k->procs, &o, &k->exec);
-	if (rc < 0)
-		*err = sw_asprintf("exec plugin %s: %s", x->command, sw_error_last());
-	else
-		log_debug("kube.exec.run", "context=%s command=%s", sw_q(k->cfg->context),
-			  sw_q(x->command));
-	free(argv);
-	free(env);
-	free(info);
-	free(info_var);
-	return rc;
-}
-
-/* ---- discovery -------------------------------------------------------- */
-
-static void ents_free(struct disc_ent *e, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(e[i].group);
-		free(e[i].version);
-		free(e[i].kind);
-		free(e[i].plural);
-	}
-	free(e);
-}
-
-static const struct disc_ent *disc_find(const struct sw_kube *k, const char *group,
-					const char *version, const char *kind)
-{
-	for (size_t i = 0; i < k->nents; i++) {
-		const struct disc_ent *e = &k->ents[i];
-		if (strcmp(e->kind, kind) == 0 && strcmp(e->version, version) == 0 &&
-		    strcmp(e->group, group) == 0)
-			return e;
-	}
-	return NULL;
-}
-
-int sw_kube_lookup(struct sw_kube *k, const char *api_version, const char *kind,
-		   struct sw_kube_resource *out)
-{
-	char *g, *v;
-	const struct disc_ent *e;
-
-	split_api_version(api_version, &g, &v);
-	e = disc_find(k, g, v, kind);
-	free(g);
-	free(v);
-	if (!e)
-		return sw_error_setc(SW_ENOTFOUND, "no kind %s in %s known", kind, api_version);
-	out->group = e->group;
-	out->version = e->version;
-	out->kind = e->kind;
-	out->plural = e->plural;
-	out->namespaced = e->namespaced;
-	return 0;
-}
-
-size_t sw_kube_resources(struct sw_kube *k,
-			 void (*fn)(const struct sw_kube_resource *r, void *arg), void *arg)
-{
-	for (size_t i = 0; fn && i < k->nents; i++) {
-		struct sw_kube_resource r = { k->ents[i].group, k->ents[i].version,
-					      k->ents[i].kind, k->ents[i].plural,
-					      k->ents[i].namespaced };
-		fn(&r, arg);
-	}
-	return k->nents;
-}
-
-static void disc_fail(struct sw_kube *k, const char *msg)
-{
-	if (!k->disc_error)
-		k->disc_error = sw_strdup(msg);
-}
-
-static void disc_finish(struct sw_kube *k)
-{
-	unsigned run = k->disc_started;
-
-	k->disc_running = 0;
-	k->disc_completed = run;
-	if (k->disc_error) {
-		log_warn("kube.discovery.fail", "context=%s err=%s", sw_q(k->cfg->context),
-			 sw_q(k->disc_error));
-		ents_free(k->nw, k->nnw);
-	} else {
-		ents_free(k->ents, k->nents);
-		k->ents = k->nw;
-		k->nents = k->nnw;
-		k->capents = k->capnw;
-		k->stats.discoveries++;
-		log_debug("kube.discovery", "context=%s kinds=%zu", sw_q(k->cfg->context), k->nents);
-	}
-	k->nw = NULL;
-	k->nnw = k->capnw = 0;
-	for (struct sw_kube_op *op = k->ops; op; op = op->next) {
-		if (op->state != ST_DISC)
-			continue;
-		if (k->disc_error && op->disc_want <= run && !op->pending_error) {
-			op->pending_error = sw_asprintf("discovery: %s", k->disc_error);
-			op->pending_code = SW_ERR;
-		}
-		op_wake(op);
-	}
-	free(k->disc_error);
-	k->disc_error = NULL;
-}
-
-static void disc_one_done(struct sw_kube *k)
-{
-	if (--k->disc_outstanding == 0)
-		disc_finish(k);
-}
-
-static struct sw_kube_op *disc_get(struct sw_kube *k, const char *path, op_internal_fn fn,
-				   const char *group, const char *version);
-
-/* An APIResourceList: kinds of one group/version. */
-static void disc_gv_done(struct sw_kube_op *op, struct sw_http_result *r)
-{
-	struct sw_kube *k = op->k;
-	json_t *list = NULL, *res, *it;
-	size_t i;
-
-	if (r->error || r->status != 200 ||
-	    !(list = json_loadb(r->body->ptr, r->body->len, 0, NULL))) {
-		/* One broken group (an aggregated API that is down) must not
-		 * take the others with it: skip it, as kubectl does. */
-		log_warn("kube.discovery.skip", "path=%s status=%ld err=%s", sw_q(op->path),
-			 r->status, sw_q(r->error_msg));
-		goto done;
-	}
-	res = json_object_get(list, "resources");
-	json_array_foreach(res, i, it) {
-		const char *name = jstr(it, "name"), *kind = jstr(it, "kind");
-		json_t *nsd = json_object_get(it, "namespaced");
-		struct disc_ent *e;
-		if (!name || !kind || strchr(name, '/'))
-			continue;    /* subresources: deployments/status, pods/log */
-		if (k->nnw == k->capnw) {
-			k->capnw = k->capnw ? 2 * k->capnw : 64;
-			k->nw = sw_realloc(k->nw, k->capnw * sizeof(*k->nw));
-		}
-		e = &k->nw[k->nnw++];
-		e->group = sw_strdup(op->group);
-		e->version = sw_strdup(op->version);
-		e->kind = sw_strdup(kind);
-		e->plural = sw_strdup(name);
-		e->namespaced = json_is_true(nsd);
-	}
-done:
-	json_decref(list);
-	op_free(op);
-	disc_one_done(k);
-}
-
-/* /api (APIVersions) or /apis (APIGroupList): fetch every group/version. */
-static void disc_root_done(struct sw_kube_op *op, struct sw_http_result *r)
-{
-	struct sw_kube *k = op->k;
-	int core = strcmp(op->path, "/api") == 0;
-	json_t *root = NULL, *arr, *it;
-	size_t i;
-
-	if (r->error || r->status != 200) {
-		struct sw_buf b = SW_BUF_INIT;
-		json_t *st = r->body->len ? json_loadb(r->body->ptr, r->body->len, 0, NULL) : NULL;
-		const char *m = jstr(st, "message");
-		if (r->error)
-			sw_buf_addf(&b, "GET %s: %s", op->path, r->error_msg);
-		else
-			sw_buf_addf(&b, "GET %s: %s%s(%ld %s)", op->path, m ? m : "", m ? " " : "",
-				    r->status, reason_phrase(r->status));
-		json_decref(st);
-		disc_fail(k, b.ptr);
-		sw_buf_release(&b);
-		goto done;
-	}
-	if (!(root = json_loadb(r->body->ptr, r->body->len, 0, NULL))) {
-		disc_fail(k, core ? "GET /api: not JSON" : "GET /apis: not JSON");
-		goto done;
-	}
-	if (core) {
-		arr = json_object_get(root, "versions");
-		json_array_foreach(arr, i, it) {
-			char *p;
-			if (!json_is_string(it))
-				continue;
-			p = sw_asprintf("/api/%s", json_string_value(it));
-			disc_get(k, p, disc_gv_done, "", json_string_value(it));
-			free(p);
-		}
-	} else {
-		arr = json_object_get(root, "groups");
-		json_array_foreach(arr, i, it) {
-			json_t *vs = json_object_get(it, "versions"), *v;
-			const char *g = jstr(it, "name");
-			size_t j;
-			if (!g)
-				continue;
-			json_array_foreach(vs, j, v) {
-				const char *ver = jstr(v, "version");
-				char *p;
-				if (!ver)
-					continue;
-				p = sw_asprintf("/apis/%s/%s", g, ver);
-				disc_get(k, p, disc_gv_done, g, ver);
-				free(p);
-			}
-		}
-	}
-done:
-	json_decref(root);
-	op_free(op);
-	disc_one_done(k);
-}
-
-static struct sw_kube_op *disc_get(struct sw_kube *k, const char *path, op_internal_fn fn,
-				   const char *group, const char *version)
-{
-	struct sw_kube_op *op = op_new(k, OP_RAW);
-	op->path = sw_strdup(path);
-	op->internal = fn;
-	op->group = sw_strdup(group);
-	op->version = sw_strdup(version);
-	k->disc_outstanding++;
-	op_wake(op);
-	return op;
-}
-
-static void disc_start(struct sw_kube *k)
-{
-	k->disc_started++;
-	k->disc_running = 1;
-	k->disc_last_start = sw_mono_ms();
-	k->disc_outstanding = 1;    /* held until both roots are queued */
-	disc_get(k, "/api", disc_root_done, "", "");
-	disc_get(k, "/apis", disc_root_done, "", "");
-	disc_one_done(k);
-}
-
-static void disc_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sw_kube *k = arg;
-	if (!k->disc_running)
-		disc_start(k);
-}
-
-/* Start a discovery now, or when the interval allows. */
-static void disc_request(struct sw_kube *k)
-{
-	int64_t since;
-	long wait;
-	struct timeval tv;
-
-	if (k->disc_running || evtimer_pending(k->disc_timer, NULL))
-		return;
-	since = sw_mono_ms() - k->disc_last_start;
-	/* The interval protects a server we know from refresh storms; until
-	 * one discovery succeeded there is nothing to refresh, only to get. */
-	if (k->stats.discoveries == 0 || since >= k->disc_interval_ms) {
-		disc_start(k);
-		return;
-	}
-	wait = k->disc_interval_ms - (long)since;
-	tv.tv_sec = wait / 1000;
-	tv.tv_usec = (wait % 1000) * 1000;
-	evtimer_add(k->disc_timer, &tv);
 }
 
 /* ---- ops: requests ---------------------------------------------------- */
@@ -1093,7 +422,7 @@ static int op_resolve(struct sw_kube_op *op)
 
 	if (op->resolved || op->type == OP_RAW)
 		return 1;
-	e = disc_find(k, op->group, op->version, op->kind);
+	e = kube_disc_find(k, op->group, op->version, op->kind);
 	if (e) {
 		op->resolved = 1;
 		op->namespaced = e->namespaced;
@@ -1121,7 +450,7 @@ static int op_resolve(struct sw_kube_op *op)
 	if (!op->disc_want)
 		op->disc_want = k->disc_started + 1;
 	op->state = ST_DISC;
-	disc_request(k);
+	kube_disc_request(k);
 	return 0;
 }
 
@@ -1176,7 +505,7 @@ static void slot_release(struct sw_kube_op *op)
 		next->slot = 1;
 		next->state = ST_NEW;
 		k->inflight++;
-		op_wake(next);
+		kube_op_wake(next);
 	}
 }
 
@@ -1267,14 +596,14 @@ static void op_advance(struct sw_kube_op *op)
 	}
 	if ((rc = op_resolve(op)) <= 0)
 		return;
-	if (!cred_ready(k, &err)) {
+	if (!kube_cred_ready(k, &err)) {
 		if (err) {
 			op_fail(op, SW_ERR, err);
 			free(err);
 			return;
 		}
 		op->state = ST_CRED;
-		if (exec_start(k, &err) < 0) {
+		if (kube_exec_start(k, &err) < 0) {
 			op_fail(op, SW_ERR, err);
 			free(err);
 		}
@@ -1283,7 +612,7 @@ static void op_advance(struct sw_kube_op *op)
 	op_send(op);
 }
 
-static long backoff_delay(const struct sw_kube *k, int attempt)
+long kube_backoff_delay(const struct sw_kube *k, int attempt)
 {
 	long d = k->backoff_ms;
 	for (int i = 1; i < attempt && d < k->backoff_max_ms; i++)
@@ -1325,7 +654,7 @@ static void op_http_done(struct sw_http_result *r, void *arg)
 		    ((r->error == SW_ERR) ||
 		     (!r->error && (r->status == 429 || r->status >= 500)));
 	if (transient && op->attempt < k->max_attempts) {
-		long d = backoff_delay(k, op->attempt);
+		long d = kube_backoff_delay(k, op->attempt);
 		long ra = (!r->error && (r->status == 429 || r->status == 503)) ? retry_after(r) : -1;
 		if (ra >= 0)
 			d = ra;
@@ -1336,7 +665,7 @@ static void op_http_done(struct sw_http_result *r, void *arg)
 		return;
 	}
 	if (!r->error && r->status == 401 && !op->auth_retried &&
-	    (have_exec(k) || k->cfg->token_file)) {
+	    (kube_have_exec(k) || k->cfg->token_file)) {
 		/* The credential was revoked or expired early: get a new one,
 		 * once per credential however many requests saw the 401. */
 		op->auth_retried = 1;
@@ -1483,14 +812,14 @@ static void op_complete(struct sw_kube_op *op, struct sw_http_result *r)
 	if (!obj) {
 		struct sw_buf b = SW_BUF_INIT;
 		sw_buf_addf(&b, "answer is not JSON: %s (%ld %s)", je.text, r->status,
-			    reason_phrase(r->status));
+			    kube_reason_phrase(r->status));
 		op_fail(op, SW_ERR, b.ptr);
 		sw_buf_release(&b);
 		return;
 	}
 	if (op->type == OP_LIST) {
-		const char *cont = jstr(json_object_get(obj, "metadata"), "continue");
-		const char *rv = jstr(json_object_get(obj, "metadata"), "resourceVersion");
+		const char *cont = kube_jstr(json_object_get(obj, "metadata"), "continue");
+		const char *rv = kube_jstr(json_object_get(obj, "metadata"), "resourceVersion");
 		list_add_items(op, obj);
 		if (cont && *cont) {
 			free(op->cont);
@@ -1525,9 +854,9 @@ static int op_common(struct sw_kube *k, enum op_type type, const char *api_versi
 	if ((type == OP_GET || type == OP_APPLY || type == OP_DELETE) && (!name || !*name))
 		return sw_error_setc(SW_EINVALID, "%s %s: metadata.name is required", api_version,
 				     kind);
-	op = op_new(k, type);
+	op = kube_op_new(k, type);
 	op->api_version = sw_strdup(api_version);
-	split_api_version(api_version, &op->group, &op->version);
+	kube_split_api_version(api_version, &op->group, &op->version);
 	op->kind = sw_strdup(kind);
 	op->ns = sw_strdup(ns ? ns : "");
 	op->name = sw_strdup(name ? name : "");
@@ -1546,7 +875,7 @@ int sw_kube_get(struct sw_kube *k, const char *api_version, const char *kind, co
 	int rc = op_common(k, OP_GET, api_version, kind, ns, name, cb, arg, out, &op);
 	if (rc < 0)
 		return rc;
-	op_wake(op);
+	kube_op_wake(op);
 	return 0;
 }
 
@@ -1560,7 +889,7 @@ int sw_kube_list(struct sw_kube *k, const char *api_version, const char *kind, c
 		return rc;
 	op->selector = label_selector ? sw_strdup(label_selector) : NULL;
 	op->items = json_array();
-	op_wake(op);
+	kube_op_wake(op);
 	return 0;
 }
 
@@ -1568,8 +897,8 @@ int sw_kube_apply(struct sw_kube *k, const json_t *obj, int flags, sw_kube_done_
 		  void *arg, struct sw_kube_op **out)
 {
 	const json_t *meta = json_object_get(obj, "metadata");
-	const char *av = jstr(obj, "apiVersion"), *kind = jstr(obj, "kind");
-	const char *name = jstr(meta, "name"), *ns = jstr(meta, "namespace");
+	const char *av = kube_jstr(obj, "apiVersion"), *kind = kube_jstr(obj, "kind");
+	const char *name = kube_jstr(meta, "name"), *ns = kube_jstr(meta, "namespace");
 	struct sw_kube_op *op;
 	json_t *body, *m;
 	int rc;
@@ -1592,7 +921,7 @@ int sw_kube_apply(struct sw_kube *k, const json_t *obj, int flags, sw_kube_done_
 	op->method = "PATCH";
 	op->content_type = "application/apply-patch+yaml";
 	op->flags = flags;
-	op_wake(op);
+	kube_op_wake(op);
 	return 0;
 }
 
@@ -1610,313 +939,8 @@ int sw_kube_delete(struct sw_kube *k, const char *api_version, const char *kind,
 	op->content_type = "application/json";
 	op->body = sw_strdup(opts);
 	op->body_len = sizeof(opts) - 1;
-	op_wake(op);
+	kube_op_wake(op);
 	return 0;
-}
-
-/* ---- watches ---------------------------------------------------------- */
-
-static void watch_free(struct sw_kube_watch *w)
-{
-	struct sw_kube *k = w->k;
-
-	if (w->list_op)
-		sw_kube_cancel(w->list_op);
-	if (w->stream)
-		op_free(w->stream);
-	event_free(w->timer);
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		k->watches = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	free(w->api_version);
-	free(w->kind);
-	free(w->ns);
-	free(w->selector);
-	free(w->rv);
-	sw_buf_release(&w->line);
-	free(w);
-}
-
-/* Hand an event to the owner; 1 when it stopped the watch (w is gone). */
-static int watch_emit(struct sw_kube_watch *w, enum sw_kube_event_type type, const json_t *obj,
-		      const char *message)
-{
-	struct sw_kube_event ev;
-
-	ev.type = type;
-	ev.obj = obj;
-	ev.message = message ? message : "";
-	ev.resource_version = w->rv ? w->rv : "";
-	w->in_cb = 1;
-	w->cb(&ev, w->arg);
-	w->in_cb = 0;
-	if (w->stopped) {
-		watch_free(w);
-		return 1;
-	}
-	return 0;
-}
-
-static void watch_set_rv(struct sw_kube_watch *w, const char *rv)
-{
-	if (!rv || !*rv)
-		return;
-	free(w->rv);
-	w->rv = sw_strdup(rv);
-}
-
-/* Run the next step after a delay (reconnect, relist). */
-static void watch_later(struct sw_kube_watch *w, long ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	evtimer_add(w->timer, &tv);
-}
-
-static long watch_backoff(struct sw_kube_watch *w)
-{
-	w->fails++;
-	return backoff_delay(w->k, w->fails);
-}
-
-static void watch_listed(const struct sw_kube_result *r, void *arg)
-{
-	struct sw_kube_watch *w = arg;
-	const char *rv;
-
-	w->list_op = NULL;
-	if (r->error) {
-		if (watch_emit(w, SW_KUBE_WATCH_ERROR, NULL, r->error_msg))
-			return;
-		watch_later(w, watch_backoff(w));
-		return;
-	}
-	rv = jstr(json_object_get(r->obj, "metadata"), "resourceVersion");
-	watch_set_rv(w, rv);
-	if (watch_emit(w, SW_KUBE_SYNC, r->obj, NULL))
-		return;
-	watch_connect(w);
-}
-
-static void watch_relist(struct sw_kube_watch *w)
-{
-	if (w->relist)
-		w->k->stats.watch_relists++;
-	free(w->rv);
-	w->rv = NULL;
-	w->relist = 0;
-	if (sw_kube_list(w->k, w->api_version, w->kind, w->ns, w->selector, watch_listed, w,
-			 &w->list_op) < 0) {
-		/* Only bad arguments fail here, and those were checked at start. */
-		log_error("kube.watch.relist", "err=%s", sw_q(sw_error_last()));
-	}
-}
-
-static void watch_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct sw_kube_watch *w = arg;
-	if (!w->rv)
-		watch_relist(w);
-	else
-		watch_connect(w);
-}
-
-/* Results of watch_line. */
-enum { LINE_GO = 0, LINE_END = 1, LINE_GONE = 2 };
-
-/*
- * One line of the stream: an event. LINE_END ends the stream (410: relist;
- * another ERROR: reconnect after a pause), LINE_GONE means the owner
- * stopped the watch and `w` is freed.
- */
-static int watch_line(struct sw_kube_watch *w, const char *p, size_t n)
-{
-	json_error_t je;
-	json_t *ev = json_loadb(p, n, 0, &je), *obj;
-	const char *type, *rv;
-	enum sw_kube_event_type t;
-	int rc = LINE_GO;
-
-	if (!ev) {
-		log_warn("kube.watch.badline", "kind=%s err=%s", sw_q(w->kind), sw_q(je.text));
-		return LINE_GO;
-	}
-	type = jstr(ev, "type");
-	obj = json_object_get(ev, "object");
-	rv = jstr(json_object_get(obj, "metadata"), "resourceVersion");
-	if (!type) {
-		/* not an event: skip it */
-	} else if (strcmp(type, "ERROR") == 0) {
-		json_t *code = json_object_get(obj, "code");
-		const char *m = jstr(obj, "message");
-		rc = LINE_END;
-		if (json_integer_value(code) == 410) {
-			log_debug("kube.watch.gone", "kind=%s rv=%s", sw_q(w->kind), sw_q(w->rv));
-			w->relist = 1;
-		} else {
-			struct sw_buf b = SW_BUF_INIT;
-			sw_buf_addf(&b, "%s %s watch: %s (%lld)", w->api_version, w->kind,
-				    m ? m : "error event", json_integer_value(code));
-			w->errored = 1;
-			if (watch_emit(w, SW_KUBE_WATCH_ERROR, NULL, b.ptr))
-				rc = LINE_GONE;
-			sw_buf_release(&b);
-		}
-	} else if (strcmp(type, "BOOKMARK") == 0) {
-		watch_set_rv(w, rv);
-	} else {
-		if (strcmp(type, "ADDED") == 0)
-			t = SW_KUBE_ADDED;
-		else if (strcmp(type, "MODIFIED") == 0)
-			t = SW_KUBE_MODIFIED;
-		else if (strcmp(type, "DELETED") == 0)
-			t = SW_KUBE_DELETED;
-		else
-			goto done;
-		watch_set_rv(w, rv);
-		w->events++;
-		w->fails = 0;
-		if (watch_emit(w, t, obj, NULL))
-			rc = LINE_GONE;
-	}
-done:
-	json_decref(ev);
-	return rc;
-}
-
-static int watch_data(const char *p, size_t n, void *arg)
-{
-	struct sw_kube_watch *w = arg;
-	size_t start = 0, i;
-
-	if (w->line.len + n > WATCH_MAX_LINE) {
-		log_warn("kube.watch.toolong", "kind=%s", sw_q(w->kind));
-		sw_buf_reset(&w->line);
-		w->errored = 1;
-		return 1;
-	}
-	sw_buf_add(&w->line, p, n);
-	for (i = 0; i < w->line.len; i++) {
-		int rc;
-		if (w->line.ptr[i] != '\n')
-			continue;
-		rc = i > start ? watch_line(w, w->line.ptr + start, i - start) : LINE_GO;
-		if (rc == LINE_GONE)
-			return 1;   /* w, its stream op and call are gone */
-		if (rc == LINE_END)
-			return 1;
-		start = i + 1;
-	}
-	sw_buf_consume(&w->line, start);
-	return 0;
-}
-
-static void watch_stream_done(struct sw_kube_op *op, struct sw_http_result *r)
-{
-	struct sw_kube_watch *w = op->iarg;
-	int64_t lived = sw_mono_ms() - w->stream_start;
-	int ok = op->got_data || (!r->error && r->status >= 200 && r->status < 300);
-	struct sw_buf msg = SW_BUF_INIT;
-
-	if (r->status == 410 && !op->got_data)
-		w->relist = 1;
-	if (!w->relist && !ok) {
-		/* The API's Status message, as for any operation. */
-		json_t *st = r->body->len ? json_loadb(r->body->ptr, r->body->len, 0, NULL) : NULL;
-		const char *m = jstr(st, "message");
-		sw_buf_addf(&msg, "%s %s watch", w->api_version, w->kind);
-		if (w->ns && *w->ns)
-			sw_buf_addf(&msg, " in %s", w->ns);
-		if (r->error)
-			sw_buf_addf(&msg, ": %s", r->error_msg);
-		else
-			sw_buf_addf(&msg, ": %s (%ld %s)", m ? m : "no message", r->status,
-				    reason_phrase(r->status));
-		json_decref(st);
-	}
-	w->stream = NULL;
-	op_free(op);
-	sw_buf_reset(&w->line);
-
-	if (w->relist) {
-		watch_relist(w);
-	} else if (msg.len) {
-		if (!watch_emit(w, SW_KUBE_WATCH_ERROR, NULL, msg.ptr))
-			watch_later(w, watch_backoff(w));
-	} else if (w->errored || (lived < 1000 && w->events == 0)) {
-		/* An ERROR event, or ended at once with nothing in it: pause. */
-		w->errored = 0;
-		watch_later(w, watch_backoff(w));
-	} else {
-		log_debug("kube.watch.reconnect", "kind=%s rv=%s", sw_q(w->kind), sw_q(w->rv));
-		watch_connect(w);
-	}
-	sw_buf_release(&msg);
-}
-
-static void watch_connect(struct sw_kube_watch *w)
-{
-	struct sw_kube_op *op = op_new(w->k, OP_WATCH);
-
-	op->api_version = sw_strdup(w->api_version);
-	split_api_version(w->api_version, &op->group, &op->version);
-	op->kind = sw_strdup(w->kind);
-	op->ns = sw_strdup(w->ns ? w->ns : "");
-	op->name = sw_strdup("");
-	op->selector = w->selector ? sw_strdup(w->selector) : NULL;
-	op->internal = watch_stream_done;
-	op->on_data = watch_data;
-	op->iarg = w;
-	w->stream = op;
-	w->stream_start = sw_mono_ms();
-	w->events = 0;
-	op_wake(op);
-}
-
-int sw_kube_watch(struct sw_kube *k, const struct sw_kube_watch_opts *o,
-		  struct sw_kube_watch **out)
-{
-	struct sw_kube_watch *w;
-
-	if (out)
-		*out = NULL;
-	if (!o->api_version || !*o->api_version || !o->kind || !*o->kind || !o->on_event)
-		return sw_error_setc(SW_EINVALID, "watch: apiVersion, kind and on_event are required");
-	w = sw_calloc(1, sizeof(*w));
-	w->k = k;
-	w->api_version = sw_strdup(o->api_version);
-	w->kind = sw_strdup(o->kind);
-	w->ns = sw_strdup(o->ns ? o->ns : "");
-	w->selector = o->label_selector ? sw_strdup(o->label_selector) : NULL;
-	w->rv = o->resource_version && *o->resource_version ? sw_strdup(o->resource_version) : NULL;
-	w->cb = o->on_event;
-	w->arg = o->arg;
-	sw_buf_init(&w->line);
-	w->timer = evtimer_new(k->base, watch_timer_cb, w);
-	if (!w->timer)
-		abort();
-	w->next = k->watches;
-	if (k->watches)
-		k->watches->prev = w;
-	k->watches = w;
-	/* From the loop, like every other start. */
-	watch_later(w, 0);
-	if (out)
-		*out = w;
-	return 0;
-}
-
-void sw_kube_watch_stop(struct sw_kube_watch *w)
-{
-	if (!w)
-		return;
-	if (w->in_cb) {
-		w->stopped = 1;   /* freed once the callback returns */
-		return;
-	}
-	watch_free(w);
 }
 
 /* ---- client ----------------------------------------------------------- */
@@ -1956,7 +980,7 @@ int sw_kube_new(struct sw_kube **out, struct event_base *base, struct sw_kubecon
 	}
 	sw_buf_init(&k->exec_out);
 	sw_buf_init(&k->exec_err);
-	k->disc_timer = evtimer_new(base, disc_timer_cb, k);
+	k->disc_timer = evtimer_new(base, kube_disc_timer_cb, k);
 	if (!k->disc_timer)
 		abort();
 	*out = k;
@@ -1968,16 +992,16 @@ void sw_kube_free(struct sw_kube *k)
 	if (!k)
 		return;
 	while (k->watches)
-		watch_free(k->watches);
+		kube_watch_free(k->watches);
 	while (k->ops)
-		op_free(k->ops);
+		kube_op_free(k->ops);
 	if (k->exec) {
 		sw_proc_kill(k->exec);
 		sw_proc_detach(k->exec);
 	}
 	event_free(k->disc_timer);
-	ents_free(k->ents, k->nents);
-	ents_free(k->nw, k->nnw);
+	kube_ents_free(k->ents, k->nents);
+	kube_ents_free(k->nw, k->nnw);
 	free(k->disc_error);
 	free(k->bearer);
 	free(k->cert_pem);
