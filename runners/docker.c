@@ -34,10 +34,13 @@
 #include "runners/backend-int.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +64,7 @@ struct docker_runner {
 	char *socket;
 	char *prefix;                 /* "http://docker/v1.41" */
 	long pull_timeout_ms;
+	long settle_ms;               /* see sw_docker_opts */
 	struct docker_step *steps;
 };
 
@@ -75,6 +79,7 @@ struct docker_step {
 
 	char *image;
 	char *create_body;            /* JSON for /containers/create */
+	char *exit_file;              /* host side of /.slipway-exit (see exit_report) */
 	long timeout_ms;
 	sw_step_output_fn on_output;
 	sw_step_done_fn on_done;
@@ -95,6 +100,7 @@ struct docker_step {
 	/* the exit code: see inspected_after_wait() */
 	int wait_code, wait_sure;     /* the wait's answer; no Error and >= 0 */
 	int checks;                   /* inspects since the first wait answer */
+	double waited_at;             /* when the wait first answered */
 	int last_code;                /* the previous inspect's final code */
 	struct event *check_timer;
 	struct sw_buf msg;            /* error (failed) or notes */
@@ -225,6 +231,10 @@ static void step_free(struct docker_step *s)
 		event_free(s->check_timer);
 	free(s->image);
 	free(s->create_body);
+	if (s->exit_file) {
+		unlink(s->exit_file);
+		free(s->exit_file);
+	}
 	sw_buf_release(&s->msg);
 	free(s);
 }
@@ -492,15 +502,18 @@ static int wait_again(struct docker_step *s)
  *   running  wait again.
  *   else     inspect again after a pause (100 ms, doubling, at most 1 s).
  *
- * After CHECKS_MAX inspects without an agreed final state the step is an
- * error saying why (for a step killed on timeout or cancel, whose outcome
- * is known anyway, the exit code is just reported as unknown). A false
- * green deploys; a false error costs a retry.
+ * When settle_ms (sw_docker_opts, 60 s) have passed since the first wait
+ * answer without an agreed final state, the step is an error saying why
+ * (for a step killed on timeout or cancel, whose outcome is known anyway,
+ * the exit code is just reported as unknown). A state that stays short of
+ * final for three inspects is the one case where the step's own record
+ * (exit_report) decides. A false green deploys; a false error costs a retry.
  */
-#define CHECKS_MAX 15
+#define SETTLE_MS 60000L
 #define NO_CODE INT_MIN
 
 static void inspect_container(struct docker_step *s);
+static int exit_report(const struct docker_step *s);
 
 static void check_again(evutil_socket_t fd, short what, void *arg)
 {
@@ -516,9 +529,15 @@ static void unsure(struct docker_step *s, const char *why)
 		exited(s, -1);
 		return;
 	}
-	fail(s, "cannot tell the exit code of container %.12s after %d inspects: %s", s->id,
-	     s->checks, why);
+	fail(s, "cannot tell the exit code of container %.12s after %d inspects in %.0f s: %s",
+	     s->id, s->checks, (now_ms() - s->waited_at) / 1000, why);
 	remove_container(s);
+}
+
+/* No agreed final state for settle_ms since the wait answered: give up. */
+static int settled_out(const struct docker_step *s)
+{
+	return now_ms() - s->waited_at >= (double)s->dr->settle_ms;
 }
 
 /* Not final yet, or not agreed: look again in a moment, or give up. */
@@ -527,7 +546,7 @@ static void recheck(struct docker_step *s, const char *why)
 	struct timeval tv;
 	long ms;
 
-	if (s->checks >= CHECKS_MAX) {
+	if (settled_out(s)) {
 		unsure(s, why);
 		return;
 	}
@@ -543,7 +562,7 @@ static void inspected_after_wait(struct sw_http_result *r, void *arg)
 {
 	struct docker_step *s = arg;
 	json_t *j = NULL, *st;
-	const char *status, *finished;
+	const char *status, *finished, *started_at;
 	char why[300];
 
 	s->wait = NULL;
@@ -562,11 +581,12 @@ static void inspected_after_wait(struct sw_http_result *r, void *arg)
 	st = json_object_get(j, "State");
 	status = json_string_value(json_object_get(st, "Status"));
 	finished = json_string_value(json_object_get(st, "FinishedAt"));
+	started_at = json_string_value(json_object_get(st, "StartedAt"));
 	if (json_is_true(json_object_get(st, "Running")) ||
 	    (status && !strcmp(status, "running"))) {
 		json_decref(j);
 		s->last_code = NO_CODE;
-		if (s->checks >= CHECKS_MAX) {
+		if (settled_out(s)) {
 			unsure(s, "still running after the wait answered");
 		} else if (wait_again(s) < 0) {
 			fail(s, "wait for container %.12s: %s", s->id, sw_error_last());
@@ -576,9 +596,21 @@ static void inspected_after_wait(struct sw_http_result *r, void *arg)
 	}
 	if (!status || strcmp(status, "exited") || !finished || !*finished ||
 	    !strncmp(finished, "0001-", 5) || !json_is_integer(json_object_get(st, "ExitCode"))) {
-		snprintf(why, sizeof(why), "state %s, not finished (FinishedAt %s)",
-			 status ? status : "missing", finished && *finished ? finished : "missing");
+		snprintf(why, sizeof(why), "state %s, not finished (StartedAt %s, FinishedAt %s)",
+			 status ? status : "missing", started_at && *started_at ? started_at : "missing",
+			 finished && *finished ? finished : "missing");
 		json_decref(j);
+		int reported = exit_report(s);
+		if (reported != NO_CODE && s->checks >= 3) {
+			/* not running, and the engine keeps no final state: the
+			 * script's wrapper said how it ended */
+			log_warn("runner.exit_from_wrapper", "id=%.12s code=%d why=%s", s->id, reported,
+				 sw_q(why));
+			note(s, "the engine lost the container's final state (%s); exit code %d "
+			     "as the step's wrapper recorded it", why, reported);
+			exited(s, reported);
+			return;
+		}
 		recheck(s, why);
 		return;
 	}
@@ -651,6 +683,8 @@ static void waited(struct sw_http_result *r, void *arg)
 	const char *emsg = json_string_value(json_object_get(err, "Message"));
 	s->wait_code = (int)json_integer_value(code);
 	s->wait_sure = !(emsg && *emsg) && s->wait_code >= 0;
+	if (!s->waited_at)
+		s->waited_at = now_ms();
 	if (!s->wait_sure)
 		log_info("runner.wait_unsure", "id=%.12s code=%d err=%s", s->id, s->wait_code,
 			 sw_q(emsg ? emsg : ""));
@@ -911,7 +945,60 @@ static const char *instance_id(void)
 	return id;
 }
 
-static char *create_body(const struct sw_runner_spec *sp, const char *workspace)
+/* An empty file any container user may write, for one step's exit code. */
+static char *exit_file_new(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path = sw_asprintf("%s/slipway-exit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0 || fchmod(fd, 0666) < 0) {
+		log_warn("runner.exit_file", "path=%s err=%s", sw_q(path), sw_q(strerror(errno)));
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+		free(path);
+		return NULL;
+	}
+	close(fd);
+	return path;
+}
+
+/* The exit code the wrapper wrote, or NO_CODE (none, or not a number). */
+static int exit_report(const struct docker_step *s)
+{
+	char buf[32], *end;
+	ssize_t n;
+	long v;
+	int fd;
+
+	if (!s->exit_file || (fd = open(s->exit_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return NO_CODE;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return NO_CODE;
+	buf[n] = 0;
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno || end == buf || (*end && *end != '\n') || v < 0 || v > 255)
+		return NO_CODE;
+	return (int)v;
+}
+
+/*
+ * The script runs under a wrapper shell that writes its exit code to
+ * /.slipway-exit, a file bound from the host (exit_report() reads it). The
+ * engine's own record stays first; the file is read only when the engine
+ * lost the container's final state (Podman 4.3 on a loaded machine was seen
+ * resetting a container that had run to "created", its exit code gone).
+ * The script could write the file itself, but it chooses its exit code
+ * anyway: the file guards against the engine, not against the script.
+ */
+#define EXIT_WRAPPER "/bin/sh -e -c \"$1\"; c=$?; echo \"$c\" >/.slipway-exit 2>/dev/null; exit \"$c\""
+
+static char *create_body(const struct sw_runner_spec *sp, const char *workspace,
+			 const char *exit_file)
 {
 	json_t *o = json_object(), *hc = json_object(), *a;
 	char *script = sw_runner_script(sp->commands);
@@ -925,9 +1012,16 @@ static char *create_body(const struct sw_runner_spec *sp, const char *workspace)
 	json_array_append_new(a, json_string("/bin/sh"));
 	json_object_set_new(o, "Entrypoint", a);
 	a = json_array();
-	json_array_append_new(a, json_string("-e"));
-	json_array_append_new(a, json_string("-c"));
-	json_array_append_new(a, json_string(script));
+	if (exit_file) {
+		json_array_append_new(a, json_string("-c"));
+		json_array_append_new(a, json_string(EXIT_WRAPPER));
+		json_array_append_new(a, json_string("slipway-step"));
+		json_array_append_new(a, json_string(script));
+	} else {
+		json_array_append_new(a, json_string("-e"));
+		json_array_append_new(a, json_string("-c"));
+		json_array_append_new(a, json_string(script));
+	}
 	json_object_set_new(o, "Cmd", a);
 	a = json_array();
 	for (size_t i = 0; sp->env && sp->env[i]; i++)
@@ -953,6 +1047,11 @@ static char *create_body(const struct sw_runner_spec *sp, const char *workspace)
 	}
 	for (size_t i = 0; sp->binds && sp->binds[i]; i++)
 		json_array_append_new(a, json_string(sp->binds[i]));
+	if (exit_file) {
+		char *bind = sw_asprintf("%s:/.slipway-exit:rw", exit_file);
+		json_array_append_new(a, json_string(bind));
+		free(bind);
+	}
 	if (json_array_size(a))
 		json_object_set_new(hc, "Binds", a);
 	else
@@ -1016,7 +1115,8 @@ static int docker_start(struct sw_runner *r, const struct sw_runner_spec *sp,
 	s->base.runner = r;
 	s->dr = dr;
 	s->msg = (struct sw_buf)SW_BUF_INIT;
-	s->create_body = create_body(sp, ws);
+	s->exit_file = exit_file_new();   /* NULL: no fallback, the engine's word only */
+	s->create_body = create_body(sp, ws, s->exit_file);
 	free(ws);
 	if (!s->create_body) {
 		step_free(s);
@@ -1134,6 +1234,7 @@ int sw_runner_docker_new(struct sw_runner **out, struct event_base *base, struct
 	dr->socket = sw_strdup(o && o->socket ? o->socket : "/var/run/docker.sock");
 	dr->prefix = sw_asprintf("http://docker/%s", api);
 	dr->pull_timeout_ms = o && o->pull_timeout_ms > 0 ? o->pull_timeout_ms : PULL_TIMEOUT_MS;
+	dr->settle_ms = o && o->settle_ms > 0 ? o->settle_ms : SETTLE_MS;
 	*out = &dr->base;
 	return 0;
 }

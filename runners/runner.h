@@ -128,6 +128,11 @@ struct sw_docker_opts {
 	const char *api_version;  /* NULL = "v1.41" */
 	/* Timeout of an image pull; 0 = 10 minutes. */
 	long pull_timeout_ms;
+	/* How long after the wait answered a container may take to show a
+	 * final state (inspected again, at most every second) before the step
+	 * is an error; 0 = 60 s. Podman on a loaded machine was seen showing
+	 * "created" for more than 12 s after its wait answered. */
+	long settle_ms;
 };
 
 #define SW_DOCKER_OPTS_INIT { 0 }

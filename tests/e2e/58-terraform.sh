@@ -366,14 +366,19 @@ if [ -n "${SW_TF_CONTAINER:-}" ]; then
 	n=$(grep -c 'event=runner.start kind=docker image=slipway-terraform:latest' "$T/daemon.log")
 	[ "$n" -ge 30 ] || fail "only $n terraform containers started"
 	! grep -q 'event=runner.start kind=local' "$T/daemon.log" || fail "a step ran on the host"
-	wait_until 'test "$(curl -sf --unix-socket "$SW_PODMAN_SOCK" "http://d/v1.41/containers/json?all=1")" = "[]"' \
-		|| fail "containers left: $(curl -s --unix-socket "$SW_PODMAN_SOCK" "http://d/v1.41/containers/json?all=1")"
 	[ -z "$(find "$T/data" ! -user "$(id -u)" 2>/dev/null | head -1)" ] || fail "files in the data directory not owned by slipwayd's user"
-	ok "Terraform ran in $n containers of slipway-terraform (none left), nothing on the host"
+	ok "Terraform ran in $n containers of slipway-terraform, nothing on the host"
 fi
 
+# drift checks start containers all the time: what counts is that none is
+# left once slipwayd has stopped
 kill -TERM "$pid"; wait_gone "$pid" 30 || fail "no clean stop"; wait "$pid"; rc=$?; pid=
 [ $rc = 0 ] || fail "exit $rc"
+if [ -n "${SW_TF_CONTAINER:-}" ]; then
+	left=$(curl -sf --unix-socket "$SW_PODMAN_SOCK" "http://d/v1.41/containers/json?all=1")
+	[ "$left" = "[]" ] || fail "containers left after the stop: $left"
+	ok "no container left after the stop"
+fi
 [ -z "$(ls -A "$T/data/terraform/plans")" ] || fail "plan files left behind: $(ls -l "$T/data/terraform/plans")"
 sw_recorder_invalid "$T/rec" || fail "invalid reports"
 ok "clean stop"

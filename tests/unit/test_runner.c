@@ -36,6 +36,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <jansson.h>
 
 #include "lib/buf.h"
 #include "lib/http.h"
@@ -893,9 +894,35 @@ struct fake {
 	const char *const *waits;
 	const char *const *inspects;
 	int nwait, ninspect, ndelete;
+	const char *wrapper_says;   /* written to the exit file at create, as the wrapper would */
+	char exit_file[300];        /* the host side of /.slipway-exit in the create body */
 };
 
 static struct fake F;
+
+/* Note the exit file the create body binds, and write wrapper_says to it. */
+static void fake_created(struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	json_t *j = json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0,
+			       NULL);
+	json_t *binds = json_object_get(json_object_get(j, "HostConfig"), "Binds"), *b;
+	size_t i;
+
+	F.exit_file[0] = 0;
+	json_array_foreach(binds, i, b) {
+		const char *v = json_string_value(b), *c = v ? strstr(v, ":/.slipway-exit:") : NULL;
+		if (c)
+			snprintf(F.exit_file, sizeof(F.exit_file), "%.*s", (int)(c - v), v);
+	}
+	if (F.wrapper_says && F.exit_file[0]) {
+		FILE *f = fopen(F.exit_file, "w");
+		assert_non_null(f);
+		fputs(F.wrapper_says, f);
+		fclose(f);
+	}
+	json_decref(j);
+}
 
 static const char *fake_next(const char *const *list, int *i)
 {
@@ -932,6 +959,7 @@ static void fake_cb(struct evhttp_request *req, void *arg)
 	if (starts(p, "/images/")) {
 		fake_reply(req, 200, "{}");
 	} else if (!strcmp(p, "/containers/create")) {
+		fake_created(req);
 		fake_reply(req, 201, "{\"Id\":\"" FAKE_ID "\"}");
 	} else if (starts(p, "/containers/" FAKE_ID "/attach?")) {
 		struct evbuffer *b = evbuffer_new();
@@ -978,6 +1006,7 @@ static int fake_setup(void **state)
 	assert_non_null(l);
 	assert_non_null(evhttp_bind_listener(F.http, l));
 	o.socket = F.sock;
+	o.settle_ms = 3000;   /* the fake answers at once: 3 s of "not final" is plenty */
 	assert_int_equal(sw_runner_docker_new(&F.runner, E.base, E.http, &o), 0);
 	return 0;
 }
@@ -999,6 +1028,7 @@ static void fake_step(struct rec *rc, const char *const *waits, const char *cons
 	F.waits = waits;
 	F.inspects = inspects;
 	F.nwait = F.ninspect = F.ndelete = 0;
+	F.exit_file[0] = 0;
 	rec_init(rc);
 	s.commands = cmds;
 	run_step(F.runner, &s, rc, 60);
@@ -1027,6 +1057,9 @@ static void fake_error(const char *const *waits, const char *const *inspects, co
 /* What Podman 4.3 answered once: not running, ExitCode 0, never finished. */
 #define NOT_FINISHED "{\"Id\":\"" FAKE_ID "\",\"State\":{\"Status\":\"exited\",\"Running\":false," \
 	"\"ExitCode\":0,\"StartedAt\":\"2026-12-03T20:00:00.1Z\"," \
+	"\"FinishedAt\":\"0001-01-01T00:00:00Z\"}}"
+#define CREATED "{\"Id\":\"" FAKE_ID "\",\"State\":{\"Status\":\"created\",\"Running\":false," \
+	"\"ExitCode\":0,\"StartedAt\":\"0001-01-01T00:00:00Z\"," \
 	"\"FinishedAt\":\"0001-01-01T00:00:00Z\"}}"
 #define UNSURE_WAIT "{\"StatusCode\":0,\"Error\":{\"Message\":\"getting exit code of container " \
 	FAKE_ID " from DB: no such exit code (container in state running)\"}}"
@@ -1079,6 +1112,54 @@ static void test_fake_not_finished(void **state)
 	fake_error(w, i, "not finished");
 	/* Even when the wait itself said 0 without an error. */
 	fake_error(w0, created, "state created");
+}
+
+/* What Podman 4.3 showed on a loaded machine: the wait answered -1 and the
+ * container stayed "created" (FinishedAt unset) for more than 12 s. A final
+ * state that comes within settle_ms decides; the wait's -1 never does. */
+static void test_fake_created_then_exited(void **state)
+{
+	struct rec rc;
+	const char *w[] = { "{\"StatusCode\":-1,\"Error\":null}", NULL };
+	const char *i[] = { CREATED, CREATED, CREATED, EXITED(7), NULL };
+
+	fake_step(&rc, w, i);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 7);
+	assert_true(F.ninspect >= 5);   /* the first final state, then one that agrees */
+	rec_release(&rc);
+}
+
+/* The engine lost the final state for good (the wait -1, "created" from
+ * then on): the code the step's wrapper wrote to its exit file decides;
+ * without one, or with garbage in it, the step is an error. The file is
+ * gone with the step. */
+static void test_fake_exit_from_wrapper(void **state)
+{
+	struct rec rc;
+	const char *w[] = { "{\"StatusCode\":-1,\"Error\":null}", NULL };
+	const char *i[] = { CREATED, NULL };
+
+	F.wrapper_says = "7\n";
+	fake_step(&rc, w, i);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 7);
+	assert_non_null(strstr(rc.msg, "as the step's wrapper recorded it"));
+	assert_true(F.exit_file[0]);
+	assert_int_equal(access(F.exit_file, F_OK), -1);
+	rec_release(&rc);
+
+	F.wrapper_says = "0";
+	fake_step(&rc, w, i);
+	assert_int_equal(rc.r.outcome, SW_STEP_EXITED);
+	assert_int_equal(rc.r.exit_code, 0);
+	rec_release(&rc);
+
+	F.wrapper_says = "seven\n";
+	fake_error(w, i, "state created");
+	F.wrapper_says = "";
+	fake_error(w, i, "state created");
+	F.wrapper_says = NULL;
 }
 
 /* An unsure wait while the container still runs: wait again, then the
@@ -1294,6 +1375,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fake_agree, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_wait_says_zero, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_not_finished, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_exit_from_wrapper, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_created_then_exited, fake_setup,
+						fake_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_wait_early, fake_setup, fake_teardown),
 		cmocka_unit_test_setup_teardown(test_fake_disagree, fake_setup, fake_teardown),
 		cmocka_unit_test(test_local_bad_workspace),
