@@ -1,7 +1,9 @@
 /*
  * docker.c - the docker runner backend: one container per step through the
  * Docker Engine API (v1.41) on a unix socket, all requests through lib/http.
- * Works unchanged with Docker and with `podman system service`.
+ * Works unchanged with Docker and with `podman system service`. The
+ * requests themselves, image import and the sweep of leftovers are in
+ * docker-api.c (docker-int.h).
  *
  * A step moves through these phases:
  *
@@ -31,7 +33,7 @@
  * passed on as they come, never buffered whole, so a frame's size does not
  * matter.
  */
-#include "runners/backend-int.h"
+#include "runners/docker-int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -52,21 +54,6 @@
 #include "lib/http.h"
 #include "lib/log.h"
 
-#define CONTROL_TIMEOUT_MS 60000L    /* inspect, create, start, kill, remove */
-#define PULL_TIMEOUT_MS    600000L
-#define LOG_DRAIN_MS       10000L    /* after wait, how long the stream may trail */
-#define API_MAX_RESPONSE   (4u * 1024 * 1024)
-
-struct docker_runner {
-	struct sw_runner base;
-	struct event_base *evbase;
-	struct sw_http *http;
-	char *socket;
-	char *prefix;                 /* "http://docker/v1.41" */
-	long pull_timeout_ms;
-	long settle_ms;               /* see sw_docker_opts */
-	struct docker_step *steps;
-};
 
 enum phase { PH_INSPECT, PH_PULL, PH_CREATE, PH_ATTACH, PH_START, PH_RUNNING, PH_REMOVE,
 	      PH_DONE };
@@ -114,93 +101,6 @@ static double now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-/* ---- small helpers --------------------------------------------------- */
-
-/* The engine's error message from a JSON body {"message": ...}, else the
- * body itself (cut), into `out`. */
-static void api_message(struct sw_buf *out, const struct sw_http_result *r)
-{
-	json_t *j;
-
-	if (r->error) {
-		sw_buf_adds(out, r->error_msg);
-		return;
-	}
-	j = json_loadb(r->body->ptr, r->body->len, 0, NULL);
-	if (j && json_is_string(json_object_get(j, "message"))) {
-		sw_buf_addf(out, "status %ld: %s", r->status,
-			    json_string_value(json_object_get(j, "message")));
-	} else {
-		size_t n = r->body->len;
-		while (n && isspace((unsigned char)r->body->ptr[n - 1]))
-			n--;
-		sw_buf_addf(out, "status %ld: %.*s", r->status, (int)(n > 300 ? 300 : n),
-			    r->body->ptr);
-	}
-	json_decref(j);
-}
-
-/* Image references: what a registry allows, nothing a URL could misread. */
-static int valid_image(const char *s)
-{
-	if (!*s || strlen(s) > 512)
-		return 0;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && !strchr("._-/:@", *s))
-			return 0;
-	return 1;
-}
-
-static int request(struct docker_runner *dr, const char *method, const char *path,
-		   const char *ctype, const void *body, size_t len, long timeout_ms,
-		   sw_http_data_fn on_data, sw_http_done_fn on_done, void *arg,
-		   struct sw_http_call **call)
-{
-	struct sw_http_opts o = SW_HTTP_OPTS_INIT;
-	char *url = sw_asprintf("%s%s", dr->prefix, path);
-	char *ct = ctype ? sw_asprintf("Content-Type: %s", ctype) : NULL;
-	const char *hdrs[] = { ct, NULL };
-	int rc;
-
-	o.method = method;
-	o.url = url;
-	o.unix_socket = dr->socket;
-	o.headers = ct ? hdrs : NULL;
-	o.body = body;
-	o.body_len = len;
-	o.timeout_ms = timeout_ms;
-	o.max_response = API_MAX_RESPONSE;
-	o.on_data = on_data;
-	o.on_done = on_done;
-	o.arg = arg;
-	rc = sw_http_start(dr->http, &o, call);
-	free(url);
-	free(ct);
-	return rc;
-}
-
-/* A long-lived stream: no overall timeout, output through on_data. */
-static int request_stream(struct docker_runner *dr, const char *method, const char *path,
-			  sw_http_response_fn on_response, sw_http_data_fn on_data,
-			  sw_http_done_fn on_done, void *arg, struct sw_http_call **call)
-{
-	struct sw_http_opts o = SW_HTTP_OPTS_INIT;
-	char *url = sw_asprintf("%s%s", dr->prefix, path);
-	int rc;
-
-	o.method = method;
-	o.url = url;
-	o.unix_socket = dr->socket;
-	o.max_response = API_MAX_RESPONSE;   /* for an error body only */
-	o.on_response = on_response;
-	o.on_data = on_data;
-	o.on_done = on_done;
-	o.arg = arg;
-	rc = sw_http_start(dr->http, &o, call);
-	free(url);
-	return rc;
 }
 
 /* ---- finishing ------------------------------------------------------- */
@@ -329,7 +229,7 @@ static void removed(struct sw_http_result *r, void *arg)
 	}
 	if (r->error || (r->status != 204 && r->status != 200 && r->status != 404)) {
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		log_warn("runner.remove_failed", "id=%.12s err=%s", s->id, sw_q(m.ptr));
 		note(s, "remove container %.12s: %s", s->id, m.ptr);
 		sw_buf_release(&m);
@@ -357,7 +257,7 @@ static void remove_container(struct docker_step *s)
 	s->phase = PH_REMOVE;
 	s->remove_tries++;
 	snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", s->id);
-	if (request(s->dr, "DELETE", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, removed, s,
+	if (docker_request(s->dr, "DELETE", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, removed, s,
 		    &s->call) < 0) {
 		note(s, "remove container %.12s: %s", s->id, sw_error_last());
 		finish(s);
@@ -429,7 +329,7 @@ static void logs_done(struct sw_http_result *r, void *arg)
 	if (s->phase == PH_ATTACH) {
 		/* Refused or broken before start: the step cannot run. */
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		fail(s, "attach to container %.12s: %s", s->id, m.ptr);
 		sw_buf_release(&m);
 		remove_container(s);
@@ -437,7 +337,7 @@ static void logs_done(struct sw_http_result *r, void *arg)
 	}
 	if (r->error || r->status != 200) {
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		log_warn("runner.logs_failed", "id=%.12s err=%s", s->id, sw_q(m.ptr));
 		note(s, "output stream: %s", m.ptr);
 		sw_buf_release(&m);
@@ -479,7 +379,7 @@ static int wait_again(struct docker_step *s)
 {
 	char path[160];
 	snprintf(path, sizeof(path), "/containers/%s/wait", s->id);
-	return request(s->dr, "POST", path, NULL, NULL, 0, 0, NULL, waited, s, &s->wait);
+	return docker_request(s->dr, "POST", path, NULL, NULL, 0, 0, NULL, waited, s, &s->wait);
 }
 
 /*
@@ -568,7 +468,7 @@ static void inspected_after_wait(struct sw_http_result *r, void *arg)
 	s->wait = NULL;
 	if (r->error || r->status != 200) {
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		snprintf(why, sizeof(why), "inspect: %s", m.ptr);
 		sw_buf_release(&m);
 		if (r->status == 404)
@@ -650,7 +550,7 @@ static void inspect_container(struct docker_step *s)
 
 	s->checks++;
 	snprintf(path, sizeof(path), "/containers/%s/json", s->id);
-	if (request(s->dr, "GET", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL,
+	if (docker_request(s->dr, "GET", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL,
 		    inspected_after_wait, s, &s->wait) < 0) {
 		fail(s, "inspect container %.12s: %s", s->id, sw_error_last());
 		remove_container(s);
@@ -665,7 +565,7 @@ static void waited(struct sw_http_result *r, void *arg)
 	s->wait = NULL;
 	if (r->error || r->status != 200) {
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		fail(s, "wait for container %.12s: %s", s->id, m.ptr);
 		sw_buf_release(&m);
 		remove_container(s);
@@ -708,7 +608,7 @@ static void kill_container(struct docker_step *s)
 	if (s->kill || s->wait_done)
 		return;
 	snprintf(path, sizeof(path), "/containers/%s/kill?signal=SIGKILL", s->id);
-	if (request(s->dr, "POST", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, killed, s,
+	if (docker_request(s->dr, "POST", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, killed, s,
 		    &s->kill) < 0) {
 		/* Cannot even ask: removing with force kills it too. */
 		note(s, "kill: %s", sw_error_last());
@@ -733,7 +633,7 @@ static void started(struct sw_http_result *r, void *arg)
 	s->call = NULL;
 	if (r->error || (r->status != 204 && r->status != 304)) {
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		fail(s, "start container %.12s: %s", s->id, m.ptr);
 		sw_buf_release(&m);
 		remove_container(s);
@@ -773,7 +673,7 @@ static int attached(long status, void *arg)
 	}
 	s->phase = PH_START;
 	snprintf(path, sizeof(path), "/containers/%s/start", s->id);
-	if (request(s->dr, "POST", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, started, s,
+	if (docker_request(s->dr, "POST", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, started, s,
 		    &s->call) < 0) {
 		fail(s, "start container %.12s: %s", s->id, sw_error_last());
 		remove_container(s);
@@ -790,7 +690,7 @@ static void created(struct sw_http_result *r, void *arg)
 	s->call = NULL;
 	if (r->error || r->status != 201) {
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		fail(s, "create container from %s: %s", s->image, m.ptr);
 		sw_buf_release(&m);
 		finish(s);
@@ -798,7 +698,7 @@ static void created(struct sw_http_result *r, void *arg)
 	}
 	j = json_loadb(r->body->ptr, r->body->len, 0, NULL);
 	const char *id = j ? json_string_value(json_object_get(j, "Id")) : NULL;
-	if (!id || !*id || strlen(id) >= sizeof(s->id) || !valid_image(id)) {
+	if (!id || !*id || strlen(id) >= sizeof(s->id) || !docker_valid_image(id)) {
 		fail(s, "create container from %s: no Id in %.200s", s->image, r->body->ptr);
 		json_decref(j);
 		finish(s);
@@ -813,7 +713,7 @@ static void created(struct sw_http_result *r, void *arg)
 	s->phase = PH_ATTACH;
 	snprintf(path, sizeof(path), "/containers/%s/attach?stream=1&stdout=1&stderr=1&logs=1",
 		 s->id);
-	if (request_stream(s->dr, "POST", path, attached, logs_data, logs_done, s, &s->logs) < 0) {
+	if (docker_request_stream(s->dr, "POST", path, attached, logs_data, logs_done, s, &s->logs) < 0) {
 		fail(s, "attach to container %.12s: %s", s->id, sw_error_last());
 		remove_container(s);
 	}
@@ -822,7 +722,7 @@ static void created(struct sw_http_result *r, void *arg)
 static void create_container(struct docker_step *s)
 {
 	s->phase = PH_CREATE;
-	if (request(s->dr, "POST", "/containers/create", "application/json", s->create_body,
+	if (docker_request(s->dr, "POST", "/containers/create", "application/json", s->create_body,
 		    strlen(s->create_body), CONTROL_TIMEOUT_MS, NULL, created, s, &s->call) < 0) {
 		fail(s, "create container from %s: %s", s->image, sw_error_last());
 		finish(s);
@@ -830,25 +730,6 @@ static void create_container(struct docker_step *s)
 }
 
 /* ---- image ----------------------------------------------------------- */
-
-/* The error of a pull/import progress stream: each line a JSON object,
- * failure as {"error": "..."} even with status 200. NULL when none. */
-static char *stream_error(const struct sw_buf *body)
-{
-	const char *p = body->ptr, *end = body->ptr + body->len;
-	char *found = NULL;
-
-	while (p < end && !found) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		json_t *j = json_loadb(p, len, 0, NULL);
-		if (j && json_is_string(json_object_get(j, "error")))
-			found = sw_strdup(json_string_value(json_object_get(j, "error")));
-		json_decref(j);
-		p += len + 1;
-	}
-	return found;
-}
 
 static void pulled(struct sw_http_result *r, void *arg)
 {
@@ -858,13 +739,13 @@ static void pulled(struct sw_http_result *r, void *arg)
 	s->call = NULL;
 	if (r->error || r->status != 200) {
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		fail(s, "image %s not found locally and pull failed: %s", s->image, m.ptr);
 		sw_buf_release(&m);
 		finish(s);
 		return;
 	}
-	if ((err = stream_error(r->body))) {
+	if ((err = docker_stream_error(r->body))) {
 		fail(s, "image %s not found locally and pull failed: %s", s->image, err);
 		free(err);
 		finish(s);
@@ -899,7 +780,7 @@ static void pull_image(struct docker_step *s)
 	}
 	s->phase = PH_PULL;
 	log_info("runner.pull", "image=%s", sw_q(s->image));
-	if (request(s->dr, "POST", path.ptr, NULL, NULL, 0, s->dr->pull_timeout_ms, NULL, pulled,
+	if (docker_request(s->dr, "POST", path.ptr, NULL, NULL, 0, s->dr->pull_timeout_ms, NULL, pulled,
 		    s, &s->call) < 0) {
 		fail(s, "image %s not found locally and pull failed: %s", s->image, sw_error_last());
 		finish(s);
@@ -923,7 +804,7 @@ static void inspected(struct sw_http_result *r, void *arg)
 		pull_image(s);
 	} else {
 		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
+		docker_api_message(&m, r);
 		fail(s, "inspect image %s: %s", s->image, m.ptr);
 		sw_buf_release(&m);
 		finish(s);
@@ -931,19 +812,6 @@ static void inspected(struct sw_http_result *r, void *arg)
 }
 
 /* ---- start ----------------------------------------------------------- */
-
-/*
- * The label slipway.instance of this process's containers: tells them from
- * an earlier daemon's (leftovers). One per process, not per runner: the
- * step runner and the Terraform runner must not sweep each other's.
- */
-static const char *instance_id(void)
-{
-	static char id[48];   /* runners live on the loop thread */
-	if (!id[0])
-		snprintf(id, sizeof(id), "%lld-%ld", (long long)sw_now_ms(), (long)getpid());
-	return id;
-}
 
 /* An empty file any container user may write, for one step's exit code. */
 static char *exit_file_new(void)
@@ -1035,7 +903,7 @@ static char *create_body(const struct sw_runner_spec *sp, const char *workspace,
 	json_object_set_new(o, "AttachStderr", json_false());
 	a = json_object();
 	json_object_set_new(a, "slipway.run", json_string(sp->label ? sp->label : "1"));
-	json_object_set_new(a, "slipway.instance", json_string(instance_id()));
+	json_object_set_new(a, "slipway.instance", json_string(docker_instance_id()));
 	json_object_set_new(o, "Labels", a);
 	if (sp->user)
 		json_object_set_new(o, "User", json_string(sp->user));
@@ -1095,7 +963,7 @@ static int docker_start(struct sw_runner *r, const struct sw_runner_spec *sp,
 	char *ws = NULL;
 	char path[600];
 
-	if (!sp->image || !valid_image(sp->image))
+	if (!sp->image || !docker_valid_image(sp->image))
 		return sw_error_setc(SW_EINVALID, "docker step: bad image name %s",
 				     sp->image ? sp->image : "(none)");
 	if (sp->workspace) {
@@ -1136,7 +1004,7 @@ static int docker_start(struct sw_runner *r, const struct sw_runner_spec *sp,
 
 	s->phase = PH_INSPECT;
 	snprintf(path, sizeof(path), "/images/%s/json", s->image);
-	if (request(dr, "GET", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, inspected, s,
+	if (docker_request(dr, "GET", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, inspected, s,
 		    &s->call) < 0) {
 		sw_error_prefix("docker step");
 		step_free(s);
@@ -1204,7 +1072,7 @@ static void docker_free(struct sw_runner *r)
 		if (s->id[0] && s->phase != PH_DONE) {
 			char path[160];
 			snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", s->id);
-			request(dr, "DELETE", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, forget,
+			docker_request(dr, "DELETE", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, forget,
 				NULL, NULL);
 		}
 		step_unlink(s);
@@ -1215,7 +1083,7 @@ static void docker_free(struct sw_runner *r)
 	free(dr);
 }
 
-static const struct sw_runner_ops docker_ops = {
+const struct sw_runner_ops docker_ops = {
 	.kind = "docker",
 	.start = docker_start,
 	.cancel = docker_cancel,
@@ -1237,162 +1105,4 @@ int sw_runner_docker_new(struct sw_runner **out, struct event_base *base, struct
 	dr->settle_ms = o && o->settle_ms > 0 ? o->settle_ms : SETTLE_MS;
 	*out = &dr->base;
 	return 0;
-}
-
-/* ---- helpers: import, leftovers --------------------------------------- */
-
-struct helper {
-	struct docker_runner *dr;
-	sw_docker_done_fn done;
-	void *arg;
-	int remove;          /* leftovers: delete what the list found */
-	int pending, removed;
-	struct sw_buf err;
-};
-
-static void helper_end(struct helper *hp, int result, const char *msg)
-{
-	if (hp->done)
-		hp->done(result, msg, hp->arg);
-	sw_buf_release(&hp->err);
-	free(hp);
-}
-
-static void imported(struct sw_http_result *r, void *arg)
-{
-	struct helper *hp = arg;
-	char *err = NULL;
-
-	if (r->error || r->status != 200) {
-		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
-		helper_end(hp, SW_ERR, m.ptr);
-		sw_buf_release(&m);
-	} else if ((err = stream_error(r->body))) {
-		helper_end(hp, SW_ERR, err);
-		free(err);
-	} else {
-		helper_end(hp, 0, "");
-	}
-}
-
-int sw_docker_import(struct sw_runner *r, const char *name, const char *tag, const void *tar,
-		     size_t len, sw_docker_done_fn done, void *arg)
-{
-	struct docker_runner *dr = (struct docker_runner *)r;
-	struct sw_buf path = SW_BUF_INIT;
-	struct helper *hp;
-	int rc;
-
-	if (r->ops != &docker_ops)
-		return sw_error_setc(SW_EINVALID, "image import needs a docker runner");
-	if (!valid_image(name) || (tag && !valid_image(tag)))
-		return sw_error_setc(SW_EINVALID, "image import: bad name %s", name);
-	hp = sw_calloc(1, sizeof(*hp));
-	hp->dr = dr;
-	hp->done = done;
-	hp->arg = arg;
-	hp->err = (struct sw_buf)SW_BUF_INIT;
-	sw_buf_adds(&path, "/images/create?fromSrc=-&repo=");
-	sw_http_escape(&path, name);
-	sw_buf_adds(&path, "&tag=");
-	sw_http_escape(&path, tag ? tag : "latest");
-	rc = request(dr, "POST", path.ptr, "application/x-tar", tar, len, dr->pull_timeout_ms,
-		     NULL, imported, hp, NULL);
-	sw_buf_release(&path);
-	if (rc < 0)
-		free(hp);
-	return rc;
-}
-
-static void one_removed(struct sw_http_result *r, void *arg)
-{
-	struct helper *hp = arg;
-
-	if (!r->error && (r->status == 204 || r->status == 200 || r->status == 404))
-		hp->removed++;
-	else
-		api_message(&hp->err, r);
-	if (--hp->pending == 0)
-		helper_end(hp, hp->err.len ? SW_ERR : hp->removed, hp->err.ptr);
-}
-
-static void listed(struct sw_http_result *r, void *arg)
-{
-	struct helper *hp = arg;
-	json_t *j;
-	size_t i, n;
-
-	if (r->error || r->status != 200) {
-		struct sw_buf m = SW_BUF_INIT;
-		api_message(&m, r);
-		helper_end(hp, SW_ERR, m.ptr);
-		sw_buf_release(&m);
-		return;
-	}
-	j = json_loadb(r->body->ptr, r->body->len, 0, NULL);
-	if (!json_is_array(j)) {
-		json_decref(j);
-		helper_end(hp, SW_ERR, "container list is not a JSON array");
-		return;
-	}
-	n = json_array_size(j);
-	if (!hp->remove || n == 0) {
-		json_decref(j);
-		helper_end(hp, (int)(n > INT_MAX ? INT_MAX : n), "");
-		return;
-	}
-	hp->pending = 1;     /* held until every DELETE is out */
-	for (i = 0; i < n; i++) {
-		const json_t *c = json_array_get(j, i);
-		const char *id = json_string_value(json_object_get(c, "Id"));
-		const char *inst = json_string_value(
-		    json_object_get(json_object_get(c, "Labels"), "slipway.instance"));
-		char path[200];
-		if (!id || strlen(id) > 100 || !valid_image(id))
-			continue;
-		/* Ours: a step that started while the list was on its way. */
-		if (inst && !strcmp(inst, instance_id()))
-			continue;
-		snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
-		if (request(hp->dr, "DELETE", path, NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL,
-			    one_removed, hp, NULL) == 0)
-			hp->pending++;
-	}
-	json_decref(j);
-	if (--hp->pending == 0)
-		helper_end(hp, hp->err.len ? SW_ERR : hp->removed, hp->err.ptr);
-}
-
-static int list_labelled(struct sw_runner *r, int remove, sw_docker_done_fn done, void *arg)
-{
-	struct docker_runner *dr = (struct docker_runner *)r;
-	struct helper *hp;
-	int rc;
-
-	if (r->ops != &docker_ops)
-		return sw_error_setc(SW_EINVALID, "container listing needs a docker runner");
-	hp = sw_calloc(1, sizeof(*hp));
-	hp->dr = dr;
-	hp->done = done;
-	hp->arg = arg;
-	hp->remove = remove;
-	hp->err = (struct sw_buf)SW_BUF_INIT;
-	/* filters={"label":["slipway.run"]} */
-	rc = request(dr, "GET",
-		     "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22slipway.run%22%5D%7D",
-		     NULL, NULL, 0, CONTROL_TIMEOUT_MS, NULL, listed, hp, NULL);
-	if (rc < 0)
-		free(hp);
-	return rc;
-}
-
-int sw_docker_remove_leftovers(struct sw_runner *r, sw_docker_done_fn done, void *arg)
-{
-	return list_labelled(r, 1, done, arg);
-}
-
-int sw_docker_count_labelled(struct sw_runner *r, sw_docker_done_fn done, void *arg)
-{
-	return list_labelled(r, 0, done, arg);
 }
