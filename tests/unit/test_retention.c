@@ -22,7 +22,7 @@
 #include "lib/clock.h"
 #include "storage/store.h"
 #include "storage/store-int.h"
-#include "tests/unit/tmpdir.h"
+#include "tests/unit/scratch.h"
 
 #define DAY (86400LL * 1000)
 

@@ -1387,8 +1387,5 @@ int main(void)
 		cmocka_unit_test(test_proc_kill_grace),
 		cmocka_unit_test(test_proc_kill_stubborn),
 	};
-	/* e.g. SW_TEST_FILTER='test_fake_*' to run a few */
-	if (getenv("SW_TEST_FILTER"))
-		cmocka_set_test_filter(getenv("SW_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -27,6 +27,7 @@
 
 #include "lib/buf.h"
 #include "git/git.h"
+#include "tests/unit/scratch.h"
 #include "tests/unit/slow.h"
 
 /*
@@ -46,24 +47,11 @@ static char origin[300];     /* the origin repository (working tree) */
 static char file_url[320];
 static char sha_a[41], sha_b[41], sha_c[41];
 
-static int sh(const char *fmt, ...) SW_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	struct sw_buf b = SW_BUF_INIT;
-	va_list ap;
-	va_start(ap, fmt);
-	sw_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	int rc = system(b.ptr);
-	sw_buf_release(&b);
-	return rc;
-}
-
 static void rev_parse(char out[41], const char *rev)
 {
 	struct sw_buf b = SW_BUF_INIT;
 	char *f = sw_asprintf("%s/rev.txt", tmp);
-	assert_int_equal(sh("git -C '%s' rev-parse '%s' > '%s'", origin, rev, f), 0);
+	assert_int_equal(sw_test_sh("git -C '%s' rev-parse '%s' > '%s'", origin, rev, f), 0);
 	assert_int_equal(sw_buf_read_file(&b, f), 0);
 	assert_true(b.len >= 40);
 	memcpy(out, b.ptr, 40);
@@ -79,13 +67,8 @@ static int group_setup(void **state)
 		return -1;
 	snprintf(origin, sizeof(origin), "%s/origin", tmp);
 	snprintf(file_url, sizeof(file_url), "file://%s", origin);
-	setenv("GIT_AUTHOR_NAME", "t", 1);
-	setenv("GIT_AUTHOR_EMAIL", "t@example.com", 1);
-	setenv("GIT_COMMITTER_NAME", "t", 1);
-	setenv("GIT_COMMITTER_EMAIL", "t@example.com", 1);
-	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
-	setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
-	int rc = sh("set -e; cd '%s'; git init -q -b main origin; cd origin;"
+	sw_test_git_env();
+	int rc = sw_test_sh("set -e; cd '%s'; git init -q -b main origin; cd origin;"
 		    "echo hello > README; printf 'stages: v1\\n' > .slipway.yml;"
 		    "printf '#!/bin/sh\\necho run\\n' > run.sh; chmod 755 run.sh;"
 		    "ln -s README link; mkdir -p dir/sub; echo x > dir/sub/file.txt;"
@@ -271,7 +254,7 @@ static void test_checkout_errors(void **state)
 	assert_int_equal(sw_source_checkout(dd, "acme/shop", "not-a-sha", dest), SW_EINVALID);
 
 	/* a non-empty destination is refused */
-	assert_int_equal(sh("mkdir -p '%s' && touch '%s/stray'", dest, dest), 0);
+	assert_int_equal(sw_test_sh("mkdir -p '%s' && touch '%s/stray'", dest, dest), 0);
 	assert_int_equal(sw_source_checkout(dd, "acme/shop", sha_a, dest), SW_EEXISTS);
 	assert_non_null(strstr(sw_error_last(), "not empty"));
 	sw_workspace_remove(dest);
@@ -432,7 +415,7 @@ static void gate_hook(const char *name)
 	pthread_mutex_lock(&gate_mu);
 	if (gate_stage == 0) {
 		/* the first fetch has its refs; now origin gets a new commit */
-		assert_int_equal(sh("set -e; cd '%s'; echo late > late.txt; git add late.txt;"
+		assert_int_equal(sw_test_sh("set -e; cd '%s'; echo late > late.txt; git add late.txt;"
 				    "git commit -q -m late", origin), 0);
 		rev_parse(sha_late, "main");
 		gate_stage = 1;
@@ -492,7 +475,7 @@ static void test_waiter_refetches_for_a_missing_commit(void **state)
 	assert_int_equal(sw_source_resolve(sha, dd, "acme/shop", "main"), 0);
 	assert_string_equal(sha, sha_late);
 
-	assert_int_equal(sh("cd '%s' && git reset -q --hard HEAD~1", origin), 0);
+	assert_int_equal(sw_test_sh("cd '%s' && git reset -q --hard HEAD~1", origin), 0);
 	free(dd);
 }
 
@@ -504,7 +487,7 @@ static void test_new_commit_is_fetched(void **state)
 	unsigned long before;
 
 	assert_int_equal(sw_source_fetch(&r, dd, NULL), 0);
-	assert_int_equal(sh("set -e; cd '%s'; echo d > d.txt; git add d.txt; git commit -q -m D;"
+	assert_int_equal(sw_test_sh("set -e; cd '%s'; echo d > d.txt; git add d.txt; git commit -q -m D;"
 			    "git tag v1", origin), 0);
 	rev_parse(sha_d, "main");
 	assert_int_equal(sw_source_read_file(&b, dd, "acme/shop", sha_d, "d.txt"), SW_ENOTFOUND);
@@ -519,7 +502,7 @@ static void test_new_commit_is_fetched(void **state)
 	assert_string_equal(b.ptr, "d\n");
 
 	/* put origin back where the other tests expect it */
-	assert_int_equal(sh("set -e; cd '%s'; git tag -d v1 >/dev/null; git reset -q --hard HEAD~1",
+	assert_int_equal(sw_test_sh("set -e; cd '%s'; git tag -d v1 >/dev/null; git reset -q --hard HEAD~1",
 			    origin), 0);
 	/* the deleted branch tip is pruned from the mirror on the next fetch */
 	assert_int_equal(sw_source_fetch(&r, dd, NULL), 0);
@@ -636,7 +619,7 @@ static void test_https_token_auth(void **state)
 	struct sw_buf b = SW_BUF_INIT;
 	FILE *f;
 
-	if (sh("command -v python3 >/dev/null") != 0) {
+	if (sw_test_sh("command -v python3 >/dev/null") != 0) {
 		print_message("python3 missing: skipped\n");
 		skip();
 	}
@@ -644,7 +627,7 @@ static void test_https_token_auth(void **state)
 	fputs(http_server_py, f);
 	fclose(f);
 	/* serve the directory holding origin/ (its .git inside) */
-	assert_int_equal(sh("python3 '%s' '%s' tok-s3cr3t-value '%s' & echo $! > '%s'",
+	assert_int_equal(sw_test_sh("python3 '%s' '%s' tok-s3cr3t-value '%s' & echo $! > '%s'",
 			    py, tmp, portf, pidf), 0);
 	for (long i = 0; i < sw_test_ms(100) && sw_buf_read_file(&b, portf) < 0; i++)
 		usleep(50 * 1000);
@@ -687,7 +670,7 @@ static void test_workspace_remove(void **state)
 	char *ws = sw_asprintf("%s/ws-rm", tmp), *outside = sw_asprintf("%s/outside", tmp), *p;
 	struct stat st;
 
-	assert_int_equal(sh("set -e; mkdir -p '%s/ro/deep' '%s'; echo keep > '%s/keep';"
+	assert_int_equal(sw_test_sh("set -e; mkdir -p '%s/ro/deep' '%s'; echo keep > '%s/keep';"
 			    "echo x > '%s/ro/deep/f'; chmod 555 '%s/ro/deep' '%s/ro';"
 			    "ln -s '%s' '%s/escape'; ln -s '%s/keep' '%s/keeplink'",
 			    ws, outside, outside, ws, ws, ws, outside, ws, outside, ws), 0);

@@ -23,7 +23,7 @@
 #include "storage/store.h"
 #include "storage/store-int.h"
 #include "tests/unit/slow.h"
-#include "tests/unit/tmpdir.h"
+#include "tests/unit/scratch.h"
 
 struct fx {
 	char dir[64];

@@ -32,6 +32,7 @@
 
 #include "lib/buf.h"
 #include "tests/unit/kubeapi-util.h"
+#include "tests/unit/scratch.h"
 #include "tests/unit/slow.h"
 #include "lib/clock.h"
 #include "config/config.h"
@@ -72,19 +73,6 @@ struct fx {
 
 static char kubeapi[PATH_MAX];
 static char fixtures[PATH_MAX];
-
-static int sh(const char *fmt, ...) SW_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	struct sw_buf b = SW_BUF_INIT;
-	va_list ap;
-	va_start(ap, fmt);
-	sw_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	int rc = system(b.ptr);
-	sw_buf_release(&b);
-	return rc;
-}
 
 /* Output of a shell command (trailing newline cut). */
 static char *sh_out(const char *fmt, ...) SW_PRINTF(1, 2);
@@ -133,7 +121,7 @@ static void server_stop(struct sw_test_kubeapi *s)
 static void commit(struct fx *f, char sha[41], const char *script)
 {
 	char *out;
-	assert_int_equal(sh("set -e; cd '%s'; %s; git add -A; git commit -q --allow-empty -m step",
+	assert_int_equal(sw_test_sh("set -e; cd '%s'; %s; git add -A; git commit -q --allow-empty -m step",
 			    f->origin, script), 0);
 	out = sh_out("git -C '%s' rev-parse HEAD", f->origin);
 	assert_int_equal(strlen(out), 40);
@@ -274,7 +262,7 @@ static int setup(void **state)
 	assert_int_equal(sw_pool_new(&f->pool, f->base, 2), 0);
 	assert_int_equal(sw_store_open(&f->store, f->data), 0);
 	assert_int_equal(sw_store_env_upsert(f->store, ENV, "dev"), 0);
-	assert_int_equal(sh("set -e; git init -q -b dev '%s'", f->origin), 0);
+	assert_int_equal(sw_test_sh("set -e; git init -q -b dev '%s'", f->origin), 0);
 
 	f->manifests = sw_calloc(2, sizeof(char *));
 	f->manifests[0] = sw_strdup("deploy");
@@ -315,7 +303,7 @@ static int teardown(void **state)
 	event_base_free(f->base);
 	free(f->manifests[0]);
 	free(f->manifests);
-	sh("rm -rf '%s'", f->tmp);
+	sw_test_sh("rm -rf '%s'", f->tmp);
 	free(f);
 	return 0;
 }
@@ -401,7 +389,7 @@ static void test_lifecycle(void **state)
 	assert_string_equal(jpath(dd, "metadata", "labels", SW_SYNC_LABEL), ENV);
 	json_decref(dd);
 	assert_string_equal(sw_sync_desired_commit(f->sync), a);
-	assert_int_equal(sh("kubectl --server %s -n shop patch configmap settings --type=merge "
+	assert_int_equal(sw_test_sh("kubectl --server %s -n shop patch configmap settings --type=merge "
 			    "-p '{\"data\":{\"mode\":\"slow\"}}' >/dev/null", f->srv.url), 0);
 	assert_int_equal(sw_sync_apply_one(f->sync, "nope", NULL, NULL, NULL), SW_ENOTFOUND);
 
@@ -445,7 +433,7 @@ static void test_lifecycle(void **state)
 	free(img);
 
 	/* objects of others: no annotation, or another environment's */
-	assert_int_equal(sh("printf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: foreign\\n"
+	assert_int_equal(sw_test_sh("printf 'apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: foreign\\n"
 			    "  namespace: shop\\n  labels: {%s: %s}\\n---\\napiVersion: v1\\nkind: ConfigMap\\n"
 			    "metadata:\\n  name: other\\n  namespace: shop\\n  labels: {%s: %s}\\n"
 			    "  annotations: {%s: \\\"prod:/ConfigMap/shop/other\\\"}\\n' | "
@@ -532,7 +520,7 @@ static void test_apply_one(void **state)
 	assert_int_equal(o.status, SW_SYNC_SUCCESS);
 	outcome_release(&o);
 	assert_int_equal(sw_sync_desired_version(f->sync), 1);
-	assert_int_equal(sh("kubectl --server %s -n shop delete configmap settings >/dev/null",
+	assert_int_equal(sw_test_sh("kubectl --server %s -n shop delete configmap settings >/dev/null",
 			    f->srv.url), 0);
 	assert_int_equal(sw_sync_apply_one(f->sync, ENV ":" K_CM, one_done, &one, NULL), 0);
 	run_until(f, &one.done, 1, 10000);
@@ -683,7 +671,7 @@ static void test_many_workloads(void **state)
 
 	f->env.health_timeout_s = sw_test_s(2);
 	start(f, fast, NULL);
-	assert_int_equal(sh("printf 'apiVersion: v1\\nkind: Namespace\\nmetadata: {name: shop}\\n---\\n"
+	assert_int_equal(sw_test_sh("printf 'apiVersion: v1\\nkind: Namespace\\nmetadata: {name: shop}\\n---\\n"
 			    "apiVersion: v1\\nkind: ConfigMap\\nmetadata: {name: before, namespace: shop}\\n"
 			    "data: {a: b}\\n' | kubectl --server %s apply --server-side --validate=false "
 			    "-f - >/dev/null", f->srv.url), 0);
@@ -856,12 +844,7 @@ static int group_setup(void **state)
 		fixtures[0] = '\0';
 	if (!fixtures[0] || access(fixtures, R_OK) != 0)
 		snprintf(fixtures, sizeof(fixtures), "/work/shared/fixtures");
-	setenv("GIT_AUTHOR_NAME", "t", 1);
-	setenv("GIT_AUTHOR_EMAIL", "t@example.com", 1);
-	setenv("GIT_COMMITTER_NAME", "t", 1);
-	setenv("GIT_COMMITTER_EMAIL", "t@example.com", 1);
-	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
-	setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
+	sw_test_git_env();
 	signal(SIGPIPE, SIG_IGN);
 	return 0;
 }

@@ -29,6 +29,7 @@
 #include "lib/proc.h"
 #include "infra/infra.h"
 #include "runners/runner.h"
+#include "tests/unit/scratch.h"
 #include "tests/unit/slow.h"
 
 #define FIX "tests/fixtures/terraform"
@@ -109,19 +110,6 @@ static void wait_for(struct rec *r)
 	while (!r->done && time(NULL) < until)
 		event_base_loop(E.base, EVLOOP_ONCE);
 	assert_true(r->done);
-}
-
-static int sh(const char *fmt, ...) SW_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	struct sw_buf b = SW_BUF_INIT;
-	va_list ap;
-	va_start(ap, fmt);
-	sw_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	int rc = system(b.ptr);
-	sw_buf_release(&b);
-	return rc;
 }
 
 static const char *dev_vars[] = { "stage=dev", NULL };
@@ -240,7 +228,7 @@ static int setup(void **state)
 	if (!mkdtemp(E.data))
 		return -1;
 	snprintf(E.repo, sizeof(E.repo), "%s/checkout", E.data);
-	if (sh("cp -r '%s/" FIX "/repo' '%s'", E.src, E.repo) != 0)
+	if (sw_test_sh("cp -r '%s/" FIX "/repo' '%s'", E.src, E.repo) != 0)
 		return -1;
 	struct sw_tf_opts o = SW_TF_OPTS_INIT;
 	o.base = E.base;
@@ -255,7 +243,7 @@ static int teardown(void **state)
 	assert_int_equal(sw_tf_pending(E.tf), 0);
 	sw_tf_free(E.tf);
 	E.tf = NULL;
-	sh("rm -rf '%s'", E.data);
+	sw_test_sh("rm -rf '%s'", E.data);
 	return 0;
 }
 
@@ -263,13 +251,13 @@ static int teardown(void **state)
 
 static void extra(const char *name)
 {
-	assert_int_equal(sh("cp '%s/" FIX "/extra/%s' '%s/infra/environment/dev/'", E.src, name,
+	assert_int_equal(sw_test_sh("cp '%s/" FIX "/extra/%s' '%s/infra/environment/dev/'", E.src, name,
 			    E.repo), 0);
 }
 
 static void unextra(const char *name)
 {
-	assert_int_equal(sh("rm -f '%s/infra/environment/dev/%s'", E.repo, name), 0);
+	assert_int_equal(sw_test_sh("rm -f '%s/infra/environment/dev/%s'", E.repo, name), 0);
 }
 
 /* ---- tests with terraform -------------------------------------------- */
@@ -399,7 +387,7 @@ static void test_plan_destroy(void **state)
 	rec_release(&r);
 	unextra("add.tf");
 	/* and replace another: the shared module's input changes through triggers */
-	assert_int_equal(sh("sed -i 's/input = var.name/input = var.name\\n  triggers_replace = [\"v2\"]/' "
+	assert_int_equal(sw_test_sh("sed -i 's/input = var.name/input = var.name\\n  triggers_replace = [\"v2\"]/' "
 			    "'%s/infra/modules/shared/main.tf' && cd '%s' && terraform fmt -recursive >/dev/null",
 			    E.repo, E.repo), 0);
 
@@ -443,7 +431,7 @@ static void test_drift_and_heal(void **state)
 	assert_int_equal(r.res->nchanges, 0);
 	rec_release(&r);
 
-	assert_int_equal(sh("sed -i 's/\"value\": \"1\"/\"value\": \"2\"/; s/\"serial\": 1/\"serial\": 2/' "
+	assert_int_equal(sw_test_sh("sed -i 's/\"value\": \"1\"/\"value\": \"2\"/; s/\"serial\": 1/\"serial\": 2/' "
 			    "'%s/infra/upstream/terraform.tfstate'", E.repo), 0);
 	run_op(E.tf, DRIFT, 1, &r);
 	assert_int_equal(r.res->status, 0);
@@ -531,7 +519,7 @@ static void test_missing_variable(void **state)
 	assert_int_equal(r.res->plan_exit, -1);
 	rec_release(&r);
 
-	assert_int_equal(sh("cp '%s/" FIX "/extra/dev.tfvars' '%s/infra/'", E.src, E.repo), 0);
+	assert_int_equal(sw_test_sh("cp '%s/" FIX "/extra/dev.tfvars' '%s/infra/'", E.src, E.repo), 0);
 	struct sw_cfg_infra in = infra_dev(0);
 	in.var_file = (char *)"infra/dev.tfvars";
 	struct sw_tf_req q;

@@ -22,7 +22,7 @@
 #include "pipeline/engine-int.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
-#include "tests/unit/tmpdir.h"
+#include "tests/unit/scratch.h"
 
 struct fx {
 	char dir[64];
