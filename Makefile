@@ -5,6 +5,8 @@
 #   make check        the same tests built with AddressSanitizer + UBSan
 #   make demo         install missing packages, build, run the end-to-end demo
 #   make install      PREFIX=/usr/local DESTDIR=
+#   make fuzz         build the libFuzzer targets (clang) and run each for FUZZ_SECONDS
+#   make fuzz-build   only build them, into build/fuzz/NAME (docs/fuzzing.md)
 #
 # Sources are found by folder: every .c in a subsystem folder goes into
 # build/libslipway.a; daemon/slipwayd.c and cli/slipway.c are the two mains;
@@ -64,7 +66,7 @@ Q_AR = @echo "  AR      $@";
 endif
 
 .SECONDARY:
-.PHONY: all deps test unit e2e check demo install clean bench
+.PHONY: all deps test unit e2e check demo install clean bench fuzz fuzz-build fuzz-regress
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -92,11 +94,60 @@ $(BUILD)/tests/kubeapi: $(KUBEAPI_OBJ)
 deps:
 	@contrib/install-deps.sh
 
+# Fuzz targets (tests/fuzz/NAME.c, one LLVMFuzzerTestOneInput each). The same
+# sources linked with tests/fuzz/driver.c by $(CC) make build/tests/fuzz-NAME,
+# which replays the seeds and regression inputs in `make unit` (and, built with
+# the sanitizers, in `make check`) on machines without clang.
+FUZZ_SRC   := $(filter-out tests/fuzz/driver.c,$(wildcard tests/fuzz/*.c))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZ_REGRESS_BIN := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-%)
+
+$(BUILD)/tests/fuzz-%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/driver.o $(BUILD)/libslipway.a
+	@mkdir -p $(dir $@)
+	$(Q_LD)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_ALL)
+
+fuzz-regress: $(FUZZ_REGRESS_BIN)
+	@tests/fuzz/regress.sh $(BUILD)/tests $(FUZZ_NAMES)
+
+# The libFuzzer build: clang, its own objects under build/fuzz/obj.
+FUZZ_CC     ?= $(shell command -v clang-14 2>/dev/null || command -v clang 2>/dev/null || echo clang)
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  = -std=c11 -D_GNU_SOURCE -I. -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
+	       $(filter-out -Werror,$(WARN)) -Wno-unknown-warning-option -Wno-string-concatenation $(PKG_CFLAGS) -MMD -MP
+FUZZ_SECONDS ?= 60
+FUZZ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_BIN    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+
+$(BUILD)/fuzz/obj/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(Q_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(Q_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(BUILD)/fuzz/libslipway.a: $(FUZZ_OBJ)
+	$(Q_AR)rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/obj/tests/fuzz/%.o $(BUILD)/fuzz/libslipway.a
+	$(Q_LD)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LIBS_ALL)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Each target for FUZZ_SECONDS on tests/fuzz/corpus/NAME (kept out of git),
+# seeded from the fixtures; a crash stops `make fuzz` with the input saved.
+# `make -j2 fuzz` runs two at a time.
+fuzz: $(FUZZ_NAMES:%=fuzz-run-%)
+
+fuzz-run-%: $(BUILD)/fuzz/%
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $< $*
+
 # Unit tests, then the end-to-end scripts (tests/e2e/*.sh), each against the
 # real binaries in $(BUILD).
-unit: $(UNIT_BIN) $(KUBEAPI_BIN)
+unit: $(UNIT_BIN) $(KUBEAPI_BIN) $(FUZZ_REGRESS_BIN)
 	@contrib/layers.sh --check
 	@tests/run-unit.sh $(UNIT_BIN)
+	@tests/fuzz/regress.sh $(BUILD)/tests $(FUZZ_NAMES)
 
 e2e: $(BINS) $(KUBEAPI_BIN)
 	@BUILD=$(abspath $(BUILD)) tests/run-e2e.sh
@@ -122,4 +173,4 @@ install: $(BINS)
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)
