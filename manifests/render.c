@@ -351,7 +351,8 @@ static json_t *integral_reals(json_t *j)
 
 	if (json_is_real(j)) {
 		double d = json_real_value(j);
-		if (d == (double)(json_int_t)d && d > -9.2e18 && d < 9.2e18) {
+		/* the range first: converting a real out of it is undefined */
+		if (d > -9.2e18 && d < 9.2e18 && d == (double)(json_int_t)d) {
 			json_decref(j);
 			return json_integer((json_int_t)d);
 		}

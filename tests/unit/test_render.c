@@ -256,6 +256,26 @@ static void test_tree(void **state)
 	free(a_b);
 }
 
+/* Reals too big for an integer stay reals (the conversion is not tried: it is undefined). */
+static void test_huge_reals(void **state)
+{
+	struct sw_objset *set;
+	json_t *d;
+
+	put("big.json", "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": "
+	    "{\"name\": \"big\"}, \"x\": [1e300, -1e300, 9.3e18, -9.3e18, 4.0, -2.0]}\n");
+	assert_int_equal(render(&set, tmp, "big.json", NULL), 0);
+	assert_int_equal(set->n, 1);
+	d = json_object_get(set->objs[0].json, "x");
+	assert_true(json_is_real(json_array_get(d, 0)));
+	assert_true(json_real_value(json_array_get(d, 1)) == -1e300);
+	assert_true(json_is_real(json_array_get(d, 2)));
+	assert_true(json_is_real(json_array_get(d, 3)));
+	assert_int_equal(json_integer_value(json_array_get(d, 4)), 4);
+	assert_int_equal(json_integer_value(json_array_get(d, 5)), -2);
+	sw_objset_free(set);
+}
+
 static void test_invalid_yaml(void **state)
 {
 	struct sw_objset *set = (void *)1;
@@ -869,6 +889,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_guestbook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_reals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_yaml, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
