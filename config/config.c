@@ -20,6 +20,8 @@
 #include "lib/yaml.h"
 
 #define MAX_ERRORS 50
+/* runner.cpus: more than any host has, few enough that the nanoseconds fit an int64 */
+#define MAX_CPUS 4096
 
 struct reader {
 	const char *file;
@@ -410,12 +412,15 @@ static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 	node_t *cpus = sw_yaml_get(n, "cpus");
 	if (cpus) {
 		struct sw_yaml_scalar sc;
+		/* bounded, so that the nanoseconds fit Docker's int64 (.inf did not) */
 		if (cpus->type == SW_YAML_SCALAR && (sw_yaml_resolve(cpus, &sc),
-		    (sc.kind == SW_YK_INT && sc.i > 0) || (sc.kind == SW_YK_FLOAT && sc.f > 0)))
+		    (sc.kind == SW_YK_INT && sc.i > 0 && sc.i <= MAX_CPUS) ||
+		    (sc.kind == SW_YK_FLOAT && sc.f > 0 && sc.f <= MAX_CPUS)))
 			c->runner_nano_cpus = (int64_t)((sc.kind == SW_YK_INT ? (double)sc.i : sc.f) * 1e9);
 		else
-			err(r, cpus, "runner.cpus", "expected a positive number such as 1.5, found %s",
-			    cpus->type == SW_YAML_SCALAR ? cpus->value : describe(cpus));
+			err(r, cpus, "runner.cpus",
+			    "expected a positive number of at most %d such as 1.5, found %s",
+			    MAX_CPUS, cpus->type == SW_YAML_SCALAR ? cpus->value : describe(cpus));
 	}
 	get_str(r, n, "runner", "network", &c->runner_network, 0);
 	get_duration(r, n, "runner", "timeout", &c->step_timeout_s);

@@ -224,6 +224,14 @@ static void test_runner_isolation(void **state)
 	sw_config_free(c);
 
 	expect_error(MINIMAL "runner:\n  pids: many\n", "runner.pids: expected an integer");
+	/* cpus is bounded: .inf and 1e300 nanoseconds do not fit an int64 */
+	assert_int_equal(load(MINIMAL "runner:\n  cpus: 4096\n", &c), 0);
+	assert_int_equal(c->runner_nano_cpus, 4096000000000LL);
+	sw_config_free(c);
+	expect_error(MINIMAL "runner:\n  cpus: .inf\n", "runner.cpus: expected a positive number of at most 4096");
+	expect_error(MINIMAL "runner:\n  cpus: 1e300\n", "runner.cpus: expected a positive number");
+	expect_error(MINIMAL "runner:\n  cpus: 4097\n", "runner.cpus: expected a positive number");
+	expect_error(MINIMAL "runner:\n  cpus: .nan\n", "runner.cpus: expected a positive number");
 }
 
 static void test_yaml_syntax_error(void **state)
