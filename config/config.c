@@ -9,11 +9,13 @@
 #include "config/config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "lib/buf.h"
 #include "lib/strv.h"
@@ -22,6 +24,8 @@
 #define MAX_ERRORS 50
 /* runner.cpus: more than any host has, few enough that the nanoseconds fit an int64 */
 #define MAX_CPUS 4096
+/* secret_file: a token or a key, never more */
+#define MAX_SECRET_BYTES (1024 * 1024)
 
 struct reader {
 	const char *file;
@@ -262,9 +266,19 @@ static void get_secret(struct reader *r, node_t *map, const char *path, const ch
 		}
 	} else {
 		struct sw_buf b = SW_BUF_INIT;
+		struct stat st;
 		make_abs(r, &file);
-		if (sw_buf_read_file(&b, file) < 0) {
+		/* A device (/dev/zero) or a FIFO would be read forever or block the reload. */
+		if (stat(file, &st) < 0) {
+			err(r, n, p, "cannot read secret file: %s: %s", file, strerror(errno));
+		} else if (!S_ISREG(st.st_mode)) {
+			err(r, n, p, "secret file %s is not a regular file", file);
+		} else if (st.st_size > MAX_SECRET_BYTES) {
+			err(r, n, p, "secret file %s is larger than 1 MiB", file);
+		} else if (sw_buf_read_file(&b, file) < 0) {
 			err(r, n, p, "cannot read secret file: %s", sw_error_last());
+		} else if (b.len > MAX_SECRET_BYTES) {
+			err(r, n, p, "secret file %s is larger than 1 MiB", file);
 		} else {
 			while (b.len && (b.ptr[b.len - 1] == '\n' || b.ptr[b.len - 1] == '\r'))
 				sw_buf_truncate(&b, b.len - 1);

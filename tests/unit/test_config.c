@@ -195,6 +195,18 @@ static void test_secret_sources(void **state)
 		     "github.webhook_secret: cannot read secret file");
 	expect_error(MINIMAL "github:\n  webhook_secret: {secret_file: a, secret_env: B}\n",
 		     "give exactly one of secret_file or secret_env");
+	/* only a regular file of at most 1 MiB: /dev/zero would be read forever */
+	expect_error(MINIMAL "github:\n  webhook_secret: {secret_file: /dev/zero}\n",
+		     "github.webhook_secret: secret file /dev/zero is not a regular file");
+	expect_error(MINIMAL "github:\n  webhook_secret: {secret_file: /}\n",
+		     "secret file / is not a regular file");
+	char *big = sw_calloc(1, 1024 * 1024 + 2);
+	memset(big, 'x', 1024 * 1024 + 1);
+	free(write_file("big-secret", big));
+	free(big);
+	expect_error(MINIMAL "github:\n  webhook_secret: {secret_file: big-secret}\n",
+		     "secret file");
+	assert_non_null(strstr(sw_error_last(), "big-secret is larger than 1 MiB"));
 }
 
 /* Stage isolation: the defaults ship locked down; the admin changes them. */
