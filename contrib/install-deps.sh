@@ -1,12 +1,14 @@
 #!/bin/sh
-# Install the Debian/Ubuntu packages slipway needs to build, test and demo.
+# Install the Debian/Ubuntu packages slipway needs to build, test and demo
+# (clang and its runtime for `make fuzz`).
 # Does nothing when everything is already there. Uses sudo when not root.
 set -eu
 
 PKGS="build-essential pkg-config git curl ca-certificates jq python3 openssl
 libevent-dev libgit2-dev libcurl4-openssl-dev libssl-dev libjansson-dev
 libyaml-dev libsqlite3-dev libcmocka-dev sqlite3
-podman runc busybox-static kubectl chromium"
+podman runc busybox-static kubectl chromium
+clang-14 libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do
