@@ -204,7 +204,8 @@ int sw_kube_exec_cred_parse(struct sw_kube_cred *out, const char *text, size_t l
 /*
  * Cut every "managedFields" member out of the JSON text p[0..n), in place
  * (list and apply answers are parsed without them); returns the new length.
- * Valid JSON stays valid JSON.
+ * Valid JSON stays valid JSON. A key spelt with escapes ("managed\u0046ields")
+ * is left in place: no server writes one, and the cut only saves memory.
  */
 size_t sw_kube_strip_managed_fields(char *p, size_t n);
 
