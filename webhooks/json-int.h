@@ -5,8 +5,8 @@
  * A delivery's payload is mostly what slipway never reads (a push carries
  * ~300 keys, slipway reads a dozen). Building a tree for it (jansson: a hash
  * table per object, a string per key) was most of the cost of a delivery, so
- * parse.c scans instead: the whole document is checked as strictly as
- * json_loadb(JSON_REJECT_DUPLICATES) checks it, without allocating, and the
+ * parse.c scans instead: the whole document is checked at least as strictly
+ * as json_loadb(JSON_REJECT_DUPLICATES) checks it, without allocating, and the
  * value at each wanted path is remembered as a span of the input.
  *
  * What is rejected, as jansson rejects it: anything that is not one object
@@ -14,7 +14,10 @@
  * and \u0000 in strings; bad escapes and unpaired surrogates; malformed
  * numbers, integers outside int64 and reals that overflow a double; a key
  * twice in one object (compared after unescaping); nesting deeper than
- * 2048. The scanner is iterative: hostile input cannot grow the C stack.
+ * 2048. And a NUL byte anywhere, as RFC 8259 says (jansson 2.14 lets one
+ * through right after a number or literal: "[1\0]" loads; the scanner is
+ * stricter there). The scanner is iterative: hostile input cannot grow the
+ * C stack.
  */
 #ifndef SW_WEBHOOKS_JSON_H
 #define SW_WEBHOOKS_JSON_H

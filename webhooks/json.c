@@ -63,7 +63,9 @@ static int fail_at(struct scan *sc, size_t at, const char *what)
 			col++;
 		}
 	}
-	return sw_error_setc(SW_EINVALID, "%s at line %zu column %zu", what, line, col);
+	/* a NUL byte shows as nothing in a log: name it */
+	return sw_error_setc(SW_EINVALID, "%s at line %zu column %zu%s", what, line, col,
+			     at < sc->n && sc->s[at] == '\0' ? " (a NUL byte)" : "");
 }
 
 /* Grow a stack that starts in an inline array. */

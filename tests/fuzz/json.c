@@ -8,6 +8,13 @@
  * the same decoded string. A difference is a delivery the daemon would read
  * otherwise than any other JSON reader; the scanner is what decides whether
  * a body is accepted (400 or 202). Seeds: the GitHub payloads.
+ *
+ * One exception: jansson 2.14 lets a NUL byte through right after a number
+ * or a literal ("[1\0]", "{\"a\":false\0}" load), as its one-byte push-back
+ * loses a NUL. RFC 8259 allows no NUL byte anywhere in a JSON text (it is not
+ * whitespace, and not allowed raw in a string), so an input with one must
+ * simply be rejected by the scanner, whatever jansson says
+ * (regress/json/nul-after-*).
  */
 #include <jansson.h>
 
@@ -69,6 +76,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc, node;
 
 	fuzz_init();
+	if (memchr(data, 0, size)) {
+		if (sw_webhook_json_scan(text, size, NULL, 0, NULL) == 0)
+			differ("the scanner accepts a NUL byte", data, size);
+		json_decref(root);
+		return 0;
+	}
 	/* Accept and reject alike (no paths: the check sw_webhook_json_check does). */
 	rc = sw_webhook_json_scan(text, size, NULL, 0, NULL);
 	if ((rc == 0) != (root != NULL)) {

@@ -522,6 +522,13 @@ static void test_json_scan_cases(void **state)
 	/* a NUL byte inside the buffer, in a string and between tokens */
 	expect_same("[\"a\0b\"]", 7);
 	expect_same("[1,\0 2]", 7);
+	/* right after a number or literal jansson 2.14 loses a NUL byte and
+	 * accepts; RFC 8259 allows none, and the scanner says where it is
+	 * (found by tests/fuzz/json) */
+	assert_false(scanner_accepts("[1\0]", 4));
+	assert_string_equal(sw_error_last(), "',' or ']' expected at line 1 column 3 (a NUL byte)");
+	assert_false(scanner_accepts("{\"a\":false\0}", 12));
+	assert_false(scanner_accepts("[null\0]", 7));
 	/* many keys in one object: the duplicate filter saturates */
 	{
 		struct sw_buf b = SW_BUF_INIT;
