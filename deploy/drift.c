@@ -39,7 +39,8 @@ struct dobj {
 
 	struct sw_kube_op *op;  /* the one request in flight */
 	struct heal_ctx *heal;  /* its context when it is a heal */
-	json_t *live;           /* the live state being checked (during a dry run) */
+	json_t *live;           /* the live state being checked (during a dry run or a blame) */
+	json_t *blame_diffs;    /* a confirmed drift waiting for a GET that names its manager */
 	json_t *pending;        /* newest state that arrived while busy */
 	int pending_gone;       /* ... or: it went away (probe with GET) */
 
@@ -132,6 +133,8 @@ static void dobj_cancel(struct dobj *o)
 	o->heal = NULL;
 	json_decref(o->live);
 	o->live = NULL;
+	json_decref(o->blame_diffs);
+	o->blame_diffs = NULL;
 	json_decref(o->pending);
 	o->pending = NULL;
 	o->pending_gone = 0;
@@ -449,10 +452,12 @@ static int heal(struct dobj *o, const char *fields, const char *manager, const c
 }
 
 /*
- * A confirmed drift with `diffs` (NULL live: the object is missing).
- * Returns 1 when a request started.
+ * A confirmed drift with `diffs` (NULL live: the object is missing); the
+ * manager to blame is read from `managed` (the object with its
+ * managedFields; NULL: unknown). Returns 1 when a request started.
  */
-static int drifted(struct dobj *o, const json_t *live, const json_t *diffs)
+static int drifted(struct dobj *o, const json_t *live, const json_t *diffs,
+		   const json_t *managed)
 {
 	struct sw_drift *dw = o->dw;
 	char *fields, *summary;
@@ -465,7 +470,7 @@ static int drifted(struct dobj *o, const json_t *live, const json_t *diffs)
 	dw->st.detected++;
 	if (live) {
 		fields = fields_json(o, diffs);
-		manager = sw_drift_manager(live, diffs, dw->manager);
+		manager = managed ? sw_drift_manager(managed, diffs, dw->manager) : NULL;
 		sw_buf_addf(&s, "%s %s%s%s: ", o->kind, o->ns, *o->ns ? "/" : "", o->name);
 		json_array_foreach(diffs, i, d) {
 			if (i == 5) {
@@ -502,6 +507,47 @@ static int drifted(struct dobj *o, const json_t *live, const json_t *diffs)
 
 /* ---- checking ---- */
 
+/* Lists (a relist after a watch expired) bring objects without
+ * managedFields: kube.h. */
+static int has_managed_fields(const json_t *live)
+{
+	return json_object_get(json_object_get(live, "metadata"), "managedFields") != NULL;
+}
+
+static void blamed(const struct sw_kube_result *r, void *arg)
+{
+	struct dobj *o = arg;
+	json_t *live = o->live, *diffs = o->blame_diffs;
+	int started = 0;
+
+	o->op = NULL;
+	o->live = NULL;
+	o->blame_diffs = NULL;
+	if (!held(o->dw))
+		started = drifted(o, live, diffs, r->error ? NULL : r->obj);
+	json_decref(diffs);
+	json_decref(live);
+	if (!started)
+		next_pending(o);
+}
+
+/*
+ * A drift found in a listed object: GET it for its managedFields, so that
+ * the event names who made the change as one found by a watch does. Takes
+ * `live`; returns 1 when the GET started (blamed() follows).
+ */
+static int blame(struct dobj *o, json_t *live, json_t *diffs)
+{
+	if (sw_kube_get(o->dw->kube, o->api_version, o->kind, o->ns, o->name, blamed, o,
+			&o->op) < 0) {
+		o->op = NULL;
+		return 0;
+	}
+	o->live = live;
+	o->blame_diffs = json_incref(diffs);
+	return 1;
+}
+
 static void dry_run_done(const struct sw_kube_result *r, void *arg)
 {
 	struct dobj *o = arg;
@@ -526,10 +572,14 @@ static void dry_run_done(const struct sw_kube_result *r, void *arg)
 		sw_drift_diff(desired, r->obj, live, &diffs);
 	}
 	json_decref(desired);
-	if (!json_array_size(diffs))
+	if (!json_array_size(diffs)) {
 		mark_clean(o, live_rv(live)); /* only a normalised value differed */
-	else
-		started = drifted(o, live, diffs);
+	} else if (!has_managed_fields(live) && blame(o, live, diffs)) {
+		json_decref(diffs);
+		return;   /* blamed() goes on; it owns live now */
+	} else {
+		started = drifted(o, live, diffs, live);
+	}
 	json_decref(diffs);
 	json_decref(live);
 	if (!started)
@@ -594,7 +644,7 @@ static void probed(const struct sw_kube_result *r, void *arg)
 	}
 	if (r->error == SW_ENOTFOUND) {
 		dw->st.compares++;
-		started = drifted(o, NULL, NULL);
+		started = drifted(o, NULL, NULL, NULL);
 	} else {
 		log_warn("drift.get", "env=%s obj=%s err=%s", dw->env, o->key,
 			 sw_q(r->error_msg));
