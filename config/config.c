@@ -345,11 +345,58 @@ static void get_either(struct reader *r, node_t *map, const char *path, const ch
 	free(v);
 }
 
+/* The bounds on what one client may hold; each has a floor a real client
+ * never reaches, so a typo cannot make the server refuse everything. */
+static void read_limits(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const struct { const char *key; int64_t min, max; } sizes[] = {
+		{ "max_header_size", 1024, 16 * 1024 * 1024 },
+		{ "max_uri_size", 256, 1024 * 1024 },
+	};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		int64_t *out = i == 0 ? &c->max_header_size : &c->max_uri_size, v = -1;
+		get_size(r, n, "server", sizes[i].key, &v);
+		if (v == -1)
+			continue;
+		if (v < sizes[i].min || v > sizes[i].max)
+			err(r, sw_yaml_get(n, sizes[i].key), i == 0 ? "server.max_header_size" :
+			    "server.max_uri_size", "expected a size from %lldk to %lldm, found %lld bytes",
+			    (long long)sizes[i].min / 1024, (long long)sizes[i].max / 1024 / 1024,
+			    (long long)v);
+		else
+			*out = v;
+	}
+	int64_t t = -1;
+	get_duration(r, n, "server", "read_timeout", &t);
+	if (t == 0 || t > 3600)
+		err(r, sw_yaml_get(n, "read_timeout"), "server.read_timeout",
+		    "expected a duration from 1s to 1h, found %s", sw_yaml_get(n, "read_timeout")->value);
+	else if (t > 0)
+		c->read_timeout_s = t;
+	get_int(r, n, "server", "max_connections", &c->max_connections, 16, 1000000);
+	char **proxies = NULL;
+	size_t np = 0;
+	get_str_list(r, n, "server", "trusted_proxies", &proxies, &np);
+	if (np) {
+		c->trusted_proxies = sw_calloc(np, sizeof(*c->trusted_proxies));
+		for (size_t i = 0; i < np; i++) {
+			node_t *list = sw_yaml_get(n, "trusted_proxies");
+			if (sw_cidr_parse(&c->trusted_proxies[c->ntrusted_proxies], proxies[i]) < 0)
+				err(r, list->type == SW_YAML_SEQ && i < list->n ? list->items[i] : list,
+				    "server.trusted_proxies", "[%zu]: %s", i, sw_error_last());
+			else
+				c->ntrusted_proxies++;
+		}
+	}
+	sw_strv_freen(proxies, np);
+}
+
 static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "listen", "public_url", "data_dir", "tls", "log_level",
 		"durability", "max_concurrent_runs", "read_access", "api_token", "history_limit",
-		NULL };
+		"max_header_size", "max_uri_size", "read_timeout", "max_connections",
+		"trusted_proxies", NULL };
 	static const char *const tls_keys[] = { "cert", "key", NULL };
 	if (want_map(r, n, "server", keys) < 0)
 		return;
@@ -375,6 +422,7 @@ static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 	c->history_limit = hl;
 	get_either(r, n, "server", "read_access", "open", "token", &c->read_requires_token);
 	get_secret(r, n, "server", "api_token", &c->api_token);
+	read_limits(r, n, c);
 	node_t *tls = sw_yaml_get(n, "tls");
 	if (tls && want_map(r, tls, "server.tls", tls_keys) == 0) {
 		get_str(r, tls, "server.tls", "cert", &c->tls_cert, 1);
@@ -723,6 +771,9 @@ static void defaults(struct sw_config *c)
 	c->log_level = sw_strdup("info");
 	c->max_concurrent_runs = 4;
 	c->history_limit = 50;
+	c->max_header_size = 64 * 1024;
+	c->max_uri_size = 8 * 1024;
+	c->read_timeout_s = 10;
 	c->replay_window_s = 24 * 3600;
 	c->github_api_url = sw_strdup("https://api.github.com");
 	c->slack_api_url = sw_strdup("https://slack.com/api");
@@ -846,6 +897,7 @@ void sw_config_free(struct sw_config *c)
 	free(c->tls_key);
 	free(c->log_level);
 	secret_release(&c->api_token);
+	free(c->trusted_proxies);
 	free(c->github_api_url);
 	secret_release(&c->webhook_secret);
 	secret_release(&c->github_token);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/cidr.h"
 #include "lib/error.h"
 
 struct sw_secret {
@@ -99,6 +100,13 @@ struct sw_config {
 	int read_requires_token; /* status page and read API need the token */
 	struct sw_secret api_token;  /* for actions (sync, rollback, cancel) */
 	int64_t history_limit;   /* deploy history kept per environment */
+	/* what one client may hold (docs/config.md, "Limits") */
+	int64_t max_header_size; /* request line and headers, bytes: more gets 431 */
+	int64_t max_uri_size;    /* the request target, bytes: more gets 414 */
+	int64_t read_timeout_s;  /* a request's headers and body arrive within it */
+	int max_connections;     /* 0 = derived from RLIMIT_NOFILE at start-up */
+	struct sw_cidr *trusted_proxies;  /* peers whose X-Forwarded-For counts */
+	size_t ntrusted_proxies;
 
 	/* github */
 	char *github_api_url;

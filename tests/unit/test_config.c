@@ -354,6 +354,37 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(sw_error_last(), "/nonexistent/slipway.yaml: No such file or directory"));
 }
 
+static void test_server_limits(void **state)
+{
+	struct sw_config *c;
+	assert_int_equal(load(MINIMAL, &c), 0);
+	assert_int_equal(c->max_header_size, 64 * 1024);
+	assert_int_equal(c->max_uri_size, 8 * 1024);
+	assert_int_equal(c->read_timeout_s, 10);
+	assert_int_equal(c->max_connections, 0);   /* derived at start-up */
+	assert_int_equal(c->ntrusted_proxies, 0);
+	sw_config_free(c);
+	assert_int_equal(load(MINIMAL "  max_header_size: 16k\n  max_uri_size: 2k\n"
+			      "  read_timeout: 3s\n  max_connections: 100\n"
+			      "  trusted_proxies: [10.0.0.0/8, \"::1\"]\n", &c), 0);
+	assert_int_equal(c->max_header_size, 16 * 1024);
+	assert_int_equal(c->max_uri_size, 2048);
+	assert_int_equal(c->read_timeout_s, 3);
+	assert_int_equal(c->max_connections, 100);
+	assert_int_equal(c->ntrusted_proxies, 2);
+	assert_true(sw_cidr_match(&c->trusted_proxies[0], "10.1.2.3"));
+	assert_true(sw_cidr_match(&c->trusted_proxies[1], "::1"));
+	sw_config_free(c);
+	expect_error(MINIMAL "  trusted_proxies:\n    - 10.0.0.0/8\n    - 10.1.0.0/8\n",
+		     "slipway.yaml:5:7: server.trusted_proxies: [1]: 10.1.0.0/8: bits beyond");
+	expect_error(MINIMAL "  max_header_size: 10\n",
+		     "server.max_header_size: expected a size from 1k to 16m, found 10 bytes");
+	expect_error(MINIMAL "  read_timeout: 0s\n", "server.read_timeout: expected a duration "
+		     "from 1s to 1h");
+	expect_error(MINIMAL "  max_connections: 3\n", "server.max_connections: expected an "
+		     "integer from 16");
+}
+
 static void test_durations_and_sizes(void **state)
 {
 	assert_int_equal(sw_parse_duration("90"), 90);
@@ -392,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_terraform_section),
 		cmocka_unit_test(test_durations_and_sizes),
+		cmocka_unit_test(test_server_limits),
 		cmocka_unit_test(test_retention_section),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
