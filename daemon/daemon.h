@@ -34,6 +34,8 @@ struct sw_deployer;
 struct sw_syncer;
 struct sw_deploy_ops;
 struct sw_retention;
+struct sw_conns;
+struct sw_limiter;
 
 /*
  * Environment actions of the JSON API that another subsystem performs (the
@@ -69,6 +71,9 @@ struct sw_daemon {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
+	struct sw_conns *conns;       /* per-connection limits (daemon/conn.c) */
+	/* failed logins and bearer tokens per client (daemon/auth.c) */
+	struct sw_limiter *login_fails, *token_fails;
 	SSL_CTX *ssl;
 	struct sw_config *cfg;        /* replaced as a whole on SIGHUP */
 	char *cfg_path;

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "daemon/conn-int.h"
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -115,6 +116,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	int path_matched = 0;
 
+	sw_conns_request(d->conns, req);
 	if (!path || !*path)
 		path = "/";
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)

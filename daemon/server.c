@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 
+#include "daemon/conn-int.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics-int.h"
 #include "lib/buf.h"
@@ -36,7 +37,6 @@
 #include "storage/store.h"
 
 #define WORKERS 4
-#define MAX_BODY (25u * 1024 * 1024)   /* GitHub caps payloads at 25 MB */
 #define LOOP_BUSY_TIMEOUT_MS 50         /* see sw_store_open_opts below */
 
 static const char *ssl_error(void)
@@ -47,13 +47,6 @@ static const char *ssl_error(void)
 		return "unknown TLS error";
 	ERR_error_string_n(e, buf, sizeof(buf));
 	return buf;
-}
-
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
-{
-	SSL_CTX *ctx = arg;
-	return bufferevent_openssl_socket_new(base, -1, SSL_new(ctx), BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
 }
 
 static int tls_setup(struct sw_daemon *d)
@@ -71,8 +64,7 @@ static int tls_setup(struct sw_daemon *d)
 		return sw_error_set("TLS key %s: %s", c->tls_key, ssl_error());
 	if (SSL_CTX_check_private_key(d->ssl) != 1)
 		return sw_error_set("TLS key %s does not match %s", c->tls_key, c->tls_cert);
-	evhttp_set_bevcb(d->http, tls_bev, d->ssl);
-	return 0;
+	return 0;   /* each connection's TLS is set up in daemon/conn.c */
 }
 
 static int listen_http(struct sw_daemon *d)
@@ -81,7 +73,8 @@ static int listen_http(struct sw_daemon *d)
 	d->http = evhttp_new(d->base);
 	if (!d->http)
 		return sw_error_set("cannot create HTTP server");
-	evhttp_set_max_body_size(d->http, MAX_BODY);
+	/* the limits are daemon/conn.c's; evhttp's are a backstop behind them */
+	evhttp_set_max_body_size(d->http, SW_MAX_BODY);
 	evhttp_set_timeout(d->http, 30);
 	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
@@ -93,6 +86,8 @@ static int listen_http(struct sw_daemon *d)
 	if (!d->listener)
 		return sw_error_set("listen %s:%d: %s", c->listen_host, c->listen_port,
 				    errno ? strerror(errno) : "cannot bind");
+	if (sw_conns_new(&d->conns, d) < 0)
+		return SW_ERR;
 	sw_http_routes_install(d);
 	return 0;
 }
@@ -210,6 +205,7 @@ static void begin_stop(struct sw_daemon *d, const char *why)
 	log_info("daemon.stopping", "signal=%s", why);
 	/* stop accepting: close the listening socket, let open requests finish */
 	if (d->listener) {
+		sw_conns_unlisten(d->conns);
 		evhttp_del_accept_socket(d->http, d->listener);
 		d->listener = NULL;
 	}
@@ -482,6 +478,7 @@ void sw_daemon_free(struct sw_daemon *d)
 	sw_proc_mgr_free(d->procs);
 	if (d->http)
 		evhttp_free(d->http);
+	sw_conns_free(d->conns);   /* connections evhttp freed may finish later */
 	if (d->ssl)
 		SSL_CTX_free(d->ssl);
 	sw_store_close(d->store);  /* after everything that may still write */
