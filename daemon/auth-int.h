@@ -33,6 +33,12 @@
 #define SW_AUTH_CSRF_COOKIE "sw_csrf"
 #define SW_AUTH_CSRF_HEADER "X-CSRF-Token"
 #define SW_AUTH_CSRF_FIELD "csrf"
+/* Failed logins, and failed bearer tokens, each client may have per window
+ * before it gets 429 with Retry-After until the window ends. */
+#define SW_AUTH_FAILS_PER_WINDOW 20
+#define SW_AUTH_FAIL_WINDOW_MS 60000
+/* Clients remembered by each limiter (see daemon/limit-int.h). */
+#define SW_AUTH_LIMIT_CLIENTS 4096
 /* How long a login lasts. */
 #define SW_AUTH_SESSION_TTL_S (12 * 3600)
 /* Room for a session value ("EXPIRY.NONCE.MAC") or a CSRF token, with NUL. */

@@ -23,14 +23,14 @@
 #include <string.h>
 
 #include "daemon/auth-int.h"
+#include "daemon/conn-int.h"
+#include "daemon/limit-int.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 
 #define NONCE_BYTES 16
 #define FORM_MAX (64 * 1024)
-/* Failed logins allowed per minute before /login answers 429. */
-#define LOGIN_FAILS_PER_MIN 20
 
 static void hex(char *out, const unsigned char *p, size_t n)
 {
@@ -365,12 +365,42 @@ static void fill_req(struct sw_auth_req *a, struct sw_daemon *d, struct evhttp_r
 	a->now_s = sw_now_ms() / 1000;
 }
 
+/* The limiter key of the client `req` comes from, into `key` (at least 80 bytes). */
+static void client_key(char *key, size_t n, char *client, size_t cn, struct sw_daemon *d,
+		       struct evhttp_request *req)
+{
+	sw_request_client(client, cn, d, req);
+	sw_limiter_key(key, n, client);
+}
+
+/* 429 with Retry-After when the client has failed too often; 1 when sent. */
+static int limited(struct sw_limiter *l, const char *key, const char *client,
+		   struct evhttp_request *req, const char *what)
+{
+	int64_t wait = l ? sw_limiter_check(l, key, sw_now_ms()) : 0;
+	char secs[24];
+	if (wait <= 0)
+		return 0;
+	snprintf(secs, sizeof(secs), "%lld", (long long)((wait + 999) / 1000));
+	log_info("auth.limited", "client=%s what=%s retry_after_s=%s", sw_q(client), what, secs);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+	sw_reply_error(req, 429, "too many failed %s from %s; try again in %s s", what, client,
+		       secs);
+	return 1;
+}
+
 static int check(struct sw_daemon *d, struct evhttp_request *req, int write)
 {
 	struct sw_auth_req a;
 	struct evkeyvalq form;
 	int have_form = 0, code;
+	char client[64], key[96];
 	fill_req(&a, d, req);
+	client_key(key, sizeof(key), client, sizeof(client), d, req);
+	/* a bearer token is a guess until proven: limited per client */
+	if (a.authorization && *a.authorization && (write || a.read_requires_token) &&
+	    limited(d->token_fails, key, client, req, "API tokens"))
+		return SW_EINVALID;
 	if (write && !a.authorization && !a.csrf_header && read_form(req, &form) == 0) {
 		have_form = 1;
 		a.csrf_field = evhttp_find_header(&form, SW_AUTH_CSRF_FIELD);
@@ -380,12 +410,9 @@ static int check(struct sw_daemon *d, struct evhttp_request *req, int write)
 		evhttp_clear_headers(&form);
 	if (code == 0)
 		return 0;
-	const char *peer = NULL;
-	ev_uint16_t port = 0;
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	if (c)
-		evhttp_connection_get_peer(c, (char **)&peer, &port);
-	log_info("auth.denied", "status=%d peer=%s path=%s reason=%s", code, peer ? peer : "-",
+	if (code == 401 && a.authorization && *a.authorization && d->token_fails)
+		sw_limiter_fail(d->token_fails, key, sw_now_ms());
+	log_info("auth.denied", "status=%d client=%s path=%s reason=%s", code, sw_q(client),
 		 sw_q(evhttp_request_get_uri(req)), sw_q(sw_error_last()));
 	send_denied(req, code, sw_error_last());
 	return SW_EINVALID;
@@ -404,9 +431,21 @@ int sw_auth_check_write(struct sw_daemon *d, struct evhttp_request *req)
 int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req)
 {
 	struct sw_auth_req a;
+	char client[64], key[96];
+	int bearer = 0, ok;
 	fill_req(&a, d, req);
 	a.read_requires_token = 1;   /* ask whether credentials are present and right */
-	return sw_auth_decide(&a, 0) == 0;
+	if (a.authorization && *a.authorization && d->token_fails) {
+		/* the same limit as check(): no oracle for token guesses */
+		client_key(key, sizeof(key), client, sizeof(client), d, req);
+		if (sw_limiter_check(d->token_fails, key, sw_now_ms()) > 0)
+			return 0;
+		bearer = 1;
+	}
+	ok = sw_auth_decide(&a, 0) == 0;
+	if (!ok && bearer)
+		sw_limiter_fail(d->token_fails, key, sw_now_ms());
+	return ok;
 }
 
 char *sw_auth_csrf_token(struct sw_daemon *d, struct evhttp_request *req)
@@ -449,22 +488,14 @@ void sw_auth_login_form(struct sw_daemon *d, struct evhttp_request *req, const c
 
 void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
 {
-	static int64_t window_start;
-	static int fails;
 	struct evkeyvalq form;
 	const char *token = d->cfg->api_token.value;
 	int64_t now = sw_now_ms();
-	char session[SW_AUTH_VALUE_MAX], csrf[SW_AUTH_VALUE_MAX];
+	char session[SW_AUTH_VALUE_MAX], csrf[SW_AUTH_VALUE_MAX], client[64], key[96];
 
-	if (now - window_start > 60000) {
-		window_start = now;
-		fails = 0;
-	}
-	if (fails >= LOGIN_FAILS_PER_MIN) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "60");
-		sw_reply_error(req, 429, "too many failed logins; try again in a minute");
+	client_key(key, sizeof(key), client, sizeof(client), d, req);
+	if (limited(d->login_fails, key, client, req, "logins"))
 		return;
-	}
 	if (!token) {
 		send_denied(req, 403, "logging in is disabled: server.api_token is not configured");
 		return;
@@ -477,8 +508,10 @@ void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *
 	const char *given = evhttp_find_header(&form, "token");
 	const char *next = safe_next(evhttp_find_header(&form, "next"));
 	if (!given || !sw_auth_equal(given, token)) {
-		fails++;
-		log_info("auth.login_failed", "reason=%s", given ? "wrong token" : "no token");
+		if (d->login_fails)
+			sw_limiter_fail(d->login_fails, key, now);
+		log_info("auth.login_failed", "client=%s reason=%s", sw_q(client),
+			 given ? "wrong token" : "no token");
 		if (wants_json(req))
 			sw_reply_error(req, 401, "wrong API token");
 		else

@@ -20,7 +20,9 @@
 
 #include <curl/curl.h>
 
+#include "daemon/auth-int.h"
 #include "daemon/conn-int.h"
+#include "daemon/limit-int.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics-int.h"
 #include "lib/buf.h"
@@ -383,6 +385,10 @@ int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
 	if ((rc = sw_config_load(&d->cfg, cfg_path)) < 0)
 		goto fail;
 	apply_log_level(d->cfg);
+	sw_limiter_new(&d->login_fails, SW_AUTH_FAILS_PER_WINDOW, SW_AUTH_FAIL_WINDOW_MS,
+		       SW_AUTH_LIMIT_CLIENTS);
+	sw_limiter_new(&d->token_fails, SW_AUTH_FAILS_PER_WINDOW, SW_AUTH_FAIL_WINDOW_MS,
+		       SW_AUTH_LIMIT_CLIENTS);
 
 	evthread_use_pthreads();
 	json_object_seed(0);   /* before worker threads parse JSON */
@@ -485,6 +491,8 @@ void sw_daemon_free(struct sw_daemon *d)
 	if (d->base)
 		event_base_free(d->base);
 	sw_config_free(d->cfg);
+	sw_limiter_free(d->login_fails);
+	sw_limiter_free(d->token_fails);
 	free(d->cfg_path);
 	free(d);
 }
