@@ -438,15 +438,23 @@ static void stage_log(struct sw_daemon *d, struct evhttp_request *req,
 	if (param_int(req, &q, "offset", 0, 0, INT64_MAX, &offset) < 0 ||
 	    param_int(req, &q, "max", LOG_DEFAULT, 1, LOG_MAX, &max) < 0)
 		goto out;
-	/* the size first: a stage that is final now has all of its log stored */
+	/* `s` was read before: a stage that was final then has all of its log
+	 * stored. The size after the data: a log only grows, so what was read
+	 * lies within it. */
 	int final = sw_store_status_is_final(s->status) || sw_store_status_is_final(run->status);
-	if ((rc = sw_store_log_size(d->store, s->id, &size)) < 0 ||
-	    (rc = sw_store_log_read(d->store, s->id, offset, (size_t)max, &data, &next)) < 0) {
+	if ((rc = sw_store_log_read(d->store, s->id, offset, (size_t)max, &data, &next)) < 0 ||
+	    (rc = sw_store_log_size(d->store, s->id, &size)) < 0) {
 		reply_store_error(req, rc);
 		goto out;
 	}
+	/* `size` is the bytes stored; next_offset never passes it (an offset
+	 * beyond the end reads nothing and is told where the end is) */
 	if (next < offset)
 		next = offset;
+	if (next > size) {
+		next = size;
+		sw_buf_truncate(&data, 0);
+	}
 	if (next < size)
 		next -= (int64_t)trim_partial_utf8(&data);
 	json_t *j = json_object();
@@ -455,7 +463,7 @@ static void stage_log(struct sw_daemon *d, struct evhttp_request *req,
 	json_object_set_new(j, "status", json_string(sw_store_status_str(s->status)));
 	json_object_set_new(j, "offset", json_integer(offset));
 	json_object_set_new(j, "next_offset", json_integer(next));
-	json_object_set_new(j, "size", json_integer(size > next ? size : next));
+	json_object_set_new(j, "size", json_integer(size));
 	json_object_set_new(j, "complete", json_boolean(final && next >= size));
 	json_object_set_new(j, "data", text_json(&data));
 	sw_reply_json(req, 200, j);
