@@ -252,6 +252,8 @@ out:
 #define DEFAULT_MAX_CONNECTIONS 1024
 /* After accept() failed: how long to stop accepting. */
 #define ACCEPT_PAUSE_MS 250
+/* Accepting without an error this long ends an episode of accept errors. */
+#define EPISODE_QUIET_MS 2000
 /* An error answer: how long it may take to leave, then how long the client
  * may take to close before we do (closing with unread input would reset
  * the connection and could destroy the answer on its way). */
@@ -290,6 +292,8 @@ struct sw_conns {
 	int paused;                  /* an accept-error episode is under way */
 	int64_t paused_at_ms;
 	uint64_t pause_retries;
+	int derived_max;             /* from RLIMIT_NOFILE at start-up */
+	int64_t last_error_ms;       /* of accept() */
 	struct sw_conns_stats st;
 	struct sw_conns *next_set;   /* the listener's error callback finds its set here */
 };
@@ -562,7 +566,11 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 	struct bufferevent *under;
 	struct conn *c;
 
-	if (cs->paused) {
+	/* the cap may change on reload; 0 is what was derived at start-up */
+	cs->max = cfg->max_connections > 0 ? cfg->max_connections : cs->derived_max;
+	/* an episode ends once accepting has worked for a while (accepts
+	 * between errors are the same episode: one line, not two per retry) */
+	if (cs->paused && sw_mono_ms() - cs->last_error_ms >= EPISODE_QUIET_MS) {
 		cs->paused = 0;
 		log_info("server.accept_resumed", "paused_ms=%lld retries=%llu connections=%zu",
 			 (long long)(sw_mono_ms() - cs->paused_at_ms),
@@ -591,8 +599,10 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 		return NULL;
 	}
 	evbuffer_add_cb(bufferevent_get_output(c->bev), on_output, c);
+	/* make room before joining: the newest is never the one closed */
+	int full = cs->open >= (size_t)cs->max && !evict_one(cs, "max_connections");
 	TAILQ_INSERT_TAIL(&cs->list, c, link);
-	if (cs->open >= (size_t)cs->max && !evict_one(cs, "max_connections")) {
+	if (full) {
 		/* every connection is busy: this one is told so and closed */
 		cs->st.refused++;
 		log_warn("server.conn_refused", "connections=%zu max_connections=%d", cs->open,
@@ -635,6 +645,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
 	evconnlistener_disable(lev);
 	cs->pause_retries++;
+	cs->last_error_ms = sw_mono_ms();
 	if (!cs->paused) {
 		cs->paused = 1;
 		cs->paused_at_ms = sw_mono_ms();
@@ -651,8 +662,6 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 static int derive_max(const struct sw_config *cfg)
 {
 	struct rlimit rl;
-	if (cfg->max_connections > 0)
-		return cfg->max_connections;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		return DEFAULT_MAX_CONNECTIONS;
 	if (rl.rlim_cur <= FD_RESERVE + 16)
@@ -666,7 +675,8 @@ int sw_conns_new(struct sw_conns **out, struct sw_daemon *d)
 	struct sw_conns *cs = sw_calloc(1, sizeof(*cs));
 	cs->d = d;
 	TAILQ_INIT(&cs->list);
-	cs->max = derive_max(d->cfg);
+	cs->derived_max = derive_max(d->cfg);
+	cs->max = d->cfg->max_connections > 0 ? d->cfg->max_connections : cs->derived_max;
 	cs->resume = evtimer_new(d->base, on_resume, cs);
 	evhttp_set_bevcb(d->http, new_bev, cs);
 	/* evhttp's own limits only as a backstop, above ours */
