@@ -16,6 +16,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>   /* the request's HTTP version */
 #include <event2/listener.h>
 #include <stdlib.h>
 #include <string.h>
@@ -566,8 +567,11 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 	struct bufferevent *under;
 	struct conn *c;
 
-	/* the cap may change on reload; 0 is what was derived at start-up */
+	/* the limits may change on reload; a cap of 0 is what was derived at
+	 * start-up, and evhttp's own header limit stays a backstop above ours
+	 * (evhttp copies it into the connection made with this bufferevent) */
 	cs->max = cfg->max_connections > 0 ? cfg->max_connections : cs->derived_max;
+	evhttp_set_max_headers_size(d->http, cfg->max_header_size + 4096);
 	/* an episode ends once accepting has worked for a while (accepts
 	 * between errors are the same episode: one line, not two per retry) */
 	if (cs->paused && sw_mono_ms() - cs->last_error_ms >= EPISODE_QUIET_MS) {
@@ -734,11 +738,45 @@ static struct conn *conn_of(struct sw_conns *cs, struct evhttp_request *req)
 	return NULL;
 }
 
+/* Whether evhttp would close the connection after answering `req`, as
+ * evhttp_send_done decides: HTTP/1.0 without keep-alive, or a
+ * "Connection: close" either way. */
+static int closes_after(struct evhttp_request *req)
+{
+	const char *in = evhttp_find_header(evhttp_request_get_input_headers(req), "Connection");
+	const char *out = evhttp_find_header(evhttp_request_get_output_headers(req), "Connection");
+	if ((in && !strcasecmp(in, "close")) || (out && !strcasecmp(out, "close")))
+		return 1;
+	return (req->major < 1 || (req->major == 1 && req->minor < 1)) &&
+	       !(in && !strcasecmp(in, "keep-alive"));
+}
+
+/*
+ * evhttp has handed `req`'s whole answer to the filter (it runs this just
+ * before it decides whether to close). Were evhttp to close now, it would
+ * shutdown() the socket under the answer still waiting in the socket's
+ * bufferevent, and the client would get nothing: a "Connection: close" or
+ * HTTP/1.0 client never saw an answer. So evhttp is told the connection
+ * stays (the headers it decides by are rewritten; the answer already went
+ * out with them), and the filter closes it once the answer has left, the
+ * way it closes after its own error answers.
+ */
 static void on_complete(struct evhttp_request *req, void *arg)
 {
 	struct conn *c = conn_of(arg, req);
-	if (c && c->pending > 0 && --c->pending == 0)
+	if (!c)
+		return;
+	if (c->pending > 0 && --c->pending == 0)
 		c->idle_since_ms = sw_mono_ms();
+	if (!closes_after(req) || c->closing)
+		return;
+	evhttp_remove_header(evhttp_request_get_input_headers(req), "Connection");
+	evhttp_remove_header(evhttp_request_get_output_headers(req), "Connection");
+	evhttp_add_header(evhttp_request_get_input_headers(req), "Connection", "keep-alive");
+	c->closing = 1;
+	uncount(c);
+	c->flush_until_ms = sw_mono_ms() + FLUSH_WAIT_MS;
+	arm(c, P_FLUSH, 0);
 }
 
 void sw_conns_request(struct sw_conns *cs, struct evhttp_request *req)
