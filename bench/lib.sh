@@ -18,6 +18,20 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# bench_dir NAME: a fresh work directory in W; the processes listed in
+# PIDS are killed and W removed on exit (kept with BENCH_KEEP set).
+bench_dir() {
+	W=$(mktemp -d "/tmp/slipway-$1.XXXXXX")
+	PIDS=
+	trap bench_cleanup EXIT
+}
+bench_cleanup() {
+	local p
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ -n "${BENCH_KEEP:-}" ] && echo "bench: kept $W" >&2 || rm -rf "$W"
+}
+
 # wait_http URL [CODE...]: until URL answers (any HTTP code), up to 10 s.
 wait_http() {
 	local i

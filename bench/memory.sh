@@ -23,14 +23,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 . "$SRC/bench/lib.sh"
 NS=${1:-50}
 PER=${2:-33}
-W=$(mktemp -d /tmp/slipway-memory.XXXXXX)
-PIDS=
-cleanup() {
-	for p in $PIDS; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$W"
-}
-trap cleanup EXIT
+bench_dir memory
 need kubectl python3 sqlite3 jq openssl curl git
 
 mkdir -p "$W/dev" "$W/prod"
