@@ -7,6 +7,7 @@
 #   bench/drift-heal.sh        kubectl patch -> healed, 100 edits
 #   bench/memory.sh            slipwayd's RSS managing 10,000 objects in two clusters
 #   bench/retention.sh         a year of a busy team: database size and ingest, with and without retention
+#   bench/slowloris.sh         slipwayd's RSS and /healthz latency under 1,500 slow clients and fat headers
 # Benchmarks are never part of `make test`. Method and results:
 # docs/benchmarks.md.
 set -u
@@ -29,6 +30,8 @@ echo
 "$SRC/bench/memory.sh" || rc=1
 echo
 "$SRC/bench/retention.sh" || rc=1
+echo
+"$SRC/bench/slowloris.sh" || rc=1
 
 v() { sed -n "s/^$1=//p" "$BENCH_RESULTS" | tail -1; }
 verdict() { [ "$1" = 1 ] && echo met || echo MISSED; }
@@ -83,4 +86,9 @@ if [ -n "$(v memory.synced_mb)" ]; then
 	printf '  %-32s synced %s MB, after a sync %s MB, peak %s MB\n' "slipwayd RSS, 10,000 objects" \
 		"$(v memory.synced_mb)" "$(v memory.after_mb)" "$(v memory.hwm_mb)"
 fi
+for n in limits open headers; do
+	[ -n "$(v "slowloris.$n.rss_peak_mb")" ] || continue
+	printf '  %-32s RSS peak %s MB, /healthz p99 %s ms, %s failed\n' "slow clients ($n)" \
+		"$(v "slowloris.$n.rss_peak_mb")" "$(v "slowloris.$n.p99_ms")" "$(v "slowloris.$n.failures")"
+done
 exit $rc

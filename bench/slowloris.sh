@@ -87,7 +87,10 @@ YAML
 		      " the server closed \($c.closed_by_server) (\($c.statuses))" end) +
 		"\n    log: \($lines) lines (level warn)"' "$W/$name/clients.json" "$W/$name/probe.json"
 	result "slowloris.$name.idle_mb" "$idle"
-	result "slowloris.$name.probe" "$(cat "$W/$name/probe.json")"
+	local k
+	for k in rss_peak_mb p99_ms failures fds_peak; do
+		result "slowloris.$name.$k" "$(jq -r ".$k" "$W/$name/probe.json")"
+	done
 	kill "$dpid" 2>/dev/null
 	wait "$dpid" 2>/dev/null
 }
