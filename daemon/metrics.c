@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "daemon/conn-int.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics-int.h"
 #include "daemon/page-int.h"
@@ -410,6 +411,28 @@ void sw_metrics_render(struct sw_daemon *d, struct sw_buf *o)
 	sw_buf_adds(o, "slipway_log_streams");
 	num(o, (double)sw_sse_active());
 
+	if (d->conns) {
+		struct sw_conns_stats c;
+		sw_conns_stats(d->conns, &c);
+		header(o, "slipway_http_connections", "gauge",
+		       "HTTP connections open, counted against server.max_connections.");
+		sw_buf_addf(o, "slipway_http_connections %zu\n", c.open);
+		header(o, "slipway_http_max_connections", "gauge", "The connection cap in force.");
+		sw_buf_addf(o, "slipway_http_max_connections %d\n", c.max);
+		header(o, "slipway_http_closed_total", "counter",
+		       "HTTP connections slipwayd closed for its limits, by reason, since start.");
+		const struct { const char *reason; uint64_t n; } closed[] = {
+			{ "read_timeout", c.timed_out }, { "too_large", c.too_large },
+			{ "evicted", c.evicted }, { "refused", c.refused },
+		};
+		for (size_t i = 0; i < sizeof(closed) / sizeof(closed[0]); i++)
+			sw_buf_addf(o, "slipway_http_closed_total{reason=\"%s\"} %llu\n",
+				    closed[i].reason, (unsigned long long)closed[i].n);
+		header(o, "slipway_http_accept_pauses_total", "counter",
+		       "Episodes of accept() failing (out of descriptors), since start.");
+		sw_buf_addf(o, "slipway_http_accept_pauses_total %llu\n",
+			    (unsigned long long)c.accept_pauses);
+	}
 	if (d->outbox) {
 		struct sw_outbox_stats s = { 0 };
 		sw_outbox_stats(d->outbox, &s);

@@ -124,6 +124,17 @@ grep -qi '^retry-after: 1' "$T/headers" || fail "503 without Retry-After"
 kill $hpid; wait $hpid 2>/dev/null; hpid=
 wait_until "[ \$(curl -s -o /dev/null -w '%{http_code}' '$URL/healthz') = 200 ]" 10 || fail "no 200 after the busy clients left"
 ok "with every connection busy the newcomer gets a JSON 503 with Retry-After"
+
+# /metrics counts what the limits did: 4 sizes refused (414, two 431, 413
+# by length; the chunked one too), 4 deadlines, one eviction, one refusal
+curl -sf "$URL/metrics" > "$T/metrics" || fail "/metrics"
+m() { awk -v k="$1" '$1 == k { print $2 }' "$T/metrics"; }
+[ "$(m slipway_http_max_connections)" = 16 ] || fail "max_connections gauge: $(grep http_ "$T/metrics")"
+[ "$(m 'slipway_http_closed_total{reason="too_large"}')" -ge 5 ] &&
+[ "$(m 'slipway_http_closed_total{reason="read_timeout"}')" -ge 4 ] &&
+[ "$(m 'slipway_http_closed_total{reason="evicted"}')" -ge 1 ] &&
+[ "$(m 'slipway_http_closed_total{reason="refused"}')" -ge 1 ] || fail "closed counts: $(grep http_ "$T/metrics")"
+ok "/metrics: slipway_http_closed_total by reason, the cap in force"
 stop_daemon
 
 # --- the descriptor limit ---------------------------------------------------
