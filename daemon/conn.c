@@ -261,6 +261,9 @@ out:
 #define FLUSH_WAIT_MS 5000
 #define FLUSH_POLL_MS 20
 #define LINGER_MS 2000
+/* Connections lingering at once, outside the cap: beyond these (a burst
+ * of deadlines) the answer is sent and the connection closed at once. */
+#define LINGER_MAX 64
 /* What evhttp may write into the socket's buffer ahead of the kernel; the
  * rest waits in the filter, where a streaming handler (SSE) sees it. */
 #define OUT_HIGH (256 * 1024)
@@ -279,6 +282,7 @@ struct conn {
 	int pending;                 /* requests handed to handlers, not yet answered */
 	int counted;                 /* counted against the cap */
 	int closing;                 /* an answer or a close is under way */
+	int lingering;               /* counted in the set's `lingering` */
 	int64_t idle_since_ms;       /* accept, or the last answer sent */
 	int64_t flush_until_ms;
 };
@@ -295,6 +299,7 @@ struct sw_conns {
 	uint64_t pause_retries;
 	int derived_max;             /* from RLIMIT_NOFILE at start-up */
 	int64_t last_error_ms;       /* of accept() */
+	size_t lingering;            /* connections in P_LINGER */
 	struct sw_conns_stats st;
 	struct sw_conns *next_set;   /* the listener's error callback finds its set here */
 };
@@ -414,10 +419,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			arm(c, P_FLUSH, FLUSH_POLL_MS);
 			return;
 		}
-		/* sent: say so with a FIN, and give the client a moment to close */
+		/* sent: say so with a FIN, and give the client a moment to close
+		 * (not too many at once: they hold descriptors outside the cap) */
 		fd = bufferevent_getfd(c->under);
 		if (fd >= 0)
 			shutdown(fd, SHUT_WR);
+		if (c->set->lingering >= LINGER_MAX) {
+			close_now(c);
+			return;
+		}
+		c->lingering = 1;
+		c->set->lingering++;
 		arm(c, P_LINGER, LINGER_MS);
 		return;
 	case P_LINGER:
@@ -524,6 +536,8 @@ static void conn_free(void *arg)
 	struct conn *c = arg;
 	if (c->set) {
 		uncount(c);
+		if (c->lingering)
+			c->set->lingering--;
 		TAILQ_REMOVE(&c->set->list, c, link);
 	}
 	if (c->timer)
