@@ -383,7 +383,9 @@ static void test_timeout(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_int_equal(rc.r.outcome, SW_STEP_TIMED_OUT);
 	assert_string_equal(rc.out.ptr, "started\n");
-	assert_true(t1.tv_sec - t0.tv_sec < 10);
+	/* killed, not waited for: well before the 30 s sleep would end (a
+	 * container's create, kill and removal take seconds under load) */
+	assert_true(t1.tv_sec - t0.tv_sec < 30);
 	rec_release(&rc);
 	if (is_docker(state))
 		assert_int_equal(labelled_containers(), 0);
