@@ -434,6 +434,20 @@ static void test_kubeconfig_errors(void **state)
 		     "contexts:\n- name: a\n  context: {cluster: c}\n"
 		     "clusters:\n- name: c\n  cluster:\n    server: ftp://x\n", NULL, SW_EINVALID,
 		     "is not an http(s) URL");
+	/* a key written twice, wherever it is read, is an error at its second place */
+	expect_error("current-context: a\ncurrent-context: b\n", NULL, SW_EINVALID,
+		     "/etc/kc:2:1: key 'current-context' appears twice (first at 1:1)");
+	expect_error("current-context: a\n"
+		     "contexts:\n- name: a\n  context: {cluster: c}\n"
+		     "clusters:\n- name: c\n  cluster:\n    server: https://x\n    server: https://y\n",
+		     NULL, SW_EINVALID,
+		     "/etc/kc:9:5: clusters[0].cluster: key 'server' appears twice (first at 8:5)");
+	expect_error("current-context: a\n"
+		     "contexts:\n- name: a\n  context: {cluster: c, user: u}\n"
+		     "clusters:\n- name: c\n  cluster: {server: 'https://x'}\n"
+		     "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+		     "      command: x\n      env: [{name: A, value: 1, name: B}]\n", NULL, SW_EINVALID,
+		     "/etc/kc:14:33: users[0].user.exec.env[0]: key 'name' appears twice (first at 14:14)");
 	expect_error("a: [\n", NULL, SW_EINVALID, "/etc/kc:");
 	expect_error("- 1\n", NULL, SW_EINVALID, "/etc/kc:1:1: not a kubeconfig");
 
