@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "lib/buf.h"
+#include "lib/utf8.h"
 
 #define MAX_DEPTH 512
 
@@ -134,34 +135,16 @@ static void attach(struct parse_state *ps, struct sw_yaml_node *n)
 		ps->s->docs[ps->s->ndocs - 1].root = n;
 }
 
-/*
- * libyaml's reader errors (bad UTF-8, control characters) carry a byte
- * offset but no mark: count lines and characters up to it ourselves.
- */
-static void offset_mark(const char *data, size_t len, size_t off, size_t *line, size_t *col)
-{
-	*line = 1;
-	*col = 1;
-	if (off > len)
-		off = len;
-	for (size_t i = 0; i < off; i++) {
-		unsigned char c = (unsigned char)data[i];
-		if (c == '\n') {
-			++*line;
-			*col = 1;
-		} else if ((c & 0xC0) != 0x80) {
-			++*col;   /* count characters, not continuation bytes */
-		}
-	}
-}
-
 static int parser_error(const yaml_parser_t *p, const char *file, const char *data, size_t len)
 {
 	const char *problem = p->problem ? p->problem : "invalid YAML";
 	size_t line = p->problem_mark.line + 1, col = p->problem_mark.column + 1;
 
 	if (p->error == YAML_READER_ERROR) {
-		offset_mark(data, len, p->problem_offset, &line, &col);
+		/* libyaml's reader errors (bad UTF-8, control characters)
+		 * carry a byte offset but no mark */
+		sw_utf8_position(data, p->problem_offset < len ? p->problem_offset : len,
+				 &line, &col);
 		if (p->problem_value != -1)
 			return sw_error_setc(SW_EINVALID, "%s:%zu:%zu: %s (byte 0x%02X)", file,
 					     line, col, problem, (unsigned)p->problem_value & 0xFF);
