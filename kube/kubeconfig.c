@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/strv.h"
 #include "lib/yaml.h"
@@ -66,47 +67,6 @@ static int get_bool(struct kc *c, const struct sw_yaml_node *map, const char *ke
 	return sw_yaml_get_bool(out, &c->r, map, where, key, SW_YAML_NULL_ABSENT) < 0 ? fail(c) : 0;
 }
 
-static int b64val(int ch)
-{
-	if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-	if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-	if (ch == '+' || ch == '-') return 62;
-	if (ch == '/' || ch == '_') return 63;
-	return -1;
-}
-
-/* Standard base64 (whitespace ignored, padding optional); NULL when invalid. */
-static char *unbase64(const char *s, size_t len)
-{
-	char *out = sw_malloc(len * 3 / 4 + 4);
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int ch = (unsigned char)s[i], v;
-		if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t')
-			continue;
-		if (ch == '=') {
-			pad++;
-			continue;
-		}
-		if (pad || (v = b64val(ch)) < 0) {
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
 static char *resolve_path(struct kc *c, const char *p)
 {
 	if (p[0] == '/')
@@ -132,10 +92,15 @@ static int get_pem(struct kc *c, const struct sw_yaml_node *map, const char *key
 		return rc;
 	if (v) {
 		n = sw_yaml_get(map, datakey);
-		*out = unbase64(v, strlen(v));
+		/* either alphabet, padding optional, white space anywhere */
+		rc = sw_base64_decode(&b, v, strlen(v), SW_BASE64_LOOSE);
 		free(v);
-		if (!*out)
-			return at(c, n, "%s.%s: not valid base64", where, datakey);
+		if (rc < 0) {
+			sw_buf_release(&b);
+			return at(c, n, "%s.%s: not valid base64 (%s)", where, datakey,
+				  sw_error_last());
+		}
+		*out = sw_buf_detach(&b, NULL);
 		return 0;
 	}
 	if ((rc = get_str(c, map, key, where, &v)) < 0 || !v)
