@@ -22,6 +22,7 @@
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/utf8.h"
+#include "lib/version.h"
 #include "manifests/manifests.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"

@@ -35,6 +35,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
+#include "lib/version.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
 
