@@ -21,6 +21,8 @@
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
+#include "lib/utf8.h"
+#include "lib/version.h"
 #include "manifests/manifests.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
@@ -190,21 +192,12 @@ static void table_row(struct table *t, const char *const *vals)
 	t->nrows++;
 }
 
-static size_t utf8_width(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xC0) != 0x80)
-			n++;
-	return n;
-}
-
 static void table_print(struct table *t, const struct cli *c)
 {
 	size_t w[32] = { 0 };
 	for (size_t r = 0; r < t->nrows; r++)
 		for (size_t i = 0; i < t->ncols; i++) {
-			size_t l = utf8_width(t->cells[r * t->ncols + i]);
+			size_t l = sw_utf8_count(t->cells[r * t->ncols + i]);
 			if (l > w[i])
 				w[i] = l;
 		}
@@ -219,7 +212,7 @@ static void table_print(struct table *t, const struct cli *c)
 			if (r == 0 && c->color)
 				printf("\033[0m");
 			if (!last)
-				printf("%*s", (int)(w[i] - utf8_width(v) + 2), "");
+				printf("%*s", (int)(w[i] - sw_utf8_count(v) + 2), "");
 		}
 		printf("\n");
 	}

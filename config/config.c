@@ -20,147 +20,19 @@
 #include "lib/buf.h"
 #include "lib/strv.h"
 #include "lib/yaml.h"
+#include "lib/yamlschema.h"
 
-#define MAX_ERRORS 50
 /* runner.cpus: more than any host has, few enough that the nanoseconds fit an int64 */
 #define MAX_CPUS 4096
 /* secret_file: a token or a key, never more */
 #define MAX_SECRET_BYTES (1024 * 1024)
 
 struct reader {
-	const char *file;
+	struct sw_yaml_reader y;
 	char *dir;               /* the config file's directory, for relative paths */
-	struct sw_buf errors;
-	int nerrors;
 };
 
 typedef const struct sw_yaml_node node_t;
-
-static void err(struct reader *r, node_t *n, const char *path, const char *fmt, ...) SW_PRINTF(4, 5);
-static void err(struct reader *r, node_t *n, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-	if (++r->nerrors > MAX_ERRORS)
-		return;
-	if (r->errors.len)
-		sw_buf_addch(&r->errors, '\n');
-	sw_buf_addf(&r->errors, "%s:%d:%d: %s: ", r->file, n ? n->mark.line : 1,
-		    n ? n->mark.col : 1, path);
-	va_start(ap, fmt);
-	sw_buf_vaddf(&r->errors, fmt, ap);
-	va_end(ap);
-}
-
-static const char *describe(node_t *n)
-{
-	if (n->type != SW_YAML_SCALAR)
-		return sw_yaml_type_name(n->type);
-	struct sw_yaml_scalar sc;
-	sw_yaml_resolve(n, &sc);
-	switch (sc.kind) {
-	case SW_YK_NULL: return "null";
-	case SW_YK_BOOL: return "a boolean";
-	case SW_YK_INT: return "an integer";
-	case SW_YK_FLOAT: return "a number";
-	default: return "a string";
-	}
-}
-
-/* Check that `n` is a mapping with no repeated keys and, when `allowed` is
- * given, no key outside it. */
-static int want_map(struct reader *r, node_t *n, const char *path, const char *const *allowed)
-{
-	if (n->type != SW_YAML_MAP) {
-		err(r, n, path, "expected a mapping, found %s", describe(n));
-		return -1;
-	}
-	for (size_t i = 0; i < n->n; i++) {
-		node_t *k = n->items[2 * i];
-		int known = !allowed;
-		if (k->type != SW_YAML_SCALAR) {
-			err(r, k, path, "keys must be strings");
-			continue;
-		}
-		for (const char *const *a = allowed; a && *a; a++)
-			known |= !strcmp(*a, k->value);
-		if (!known) {
-			struct sw_buf list = SW_BUF_INIT;
-			for (const char *const *a = allowed; *a; a++)
-				sw_buf_addf(&list, "%s%s", a == allowed ? "" : ", ", *a);
-			err(r, k, path, "unknown key '%s' (expected one of: %s)", k->value, list.ptr);
-			sw_buf_release(&list);
-			continue;
-		}
-		for (size_t j = 0; j < i; j++) {
-			node_t *prev = n->items[2 * j];
-			if (prev->type == SW_YAML_SCALAR && !strcmp(prev->value, k->value)) {
-				err(r, k, path, "key '%s' appears twice", k->value);
-				break;
-			}
-		}
-	}
-	return 0;
-}
-
-static char *subpath(const char *path, const char *key)
-{
-	return *path ? sw_asprintf("%s.%s", path, key) : sw_strdup(key);
-}
-
-static int get_str(struct reader *r, node_t *map, const char *path, const char *key,
-		   char **out, int required)
-{
-	node_t *n = sw_yaml_get(map, key);
-	char *p = subpath(path, key);
-	int rc = 0;
-	struct sw_yaml_scalar sc;
-
-	if (!n) {
-		if (required) {
-			err(r, map, p, "missing (expected a string)");
-			rc = -1;
-		}
-	} else if (n->type != SW_YAML_SCALAR || (sw_yaml_resolve(n, &sc), sc.kind == SW_YK_NULL)) {
-		err(r, n, p, "expected a string, found %s", describe(n));
-		rc = -1;
-	} else {
-		free(*out);
-		*out = sw_strdup(n->value);
-	}
-	free(p);
-	return rc;
-}
-
-static void get_bool(struct reader *r, node_t *map, const char *path, const char *key, int *out)
-{
-	node_t *n = sw_yaml_get(map, key);
-	struct sw_yaml_scalar sc;
-	if (!n)
-		return;
-	char *p = subpath(path, key);
-	if (n->type == SW_YAML_SCALAR && (sw_yaml_resolve(n, &sc), sc.kind == SW_YK_BOOL))
-		*out = sc.b;
-	else
-		err(r, n, p, "expected true or false, found %s", describe(n));
-	free(p);
-}
-
-static void get_int(struct reader *r, node_t *map, const char *path, const char *key,
-		    int *out, int min, int max)
-{
-	node_t *n = sw_yaml_get(map, key);
-	struct sw_yaml_scalar sc;
-	if (!n)
-		return;
-	char *p = subpath(path, key);
-	if (n->type == SW_YAML_SCALAR && (sw_yaml_resolve(n, &sc), sc.kind == SW_YK_INT) &&
-	    sc.i >= min && sc.i <= max)
-		*out = (int)sc.i;
-	else
-		err(r, n, p, "expected an integer from %d to %d, found %s", min, max,
-		    n->type == SW_YAML_SCALAR ? n->value : describe(n));
-	free(p);
-}
 
 /* A duration ("30s", "5m", "1h30m" or a number of seconds). */
 static void get_duration(struct reader *r, node_t *map, const char *path, const char *key,
@@ -169,11 +41,11 @@ static void get_duration(struct reader *r, node_t *map, const char *path, const 
 	node_t *n = sw_yaml_get(map, key);
 	if (!n)
 		return;
-	char *p = subpath(path, key);
+	char *p = sw_yaml_path(path, key);
 	int64_t v = n->type == SW_YAML_SCALAR ? sw_parse_duration(n->value) : -1;
 	if (v < 0)
-		err(r, n, p, "expected a duration such as 30s, 5m or 1h30m, found %s",
-		    n->type == SW_YAML_SCALAR ? n->value : describe(n));
+		sw_yaml_error(&r->y, n, p, "expected a duration such as 30s, 5m or 1h30m, found %s",
+		    n->type == SW_YAML_SCALAR ? n->value : sw_yaml_describe(n));
 	else
 		*out = v;
 	free(p);
@@ -185,41 +57,13 @@ static void get_size(struct reader *r, node_t *map, const char *path, const char
 	node_t *n = sw_yaml_get(map, key);
 	if (!n)
 		return;
-	char *p = subpath(path, key);
+	char *p = sw_yaml_path(path, key);
 	int64_t v = n->type == SW_YAML_SCALAR ? sw_parse_size(n->value) : -1;
 	if (v < 0)
-		err(r, n, p, "expected a size such as 512m or 2g, found %s",
-		    n->type == SW_YAML_SCALAR ? n->value : describe(n));
+		sw_yaml_error(&r->y, n, p, "expected a size such as 512m or 2g, found %s",
+		    n->type == SW_YAML_SCALAR ? n->value : sw_yaml_describe(n));
 	else
 		*out = v;
-	free(p);
-}
-
-static void get_str_list(struct reader *r, node_t *map, const char *path, const char *key,
-			 char ***out, size_t *count)
-{
-	node_t *n = sw_yaml_get(map, key);
-	if (!n)
-		return;
-	char *p = subpath(path, key);
-	/* one more slot: every list is NULL-terminated as well */
-	if (n->type == SW_YAML_SCALAR) {   /* one item may be written without a list */
-		*out = sw_calloc(2, sizeof(char *));
-		(*out)[0] = sw_strdup(n->value);
-		*count = 1;
-	} else if (n->type != SW_YAML_SEQ) {
-		err(r, n, p, "expected a list of strings, found %s", describe(n));
-	} else {
-		*out = sw_calloc(n->n + 1, sizeof(char *));
-		for (size_t i = 0; i < n->n; i++) {
-			if (n->items[i]->type != SW_YAML_SCALAR) {
-				err(r, n->items[i], p, "[%zu]: expected a string, found %s", i,
-				    describe(n->items[i]));
-				continue;
-			}
-			(*out)[(*count)++] = sw_strdup(n->items[i]->value);
-		}
-	}
 	free(p);
 }
 
@@ -241,25 +85,26 @@ static void get_secret(struct reader *r, node_t *map, const char *path, const ch
 	static const char *const keys[] = { "secret_file", "secret_env", NULL };
 	if (!n)
 		return;
-	char *p = subpath(path, key);
+	char *p = sw_yaml_path(path, key);
 	if (n->type == SW_YAML_SCALAR) {
-		err(r, n, p, "write {secret_file: PATH} or {secret_env: NAME}, not the secret itself");
+		sw_yaml_error(&r->y, n, p,
+			      "write {secret_file: PATH} or {secret_env: NAME}, not the secret itself");
 		free(p);
 		return;
 	}
-	if (want_map(r, n, p, keys) < 0) {
+	if (sw_yaml_want_map(&r->y, n, p, keys) < 0) {
 		free(p);
 		return;
 	}
 	char *file = NULL, *env = NULL;
-	get_str(r, n, p, "secret_file", &file, 0);
-	get_str(r, n, p, "secret_env", &env, 0);
+	sw_yaml_get_str(&file, &r->y, n, p, "secret_file", 0);
+	sw_yaml_get_str(&env, &r->y, n, p, "secret_env", 0);
 	if (!!file == !!env) {
-		err(r, n, p, "give exactly one of secret_file or secret_env");
+		sw_yaml_error(&r->y, n, p, "give exactly one of secret_file or secret_env");
 	} else if (env) {
 		const char *v = getenv(env);
 		if (!v || !*v)
-			err(r, n, p, "environment variable %s is not set", env);
+			sw_yaml_error(&r->y, n, p, "environment variable %s is not set", env);
 		else {
 			out->value = sw_strdup(v);
 			out->source = sw_asprintf("env %s", env);
@@ -270,20 +115,21 @@ static void get_secret(struct reader *r, node_t *map, const char *path, const ch
 		make_abs(r, &file);
 		/* A device (/dev/zero) or a FIFO would be read forever or block the reload. */
 		if (stat(file, &st) < 0) {
-			err(r, n, p, "cannot read secret file: %s: %s", file, strerror(errno));
+			sw_yaml_error(&r->y, n, p, "cannot read secret file: %s: %s", file,
+				      strerror(errno));
 		} else if (!S_ISREG(st.st_mode)) {
-			err(r, n, p, "secret file %s is not a regular file", file);
+			sw_yaml_error(&r->y, n, p, "secret file %s is not a regular file", file);
 		} else if (st.st_size > MAX_SECRET_BYTES) {
-			err(r, n, p, "secret file %s is larger than 1 MiB", file);
+			sw_yaml_error(&r->y, n, p, "secret file %s is larger than 1 MiB", file);
 		} else if (sw_buf_read_file(&b, file) < 0) {
-			err(r, n, p, "cannot read secret file: %s", sw_error_last());
+			sw_yaml_error(&r->y, n, p, "cannot read secret file: %s", sw_error_last());
 		} else if (b.len > MAX_SECRET_BYTES) {
-			err(r, n, p, "secret file %s is larger than 1 MiB", file);
+			sw_yaml_error(&r->y, n, p, "secret file %s is larger than 1 MiB", file);
 		} else {
 			while (b.len && (b.ptr[b.len - 1] == '\n' || b.ptr[b.len - 1] == '\r'))
 				sw_buf_truncate(&b, b.len - 1);
 			if (!b.len)
-				err(r, n, p, "secret file %s is empty", file);
+				sw_yaml_error(&r->y, n, p, "secret file %s is empty", file);
 			else {
 				out->value = sw_buf_detach(&b, NULL);
 				out->source = sw_asprintf("file %s", file);
@@ -301,13 +147,13 @@ static void get_secret(struct reader *r, node_t *map, const char *path, const ch
 static void read_listen(struct reader *r, node_t *map, struct sw_config *c)
 {
 	char *listen = NULL;
-	if (get_str(r, map, "server", "listen", &listen, 0) < 0 || !listen)
+	if (sw_yaml_get_str(&listen, &r->y, map, "server", "listen", 0) < 0 || !listen)
 		return;
 	char *colon = strrchr(listen, ':');
 	char *end;
 	long port = colon ? strtol(colon + 1, &end, 10) : -1;
 	if (!colon || colon == listen || *end || port < 0 || port > 65535) {
-		err(r, sw_yaml_get(map, "listen"), "server.listen",
+		sw_yaml_error(&r->y, sw_yaml_get(map, "listen"), "server.listen",
 		    "expected HOST:PORT such as 127.0.0.1:8080, found %s", listen);
 	} else {
 		free(c->listen_host);
@@ -334,14 +180,14 @@ static void get_either(struct reader *r, node_t *map, const char *path, const ch
 	char *v = NULL, full[128];
 	if (!n)
 		return;
-	get_str(r, map, path, key, &v, 0);
+	sw_yaml_get_str(&v, &r->y, map, path, key, 0);
 	snprintf(full, sizeof(full), "%s.%s", path, key);
 	if (v && !strcmp(v, no))
 		*out = 0;
 	else if (v && !strcmp(v, yes))
 		*out = 1;
 	else if (v)
-		err(r, n, full, "expected %s or %s, found %s", no, yes, v);
+		sw_yaml_error(&r->y, n, full, "expected %s or %s, found %s", no, yes, v);
 	free(v);
 }
 
@@ -359,7 +205,7 @@ static void read_limits(struct reader *r, node_t *n, struct sw_config *c)
 		if (v == -1)
 			continue;
 		if (v < sizes[i].min || v > sizes[i].max)
-			err(r, sw_yaml_get(n, sizes[i].key), i == 0 ? "server.max_header_size" :
+			sw_yaml_error(&r->y, sw_yaml_get(n, sizes[i].key), i == 0 ? "server.max_header_size" :
 			    "server.max_uri_size", "expected a size from %lldk to %lldm, found %lld bytes",
 			    (long long)sizes[i].min / 1024, (long long)sizes[i].max / 1024 / 1024,
 			    (long long)v);
@@ -369,26 +215,26 @@ static void read_limits(struct reader *r, node_t *n, struct sw_config *c)
 	int64_t t = -1;
 	get_duration(r, n, "server", "read_timeout", &t);
 	if (t == 0 || t > 3600)
-		err(r, sw_yaml_get(n, "read_timeout"), "server.read_timeout",
+		sw_yaml_error(&r->y, sw_yaml_get(n, "read_timeout"), "server.read_timeout",
 		    "expected a duration from 1s to 1h, found %s", sw_yaml_get(n, "read_timeout")->value);
 	else if (t > 0)
 		c->read_timeout_s = t;
-	get_int(r, n, "server", "max_connections", &c->max_connections, 16, 1000000);
+	sw_yaml_get_int(&c->max_connections, &r->y, n, "server", "max_connections", 16, 1000000, 0);
 	char **proxies = NULL;
 	size_t np = 0;
-	get_str_list(r, n, "server", "trusted_proxies", &proxies, &np);
+	sw_yaml_get_strv(&proxies, &np, &r->y, n, "server", "trusted_proxies", 0);
 	if (np) {
 		c->trusted_proxies = sw_calloc(np, sizeof(*c->trusted_proxies));
 		for (size_t i = 0; i < np; i++) {
 			node_t *list = sw_yaml_get(n, "trusted_proxies");
 			if (sw_cidr_parse(&c->trusted_proxies[c->ntrusted_proxies], proxies[i]) < 0)
-				err(r, list->type == SW_YAML_SEQ && i < list->n ? list->items[i] : list,
+				sw_yaml_error(&r->y, list->type == SW_YAML_SEQ && i < list->n ? list->items[i] : list,
 				    "server.trusted_proxies", "[%zu]: %s", i, sw_error_last());
 			else
 				c->ntrusted_proxies++;
 		}
 	}
-	sw_strv_freen(proxies, np);
+	sw_strv_free(proxies);
 }
 
 static void read_server(struct reader *r, node_t *n, struct sw_config *c)
@@ -398,24 +244,25 @@ static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 		"max_header_size", "max_uri_size", "read_timeout", "max_connections",
 		"trusted_proxies", NULL };
 	static const char *const tls_keys[] = { "cert", "key", NULL };
-	if (want_map(r, n, "server", keys) < 0)
+	if (sw_yaml_want_map(&r->y, n, "server", keys) < 0)
 		return;
 	read_listen(r, n, c);
-	get_str(r, n, "server", "public_url", &c->public_url, 0);
-	get_str(r, n, "server", "data_dir", &c->data_dir, 0);
+	sw_yaml_get_str(&c->public_url, &r->y, n, "server", "public_url", 0);
+	sw_yaml_get_str(&c->data_dir, &r->y, n, "server", "data_dir", 0);
 	make_abs(r, &c->data_dir);
-	get_str(r, n, "server", "log_level", &c->log_level, 0);
+	sw_yaml_get_str(&c->log_level, &r->y, n, "server", "log_level", 0);
 	if (c->log_level && strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
 	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
-		err(r, sw_yaml_get(n, "log_level"), "server.log_level",
+		sw_yaml_error(&r->y, sw_yaml_get(n, "log_level"), "server.log_level",
 		    "expected debug, info, warn or error, found %s", c->log_level);
 	get_either(r, n, "server", "durability", "normal", "full", &c->durability_full);
-	get_int(r, n, "server", "max_concurrent_runs", &c->max_concurrent_runs, 1, 256);
+	sw_yaml_get_int(&c->max_concurrent_runs, &r->y, n, "server", "max_concurrent_runs", 1, 256,
+			0);
 	int64_t hl = c->history_limit;
 	node_t *h = sw_yaml_get(n, "history_limit");
 	if (h) {
 		int v = 0;
-		get_int(r, n, "server", "history_limit", &v, 1, 100000);
+		sw_yaml_get_int(&v, &r->y, n, "server", "history_limit", 1, 100000, 0);
 		if (v)
 			hl = v;
 	}
@@ -424,9 +271,9 @@ static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 	get_secret(r, n, "server", "api_token", &c->api_token);
 	read_limits(r, n, c);
 	node_t *tls = sw_yaml_get(n, "tls");
-	if (tls && want_map(r, tls, "server.tls", tls_keys) == 0) {
-		get_str(r, tls, "server.tls", "cert", &c->tls_cert, 1);
-		get_str(r, tls, "server.tls", "key", &c->tls_key, 1);
+	if (tls && sw_yaml_want_map(&r->y, tls, "server.tls", tls_keys) == 0) {
+		sw_yaml_get_str(&c->tls_cert, &r->y, tls, "server.tls", "cert", SW_YAML_REQUIRED);
+		sw_yaml_get_str(&c->tls_key, &r->y, tls, "server.tls", "key", SW_YAML_REQUIRED);
 		make_abs(r, &c->tls_cert);
 		make_abs(r, &c->tls_key);
 	}
@@ -436,9 +283,9 @@ static void read_github(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "api_url", "webhook_secret", "token", "replay_window",
 					    NULL };
-	if (want_map(r, n, "github", keys) < 0)
+	if (sw_yaml_want_map(&r->y, n, "github", keys) < 0)
 		return;
-	get_str(r, n, "github", "api_url", &c->github_api_url, 0);
+	sw_yaml_get_str(&c->github_api_url, &r->y, n, "github", "api_url", 0);
 	get_secret(r, n, "github", "webhook_secret", &c->webhook_secret);
 	get_secret(r, n, "github", "token", &c->github_token);
 	get_duration(r, n, "github", "replay_window", &c->replay_window_s);
@@ -447,14 +294,14 @@ static void read_github(struct reader *r, node_t *n, struct sw_config *c)
 static void read_slack(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "webhook_url", "bot_token", "channel", "api_url", NULL };
-	if (want_map(r, n, "slack", keys) < 0)
+	if (sw_yaml_want_map(&r->y, n, "slack", keys) < 0)
 		return;
 	get_secret(r, n, "slack", "webhook_url", &c->slack_webhook_url);
 	get_secret(r, n, "slack", "bot_token", &c->slack_bot_token);
-	get_str(r, n, "slack", "channel", &c->slack_channel, 0);
-	get_str(r, n, "slack", "api_url", &c->slack_api_url, 0);
+	sw_yaml_get_str(&c->slack_channel, &r->y, n, "slack", "channel", 0);
+	sw_yaml_get_str(&c->slack_api_url, &r->y, n, "slack", "api_url", 0);
 	if (c->slack_bot_token.value && !c->slack_channel)
-		err(r, n, "slack", "bot_token needs a channel");
+		sw_yaml_error(&r->y, n, "slack", "bot_token needs a channel");
 }
 
 static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
@@ -462,13 +309,13 @@ static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 	static const char *const keys[] = { "backend", "docker_socket", "memory", "cpus",
 		"network", "timeout", "cap_add", "pids", "user", "pr_network", "pr_network_repos",
 		NULL };
-	if (want_map(r, n, "runner", keys) < 0)
+	if (sw_yaml_want_map(&r->y, n, "runner", keys) < 0)
 		return;
-	get_str(r, n, "runner", "backend", &c->runner_backend, 0);
+	sw_yaml_get_str(&c->runner_backend, &r->y, n, "runner", "backend", 0);
 	if (strcmp(c->runner_backend, "docker") && strcmp(c->runner_backend, "local"))
-		err(r, sw_yaml_get(n, "backend"), "runner.backend",
+		sw_yaml_error(&r->y, sw_yaml_get(n, "backend"), "runner.backend",
 		    "expected docker or local, found %s", c->runner_backend);
-	get_str(r, n, "runner", "docker_socket", &c->docker_socket, 0);
+	sw_yaml_get_str(&c->docker_socket, &r->y, n, "runner", "docker_socket", 0);
 	make_abs(r, &c->docker_socket);
 	get_size(r, n, "runner", "memory", &c->runner_memory);
 	node_t *cpus = sw_yaml_get(n, "cpus");
@@ -480,43 +327,40 @@ static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 		    (sc.kind == SW_YK_FLOAT && sc.f > 0 && sc.f <= MAX_CPUS)))
 			c->runner_nano_cpus = (int64_t)((sc.kind == SW_YK_INT ? (double)sc.i : sc.f) * 1e9);
 		else
-			err(r, cpus, "runner.cpus",
-			    "expected a positive number of at most %d such as 1.5, found %s",
-			    MAX_CPUS, cpus->type == SW_YAML_SCALAR ? cpus->value : describe(cpus));
+			sw_yaml_error(&r->y, cpus, "runner.cpus",
+				      "expected a positive number of at most %d such as 1.5, found %s",
+				      MAX_CPUS,
+				      cpus->type == SW_YAML_SCALAR ? cpus->value : sw_yaml_describe(cpus));
 	}
-	get_str(r, n, "runner", "network", &c->runner_network, 0);
+	sw_yaml_get_str(&c->runner_network, &r->y, n, "runner", "network", 0);
 	get_duration(r, n, "runner", "timeout", &c->step_timeout_s);
-	if (sw_yaml_get(n, "cap_add")) {
-		sw_strv_freen(c->runner_cap_add, c->nrunner_cap_add);
-		c->runner_cap_add = NULL;
-		c->nrunner_cap_add = 0;
-		get_str_list(r, n, "runner", "cap_add", &c->runner_cap_add, &c->nrunner_cap_add);
-	}
-	get_int(r, n, "runner", "pids", &c->runner_pids, 0, 1 << 22);
-	get_str(r, n, "runner", "user", &c->runner_user, 0);
-	get_str(r, n, "runner", "pr_network", &c->runner_pr_network, 0);
-	get_str_list(r, n, "runner", "pr_network_repos", &c->runner_pr_network_repos,
-		     &c->nrunner_pr_network_repos);
+	sw_yaml_get_strv(&c->runner_cap_add, &c->nrunner_cap_add, &r->y, n, "runner", "cap_add", 0);
+	sw_yaml_get_int(&c->runner_pids, &r->y, n, "runner", "pids", 0, 1 << 22, 0);
+	sw_yaml_get_str(&c->runner_user, &r->y, n, "runner", "user", 0);
+	sw_yaml_get_str(&c->runner_pr_network, &r->y, n, "runner", "pr_network", 0);
+	sw_yaml_get_strv(&c->runner_pr_network_repos, &c->nrunner_pr_network_repos, &r->y, n,
+			 "runner", "pr_network_repos", 0);
 }
 
 static void read_terraform(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "image", "mounts", NULL };
-	if (want_map(r, n, "terraform", keys) < 0)
+	if (sw_yaml_want_map(&r->y, n, "terraform", keys) < 0)
 		return;
-	get_str(r, n, "terraform", "image", &c->tf_image, 0);
-	get_str_list(r, n, "terraform", "mounts", &c->tf_mounts, &c->ntf_mounts);
+	sw_yaml_get_str(&c->tf_image, &r->y, n, "terraform", "image", 0);
+	sw_yaml_get_strv(&c->tf_mounts, &c->ntf_mounts, &r->y, n, "terraform", "mounts", 0);
 	for (size_t i = 0; i < c->ntf_mounts; i++) {
 		make_abs(r, &c->tf_mounts[i]);
 		if (strchr(c->tf_mounts[i], ':'))
-			err(r, sw_yaml_get(n, "mounts"), "terraform.mounts",
+			sw_yaml_error(&r->y, sw_yaml_get(n, "mounts"), "terraform.mounts",
 			    "[%zu]: a path cannot hold ':', found %s", i, c->tf_mounts[i]);
 	}
 	if (c->ntf_mounts && !c->tf_image)
-		err(r, sw_yaml_get(n, "mounts"), "terraform.mounts",
+		sw_yaml_error(&r->y, sw_yaml_get(n, "mounts"), "terraform.mounts",
 		    "mounts are for terraform.image (the host's terraform sees the host anyway)");
 	if (c->tf_image && !*c->tf_image)
-		err(r, sw_yaml_get(n, "image"), "terraform.image", "expected an image name, found \"\"");
+		sw_yaml_error(&r->y, sw_yaml_get(n, "image"),
+			      "terraform.image", "expected an image name, found \"\"");
 }
 
 /* retention.KIND: {age: DURATION, count: N}; `count` NULL where not offered. */
@@ -529,11 +373,11 @@ static void read_retention_kind(struct reader *r, node_t *n, const char *kind,
 	node_t *k = sw_yaml_get(n, kind);
 
 	snprintf(path, sizeof(path), "retention.%s", kind);
-	if (!k || want_map(r, k, path, count ? keys : age_only) < 0)
+	if (!k || sw_yaml_want_map(&r->y, k, path, count ? keys : age_only) < 0)
 		return;
 	get_duration(r, k, path, "age", age);
 	if (count)
-		get_int(r, k, path, "count", count, 0, 100000000);
+		sw_yaml_get_int(count, &r->y, k, path, "count", 0, 100000000, 0);
 }
 
 static void read_retention(struct reader *r, node_t *n, struct sw_config *c)
@@ -541,10 +385,10 @@ static void read_retention(struct reader *r, node_t *n, struct sw_config *c)
 	static const char *const keys[] = { "interval", "batch", "deliveries", "logs", "runs",
 		"drift_events", "outbox", NULL };
 	struct sw_cfg_retention *rt = &c->retention;
-	if (want_map(r, n, "retention", keys) < 0)
+	if (sw_yaml_want_map(&r->y, n, "retention", keys) < 0)
 		return;
 	get_duration(r, n, "retention", "interval", &rt->interval_s);
-	get_int(r, n, "retention", "batch", &rt->batch, 1, 100000);
+	sw_yaml_get_int(&rt->batch, &r->y, n, "retention", "batch", 1, 100000, 0);
 	read_retention_kind(r, n, "deliveries", &rt->deliveries_age_s, &rt->deliveries_count);
 	read_retention_kind(r, n, "logs", &rt->logs_age_s, NULL);
 	read_retention_kind(r, n, "runs", &rt->runs_age_s, &rt->runs_count);
@@ -554,7 +398,7 @@ static void read_retention(struct reader *r, node_t *n, struct sw_config *c)
 
 static void read_secrets(struct reader *r, node_t *n, struct sw_config *c)
 {
-	if (want_map(r, n, "secrets", NULL) < 0)
+	if (sw_yaml_want_map(&r->y, n, "secrets", NULL) < 0)
 		return;
 	c->secrets = sw_calloc(n->n ? n->n : 1, sizeof(*c->secrets));
 	for (size_t i = 0; i < n->n; i++) {
@@ -566,7 +410,8 @@ static void read_secrets(struct reader *r, node_t *n, struct sw_config *c)
 			if (!(isalnum((unsigned char)*p) || *p == '_'))
 				ok = 0;
 		if (!ok || isdigit((unsigned char)k->value[0])) {
-			err(r, k, "secrets", "'%s' is not a valid environment variable name", k->value);
+			sw_yaml_error(&r->y, k, "secrets",
+				      "'%s' is not a valid environment variable name", k->value);
 			continue;
 		}
 		struct sw_cfg_secret *s = &c->secrets[c->nsecrets++];
@@ -579,7 +424,8 @@ static void read_repos(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "name", "url", "token", "ssh_key", "poll_interval", NULL };
 	if (n->type != SW_YAML_SEQ) {
-		err(r, n, "repositories", "expected a list, found %s", describe(n));
+		sw_yaml_error(&r->y, n, "repositories",
+			      "expected a list, found %s", sw_yaml_describe(n));
 		return;
 	}
 	c->repos = sw_calloc(n->n ? n->n : 1, sizeof(*c->repos));
@@ -588,20 +434,21 @@ static void read_repos(struct reader *r, node_t *n, struct sw_config *c)
 		node_t *m = n->items[i];
 		struct sw_cfg_repo *rp = &c->repos[c->nrepos++];
 		snprintf(path, sizeof(path), "repositories[%zu]", i);
-		if (want_map(r, m, path, keys) < 0)
+		if (sw_yaml_want_map(&r->y, m, path, keys) < 0)
 			continue;
-		get_str(r, m, path, "name", &rp->name, 1);
-		get_str(r, m, path, "url", &rp->url, 1);
+		sw_yaml_get_str(&rp->name, &r->y, m, path, "name", SW_YAML_REQUIRED);
+		sw_yaml_get_str(&rp->url, &r->y, m, path, "url", SW_YAML_REQUIRED);
 		get_secret(r, m, path, "token", &rp->token);
-		get_str(r, m, path, "ssh_key", &rp->ssh_key, 0);
+		sw_yaml_get_str(&rp->ssh_key, &r->y, m, path, "ssh_key", 0);
 		make_abs(r, &rp->ssh_key);
 		get_duration(r, m, path, "poll_interval", &rp->poll_interval_s);
 		if (rp->name && (!strchr(rp->name, '/') || strchr(rp->name, '/') == rp->name))
-			err(r, sw_yaml_get(m, "name"), path,
+			sw_yaml_error(&r->y, sw_yaml_get(m, "name"), path,
 			    "name must be the GitHub full name owner/repo, found %s", rp->name);
 		for (size_t j = 0; j + 1 < c->nrepos && rp->name; j++)
 			if (c->repos[j].name && !strcmp(c->repos[j].name, rp->name))
-				err(r, sw_yaml_get(m, "name"), path, "repository %s is listed twice", rp->name);
+				sw_yaml_error(&r->y, sw_yaml_get(m, "name"),
+					      path, "repository %s is listed twice", rp->name);
 	}
 }
 
@@ -609,25 +456,26 @@ static void read_infra(struct reader *r, node_t *n, const char *envpath, struct 
 {
 	static const char *const keys[] = { "modules", "var_file", "vars", "heal", "drift_interval",
 		"timeout", NULL };
-	char *path = subpath(envpath, "infra");
-	if (want_map(r, n, path, keys) < 0) {
+	char *path = sw_yaml_path(envpath, "infra");
+	if (sw_yaml_want_map(&r->y, n, path, keys) < 0) {
 		free(path);
 		return;
 	}
-	get_str_list(r, n, path, "modules", &inf->modules, &inf->nmodules);
-	get_str(r, n, path, "var_file", &inf->var_file, 0);
+	sw_yaml_get_strv(&inf->modules, &inf->nmodules, &r->y, n, path, "modules", 0);
+	sw_yaml_get_str(&inf->var_file, &r->y, n, path, "var_file", 0);
 	node_t *vars = sw_yaml_get(n, "vars");
 	if (vars) {
-		char *vp = subpath(path, "vars");
-		if (want_map(r, vars, vp, NULL) == 0) {
+		char *vp = sw_yaml_path(path, "vars");
+		if (sw_yaml_want_map(&r->y, vars, vp, NULL) == 0) {
 			inf->vars = sw_calloc(vars->n ? vars->n : 1, sizeof(char *));
 			for (size_t i = 0; i < vars->n; i++) {
 				node_t *k = vars->items[2 * i], *v = vars->items[2 * i + 1];
 				if (k->type != SW_YAML_SCALAR)
 					continue;
 				if (v->type != SW_YAML_SCALAR) {
-					err(r, v, vp, "%s: expected a string or number, found %s",
-					    k->value, describe(v));
+					sw_yaml_error(&r->y, v, vp,
+						      "%s: expected a string or number, found %s",
+					    k->value, sw_yaml_describe(v));
 					continue;
 				}
 				inf->vars[inf->nvars++] = sw_asprintf("%s=%s", k->value, v->value);
@@ -638,13 +486,14 @@ static void read_infra(struct reader *r, node_t *n, const char *envpath, struct 
 	node_t *heal = sw_yaml_get(n, "heal");
 	if (heal) {
 		char *v = NULL;
-		get_str(r, n, path, "heal", &v, 0);
+		sw_yaml_get_str(&v, &r->y, n, path, "heal", 0);
 		if (v && !strcmp(v, "auto"))
 			inf->heal = SW_HEAL_AUTO;
 		else if (v && !strcmp(v, "report"))
 			inf->heal = SW_HEAL_REPORT;
 		else if (v)
-			err(r, heal, path, "heal: expected auto or report, found %s", v);
+			sw_yaml_error(&r->y, heal, path,
+				      "heal: expected auto or report, found %s", v);
 		free(v);
 	}
 	get_duration(r, n, path, "drift_interval", &inf->drift_interval_s);
@@ -659,7 +508,8 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		"health_timeout", "resync_interval", "slack_channel", NULL };
 	static const char *const cluster_keys[] = { "kubeconfig", "context", "namespace", NULL };
 	if (n->type != SW_YAML_SEQ) {
-		err(r, n, "environments", "expected a list, found %s", describe(n));
+		sw_yaml_error(&r->y, n, "environments",
+			      "expected a list, found %s", sw_yaml_describe(n));
 		return;
 	}
 	c->envs = sw_calloc(n->n ? n->n : 1, sizeof(*c->envs));
@@ -677,46 +527,47 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		e->infra.heal = SW_HEAL_REPORT;
 		e->infra.drift_interval_s = 1800;
 		e->infra.timeout_s = 1800;
-		if (want_map(r, m, path, keys) < 0)
+		if (sw_yaml_want_map(&r->y, m, path, keys) < 0)
 			continue;
-		if (get_str(r, m, path, "name", &e->name, 1) == 0 && e->name) {
+		if (sw_yaml_get_str(&e->name, &r->y, m, path, "name", SW_YAML_REQUIRED) == 0 && e->name) {
 			for (const char *p = e->name; *p; p++)
 				if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_')) {
-					err(r, sw_yaml_get(m, "name"), path,
+					sw_yaml_error(&r->y, sw_yaml_get(m, "name"), path,
 					    "name may hold letters, digits, - and _ only, found %s", e->name);
 					break;
 				}
 			for (size_t j = 0; j + 1 < c->nenvs; j++)
 				if (c->envs[j].name && !strcmp(c->envs[j].name, e->name))
-					err(r, sw_yaml_get(m, "name"), path,
+					sw_yaml_error(&r->y, sw_yaml_get(m, "name"), path,
 					    "environment %s is defined twice", e->name);
 		}
-		get_str(r, m, path, "repository", &e->repo, 0);
-		get_str(r, m, path, "branch", &e->branch, 1);
+		sw_yaml_get_str(&e->repo, &r->y, m, path, "repository", 0);
+		sw_yaml_get_str(&e->branch, &r->y, m, path, "branch", SW_YAML_REQUIRED);
 		node_t *cl = sw_yaml_get(m, "cluster");
 		if (cl) {
-			char *cp = subpath(path, "cluster");
-			if (want_map(r, cl, cp, cluster_keys) == 0) {
-				get_str(r, cl, cp, "kubeconfig", &e->kubeconfig, 1);
+			char *cp = sw_yaml_path(path, "cluster");
+			if (sw_yaml_want_map(&r->y, cl, cp, cluster_keys) == 0) {
+				sw_yaml_get_str(&e->kubeconfig, &r->y, cl, cp, "kubeconfig", SW_YAML_REQUIRED);
 				make_abs(r, &e->kubeconfig);
-				get_str(r, cl, cp, "context", &e->context, 0);
-				get_str(r, cl, cp, "namespace", &e->namespace, 0);
+				sw_yaml_get_str(&e->context, &r->y, cl, cp, "context", 0);
+				sw_yaml_get_str(&e->namespace, &r->y, cl, cp, "namespace", 0);
 			}
 			free(cp);
 		}
-		get_str_list(r, m, path, "manifests", &e->manifests, &e->nmanifests);
+		sw_yaml_get_strv(&e->manifests, &e->nmanifests, &r->y, m, path, "manifests", 0);
 		node_t *inf = sw_yaml_get(m, "infra");
 		if (inf)
 			read_infra(r, inf, path, &e->infra);
-		get_bool(r, m, path, "self_heal", &e->self_heal);
-		get_bool(r, m, path, "prune", &e->prune);
-		get_bool(r, m, path, "allow_empty_prune", &e->allow_empty_prune);
-		get_bool(r, m, path, "rollback_on_failure", &e->rollback_on_failure);
+		sw_yaml_get_bool(&e->self_heal, &r->y, m, path, "self_heal", 0);
+		sw_yaml_get_bool(&e->prune, &r->y, m, path, "prune", 0);
+		sw_yaml_get_bool(&e->allow_empty_prune, &r->y, m, path, "allow_empty_prune", 0);
+		sw_yaml_get_bool(&e->rollback_on_failure, &r->y, m, path, "rollback_on_failure", 0);
 		get_duration(r, m, path, "health_timeout", &e->health_timeout_s);
 		get_duration(r, m, path, "resync_interval", &e->resync_interval_s);
-		get_str(r, m, path, "slack_channel", &e->slack_channel, 0);
+		sw_yaml_get_str(&e->slack_channel, &r->y, m, path, "slack_channel", 0);
 		if (e->nmanifests && !e->kubeconfig)
-			err(r, m, path, "manifests are listed but cluster.kubeconfig is not set");
+			sw_yaml_error(&r->y, m, path,
+				      "manifests are listed but cluster.kubeconfig is not set");
 	}
 }
 
@@ -733,18 +584,20 @@ static void check_links(struct reader *r, node_t *root, struct sw_config *c)
 			if (c->nrepos == 1 && c->repos[0].name)
 				e->repo = sw_strdup(c->repos[0].name);
 			else if (c->nrepos > 1)
-				err(r, m, path, "repository: missing (required when several repositories are configured)");
+				sw_yaml_error(&r->y, m, path,
+					      "repository: missing (required when several repositories are configured)");
 			else
-				err(r, m, path, "repository: no repositories are configured");
+				sw_yaml_error(&r->y, m, path,
+					      "repository: no repositories are configured");
 		} else if (!sw_config_repo(c, e->repo)) {
-			err(r, sw_yaml_get(m, "repository"), path,
+			sw_yaml_error(&r->y, sw_yaml_get(m, "repository"), path,
 			    "repository %s is not in repositories", e->repo);
 		}
 		for (size_t j = 0; j < i; j++) {
 			struct sw_cfg_env *o = &c->envs[j];
 			if (e->repo && o->repo && e->branch && o->branch && !strcmp(e->repo, o->repo) &&
 			    !strcmp(e->branch, o->branch))
-				err(r, sw_yaml_get(m, "branch"), path,
+				sw_yaml_error(&r->y, sw_yaml_get(m, "branch"), path,
 				    "branch %s of %s is already tracked by environment %s",
 				    e->branch, e->repo, o->name ? o->name : "?");
 		}
@@ -755,12 +608,13 @@ static void check_links(struct reader *r, node_t *root, struct sw_config *c)
 			c->repos[i].token.source = sw_strdup(c->github_token.source);
 		}
 	if (!c->data_dir)
-		err(r, sw_yaml_get(root, "server") ? sw_yaml_get(root, "server") : root,
-		    "server.data_dir", "missing (expected a directory path)");
+		sw_yaml_error(&r->y, sw_yaml_get(root, "server") ? sw_yaml_get(root, "server") : root,
+			      "server.data_dir", "missing (expected a directory path)");
 	if (!!c->tls_cert != !!c->tls_key)
-		err(r, sw_yaml_get(root, "server"), "server.tls", "give both cert and key");
+		sw_yaml_error(&r->y, sw_yaml_get(root, "server"),
+			      "server.tls", "give both cert and key");
 	if (c->read_requires_token && !c->api_token.value)
-		err(r, sw_yaml_get(root, "server"), "server.read_access",
+		sw_yaml_error(&r->y, sw_yaml_get(root, "server"), "server.read_access",
 		    "token access needs server.api_token");
 }
 
@@ -799,7 +653,7 @@ int sw_config_load(struct sw_config **out, const char *path)
 {
 	static const char *const keys[] = { "server", "github", "slack", "runner", "terraform",
 		"secrets", "repositories", "environments", "retention", NULL };
-	struct reader r = { path, NULL, SW_BUF_INIT, 0 };
+	struct reader r = { SW_YAML_READER_INIT(path), NULL };
 	struct sw_yaml_stream *ys = NULL;
 	struct sw_config *c;
 	node_t *root;
@@ -835,7 +689,7 @@ int sw_config_load(struct sw_config **out, const char *path)
 		}
 	}
 
-	if (want_map(&r, root, "(top level)", keys) == 0) {
+	if (sw_yaml_want_map(&r.y, root, "(top level)", keys) == 0) {
 		node_t *n;
 		if ((n = sw_yaml_get(root, "server")))
 			read_server(&r, n, c);
@@ -862,15 +716,10 @@ int sw_config_load(struct sw_config **out, const char *path)
 
 	sw_yaml_free(ys);
 	free(r.dir);
-	if (r.nerrors) {
-		if (r.nerrors > MAX_ERRORS)
-			sw_buf_addf(&r.errors, "\n(%d more errors not shown)", r.nerrors - MAX_ERRORS);
-		sw_error_setc(SW_EINVALID, "%s", r.errors.ptr);
-		sw_buf_release(&r.errors);
+	if ((rc = sw_yaml_reader_done(&r.y)) < 0) {
 		sw_config_free(c);
-		return SW_EINVALID;
+		return rc;
 	}
-	sw_buf_release(&r.errors);
 	*out = c;
 	return 0;
 }

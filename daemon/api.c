@@ -20,6 +20,7 @@
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
 
@@ -382,45 +383,14 @@ static int load_run(struct sw_daemon *d, struct evhttp_request *req, const char 
 	return 0;
 }
 
-/* Drop the bytes of a UTF-8 sequence cut at the end of `b`; returns how many. */
-static size_t trim_partial_utf8(struct sw_buf *b)
-{
-	size_t n = b->len, back = 0;
-	while (back < 4 && back < n && ((unsigned char)b->ptr[n - 1 - back] & 0xC0) == 0x80)
-		back++;
-	if (back == n)
-		return 0;
-	unsigned char lead = (unsigned char)b->ptr[n - 1 - back];
-	size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-	if (lead >= 0xC0 && back + 1 < need) {
-		sw_buf_truncate(b, n - back - 1);
-		return back + 1;
-	}
-	return 0;
-}
-
-/* `b` as a JSON string; invalid UTF-8 bytes become U+FFFD. */
+/* `b` as a JSON string; bytes that are no UTF-8 become U+FFFD. */
 static json_t *text_json(const struct sw_buf *b)
 {
 	json_t *s = json_stringn(b->ptr, b->len);
 	if (s)
 		return s;
 	struct sw_buf clean = SW_BUF_INIT;
-	for (size_t i = 0; i < b->len;) {
-		unsigned char c = (unsigned char)b->ptr[i];
-		size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 :
-			(c & 0xF8) == 0xF0 ? 4 : 0;
-		json_t *one = need && i + need <= b->len ? json_stringn(b->ptr + i, need) : NULL;
-		if (one && c) {
-			sw_buf_add(&clean, b->ptr + i, need);
-			json_decref(one);
-			i += need;
-		} else {
-			json_decref(one);
-			sw_buf_adds(&clean, c ? "\xEF\xBF\xBD" : "");
-			i++;
-		}
-	}
+	sw_utf8_clean(&clean, b->ptr, b->len);
 	s = json_stringn(clean.ptr, clean.len);
 	sw_buf_release(&clean);
 	return s ? s : json_string("");
@@ -455,8 +425,12 @@ static void stage_log(struct sw_daemon *d, struct evhttp_request *req,
 		next = size;
 		sw_buf_truncate(&data, 0);
 	}
-	if (next < size)
-		next -= (int64_t)trim_partial_utf8(&data);
+	if (next < size) {
+		/* a character cut at the end comes whole with the next read */
+		size_t cut = sw_utf8_partial(data.ptr, data.len);
+		sw_buf_truncate(&data, data.len - cut);
+		next -= (int64_t)cut;
+	}
 	json_t *j = json_object();
 	json_object_set_new(j, "run", json_integer(run->id));
 	json_object_set_new(j, "stage", json_string(s->name));

@@ -18,8 +18,6 @@
 #include "config/config.h"
 #include "lib/error.h"
 
-#define SLIPWAY_VERSION "0.1.0"
-
 struct sw_store;
 struct sw_pool;
 struct sw_http;

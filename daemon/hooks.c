@@ -30,6 +30,7 @@
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
 #include "webhooks/webhooks.h"
@@ -173,7 +174,7 @@ static const char *headers_json(struct sw_hooks *h, struct evhttp_request *req)
 	sw_buf_addch(&h->headers, '{');
 	for (const char *const *k = keep; *k; k++) {
 		const char *v = hdr(req, *k);
-		if (!v || !sw_webhook_utf8_valid(v, strlen(v)))
+		if (!v || !sw_utf8_valid(v, strlen(v)))
 			continue;
 		sw_buf_addf(&h->headers, "%s\"%s\":\"", h->headers.len > 1 ? "," : "", *k);
 		json_escape(&h->headers, v);

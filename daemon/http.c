@@ -11,6 +11,7 @@
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/version.h"
 #include "pipeline/pipeline.h"
 
 void sw_reply_json(struct evhttp_request *req, int code, json_t *j)

@@ -18,6 +18,7 @@
 #include "daemon/page-int.h"
 #include "lib/clock.h"
 #include "lib/pool.h"
+#include "lib/version.h"
 #include "report/report.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"

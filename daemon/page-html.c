@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "daemon/page-html-int.h"
+#include "lib/utf8.h"
 
 /* ------------------------------------------------------------------ */
 /* Escaping                                                            */
@@ -204,22 +205,6 @@ static void apply_sgr(struct sw_ansi *a)
 	}
 }
 
-static int utf8_len(unsigned char c)
-{
-	if (c >= 0xf0 && c < 0xf8)
-		return 4;
-	if (c >= 0xe0)
-		return c < 0xf0 ? 3 : 1;
-	if (c >= 0xc0)
-		return 2;
-	return 1;
-}
-
-static int is_cont(unsigned char c)
-{
-	return (c & 0xc0) == 0x80;
-}
-
 void sw_ansi_feed(struct sw_ansi *a, const char *in, size_t len, struct sw_buf *out)
 {
 	const unsigned char *s = (const unsigned char *)in;
@@ -228,8 +213,8 @@ void sw_ansi_feed(struct sw_ansi *a, const char *in, size_t len, struct sw_buf *
 
 	/* finish a character held back by the previous call */
 	if (a->nutf8 > 0) {
-		int need = utf8_len((unsigned char)a->utf8[0]);
-		while (a->nutf8 < need && i < len && is_cont(s[i]))
+		int need = (int)sw_utf8_lead_len((unsigned char)a->utf8[0]);
+		while (a->nutf8 < need && i < len && sw_utf8_is_cont(s[i]))
 			a->utf8[a->nutf8++] = (char)s[i++];
 		if (a->nutf8 < need && i == len)
 			return;        /* still incomplete: keep holding it */
@@ -254,9 +239,9 @@ void sw_ansi_feed(struct sw_ansi *a, const char *in, size_t len, struct sw_buf *
 				continue;
 			}
 			if (c >= 0xc0) {
-				int need = utf8_len(c);
+				int need = (int)sw_utf8_lead_len(c);
 				size_t have = 1;
-				while (have < (size_t)need && i + have < len && is_cont(s[i + have]))
+				while (have < (size_t)need && i + have < len && sw_utf8_is_cont(s[i + have]))
 					have++;
 				if (have < (size_t)need && i + have == len) {
 					/* the character goes on in the next piece */

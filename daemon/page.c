@@ -34,6 +34,8 @@
 #include "daemon/page-int.h"
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
+#include "lib/version.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
 
@@ -644,8 +646,7 @@ static void stage_log(struct sw_daemon *d, struct sw_buf *b, const struct sw_sto
 		next = start;
 	if (start > 0) {
 		/* begin on a whole character */
-		while (skip < raw.len && skip < 4 && ((unsigned char)raw.ptr[skip] & 0xc0) == 0x80)
-			skip++;
+		skip = sw_utf8_ceil(raw.ptr, raw.len, 0);
 		sw_buf_addf(b, "<p class=\"mute small\">The first %lld KiB of this log are not "
 			    "shown.</p>", (long long)(start + (int64_t)skip) / 1024);
 	}

@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "lib/pool.h"
 #include "lib/proc.h"
+#include "lib/version.h"
 #include "deploy/deploy.h"
 #include "infra/infra.h"
 #include "report/report.h"

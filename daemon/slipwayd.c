@@ -8,6 +8,7 @@
 #include "daemon/daemon.h"
 #include "config/config.h"
 #include "lib/log.h"
+#include "lib/version.h"
 #include "storage/store.h"
 
 static void usage(FILE *f)

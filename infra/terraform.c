@@ -24,6 +24,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/strv.h"
+#include "lib/utf8.h"
 #include "infra/infra.h"
 #include "runners/runner.h"
 
@@ -860,16 +861,9 @@ static void add_clean(struct sw_buf *b, const char *s, size_t n, int mode)
 				sw_buf_addch(b, (char)c);
 			continue;
 		}
-		size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-		int ok = len && (size_t)(end - p) >= len;
-		for (size_t i = 1; ok && i < len; i++)
-			ok = (p[i] & 0xc0) == 0x80;
-		if (ok && len == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
-			ok = 0;
-		if (ok && len == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)))
-			ok = 0;
-		if (!ok) {
-			sw_buf_adds(b, "\xef\xbf\xbd");
+		size_t len = sw_utf8_seq((const char *)p, (size_t)(end - p));
+		if (!len) {
+			sw_buf_adds(b, SW_UTF8_REPLACEMENT);
 			p++;
 			continue;
 		}
@@ -881,12 +875,7 @@ static void add_clean(struct sw_buf *b, const char *s, size_t n, int mode)
 /* Cut to at most `max` bytes on a UTF-8 boundary. */
 static void cut_utf8(struct sw_buf *b, size_t max)
 {
-	if (b->len <= max)
-		return;
-	size_t n = max;
-	while (n && ((unsigned char)b->ptr[n] & 0xc0) == 0x80)
-		n--;
-	sw_buf_truncate(b, n);
+	sw_buf_truncate(b, sw_utf8_floor(b->ptr, b->len, max));
 }
 
 static const char *action_word(const struct sw_tf_change *c)

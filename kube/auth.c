@@ -11,6 +11,7 @@
 
 #include "kube/kube-int.h"
 #include "kube/kube.h"
+#include "lib/base64.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -215,7 +216,7 @@ static char *exec_info(const struct sw_kube *k)
 			json_object_set_new(cl, "insecure-skip-tls-verify", json_true());
 		if (c->ca_pem) {
 			struct sw_buf b = SW_BUF_INIT;
-			kube_base64_add(&b, c->ca_pem, strlen(c->ca_pem));
+			sw_base64_encode(&b, c->ca_pem, strlen(c->ca_pem), 0);
 			json_object_set_new(cl, "certificate-authority-data", json_string(b.ptr));
 			sw_buf_release(&b);
 		}

@@ -148,8 +148,6 @@ struct sw_kube {
 /* --- shared helpers (kube.c) --- */
 /* The delay before retry `attempt` (1, 2, ...): doubling with jitter, capped. */
 long kube_backoff_delay(const struct sw_kube *k, int attempt);
-/* Base64 of s[0..n) appended to `b`. */
-void kube_base64_add(struct sw_buf *b, const char *s, size_t n);
 /* The string member `key` of `o`, or NULL. */
 const char *kube_jstr(const json_t *o, const char *key);
 /* "Not Found" for 404, ... ("" when unknown). */

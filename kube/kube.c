@@ -89,24 +89,6 @@ void kube_split_api_version(const char *av, char **group, char **version)
 	}
 }
 
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void kube_base64_add(struct sw_buf *b, const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		sw_buf_addch(b, b64chars[(v >> 18) & 63]);
-		sw_buf_addch(b, b64chars[(v >> 12) & 63]);
-		sw_buf_addch(b, i + 1 < n ? b64chars[(v >> 6) & 63] : '=');
-		sw_buf_addch(b, i + 2 < n ? b64chars[v & 63] : '=');
-	}
-}
-
 int sw_kube_parse_time(const char *s, int64_t *ms)
 {
 	struct tm tm;

@@ -11,120 +11,63 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base64.h"
 #include "lib/buf.h"
+#include "lib/strv.h"
 #include "lib/yaml.h"
+#include "lib/yamlschema.h"
 
 struct kc {
 	const struct sw_yaml_stream *s;
 	const char *file;        /* for messages */
 	char *dir;               /* for relative paths, with trailing '/' ("" for cwd) */
+	struct sw_yaml_reader r; /* the first problem ends the reading */
 };
 
-static int at(const struct kc *c, const struct sw_yaml_node *n, int code, const char *fmt, ...)
-	SW_PRINTF(4, 5);
-
-static int at(const struct kc *c, const struct sw_yaml_node *n, int code, const char *fmt, ...)
+/* The reader's messages into the error slot: SW_EINVALID. */
+static int fail(struct kc *c)
 {
-	struct sw_buf b = SW_BUF_INIT;
-	va_list ap;
-	int line = n ? n->mark.line : 1, col = n ? n->mark.col : 1;
-
-	va_start(ap, fmt);
-	sw_buf_vaddf(&b, fmt, ap);
-	va_end(ap);
-	sw_error_setc(code, "%s:%d:%d: %s", c->file, line, col, b.ptr);
-	sw_buf_release(&b);
-	return code;
+	return sw_yaml_reader_done(&c->r);
 }
 
-static int is_null(const struct sw_yaml_node *n)
+static int at(struct kc *c, const struct sw_yaml_node *n, const char *fmt, ...) SW_PRINTF(3, 4);
+
+static int at(struct kc *c, const struct sw_yaml_node *n, const char *fmt, ...)
 {
-	struct sw_yaml_scalar sc;
-	if (!n)
-		return 1;
-	if (n->type != SW_YAML_SCALAR)
-		return 0;
-	sw_yaml_resolve(n, &sc);
-	return sc.kind == SW_YK_NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	sw_yaml_verror(&c->r, n, NULL, fmt, ap);
+	va_end(ap);
+	return fail(c);
+}
+
+/*
+ * A mapping; its keys are not checked against a list (kubectl ignores what
+ * it does not use, and so does this) but a key written twice is an error.
+ */
+static int want_map(struct kc *c, const struct sw_yaml_node *n, const char *where)
+{
+	sw_yaml_want_map(&c->r, n, where, NULL);
+	return c->r.nerrors ? fail(c) : 0;
 }
 
 /* A string field: absent or null leaves *out NULL. */
-static int get_str(const struct kc *c, const struct sw_yaml_node *map, const char *key,
+static int get_str(struct kc *c, const struct sw_yaml_node *map, const char *key,
 		   const char *where, char **out)
 {
-	const struct sw_yaml_node *n = sw_yaml_get(map, key);
-
 	*out = NULL;
-	if (is_null(n))
-		return 0;
-	if (n->type != SW_YAML_SCALAR)
-		return at(c, n, SW_EINVALID, "%s.%s: expected a string, found a %s", where, key,
-			  sw_yaml_type_name(n->type));
-	*out = sw_strndup(n->value, n->len);
-	return 0;
+	return sw_yaml_get_str(out, &c->r, map, where, key, SW_YAML_NULL_ABSENT) < 0 ? fail(c) : 0;
 }
 
-static int get_bool(const struct kc *c, const struct sw_yaml_node *map, const char *key,
+static int get_bool(struct kc *c, const struct sw_yaml_node *map, const char *key,
 		    const char *where, int *out)
 {
-	const struct sw_yaml_node *n = sw_yaml_get(map, key);
-	struct sw_yaml_scalar sc;
-
 	*out = 0;
-	if (is_null(n))
-		return 0;
-	if (n->type == SW_YAML_SCALAR) {
-		sw_yaml_resolve(n, &sc);
-		if (sc.kind == SW_YK_BOOL) {
-			*out = sc.b;
-			return 0;
-		}
-	}
-	return at(c, n, SW_EINVALID, "%s.%s: expected true or false", where, key);
+	return sw_yaml_get_bool(out, &c->r, map, where, key, SW_YAML_NULL_ABSENT) < 0 ? fail(c) : 0;
 }
 
-static int b64val(int ch)
-{
-	if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-	if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-	if (ch == '+' || ch == '-') return 62;
-	if (ch == '/' || ch == '_') return 63;
-	return -1;
-}
-
-/* Standard base64 (whitespace ignored, padding optional); NULL when invalid. */
-static char *unbase64(const char *s, size_t len)
-{
-	char *out = sw_malloc(len * 3 / 4 + 4);
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int ch = (unsigned char)s[i], v;
-		if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t')
-			continue;
-		if (ch == '=') {
-			pad++;
-			continue;
-		}
-		if (pad || (v = b64val(ch)) < 0) {
-			free(out);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
-static char *resolve_path(const struct kc *c, const char *p)
+static char *resolve_path(struct kc *c, const char *p)
 {
 	if (p[0] == '/')
 		return sw_strdup(p);
@@ -135,7 +78,7 @@ static char *resolve_path(const struct kc *c, const char *p)
  * PEM from `<key>-data` (base64) or `<key>` (a file). *out stays NULL when
  * neither is set.
  */
-static int get_pem(const struct kc *c, const struct sw_yaml_node *map, const char *key,
+static int get_pem(struct kc *c, const struct sw_yaml_node *map, const char *key,
 		   const char *where, char **out)
 {
 	char datakey[64], *v = NULL, *path;
@@ -149,10 +92,15 @@ static int get_pem(const struct kc *c, const struct sw_yaml_node *map, const cha
 		return rc;
 	if (v) {
 		n = sw_yaml_get(map, datakey);
-		*out = unbase64(v, strlen(v));
+		/* either alphabet, padding optional, white space anywhere */
+		rc = sw_base64_decode(&b, v, strlen(v), SW_BASE64_LOOSE);
 		free(v);
-		if (!*out)
-			return at(c, n, SW_EINVALID, "%s.%s: not valid base64", where, datakey);
+		if (rc < 0) {
+			sw_buf_release(&b);
+			return at(c, n, "%s.%s: not valid base64 (%s)", where, datakey,
+				  sw_error_last());
+		}
+		*out = sw_buf_detach(&b, NULL);
 		return 0;
 	}
 	if ((rc = get_str(c, map, key, where, &v)) < 0 || !v)
@@ -161,7 +109,7 @@ static int get_pem(const struct kc *c, const struct sw_yaml_node *map, const cha
 	path = resolve_path(c, v);
 	free(v);
 	if (sw_buf_read_file(&b, path) < 0) {
-		rc = at(c, n, SW_ERR, "%s.%s: %s", where, key, sw_error_last());
+		rc = at(c, n, "%s.%s: %s", where, key, sw_error_last());
 		free(path);
 		return rc;
 	}
@@ -175,50 +123,43 @@ static int get_pem(const struct kc *c, const struct sw_yaml_node *map, const cha
  * `inner` mapping ("cluster", "user", "context"). `where` receives
  * "clusters[2].cluster" for messages.
  */
-static int find_named(const struct kc *c, const struct sw_yaml_node *root, const char *seqkey,
+static int find_named(struct kc *c, const struct sw_yaml_node *root, const char *seqkey,
 		      const char *inner, const char *what, const char *name,
 		      const struct sw_yaml_node **out, struct sw_buf *where)
 {
 	const struct sw_yaml_node *seq = sw_yaml_get(root, seqkey);
+	int rc;
 
 	*out = NULL;
-	if (!is_null(seq) && seq->type != SW_YAML_SEQ)
-		return at(c, seq, SW_EINVALID, "%s: expected a list, found a %s", seqkey,
-			  sw_yaml_type_name(seq->type));
+	if (!sw_yaml_is_null(seq) && seq->type != SW_YAML_SEQ)
+		return at(c, seq, "%s: expected a list, found %s", seqkey, sw_yaml_describe(seq));
 	for (size_t i = 0; seq && seq->type == SW_YAML_SEQ && i < seq->n; i++) {
 		const struct sw_yaml_node *it = seq->items[i], *nm, *in;
 		if (it->type != SW_YAML_MAP)
-			return at(c, it, SW_EINVALID, "%s[%zu]: expected a mapping", seqkey, i);
+			return at(c, it, "%s[%zu]: expected a mapping", seqkey, i);
+		sw_buf_reset(where);
+		sw_buf_addf(where, "%s[%zu]", seqkey, i);
+		if ((rc = want_map(c, it, where->ptr)) < 0)
+			return rc;
 		nm = sw_yaml_get(it, "name");
 		if (!nm || nm->type != SW_YAML_SCALAR)
-			return at(c, it, SW_EINVALID, "%s[%zu]: missing name", seqkey, i);
+			return at(c, it, "%s[%zu]: missing name", seqkey, i);
 		if (strcmp(nm->value, name) != 0)
 			continue;
 		in = sw_yaml_get(it, inner);
-		if (is_null(in))
-			return at(c, it, SW_EINVALID, "%s[%zu] (%s): missing %s", seqkey, i, name,
+		if (sw_yaml_is_null(in))
+			return at(c, it, "%s[%zu] (%s): missing %s", seqkey, i, name,
 				  inner);
 		if (in->type != SW_YAML_MAP)
-			return at(c, in, SW_EINVALID, "%s[%zu].%s: expected a mapping", seqkey, i,
+			return at(c, in, "%s[%zu].%s: expected a mapping", seqkey, i,
 				  inner);
-		sw_buf_reset(where);
-		sw_buf_addf(where, "%s[%zu].%s", seqkey, i, inner);
+		sw_buf_addf(where, ".%s", inner);
+		if ((rc = want_map(c, in, where->ptr)) < 0)
+			return rc;
 		*out = in;
 		return 0;
 	}
 	return sw_error_setc(SW_ENOTFOUND, "%s %s not found in %s", what, name, c->file);
-}
-
-static char **str_list_new(size_t n)
-{
-	return sw_calloc(n + 1, sizeof(char *));
-}
-
-static void str_list_free(char **l)
-{
-	for (size_t i = 0; l && l[i]; i++)
-		free(l[i]);
-	free(l);
 }
 
 static void exec_free(struct sw_kube_exec *e)
@@ -227,76 +168,74 @@ static void exec_free(struct sw_kube_exec *e)
 		return;
 	free(e->api_version);
 	free(e->command);
-	str_list_free(e->args);
-	str_list_free(e->env);
+	sw_strv_free(e->args);
+	sw_strv_free(e->env);
 	free(e->install_hint);
 	free(e);
 }
 
-static int parse_exec(const struct kc *c, const struct sw_yaml_node *n, const char *where,
+static int parse_exec(struct kc *c, const struct sw_yaml_node *n, const char *where,
 		      struct sw_kube_exec **out)
 {
 	struct sw_kube_exec *e = sw_calloc(1, sizeof(*e));
-	const struct sw_yaml_node *args, *env;
-	char *cmd = NULL;
+	const struct sw_yaml_node *env;
+	char *cmd = NULL, *p = sw_asprintf("%s.exec", where);
 	int rc;
 
 	*out = NULL;
-	if (n->type != SW_YAML_MAP) {
-		rc = at(c, n, SW_EINVALID, "%s.exec: expected a mapping", where);
+	if ((rc = want_map(c, n, p)) < 0)
 		goto fail;
-	}
 	if ((rc = get_str(c, n, "apiVersion", where, &e->api_version)) < 0 ||
 	    (rc = get_str(c, n, "command", where, &cmd)) < 0 ||
 	    (rc = get_str(c, n, "installHint", where, &e->install_hint)) < 0 ||
 	    (rc = get_bool(c, n, "provideClusterInfo", where, &e->provide_cluster_info)) < 0)
 		goto fail;
 	if (!e->api_version) {
-		rc = at(c, n, SW_EINVALID, "%s.exec: missing apiVersion", where);
+		rc = at(c, n, "%s.exec: missing apiVersion", where);
 		goto fail;
 	}
 	if (strcmp(e->api_version, "client.authentication.k8s.io/v1") != 0 &&
 	    strcmp(e->api_version, "client.authentication.k8s.io/v1beta1") != 0) {
-		rc = at(c, sw_yaml_get(n, "apiVersion"), SW_EINVALID,
+		rc = at(c, sw_yaml_get(n, "apiVersion"),
 			"%s.exec.apiVersion: %s is not supported (use client.authentication.k8s.io/v1 or v1beta1)",
 			where, e->api_version);
 		goto fail;
 	}
 	if (!cmd || !*cmd) {
-		rc = at(c, n, SW_EINVALID, "%s.exec: missing command", where);
+		rc = at(c, n, "%s.exec: missing command", where);
 		goto fail;
 	}
 	/* client-go: a relative command with a '/' is relative to the file. */
 	e->command = (cmd[0] != '/' && strchr(cmd, '/')) ? resolve_path(c, cmd) : sw_strdup(cmd);
 
-	args = sw_yaml_get(n, "args");
-	if (!is_null(args) && args->type != SW_YAML_SEQ) {
-		rc = at(c, args, SW_EINVALID, "%s.exec.args: expected a list", where);
+	free(p);
+	p = sw_asprintf("%s.exec.args", where);
+	sw_yaml_want_strv(&e->args, NULL, &c->r, sw_yaml_get(n, "args"), p,
+			  SW_YAML_LIST_ONLY | SW_YAML_NULL_ABSENT);
+	if (c->r.nerrors) {
+		rc = fail(c);
 		goto fail;
 	}
-	e->args = str_list_new(is_null(args) ? 0 : args->n);
-	for (size_t i = 0; !is_null(args) && i < args->n; i++) {
-		if (args->items[i]->type != SW_YAML_SCALAR) {
-			rc = at(c, args->items[i], SW_EINVALID, "%s.exec.args[%zu]: expected a string",
-				where, i);
-			goto fail;
-		}
-		e->args[i] = sw_strdup(args->items[i]->value);
-	}
+	if (!e->args)
+		e->args = sw_calloc(1, sizeof(char *));
 
 	env = sw_yaml_get(n, "env");
-	if (!is_null(env) && env->type != SW_YAML_SEQ) {
-		rc = at(c, env, SW_EINVALID, "%s.exec.env: expected a list", where);
+	if (!sw_yaml_is_null(env) && env->type != SW_YAML_SEQ) {
+		rc = at(c, env, "%s.exec.env: expected a list", where);
 		goto fail;
 	}
-	e->env = str_list_new(is_null(env) ? 0 : env->n);
-	for (size_t i = 0; !is_null(env) && i < env->n; i++) {
+	e->env = sw_calloc(sw_yaml_is_null(env) ? 1 : env->n + 1, sizeof(char *));
+	for (size_t i = 0; !sw_yaml_is_null(env) && i < env->n; i++) {
 		const struct sw_yaml_node *it = env->items[i];
 		char *name = NULL, *value = NULL;
 		if (it->type != SW_YAML_MAP) {
-			rc = at(c, it, SW_EINVALID, "%s.exec.env[%zu]: expected {name, value}", where, i);
+			rc = at(c, it, "%s.exec.env[%zu]: expected {name, value}", where, i);
 			goto fail;
 		}
+		free(p);
+		p = sw_asprintf("%s.exec.env[%zu]", where, i);
+		if ((rc = want_map(c, it, p)) < 0)
+			goto fail;
 		if ((rc = get_str(c, it, "name", where, &name)) < 0 ||
 		    (rc = get_str(c, it, "value", where, &value)) < 0) {
 			free(name);
@@ -305,7 +244,7 @@ static int parse_exec(const struct kc *c, const struct sw_yaml_node *n, const ch
 		if (!name || !*name || strchr(name, '=')) {
 			free(name);
 			free(value);
-			rc = at(c, it, SW_EINVALID, "%s.exec.env[%zu]: missing or bad name", where, i);
+			rc = at(c, it, "%s.exec.env[%zu]: missing or bad name", where, i);
 			goto fail;
 		}
 		e->env[i] = sw_asprintf("%s=%s", name, value ? value : "");
@@ -313,10 +252,12 @@ static int parse_exec(const struct kc *c, const struct sw_yaml_node *n, const ch
 		free(value);
 	}
 	free(cmd);
+	free(p);
 	*out = e;
 	return 0;
 fail:
 	free(cmd);
+	free(p);
 	exec_free(e);
 	return rc;
 }
@@ -341,7 +282,7 @@ void sw_kubeconfig_free(struct sw_kubeconfig *cfg)
 	free(cfg);
 }
 
-static int parse_tree(struct sw_kubeconfig *cfg, const struct kc *c, const char *want)
+static int parse_tree(struct sw_kubeconfig *cfg, struct kc *c, const char *want)
 {
 	const struct sw_yaml_node *root = c->s->ndocs ? c->s->docs[0].root : NULL;
 	const struct sw_yaml_node *ctx, *cl, *us, *n;
@@ -350,9 +291,11 @@ static int parse_tree(struct sw_kubeconfig *cfg, const struct kc *c, const char 
 	int rc;
 
 	if (!root || root->type != SW_YAML_MAP) {
-		rc = at(c, root, SW_EINVALID, "not a kubeconfig (expected a mapping)");
+		rc = at(c, root, "not a kubeconfig (expected a mapping)");
 		goto done;
 	}
+	if ((rc = want_map(c, root, NULL)) < 0)
+		goto done;
 	if ((rc = get_str(c, root, "current-context", "", &cur)) < 0)
 		goto done;
 	if (want && *want)
@@ -377,7 +320,7 @@ static int parse_tree(struct sw_kubeconfig *cfg, const struct kc *c, const char 
 		cfg->ns = sw_strdup("default");
 	}
 	if (!cluster || !*cluster) {
-		rc = at(c, ctx, SW_EINVALID, "context %s names no cluster", cfg->context);
+		rc = at(c, ctx, "context %s names no cluster", cfg->context);
 		goto done;
 	}
 	cfg->cluster = sw_strdup(cluster);
@@ -389,11 +332,11 @@ static int parse_tree(struct sw_kubeconfig *cfg, const struct kc *c, const char 
 	if ((rc = get_str(c, cl, "server", where.ptr, &cfg->server)) < 0)
 		goto done;
 	if (!cfg->server || !*cfg->server) {
-		rc = at(c, cl, SW_EINVALID, "%s: missing server", where.ptr);
+		rc = at(c, cl, "%s: missing server", where.ptr);
 		goto done;
 	}
 	if (strncmp(cfg->server, "https://", 8) != 0 && strncmp(cfg->server, "http://", 7) != 0) {
-		rc = at(c, sw_yaml_get(cl, "server"), SW_EINVALID,
+		rc = at(c, sw_yaml_get(cl, "server"),
 			"%s.server: %s is not an http(s) URL", where.ptr, cfg->server);
 		goto done;
 	}
@@ -418,15 +361,15 @@ static int parse_tree(struct sw_kubeconfig *cfg, const struct kc *c, const char 
 		if (tf && *tf)
 			cfg->token_file = resolve_path(c, tf);
 		if (!cfg->cert_pem != !cfg->key_pem) {
-			rc = at(c, us, SW_EINVALID, "%s: client-certificate and client-key go together",
+			rc = at(c, us, "%s: client-certificate and client-key go together",
 				where.ptr);
 			goto done;
 		}
 		n = sw_yaml_get(us, "exec");
-		if (!is_null(n) && (rc = parse_exec(c, n, where.ptr, &cfg->exec)) < 0)
+		if (!sw_yaml_is_null(n) && (rc = parse_exec(c, n, where.ptr, &cfg->exec)) < 0)
 			goto done;
-		if (!is_null(sw_yaml_get(us, "auth-provider"))) {
-			rc = at(c, sw_yaml_get(us, "auth-provider"), SW_EINVALID,
+		if (!sw_yaml_is_null(sw_yaml_get(us, "auth-provider"))) {
+			rc = at(c, sw_yaml_get(us, "auth-provider"),
 				"%s.auth-provider: not supported (use an exec plugin)", where.ptr);
 			goto done;
 		}
@@ -457,6 +400,7 @@ int sw_kubeconfig_parse(struct sw_kubeconfig **out, const char *name, const char
 	cfg->path = sw_strdup(name);
 	c.s = s;
 	c.file = name;
+	c.r = (struct sw_yaml_reader)SW_YAML_READER_INIT(name);
 	slash = strrchr(name, '/');
 	c.dir = slash ? sw_strndup(name, (size_t)(slash - name) + 1) : sw_strdup("");
 	rc = parse_tree(cfg, &c, context);

@@ -13,7 +13,9 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "lib/base64.h"
 #include "lib/buf.h"
+#include "lib/utf8.h"
 
 #define MAX_DEPTH 512
 
@@ -134,34 +136,16 @@ static void attach(struct parse_state *ps, struct sw_yaml_node *n)
 		ps->s->docs[ps->s->ndocs - 1].root = n;
 }
 
-/*
- * libyaml's reader errors (bad UTF-8, control characters) carry a byte
- * offset but no mark: count lines and characters up to it ourselves.
- */
-static void offset_mark(const char *data, size_t len, size_t off, size_t *line, size_t *col)
-{
-	*line = 1;
-	*col = 1;
-	if (off > len)
-		off = len;
-	for (size_t i = 0; i < off; i++) {
-		unsigned char c = (unsigned char)data[i];
-		if (c == '\n') {
-			++*line;
-			*col = 1;
-		} else if ((c & 0xC0) != 0x80) {
-			++*col;   /* count characters, not continuation bytes */
-		}
-	}
-}
-
 static int parser_error(const yaml_parser_t *p, const char *file, const char *data, size_t len)
 {
 	const char *problem = p->problem ? p->problem : "invalid YAML";
 	size_t line = p->problem_mark.line + 1, col = p->problem_mark.column + 1;
 
 	if (p->error == YAML_READER_ERROR) {
-		offset_mark(data, len, p->problem_offset, &line, &col);
+		/* libyaml's reader errors (bad UTF-8, control characters)
+		 * carry a byte offset but no mark */
+		sw_utf8_position(data, p->problem_offset < len ? p->problem_offset : len,
+				 &line, &col);
 		if (p->problem_value != -1)
 			return sw_error_setc(SW_EINVALID, "%s:%zu:%zu: %s (byte 0x%02X)", file,
 					     line, col, problem, (unsigned)p->problem_value & 0xFF);
@@ -690,49 +674,6 @@ static int convert_map(struct conv *c, const struct sw_yaml_node *n, json_t **ou
 	return 0;
 }
 
-static int b64val(unsigned char ch)
-{
-	if (ch >= 'A' && ch <= 'Z') return ch - 'A';
-	if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9') return ch - '0' + 52;
-	if (ch == '+') return 62;
-	if (ch == '/') return 63;
-	return -1;
-}
-
-/* Go's base64.StdEncoding.DecodeString: padding required, CR/LF ignored. */
-static int b64_decode(const char *in, size_t len, struct sw_buf *out)
-{
-	unsigned acc = 0;
-	int nbits = 0, quad = 0, pad = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)in[i];
-		int v;
-		if (ch == '\r' || ch == '\n')
-			continue;
-		if (ch == '=') {
-			if (quad < 2)
-				return -1;
-			pad++;
-			quad++;
-			if (quad == 4)
-				quad = 0;
-			continue;
-		}
-		if (pad || (v = b64val(ch)) < 0)
-			return -1;
-		acc = (acc << 6) | (unsigned)v;
-		nbits += 6;
-		quad = (quad + 1) % 4;
-		if (nbits >= 8) {
-			nbits -= 8;
-			sw_buf_addch(out, (char)((acc >> nbits) & 0xFF));
-		}
-	}
-	return quad == 0 ? 0 : -1;
-}
-
 static int convert_scalar(struct conv *c, const struct sw_yaml_node *n, json_t **out)
 {
 	struct sw_yaml_scalar sc;
@@ -772,9 +713,12 @@ static int convert_scalar(struct conv *c, const struct sw_yaml_node *n, json_t *
 	case SW_YK_STR:
 		if (tag_is(n->tag, "!!binary")) {
 			struct sw_buf b = SW_BUF_INIT;
-			if (b64_decode(n->value, n->len, &b) < 0) {
+			/* as Go's base64.StdEncoding.DecodeString: padding
+			 * required, CR and LF skipped */
+			if (sw_base64_decode(&b, n->value, n->len, 0) < 0) {
 				sw_buf_release(&b);
-				return conv_err(c, n, "!!binary value contains invalid base64 data");
+				return conv_err(c, n, "!!binary value contains invalid base64 data (%s)",
+						sw_error_last());
 			}
 			*out = json_stringn(b.ptr, b.len);
 			sw_buf_release(&b);

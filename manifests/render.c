@@ -28,6 +28,7 @@
 
 #include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "lib/yaml.h"
 
 extern char **environ;
@@ -326,21 +327,6 @@ static int read_manifest(struct render *r, const char *rel, struct sw_buf *b)
 	return rc;
 }
 
-/* Line and column (1-based, in characters) of byte `off`. */
-static void position(const char *data, size_t off, int *line, int *col)
-{
-	*line = 1;
-	*col = 1;
-	for (size_t i = 0; i < off; i++) {
-		if (data[i] == '\n') {
-			++*line;
-			*col = 1;
-		} else if (((unsigned char)data[i] & 0xC0) != 0x80) {
-			++*col;
-		}
-	}
-}
-
 /* An integral real (1.0) becomes an integer, as kubectl's round trip through Go makes it. */
 static json_t *integral_reals(json_t *j)
 {
@@ -441,13 +427,16 @@ static void parse_json_stream(struct render *r, const char *source, const char *
 	while (!r->stop) {
 		json_error_t jerr;
 		json_t *doc;
+		size_t zl, zc;
 		int line, col;
 
 		while (off < len && strchr(" \t\r\n", data[off]))
 			off++;
 		if (off >= len)
 			break;
-		position(data, off, &line, &col);
+		sw_utf8_position(data, off, &zl, &zc);
+		line = (int)zl;
+		col = (int)zc;
 		doc = json_loadb(data + off, len - off,
 				 JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 		if (!doc) {

@@ -7,9 +7,10 @@
  */
 #include "pipeline/mask-int.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lib/base64.h"
 
 #define SECRET_MIN 3   /* shorter values would mask ordinary text */
 #define FORM_MIN 4     /* nor may a shorter line or encoding of one */
@@ -106,18 +107,6 @@ static void add_text_forms(struct sw_mask *m, const char *p, size_t n, size_t mi
 	sw_buf_release(&b);
 }
 
-static void base64(struct sw_buf *b, const unsigned char *p, size_t n, const char *abc)
-{
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-			     (i + 2 < n ? p[i + 2] : 0);
-		sw_buf_addch(b, abc[v >> 18 & 63]);
-		sw_buf_addch(b, abc[v >> 12 & 63]);
-		sw_buf_addch(b, i + 1 < n ? abc[v >> 6 & 63] : '=');
-		sw_buf_addch(b, i + 2 < n ? abc[v & 63] : '=');
-	}
-}
-
 /*
  * Base64 of the value. Of an encoding the first 4*(n/3) + n%3 characters
  * depend on the value alone, whatever follows it; the value starting at
@@ -126,17 +115,14 @@ static void base64(struct sw_buf *b, const unsigned char *p, size_t n, const cha
  */
 static void add_base64_forms(struct sw_mask *m, const char *value, size_t len)
 {
-	static const char *const abc[] = {
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-	};
+	static const unsigned alphabet[] = { 0, SW_BASE64_URL };
 	static const size_t wrap[] = { 64, 76 };
 	struct sw_buf b = SW_BUF_INIT, w = SW_BUF_INIT;
 
 	for (size_t shift = 0; shift < 3 && shift < len; shift++) {
 		size_t n = len - shift, fixed = 4 * (n / 3) + n % 3;
 		for (size_t a = 0; a < 2; a++) {
-			base64(&b, (const unsigned char *)value + shift, n, abc[a]);
+			sw_base64_encode(&b, value + shift, n, alphabet[a]);
 			add_pattern(m, b.ptr, fixed, FORM_MIN);
 			if (shift == 0) {
 				size_t unpadded = b.len;

@@ -18,140 +18,16 @@
 #include "config/config.h"
 #include "lib/strv.h"
 #include "lib/yaml.h"
+#include "lib/yamlschema.h"
 
-#define MAX_ERRORS 50
 #define MAX_NAME 63
 
 typedef const struct sw_yaml_node node_t;
 
 struct reader {
-	const char *file;
+	struct sw_yaml_reader y;
 	const struct sw_spec_check *chk;
-	struct sw_buf errors;
-	int nerrors;
 };
-
-static void err(struct reader *r, node_t *n, const char *path, const char *fmt, ...) SW_PRINTF(4, 5);
-static void err(struct reader *r, node_t *n, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-	if (++r->nerrors > MAX_ERRORS)
-		return;
-	if (r->errors.len)
-		sw_buf_addch(&r->errors, '\n');
-	sw_buf_addf(&r->errors, "%s:%d:%d: ", r->file, n ? n->mark.line : 1, n ? n->mark.col : 1);
-	if (path && *path)
-		sw_buf_addf(&r->errors, "%s: ", path);
-	va_start(ap, fmt);
-	sw_buf_vaddf(&r->errors, fmt, ap);
-	va_end(ap);
-}
-
-static const char *describe(node_t *n)
-{
-	struct sw_yaml_scalar sc;
-	if (n->type != SW_YAML_SCALAR)
-		return sw_yaml_type_name(n->type);
-	sw_yaml_resolve(n, &sc);
-	switch (sc.kind) {
-	case SW_YK_NULL: return "null";
-	case SW_YK_BOOL: return "a boolean";
-	case SW_YK_INT: return "an integer";
-	case SW_YK_FLOAT: return "a number";
-	default: return "a string";
-	}
-}
-
-static int is_null(node_t *n)
-{
-	struct sw_yaml_scalar sc;
-	if (n->type != SW_YAML_SCALAR)
-		return 0;
-	sw_yaml_resolve(n, &sc);
-	return sc.kind == SW_YK_NULL;
-}
-
-/* A mapping whose keys are all in `allowed`. Returns 0 or -1 (not a mapping). */
-static int want_map(struct reader *r, node_t *n, const char *path, const char *const *allowed)
-{
-	if (n->type != SW_YAML_MAP) {
-		err(r, n, path, "expected a mapping, found %s", describe(n));
-		return -1;
-	}
-	for (size_t i = 0; i < n->n; i++) {
-		node_t *k = n->items[2 * i];
-		int known = 0;
-		if (k->type != SW_YAML_SCALAR) {
-			err(r, k, path, "keys must be strings");
-			continue;
-		}
-		for (const char *const *a = allowed; *a; a++)
-			known |= !strcmp(*a, k->value);
-		if (!known) {
-			struct sw_buf list = SW_BUF_INIT;
-			for (const char *const *a = allowed; *a; a++)
-				sw_buf_addf(&list, "%s%s", a == allowed ? "" : ", ", *a);
-			err(r, k, path, "unknown key '%s' (expected one of: %s)", k->value, list.ptr);
-			sw_buf_release(&list);
-		}
-	}
-	return 0;
-}
-
-/* A non-null scalar's text, copied; NULL (with an error) otherwise. */
-static char *want_str(struct reader *r, node_t *n, const char *path)
-{
-	if (n->type != SW_YAML_SCALAR || is_null(n)) {
-		err(r, n, path, "expected a string, found %s", describe(n));
-		return NULL;
-	}
-	return sw_strdup(n->value);
-}
-
-/*
- * One string or a non-empty list of strings. Returns the count (0 on an
- * error); `nodes` (may be NULL) receives each item's node for later
- * messages.
- */
-static size_t want_str_list(struct reader *r, node_t *n, const char *path, char ***out,
-			    node_t ***nodes)
-{
-	size_t cnt = 0;
-	*out = NULL;
-	if (nodes)
-		*nodes = NULL;
-	if (n->type == SW_YAML_SCALAR && !is_null(n)) {
-		*out = sw_calloc(1, sizeof(char *));
-		(*out)[0] = sw_strdup(n->value);
-		if (nodes) {
-			*nodes = sw_calloc(1, sizeof(node_t *));
-			(*nodes)[0] = n;
-		}
-		return 1;
-	}
-	if (n->type != SW_YAML_SEQ) {
-		err(r, n, path, "expected a string or a list of strings, found %s", describe(n));
-		return 0;
-	}
-	if (n->n == 0) {
-		err(r, n, path, "empty list (leave the key out instead)");
-		return 0;
-	}
-	*out = sw_calloc(n->n, sizeof(char *));
-	if (nodes)
-		*nodes = sw_calloc(n->n, sizeof(node_t *));
-	for (size_t i = 0; i < n->n; i++) {
-		node_t *it = n->items[i];
-		if (it->type != SW_YAML_SCALAR || is_null(it)) {
-			err(r, it, path, "[%zu]: expected a string, found %s", i, describe(it));
-			continue;
-		}
-		if (nodes)
-			(*nodes)[cnt] = it;
-		(*out)[cnt++] = sw_strdup(it->value);
-	}
-	return cnt;
-}
 
 static int valid_stage_name(const char *s)
 {
@@ -228,19 +104,20 @@ static void read_when(struct reader *r, node_t *n, const char *path, struct sw_s
 	node_t *v;
 	char *p;
 
-	if (want_map(r, n, path, when_keys) < 0)
+	if (sw_yaml_want_map(&r->y, n, path, when_keys) < 0)
 		return;
 	if ((v = sw_yaml_get(n, "event"))) {
 		char **names;
 		node_t **at;
 		p = sw_asprintf("%s.event", path);
-		size_t cnt = want_str_list(r, v, p, &names, &at);
+		size_t cnt = sw_yaml_want_strv(&names, &at, &r->y, v, p, SW_YAML_NONEMPTY);
 		if (cnt)
 			st->events = 0;
 		for (size_t i = 0; i < cnt; i++) {
 			unsigned ev = sw_spec_event_parse(names[i]);
 			if (!ev)
-				err(r, at[i], p, "unknown event '%s' (expected pull_request, push or deploy)",
+				sw_yaml_error(&r->y, at[i], p,
+					      "unknown event '%s' (expected pull_request, push or deploy)",
 				    names[i]);
 			st->events |= ev;
 			free(names[i]);
@@ -254,18 +131,20 @@ static void read_when(struct reader *r, node_t *n, const char *path, struct sw_s
 	if ((v = sw_yaml_get(n, "branch"))) {
 		node_t **at;
 		p = sw_asprintf("%s.branch", path);
-		st->nbranches = want_str_list(r, v, p, &st->branches, &at);
+		st->nbranches = sw_yaml_want_strv(&st->branches, &at, &r->y, v, p, SW_YAML_NONEMPTY);
 		for (size_t i = 0; i < st->nbranches; i++) {
 			const char *why = glob_problem(st->branches[i]);
 			if (why)
-				err(r, at[i], p, "invalid glob '%s': %s", st->branches[i], why);
+				sw_yaml_error(&r->y, at[i], p,
+					      "invalid glob '%s': %s", st->branches[i], why);
 		}
 		free(at);
 		free(p);
 	}
 	if ((v = sw_yaml_get(n, "environment"))) {
 		p = sw_asprintf("%s.environment", path);
-		st->nenvironments = want_str_list(r, v, p, &st->environments, NULL);
+		st->nenvironments = sw_yaml_want_strv(&st->environments, NULL, &r->y, v, p,
+						       SW_YAML_NONEMPTY);
 		free(p);
 	}
 }
@@ -279,16 +158,17 @@ static void read_stage(struct reader *r, node_t *n, const char *path, struct sw_
 	st->events = SW_SPEC_ALL_EVENTS;
 	st->line = n->mark.line;
 	ps->node = n;
-	if (want_map(r, n, path, stage_keys) < 0)
+	if (sw_yaml_want_map(&r->y, n, path, stage_keys) < 0)
 		return;
 
 	p = sw_asprintf("%s.name", path);
 	if (!(v = sw_yaml_get(n, "name"))) {
-		err(r, n, p, "missing (every stage needs a name)");
-	} else if ((st->name = want_str(r, v, p))) {
+		sw_yaml_error(&r->y, n, p, "missing (every stage needs a name)");
+	} else if ((st->name = sw_yaml_want_str(&r->y, v, p))) {
 		ps->name_node = v;
 		if (!valid_stage_name(st->name)) {
-			err(r, v, p, "invalid name '%s' (use 1 to %d of a-z, 0-9, _ and -)",
+			sw_yaml_error(&r->y, v, p,
+				      "invalid name '%s' (use 1 to %d of a-z, 0-9, _ and -)",
 			    st->name, MAX_NAME);
 		}
 	}
@@ -296,24 +176,27 @@ static void read_stage(struct reader *r, node_t *n, const char *path, struct sw_
 
 	p = sw_asprintf("%s.image", path);
 	if ((v = sw_yaml_get(n, "image")))
-		st->image = want_str(r, v, p);
+		st->image = sw_yaml_want_str(&r->y, v, p);
 	else if (r->chk && r->chk->require_image)
-		err(r, n, p, "missing (the docker runner needs an image for every stage)");
+		sw_yaml_error(&r->y, n, p,
+			      "missing (the docker runner needs an image for every stage)");
 	free(p);
 
 	p = sw_asprintf("%s.commands", path);
 	if (!(v = sw_yaml_get(n, "commands"))) {
-		err(r, n, p, "missing (a list of shell commands)");
+		sw_yaml_error(&r->y, n, p, "missing (a list of shell commands)");
 	} else if (v->type != SW_YAML_SEQ) {
-		err(r, v, p, "expected a list of commands, found %s", describe(v));
+		sw_yaml_error(&r->y, v, p,
+			      "expected a list of commands, found %s", sw_yaml_describe(v));
 	} else if (v->n == 0) {
-		err(r, v, p, "empty (a stage needs at least one command)");
+		sw_yaml_error(&r->y, v, p, "empty (a stage needs at least one command)");
 	} else {
 		st->commands = sw_calloc(v->n, sizeof(char *));
 		for (size_t i = 0; i < v->n; i++) {
 			node_t *c = v->items[i];
-			if (c->type != SW_YAML_SCALAR || is_null(c))
-				err(r, c, p, "[%zu]: expected a command string, found %s", i, describe(c));
+			if (c->type != SW_YAML_SCALAR || sw_yaml_is_null(c))
+				sw_yaml_error(&r->y, c, p,
+					      "[%zu]: expected a command string, found %s", i, sw_yaml_describe(c));
 			else
 				st->commands[st->ncommands++] = sw_strdup(c->value);
 		}
@@ -323,24 +206,31 @@ static void read_stage(struct reader *r, node_t *n, const char *path, struct sw_
 	if ((v = sw_yaml_get(n, "env"))) {
 		p = sw_asprintf("%s.env", path);
 		if (v->type != SW_YAML_MAP) {
-			err(r, v, p, "expected a mapping of NAME: value, found %s", describe(v));
+			sw_yaml_error(&r->y, v, p, "expected a mapping of NAME: value, found %s",
+				      sw_yaml_describe(v));
 		} else {
+			/* any name may be a key; this reports keys that are no
+			 * scalar or are written twice */
+			sw_yaml_want_map(&r->y, v, p, NULL);
 			st->env = sw_calloc(v->n ? v->n : 1, sizeof(*st->env));
 			for (size_t i = 0; i < v->n; i++) {
 				node_t *k = v->items[2 * i], *val = v->items[2 * i + 1];
-				if (k->type != SW_YAML_SCALAR || !valid_env_name(k->value)) {
-					err(r, k, p, "invalid variable name '%s'",
-					    k->type == SW_YAML_SCALAR ? k->value : describe(k));
+				if (k->type != SW_YAML_SCALAR)
+					continue;
+				if (!valid_env_name(k->value)) {
+					sw_yaml_error(&r->y, k, p,
+						      "invalid variable name '%s'", k->value);
 					continue;
 				}
 				if (val->type != SW_YAML_SCALAR) {
-					err(r, val, p, "%s: expected a plain value, found %s (secrets go in `secrets`)",
-					    k->value, describe(val));
+					sw_yaml_error(&r->y, val, p,
+						      "%s: expected a plain value, found %s (secrets go in `secrets`)",
+					    k->value, sw_yaml_describe(val));
 					continue;
 				}
 				/* values are taken as written (`yes` stays "yes"); null is "" */
 				st->env[st->nenv].name = sw_strdup(k->value);
-				st->env[st->nenv].value = sw_strdup(is_null(val) ? "" : val->value);
+				st->env[st->nenv].value = sw_strdup(sw_yaml_is_null(val) ? "" : val->value);
 				st->nenv++;
 			}
 		}
@@ -350,21 +240,24 @@ static void read_stage(struct reader *r, node_t *n, const char *path, struct sw_
 	if ((v = sw_yaml_get(n, "secrets"))) {
 		node_t **at;
 		p = sw_asprintf("%s.secrets", path);
-		st->nsecrets = want_str_list(r, v, p, &st->secrets, &at);
+		st->nsecrets = sw_yaml_want_strv(&st->secrets, &at, &r->y, v, p, SW_YAML_NONEMPTY);
 		for (size_t i = 0; i < st->nsecrets; i++) {
 			const char *s = st->secrets[i];
 			int known = !r->chk || !r->chk->secrets;
 			if (!valid_env_name(s)) {
-				err(r, at[i], p, "invalid secret name '%s' (it becomes an environment variable)", s);
+				sw_yaml_error(&r->y, at[i], p,
+					      "invalid secret name '%s' (it becomes an environment variable)", s);
 				continue;
 			}
 			for (size_t j = 0; !known && j < r->chk->nsecrets; j++)
 				known = !strcmp(r->chk->secrets[j], s);
 			if (!known)
-				err(r, at[i], p, "unknown secret '%s' (not in the server config's `secrets`)", s);
+				sw_yaml_error(&r->y, at[i], p,
+					      "unknown secret '%s' (not in the server config's `secrets`)", s);
 			for (size_t j = 0; j < st->nenv; j++)
 				if (!strcmp(st->env[j].name, s))
-					err(r, at[i], p, "'%s' is also set in `env`", s);
+					sw_yaml_error(&r->y, at[i], p,
+						      "'%s' is also set in `env`", s);
 		}
 		free(at);
 		free(p);
@@ -378,10 +271,11 @@ static void read_stage(struct reader *r, node_t *n, const char *path, struct sw_
 
 	if ((v = sw_yaml_get(n, "timeout"))) {
 		p = sw_asprintf("%s.timeout", path);
-		int64_t t = v->type == SW_YAML_SCALAR && !is_null(v) ? sw_parse_duration(v->value) : -1;
+		int64_t t = v->type == SW_YAML_SCALAR && !sw_yaml_is_null(v) ? sw_parse_duration(v->value) : -1;
 		if (t <= 0)
-			err(r, v, p, "invalid duration '%s' (expected e.g. 90s, 10m or 1h30m)",
-			    v->type == SW_YAML_SCALAR ? v->value : describe(v));
+			sw_yaml_error(&r->y, v, p,
+				      "invalid duration '%s' (expected e.g. 90s, 10m or 1h30m)",
+			    v->type == SW_YAML_SCALAR ? v->value : sw_yaml_describe(v));
 		else
 			st->timeout_s = t;
 		free(p);
@@ -394,7 +288,8 @@ static void read_stage(struct reader *r, node_t *n, const char *path, struct sw_
 		if (v->type == SW_YAML_SEQ && v->n == 0)
 			ps->ndep_names = 0;   /* `depends_on: []`: starts at once */
 		else
-			ps->ndep_names = want_str_list(r, v, p, &ps->dep_names, &ps->dep_items);
+			ps->ndep_names = sw_yaml_want_strv(&ps->dep_names, &ps->dep_items, &r->y,
+							   v, p, SW_YAML_NONEMPTY);
 		free(p);
 	}
 }
@@ -451,7 +346,7 @@ static void dfs_visit(struct dfs *d, size_t u)
 			}
 			stage_label(&cyc, d->spec, v);
 			char *p = sw_asprintf("stages[%zu].depends_on", u);
-			err(d->r, d->ps[u].edge_at[i], p,
+			sw_yaml_error(&d->r->y, d->ps[u].edge_at[i], p,
 			    "dependency cycle: %s (each stage depends on the next)", cyc.ptr);
 			free(p);
 			sw_buf_release(&cyc);
@@ -478,7 +373,8 @@ static void resolve_deps(struct reader *r, struct sw_spec *spec, struct pstage *
 				if (spec->stages[j].name && !strcmp(spec->stages[j].name, want))
 					break;
 			if (j == spec->nstages)
-				err(r, ps[i].dep_items[k], p, "unknown stage '%s'", want);
+				sw_yaml_error(&r->y, ps[i].dep_items[k], p,
+					      "unknown stage '%s'", want);
 			else
 				add_edge(st, &ps[i], j, ps[i].dep_items[k]);
 		}
@@ -523,7 +419,7 @@ int sw_spec_parse(struct sw_spec **out, const char *file, const char *data, size
 		  const struct sw_spec_check *chk)
 {
 	struct sw_yaml_stream *ys = NULL;
-	struct reader r = { .file = file, .chk = chk, .errors = SW_BUF_INIT };
+	struct reader r = { SW_YAML_READER_INIT(file), chk };
 	struct sw_spec *spec = NULL;
 	struct pstage *ps = NULL;
 	size_t nps = 0;
@@ -538,25 +434,26 @@ int sw_spec_parse(struct sw_spec **out, const char *file, const char *data, size
 	root = ys->ndocs ? ys->docs[0].root : NULL;
 	if (ys->ndocs > 1) {
 		struct sw_yaml_node at = { .mark = ys->docs[1].start };
-		err(&r, &at, "", "expected one YAML document, found %zu", ys->ndocs);
+		sw_yaml_error(&r.y, &at, "", "expected one YAML document, found %zu", ys->ndocs);
 	}
-	if (!root || is_null(root)) {
-		err(&r, NULL, "", "empty file (expected a mapping with `stages`)");
+	if (!root || sw_yaml_is_null(root)) {
+		sw_yaml_error(&r.y, NULL, "", "empty file (expected a mapping with `stages`)");
 		goto done;
 	}
 	static const char *const top_keys[] = { "stages", NULL };
-	if (want_map(&r, root, "", top_keys) < 0)
+	if (sw_yaml_want_map(&r.y, root, "", top_keys) < 0)
 		goto done;
 	if (!(stages = sw_yaml_get(root, "stages"))) {
-		err(&r, root, "stages", "missing (a list of stages)");
+		sw_yaml_error(&r.y, root, "stages", "missing (a list of stages)");
 		goto done;
 	}
 	if (stages->type != SW_YAML_SEQ) {
-		err(&r, stages, "stages", "expected a list of stages, found %s", describe(stages));
+		sw_yaml_error(&r.y, stages, "stages",
+			      "expected a list of stages, found %s", sw_yaml_describe(stages));
 		goto done;
 	}
 	if (stages->n == 0) {
-		err(&r, stages, "stages", "empty (define at least one stage)");
+		sw_yaml_error(&r.y, stages, "stages", "empty (define at least one stage)");
 		goto done;
 	}
 	spec->nstages = stages->n;
@@ -572,7 +469,8 @@ int sw_spec_parse(struct sw_spec **out, const char *file, const char *data, size
 		for (size_t j = 0; j < i; j++) {
 			if (spec->stages[j].name && !strcmp(spec->stages[j].name, spec->stages[i].name)) {
 				snprintf(path, sizeof(path), "stages[%zu].name", i);
-				err(&r, ps[i].name_node, path, "duplicate stage name '%s' (first at line %d)",
+				sw_yaml_error(&r.y, ps[i].name_node, path,
+					      "duplicate stage name '%s' (first at line %d)",
 				    spec->stages[i].name, spec->stages[j].line);
 				break;
 			}
@@ -581,10 +479,7 @@ int sw_spec_parse(struct sw_spec **out, const char *file, const char *data, size
 	resolve_deps(&r, spec, ps);
 
 done:
-	if (r.nerrors) {
-		if (r.nerrors > MAX_ERRORS)
-			sw_buf_addf(&r.errors, "\n(%d more errors not shown)", r.nerrors - MAX_ERRORS);
-		rc = sw_error_setc(SW_EINVALID, "%s", r.errors.ptr);
+	if ((rc = sw_yaml_reader_done(&r.y)) < 0) {
 		sw_spec_free(spec);
 	} else {
 		*out = spec;
@@ -596,7 +491,6 @@ done:
 		free(ps[i].edge_at);
 	}
 	free(ps);
-	sw_buf_release(&r.errors);
 	sw_yaml_free(ys);
 	return rc;
 }

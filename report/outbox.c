@@ -32,12 +32,8 @@
 #include "config/config.h"
 #include "lib/http.h"
 #include "lib/log.h"
+#include "lib/version.h"
 #include "storage/store.h"
-
-/* daemon/daemon.h owns the version; pipeline must not include it. */
-#ifndef SLIPWAY_VERSION
-#define SLIPWAY_VERSION "0.1.0"
-#endif
 
 #define ERR_BODY_MAX 200        /* bytes of a peer's error body kept and logged */
 #define MAX_HEADERS 8

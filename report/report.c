@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/utf8.h"
 
 #define ELLIPSIS "\xe2\x80\xa6"          /* U+2026 */
-#define REPLACEMENT "\xef\xbf\xbd"       /* U+FFFD */
 #define SAFE_BACKTICK "\xcb\x8b"         /* U+02CB MODIFIER LETTER GRAVE ACCENT */
 #define SLACK_HEADER_MAX 150
 #define SLACK_FIELD_MAX 1900             /* Slack allows 2000 per field */
@@ -26,30 +26,6 @@
 /* ------------------------------------------------------------------ */
 /* UTF-8                                                               */
 /* ------------------------------------------------------------------ */
-
-/* Length of the well-formed UTF-8 sequence at p (n bytes left), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc2 || c > 0xf4)
-		return 0;
-	if (c < 0xe0)
-		return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c < 0xf0) {
-		if (n < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))
-			return 0;   /* overlong, surrogate */
-		return 3;
-	}
-	if (n < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-		return 0;
-	if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
-		return 0;           /* overlong, above U+10FFFF */
-	return 4;
-}
 
 char *sw_report_utf8_clean(const char *s, size_t len, int strip)
 {
@@ -95,13 +71,13 @@ char *sw_report_utf8_clean(const char *s, size_t len, int strip)
 			continue;
 		}
 		if (c == 0) {
-			sw_buf_adds(&b, REPLACEMENT);
+			sw_buf_adds(&b, SW_UTF8_REPLACEMENT);
 			i++;
 			continue;
 		}
-		n = utf8_seq(p + i, len - i);
+		n = sw_utf8_seq((const char *)p + i, len - i);
 		if (!n) {
-			sw_buf_adds(&b, REPLACEMENT);
+			sw_buf_adds(&b, SW_UTF8_REPLACEMENT);
 			i++;
 			continue;
 		}
@@ -109,29 +85,6 @@ char *sw_report_utf8_clean(const char *s, size_t len, int strip)
 		i += n;
 	}
 	return sw_buf_detach(&b, NULL);
-}
-
-size_t sw_report_utf8_len(const char *s)
-{
-	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if ((*p & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
-/* Byte offset just past the first `chars` code points of s. */
-static size_t utf8_offset(const char *s, size_t chars)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (p[i] && chars) {
-		i++;
-		while ((p[i] & 0xc0) == 0x80)
-			i++;
-		chars--;
-	}
-	return i;
 }
 
 char *sw_report_utf8_cut(const char *s, size_t max)
@@ -143,9 +96,9 @@ char *sw_report_utf8_cut(const char *s, size_t max)
 		s = "";
 	if (max < 1)
 		max = 1;
-	if (sw_report_utf8_len(s) <= max)
+	if (sw_utf8_count(s) <= max)
 		return sw_strdup(s);
-	off = utf8_offset(s, max - 1);
+	off = sw_utf8_offset(s, max - 1);
 	out = sw_malloc(off + sizeof(ELLIPSIS));
 	memcpy(out, s, off);
 	memcpy(out + off, ELLIPSIS, sizeof(ELLIPSIS));
@@ -407,8 +360,7 @@ static char *log_tail(const char *log, size_t lines, size_t budget, int *cut)
 	if (b.len > budget) {
 		size_t from = b.len - budget;
 		const char *nl;
-		while (from < b.len && ((unsigned char)b.ptr[from] & 0xc0) == 0x80)
-			from++;
+		from = sw_utf8_ceil(b.ptr, b.len, from);
 		nl = memchr(b.ptr + from, '\n', b.len - from);
 		if (nl && (size_t)(nl - b.ptr) - from < 512)
 			from = (size_t)(nl - b.ptr) + 1;
@@ -523,10 +475,7 @@ char *sw_report_pr_comment(const struct sw_report_run *run, size_t log_lines)
 
 	/* The arithmetic above keeps within the cap; this is the backstop. */
 	if (out.len > SW_REPORT_COMMENT_MAX) {
-		size_t n = SW_REPORT_COMMENT_MAX;
-		while (n && ((unsigned char)out.ptr[n] & 0xc0) == 0x80)
-			n--;
-		sw_buf_truncate(&out, n);
+		sw_buf_truncate(&out, sw_utf8_floor(out.ptr, out.len, SW_REPORT_COMMENT_MAX));
 	}
 	free(url);
 	sw_buf_release(&head);
@@ -563,7 +512,7 @@ static void slack_text(struct sw_buf *b, const char *s, size_t max, int one_line
 			}
 			if (unit)
 				w = strlen(unit);
-			else if (((unsigned char)*p & 0xc0) == 0x80)
+			else if (sw_utf8_is_cont((unsigned char)*p))
 				w = 0;      /* continuation byte: counted with its lead */
 			if (used + w > limit)
 				break;
@@ -647,7 +596,7 @@ static void slack_stages(struct sw_buf *b, const struct sw_report_run *run)
 			if (dur[0])
 				sw_buf_addf(b, " %s", dur);
 			sw_buf_addch(b, '\n');
-			if (sw_report_utf8_len(b->ptr) > limit) {
+			if (sw_utf8_count(b->ptr) > limit) {
 				if (!compact)
 					break;          /* retry compact */
 				sw_buf_truncate(b, mark);

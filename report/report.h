@@ -161,8 +161,6 @@ char *sw_report_utf8_clean(const char *s, size_t len, int strip);
  */
 char *sw_report_utf8_cut(const char *s, size_t max);
 
-/* Number of code points in valid UTF-8 `s`. */
-size_t sw_report_utf8_len(const char *s);
 
 /* "850ms", "12s", "3m 07s", "1h 02m"; into buf. Negative reads as 0. */
 void sw_report_duration(char *buf, size_t size, int64_t ms);

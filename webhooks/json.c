@@ -21,6 +21,7 @@
 
 #include "lib/buf.h"
 #include "lib/error.h"
+#include "lib/utf8.h"
 
 #define MAX_DEPTH 2048   /* jansson's JSON_PARSER_MAX_DEPTH */
 
@@ -107,38 +108,6 @@ static long hex4(const unsigned char *s)
 	return v;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	uint32_t v;
-	size_t k;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		k = 2;
-		v = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		k = 3;
-		v = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		k = 4;
-		v = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < k)
-		return 0;
-	for (size_t i = 1; i < k; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		v = v << 6 | (s[i] & 0x3F);
-	}
-	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (k == 3 && v < 0x800) ||
-	    (k == 4 && v < 0x10000))
-		return 0;
-	return k;
-}
-
 /*
  * A string whose opening quote is just before sc->p: checks it, leaves sc->p
  * after the closing quote; *off and *len span the text between the quotes.
@@ -191,7 +160,7 @@ static int scan_string(struct scan *sc, size_t *off, size_t *len, int *escaped)
 			snprintf(what, sizeof(what), "control character 0x%x in a string", c);
 			return fail_at(sc, p, what);
 		}
-		size_t k = utf8_len(s + p, n - p);
+		size_t k = sw_utf8_seq((const char *)s + p, n - p);
 		if (!k)
 			return fail_at(sc, p, "invalid UTF-8");
 		p += k;
@@ -280,32 +249,6 @@ static int scan_number(struct scan *sc, struct sw_webhook_json_value *out)
 	return 0;
 }
 
-static void put_utf8(struct sw_buf *b, uint32_t u)
-{
-	char o[4];
-	size_t k;
-	if (u < 0x80) {
-		o[0] = (char)u;
-		k = 1;
-	} else if (u < 0x800) {
-		o[0] = (char)(0xC0 | u >> 6);
-		o[1] = (char)(0x80 | (u & 0x3F));
-		k = 2;
-	} else if (u < 0x10000) {
-		o[0] = (char)(0xE0 | u >> 12);
-		o[1] = (char)(0x80 | (u >> 6 & 0x3F));
-		o[2] = (char)(0x80 | (u & 0x3F));
-		k = 3;
-	} else {
-		o[0] = (char)(0xF0 | u >> 18);
-		o[1] = (char)(0x80 | (u >> 12 & 0x3F));
-		o[2] = (char)(0x80 | (u >> 6 & 0x3F));
-		o[3] = (char)(0x80 | (u & 0x3F));
-		k = 4;
-	}
-	sw_buf_add(b, o, k);
-}
-
 /* Append the unescaped text of raw[0..len), a string scan_string() accepted. */
 static void unescape(struct sw_buf *out, const char *raw, size_t len)
 {
@@ -326,7 +269,8 @@ static void unescape(struct sw_buf *out, const char *raw, size_t len)
 				u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
 				i += 6;
 			}
-			put_utf8(out, u);
+			char o[4];
+			sw_buf_add(out, o, sw_utf8_encode(o, u));
 			continue;
 		}
 		switch (c) {
@@ -598,18 +542,6 @@ char *sw_webhook_json_string(const char *json, const struct sw_webhook_json_valu
 		return sw_strndup(json + v->off, v->len);
 	unescape(&b, json + v->off, v->len);
 	return sw_buf_detach(&b, NULL);
-}
-
-int sw_webhook_utf8_valid(const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	for (size_t i = 0; i < n;) {
-		size_t k = u[i] < 0x80 ? 1 : utf8_len(u + i, n - i);
-		if (!k)
-			return 0;
-		i += k;
-	}
-	return 1;
 }
 
 const char *sw_webhook_json_type_name(enum sw_webhook_json_type t)

@@ -77,12 +77,6 @@ int sw_webhook_payload(struct sw_buf *out, const char *content_type,
  */
 int sw_webhook_json_check(const char *json, size_t len);
 
-/*
- * Whether s[0..n) is valid UTF-8 (no overlong forms, surrogates or code
- * points above U+10FFFF), as JSON text must be.
- */
-int sw_webhook_utf8_valid(const char *s, size_t n);
-
 /* ------------------------------------------------------------------ */
 /* Parsed events                                                       */
 /* ------------------------------------------------------------------ */

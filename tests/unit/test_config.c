@@ -171,6 +171,15 @@ static void test_unknown_key(void **state)
 	expect_error(MINIMAL "githb: {}\n", "slipway.yaml:3:1: (top level): unknown key 'githb'");
 }
 
+/* A key written twice is an error at its second place, in any mapping. */
+static void test_repeated_key(void **state)
+{
+	expect_error(MINIMAL "  data_dir: other\n",
+		     "slipway.yaml:3:3: server: key 'data_dir' appears twice (first at 2:3)");
+	expect_error(MINIMAL "secrets:\n  A: {secret_env: HOME}\n  A: {secret_env: HOME}\n",
+		     "slipway.yaml:5:3: secrets: key 'A' appears twice (first at 4:3)");
+}
+
 static void test_missing_required(void **state)
 {
 	expect_error(MINIMAL "repositories:\n  - name: acme/shop\n",
@@ -413,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_and_relative_paths),
 		cmocka_unit_test(test_wrong_type_located),
 		cmocka_unit_test(test_unknown_key),
+		cmocka_unit_test(test_repeated_key),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_inline_secret_refused),
 		cmocka_unit_test(test_secret_sources),

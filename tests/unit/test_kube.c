@@ -384,6 +384,19 @@ static void test_kubeconfig_variants(void **state)
 		"users: [{name: u, user: {token: abc}}]\n", 167, NULL), 0);
 	assert_string_equal(c->token, "abc");
 	sw_kubeconfig_free(c);
+	/* *-data keys: wrapped, unpadded, either alphabet (as before lib/base64) */
+	const char *wrapped =
+		"current-context: a\n"
+		"clusters:\n- name: c\n  cluster:\n    server: 'http://h:1'\n"
+		"    certificate-authority-data: |\n      LS0tLS1CRUdJTiBDRVJU\n"
+		"      SUZJQ0FURS0tLS0tCkFCQwo\n"
+		"contexts: [{name: a, context: {cluster: c, user: u}}]\n"
+		"users: [{name: u, user: {client-certificate-data: '-_-_', client-key-data: Q0VS}}]\n";
+	assert_int_equal(sw_kubeconfig_parse(&c, "inline", wrapped, strlen(wrapped), NULL), 0);
+	assert_string_equal(c->ca_pem, "-----BEGIN CERTIFICATE-----\nABC\n");
+	assert_memory_equal(c->cert_pem, "\xFB\xFF\xBF", 4);
+	assert_string_equal(c->key_pem, "CER");
+	sw_kubeconfig_free(c);
 }
 
 static void expect_error(const char *text, const char *ctx, int code, const char *msg)
@@ -419,7 +432,8 @@ static void test_kubeconfig_errors(void **state)
 		     "contexts:\n- name: a\n  context: {cluster: c}\n"
 		     "clusters:\n- name: c\n  cluster:\n    server: https://x\n"
 		     "    certificate-authority-data: '%%%'\n", NULL, SW_EINVALID,
-		     "/etc/kc:9:33: clusters[0].cluster.certificate-authority-data: not valid base64");
+		     "/etc/kc:9:33: clusters[0].cluster.certificate-authority-data: not valid base64 "
+		     "(byte 1: not a base64 character)");
 	expect_error("current-context: a\n"
 		     "contexts:\n- name: a\n  context: {cluster: c}\n"
 		     "clusters:\n- name: c\n  cluster:\n    server: https://x\n"
@@ -434,6 +448,20 @@ static void test_kubeconfig_errors(void **state)
 		     "contexts:\n- name: a\n  context: {cluster: c}\n"
 		     "clusters:\n- name: c\n  cluster:\n    server: ftp://x\n", NULL, SW_EINVALID,
 		     "is not an http(s) URL");
+	/* a key written twice, wherever it is read, is an error at its second place */
+	expect_error("current-context: a\ncurrent-context: b\n", NULL, SW_EINVALID,
+		     "/etc/kc:2:1: key 'current-context' appears twice (first at 1:1)");
+	expect_error("current-context: a\n"
+		     "contexts:\n- name: a\n  context: {cluster: c}\n"
+		     "clusters:\n- name: c\n  cluster:\n    server: https://x\n    server: https://y\n",
+		     NULL, SW_EINVALID,
+		     "/etc/kc:9:5: clusters[0].cluster: key 'server' appears twice (first at 8:5)");
+	expect_error("current-context: a\n"
+		     "contexts:\n- name: a\n  context: {cluster: c, user: u}\n"
+		     "clusters:\n- name: c\n  cluster: {server: 'https://x'}\n"
+		     "users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+		     "      command: x\n      env: [{name: A, value: 1, name: B}]\n", NULL, SW_EINVALID,
+		     "/etc/kc:14:33: users[0].user.exec.env[0]: key 'name' appears twice (first at 14:14)");
 	expect_error("a: [\n", NULL, SW_EINVALID, "/etc/kc:");
 	expect_error("- 1\n", NULL, SW_EINVALID, "/etc/kc:1:1: not a kubeconfig");
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/utf8.h"
 #include "report/report.h"
 
 #define T0 1700000000000LL
@@ -68,7 +69,7 @@ static void test_utf8_cut(void **state)
 	for (int i = 0; i < 200; i++)
 		sw_buf_adds(&b, "a");
 	c = sw_report_utf8_cut(b.ptr, 140);
-	assert_int_equal(sw_report_utf8_len(c), 140);
+	assert_int_equal(sw_utf8_count(c), 140);
 	assert_int_equal(strlen(c), 139 + 3);
 	assert_string_equal(c + 139, "\xe2\x80\xa6");
 	free(c);
@@ -87,7 +88,7 @@ static void test_utf8_cut(void **state)
 		for (int i = 0; i < 300; i++)
 			sw_buf_adds(&b, chars[k]);
 		c = sw_report_utf8_cut(b.ptr, 140);
-		assert_int_equal(sw_report_utf8_len(c), 140);
+		assert_int_equal(sw_utf8_count(c), 140);
 		assert_int_equal(strlen(c), 1 + 138 * strlen(chars[k]) + 3);
 		assert_valid_utf8(c);
 		free(c);
@@ -201,7 +202,7 @@ static void test_commit_status(void **state)
 	st[0].name = name.ptr;
 	o = sw_report_commit_status(&r, &st[0]);
 	const char *d = json_string_value(json_object_get(o, "description"));
-	assert_true(sw_report_utf8_len(d) <= 140);
+	assert_true(sw_utf8_count(d) <= 140);
 	assert_valid_utf8(d);
 	/* invalid UTF-8 in a name still gives valid JSON strings */
 	json_decref(o);
@@ -339,7 +340,7 @@ static void test_comment_many_stages(void **state)
 static size_t json_chars(const json_t *o)
 {
 	char *s = json_dumps(o, JSON_COMPACT);
-	size_t n = sw_report_utf8_len(s);
+	size_t n = sw_utf8_count(s);
 	free(s);
 	return n;
 }
@@ -360,13 +361,13 @@ static void assert_slack_limits(const json_t *msg)
 			json_t *t = json_object_get(b, "text");
 			assert_string_equal(json_string_value(json_object_get(t, "type")),
 					    "plain_text");
-			assert_true(sw_report_utf8_len(json_string_value(
+			assert_true(sw_utf8_count(json_string_value(
 				json_object_get(t, "text"))) <= 150);
 		} else if (!strcmp(type, "section")) {
 			json_t *t = json_object_get(b, "text"), *f = json_object_get(b, "fields");
 			assert_true(t || f);
 			if (t) {
-				size_t n = sw_report_utf8_len(json_string_value(
+				size_t n = sw_utf8_count(json_string_value(
 					json_object_get(t, "text")));
 				assert_true(n >= 1 && n <= 3000);
 			}
@@ -375,7 +376,7 @@ static void assert_slack_limits(const json_t *msg)
 				json_t *e;
 				assert_true(json_array_size(f) <= 10);
 				json_array_foreach(f, k, e)
-					assert_true(sw_report_utf8_len(json_string_value(
+					assert_true(sw_utf8_count(json_string_value(
 						json_object_get(e, "text"))) <= 2000);
 			}
 		} else {

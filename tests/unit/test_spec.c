@@ -202,6 +202,16 @@ static void test_errors_are_located(void **state)
 		  "unknown stage 'a b'");
 }
 
+/* A key written twice is an error at its second place, env names included
+ * (the spec reader once kept the first and ignored the second). */
+static void test_repeated_key(void **state)
+{
+	parse_err("stages:\n  - name: a\n    commands: [x]\n    name: b\n", NULL,
+		  ".slipway.yml:4:5: stages[0]: key 'name' appears twice (first at 2:5)");
+	parse_err("stages:\n  - name: a\n    commands: [x]\n    env: {A: 1, A: 2}\n", NULL,
+		  ".slipway.yml:4:17: stages[0].env: key 'A' appears twice (first at 4:11)");
+}
+
 static void test_secrets_checked_against_config(void **state)
 {
 	const char *secrets[] = { "NPM_TOKEN" };
@@ -289,6 +299,7 @@ int main(void)
 		cmocka_unit_test(test_selection_restricts_dependencies),
 		cmocka_unit_test(test_branch_globs),
 		cmocka_unit_test(test_errors_are_located),
+		cmocka_unit_test(test_repeated_key),
 		cmocka_unit_test(test_secrets_checked_against_config),
 		cmocka_unit_test(test_cycles_are_named),
 		cmocka_unit_test(test_all_errors_collected),

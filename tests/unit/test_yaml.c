@@ -108,7 +108,8 @@ static const struct scalar_case scalars[] = {
 	{ "\"yes\"", "\"yes\"" }, { "'on'", "\"on\"" }, { "\"\"", "\"\"" }, { "'0777'", "\"0777\"" },
 	{ "!!str 123", "\"123\"" }, { "!!str true", "\"true\"" }, { "!!str ~", "\"~\"" },
 	{ "!!int \"42\"", "42" }, { "!!float 1", "1" }, { "!!bool \"yes\"", "true" },
-	{ "!!binary aGVsbG8=", "\"hello\"" }, { "!local 12", "\"12\"" },
+	{ "!!binary aGVsbG8=", "\"hello\"" }, { "!!binary |\n  aGVs\n  bG8=", "\"hello\"" },
+	{ "!local 12", "\"12\"" },
 	/* flow collections */
 	{ "[1, \"2\", yes]", "[1, \"2\", true]" }, { "{a: 1}", "{\"a\": 1}" }, { "[]", "[]" },
 };
@@ -156,6 +157,9 @@ static void test_bad_scalars(void **state)
 	check_error("v: !!bool maybe\n", "not a valid !!bool");
 	assert_null(strstr(sw_error_last(), "maybe"));
 	check_error("v: !!binary '***'\n", "invalid base64");
+	/* Go's StdEncoding wants the padding */
+	check_error("v: !!binary aGVsbG8\n", "t.yaml:1:4: !!binary value contains invalid base64 "
+		    "data (byte 7: the last group of four is cut short)");
 }
 
 /* Keys become strings the way sigs.k8s.io/yaml writes them (kubectl). */
