@@ -498,9 +498,11 @@ static enum bufferevent_filter_result out_filter(struct evbuffer *src, struct ev
 	size_t n = evbuffer_get_length(src), queued = evbuffer_get_length(dst);
 	/* (a write high-watermark on the socket's bufferevent would do this,
 	 * but breaks keep-alive in evhttp 2.1: the filter runs again when
-	 * the socket's buffer has drained) */
+	 * the socket's buffer has drained). Not BEV_OK with nothing moved:
+	 * libevent 2.1 calls the filter again for as long as it says OK and
+	 * data waits, so a client that stops reading would spin the loop. */
 	if (queued >= OUT_HIGH)
-		return BEV_OK;
+		return BEV_NEED_MORE;
 	if (n > OUT_HIGH - queued)
 		n = OUT_HIGH - queued;
 	if (lim > 0 && (size_t)lim < n)
@@ -607,8 +609,12 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 	c->kick = event_new(base, -1, 0, on_kick, c);
 	c->idle_since_ms = sw_mono_ms();
 	sw_scan_init(&c->scan, cfg->max_header_size, cfg->max_uri_size, SW_MAX_BODY);
-	c->bev = bufferevent_filter_new(under, in_filter, out_filter, BEV_OPT_CLOSE_ON_FREE,
-					conn_free, c);
+	/* Deferred callbacks: a filter drains what evhttp adds at once, inside
+	 * the add, so an undeferred write callback would run before evhttp has
+	 * set the one a chunked reply waits for (the backup's next piece) and
+	 * the reply would stall after its first chunk. */
+	c->bev = bufferevent_filter_new(under, in_filter, out_filter,
+					BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, conn_free, c);
 	if (!c->bev) {
 		bufferevent_free(under);
 		event_free(c->timer);
