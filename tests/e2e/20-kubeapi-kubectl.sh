@@ -224,17 +224,25 @@ K patch cm wc --type=merge -p '{"data":{"a":"2"}}' >/dev/null
 K label cm wc w=no --overwrite >/dev/null
 K label cm wc w=yes --overwrite >/dev/null
 K delete cm wc >/dev/null
-sleep 0.5
+# (each waits for what it looks for, up to 20 s scaled: no wall-clock guesses)
+ticks=$((200 * ${SW_TEST_SLOW:-1}))
+watched() {
+	[ "$(jq -r 'select(.type != "BOOKMARK") | .type' "$W/watch.out" 2>/dev/null | tr '\n' ' ')" = 'ADDED MODIFIED DELETED ADDED DELETED ' ] &&
+	grep -q '"type":"BOOKMARK"' "$W/watch.out"
+}
+for ((i = 0; i < ticks; i++)); do watched && break; sleep 0.1; done
 kill $wpid 2>/dev/null
-check "watch streams ADDED/MODIFIED/DELETED, selector transitions, bookmarks" bash -c "
-	[ \"\$(jq -r 'select(.type != \"BOOKMARK\") | .type' '$W/watch.out' | tr '\n' ' ')\" = 'ADDED MODIFIED DELETED ADDED DELETED ' ] &&
-	grep -q '\"type\":\"BOOKMARK\"' '$W/watch.out'"
+check "watch streams ADDED/MODIFIED/DELETED, selector transitions, bookmarks" watched
 check "kubectl get --watch sees changes" bash -c "
-	(timeout 2 kubectl --cache-dir '$W/cache' get widgets --watch -o name >'$W/kw.out' 2>&1 &);
-	sleep 0.6; kubectl --cache-dir '$W/cache' label widget w2 touched=1 >/dev/null; sleep 1.6;
-	[ \"\$(grep -c widget.example.com/w2 '$W/kw.out')\" -ge 2 ]"
+	kubectl --cache-dir '$W/cache' get widgets --watch -o name >'$W/kw.out' 2>&1 & kp=\$!
+	seen() { [ \"\$(grep -c widget.example.com/w2 '$W/kw.out')\" -ge \$1 ]; }
+	for ((i = 0; i < $ticks; i++)); do seen 1 && break; sleep 0.1; done   # its first list arrived
+	kubectl --cache-dir '$W/cache' label widget w2 touched=1 >/dev/null
+	for ((i = 0; i < $ticks; i++)); do seen 2 && break; sleep 0.1; done
+	kill \$kp; seen 2"
 check "server notices closed watch connections" bash -c "
-	sleep 0.2; n=\$(ls /proc/$PID_main/fd | wc -l); [ \"\$n\" -lt 20 ] || { echo \"fds: \$n\"; false; }"
+	for ((i = 0; i < $ticks; i++)); do n=\$(ls /proc/$PID_main/fd | wc -l); [ \"\$n\" -lt 20 ] && exit 0; sleep 0.1; done
+	echo \"fds: \$n\"; false"
 
 # ---- readiness ----
 cat >"$W/never.yaml" <<'EOF'
