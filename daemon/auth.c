@@ -23,8 +23,7 @@
 #include <string.h>
 
 #include "daemon/auth-int.h"
-#include "daemon/conn-int.h"
-#include "daemon/limit-int.h"
+#include "httpd/httpd.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -369,7 +368,7 @@ static void fill_req(struct sw_auth_req *a, struct sw_daemon *d, struct evhttp_r
 static void client_key(char *key, size_t n, char *client, size_t cn, struct sw_daemon *d,
 		       struct evhttp_request *req)
 {
-	sw_request_client(client, cn, d, req);
+	sw_request_client(client, cn, req, d->cfg->trusted_proxies, d->cfg->ntrusted_proxies);
 	sw_limiter_key(key, n, client);
 }
 

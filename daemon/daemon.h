@@ -69,7 +69,7 @@ struct sw_daemon {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *listener;
-	struct sw_conns *conns;       /* per-connection limits (daemon/conn.c) */
+	struct sw_conns *conns;       /* per-connection limits (httpd/) */
 	/* failed logins and bearer tokens per client (daemon/auth.c) */
 	struct sw_limiter *login_fails, *token_fails;
 	SSL_CTX *ssl;

@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "daemon/conn-int.h"
+#include "httpd/httpd.h"
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/log.h"

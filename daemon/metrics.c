@@ -12,7 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "daemon/conn-int.h"
+#include "httpd/httpd.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics-int.h"
 #include "daemon/page-int.h"

@@ -21,8 +21,7 @@
 #include <curl/curl.h>
 
 #include "daemon/auth-int.h"
-#include "daemon/conn-int.h"
-#include "daemon/limit-int.h"
+#include "httpd/httpd.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics-int.h"
 #include "lib/buf.h"
@@ -67,7 +66,17 @@ static int tls_setup(struct sw_daemon *d)
 		return sw_error_set("TLS key %s: %s", c->tls_key, ssl_error());
 	if (SSL_CTX_check_private_key(d->ssl) != 1)
 		return sw_error_set("TLS key %s does not match %s", c->tls_key, c->tls_cert);
-	return 0;   /* each connection's TLS is set up in daemon/conn.c */
+	return 0;   /* each connection's TLS is set up in httpd/conn.c */
+}
+
+/* What one client may send and hold, from server.* */
+static void conns_limits(struct sw_conns_limits *l, const struct sw_config *c)
+{
+	l->max_header = c->max_header_size;
+	l->max_uri = c->max_uri_size;
+	l->max_body = SW_MAX_BODY;
+	l->read_timeout_s = c->read_timeout_s;
+	l->max_connections = c->max_connections;
 }
 
 static int listen_http(struct sw_daemon *d)
@@ -76,7 +85,7 @@ static int listen_http(struct sw_daemon *d)
 	d->http = evhttp_new(d->base);
 	if (!d->http)
 		return sw_error_set("cannot create HTTP server");
-	/* the limits are daemon/conn.c's; evhttp's are a backstop behind them */
+	/* the limits are httpd/'s; evhttp's are a backstop behind them */
 	evhttp_set_max_body_size(d->http, SW_MAX_BODY);
 	evhttp_set_timeout(d->http, 30);
 	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
@@ -89,7 +98,13 @@ static int listen_http(struct sw_daemon *d)
 	if (!d->listener)
 		return sw_error_set("listen %s:%d: %s", c->listen_host, c->listen_port,
 				    errno ? strerror(errno) : "cannot bind");
-	if (sw_conns_new(&d->conns, d) < 0)
+	struct sw_conns_opts o = SW_CONNS_OPTS_INIT;
+	o.base = d->base;
+	o.http = d->http;
+	o.listener = d->listener;
+	o.ssl = d->ssl;
+	conns_limits(&o.limits, c);
+	if (sw_conns_new(&d->conns, &o) < 0)
 		return SW_ERR;
 	sw_http_routes_install(d);
 	return 0;
@@ -168,6 +183,11 @@ int sw_daemon_reload(struct sw_daemon *d)
 	next->data_dir = sw_strdup(old->data_dir);
 	struct sw_config *old_cfg = d->cfg;
 	d->cfg = next;
+	if (d->conns) {
+		struct sw_conns_limits l;
+		conns_limits(&l, next);
+		sw_conns_limits(d->conns, &l);
+	}
 	if (d->engine)
 		sw_engine_set_config(d->engine, next);
 	if (d->outbox)

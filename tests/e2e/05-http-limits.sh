@@ -135,6 +135,17 @@ m() { awk -v k="$1" '$1 == k { print $2 }' "$T/metrics"; }
 [ "$(m 'slipway_http_closed_total{reason="evicted"}')" -ge 1 ] &&
 [ "$(m 'slipway_http_closed_total{reason="refused"}')" -ge 1 ] || fail "closed counts: $(grep http_ "$T/metrics")"
 ok "/metrics: slipway_http_closed_total by reason, the cap in force"
+
+# --- reload -------------------------------------------------------------------
+# a larger server.max_uri_size holds after SIGHUP, without a restart
+sed -i 's/max_uri_size: 4k/max_uri_size: 8k/' "$T/slipway.yaml"
+kill -HUP $pid
+wait_for grep -q 'event=config.reloaded' "$T/daemon.log" || fail "reload not logged"
+[ "$(req "$URL/healthz?$long")" = 200 ] || fail "a 5000-byte target after max_uri_size: 8k: $(cat "$T/headers")"
+long=$(head -c 9000 /dev/zero | tr '\0' a)
+[ "$(req "$URL/healthz?$long")" = 414 ] || fail "a 9000-byte target after max_uri_size: 8k"
+expect 414 server.max_uri_size
+ok "SIGHUP: new request limits hold without a restart"
 stop_daemon
 
 # --- the descriptor limit ---------------------------------------------------

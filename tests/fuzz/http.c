@@ -1,6 +1,6 @@
 /*
  * http.c - fuzz target: the bytes of a connection through the request
- * scanner of daemon/conn.c (sw_scan_feed), which frames requests and
+ * scanner of httpd/conn.c (sw_scan_feed), which frames requests and
  * enforces the size limits before evhttp parses anything, and the same
  * bytes as an X-Forwarded-For value through sw_client_addr.
  *
@@ -15,7 +15,7 @@
  */
 #include <arpa/inet.h>
 
-#include "daemon/conn-int.h"
+#include "httpd/httpd-int.h"
 #include "fuzz.h"
 #include "lib/cidr.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_conn.c - daemon/conn-int.h: the request scanner frames requests
+ * test_conn.c - httpd/: the request scanner frames requests
  * as evhttp does (request line, headers, Content-Length or chunked bodies,
  * trailers, pipelining, bytes split anywhere) and stops at the byte that
  * crosses a limit with the status to answer; the client address is the
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/conn-int.h"
+#include "httpd/httpd-int.h"
 
 #define HDR 1024
 #define URI 64

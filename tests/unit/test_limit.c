@@ -1,5 +1,5 @@
 /*
- * test_limit.c - daemon/limit-int.h: each client has its own window of
+ * test_limit.c - httpd/httpd.h: each client has its own window of
  * failures (one locked-out client locks out nobody else), the window ends
  * on time, the wait reported is what is left of it, the table stays within
  * its size, and IPv6 clients count per /64.
@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/limit-int.h"
+#include "httpd/httpd.h"
 
 static void test_per_client(void **state)
 {

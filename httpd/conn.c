@@ -1,5 +1,5 @@
 /*
- * conn.c - limits on what one client may hold (see conn-int.h for what and
+ * conn.c - limits on what one client may hold (see httpd.h for what and
  * why). evhttp in libevent 2.1 has no hook between the socket and its
  * parser, no whole-request deadline (its timeout restarts on every byte)
  * and no error callback (its errors are HTML pages), so each connection's
@@ -18,6 +18,7 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>   /* the request's HTTP version */
 #include <event2/listener.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,7 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include "daemon/conn-int.h"
+#include "httpd/httpd-int.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -288,7 +289,9 @@ struct conn {
 };
 
 struct sw_conns {
-	struct sw_daemon *d;
+	struct evhttp *http;
+	SSL_CTX *ssl;
+	struct sw_conns_limits lim;
 	TAILQ_HEAD(, conn) list;
 	size_t open;
 	int max;
@@ -395,16 +398,16 @@ static void conn_fail(struct conn *c, int code, const char *msg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	const struct sw_config *cfg = c->set->d->cfg;
+	const struct sw_conns_limits *lim = &c->set->lim;
 	char msg[128];
 	switch (c->phase) {
 	case P_DEADLINE:
 		c->set->st.timed_out++;
 		log_info("server.read_timeout", "fd=%d got_bytes=%lld timeout_s=%lld",
 			 (int)bufferevent_getfd(c->under), (long long)c->scan.header_bytes,
-			 (long long)cfg->read_timeout_s);
+			 (long long)lim->read_timeout_s);
 		snprintf(msg, sizeof(msg), "the request did not arrive within server.read_timeout "
-			 "(%lld s)", (long long)cfg->read_timeout_s);
+			 "(%lld s)", (long long)lim->read_timeout_s);
 		conn_fail(c, 408, msg);
 		return;
 	case P_REFUSE:
@@ -440,11 +443,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evbuffer *dst,
-						ev_ssize_t lim, enum bufferevent_flush_mode mode,
+						ev_ssize_t dst_limit, enum bufferevent_flush_mode mode,
 						void *arg)
 {
 	struct conn *c = arg;
-	const struct sw_config *cfg = c->set->d->cfg;
+	const struct sw_conns_limits *lim = &c->set->lim;
 	char msg[160];
 
 	while (evbuffer_get_length(src) > 0 && !c->closing) {
@@ -461,7 +464,7 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
 			continue;
 		}
 		if (!was_in && c->scan.in_request)
-			arm(c, P_DEADLINE, cfg->read_timeout_s * 1000);
+			arm(c, P_DEADLINE, lim->read_timeout_s * 1000);
 		if (rc == 0)
 			continue;
 		switch (rc) {
@@ -578,16 +581,10 @@ static int evict_one(struct sw_conns *cs, const char *why)
 static struct bufferevent *new_bev(struct event_base *base, void *arg)
 {
 	struct sw_conns *cs = arg;
-	struct sw_daemon *d = cs->d;
-	const struct sw_config *cfg = d->cfg;
+	const struct sw_conns_limits *lim = &cs->lim;
 	struct bufferevent *under;
 	struct conn *c;
 
-	/* the limits may change on reload; a cap of 0 is what was derived at
-	 * start-up, and evhttp's own header limit stays a backstop above ours
-	 * (evhttp copies it into the connection made with this bufferevent) */
-	cs->max = cfg->max_connections > 0 ? cfg->max_connections : cs->derived_max;
-	evhttp_set_max_headers_size(d->http, cfg->max_header_size + 4096);
 	/* an episode ends once accepting has worked for a while (accepts
 	 * between errors are the same episode: one line, not two per retry) */
 	if (cs->paused && sw_mono_ms() - cs->last_error_ms >= EPISODE_QUIET_MS) {
@@ -596,7 +593,7 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 			 (long long)(sw_mono_ms() - cs->paused_at_ms),
 			 (unsigned long long)cs->pause_retries, cs->open);
 	}
-	under = d->ssl ? bufferevent_openssl_socket_new(base, -1, SSL_new(d->ssl),
+	under = cs->ssl ? bufferevent_openssl_socket_new(base, -1, SSL_new(cs->ssl),
 							BUFFEREVENT_SSL_ACCEPTING,
 							BEV_OPT_CLOSE_ON_FREE)
 		       : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -608,7 +605,7 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 	c->timer = evtimer_new(base, on_timer, c);
 	c->kick = event_new(base, -1, 0, on_kick, c);
 	c->idle_since_ms = sw_mono_ms();
-	sw_scan_init(&c->scan, cfg->max_header_size, cfg->max_uri_size, SW_MAX_BODY);
+	sw_scan_init(&c->scan, lim->max_header, lim->max_uri, lim->max_body);
 	/* Deferred callbacks: a filter drains what evhttp adds at once, inside
 	 * the add, so an undeferred write callback would run before evhttp has
 	 * set the one a chunked reply waits for (the backup's next piece) and
@@ -639,7 +636,7 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 	}
 	c->counted = 1;
 	cs->open++;
-	arm(c, P_DEADLINE, cfg->read_timeout_s * 1000);   /* the first request, from accept */
+	arm(c, P_DEADLINE, lim->read_timeout_s * 1000);   /* the first request, from accept */
 	return c->bev;
 }
 
@@ -683,7 +680,7 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 	evtimer_add(cs->resume, &tv);
 }
 
-static int derive_max(const struct sw_config *cfg)
+static int derive_max(void)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
@@ -694,19 +691,28 @@ static int derive_max(const struct sw_config *cfg)
 		       (int)(rl.rlim_cur - FD_RESERVE) : DEFAULT_MAX_CONNECTIONS;
 }
 
-int sw_conns_new(struct sw_conns **out, struct sw_daemon *d)
+void sw_conns_limits(struct sw_conns *cs, const struct sw_conns_limits *lim)
+{
+	cs->lim = *lim;
+	/* a cap of 0 is what was derived at start-up; evhttp's own header
+	 * limit stays a backstop above ours (evhttp copies it into each
+	 * connection it makes) */
+	cs->max = lim->max_connections > 0 ? lim->max_connections : cs->derived_max;
+	evhttp_set_max_headers_size(cs->http, (ev_ssize_t)lim->max_header + 4096);
+}
+
+int sw_conns_new(struct sw_conns **out, const struct sw_conns_opts *o)
 {
 	struct sw_conns *cs = sw_calloc(1, sizeof(*cs));
-	cs->d = d;
+	cs->http = o->http;
+	cs->ssl = o->ssl;
 	TAILQ_INIT(&cs->list);
-	cs->derived_max = derive_max(d->cfg);
-	cs->max = d->cfg->max_connections > 0 ? d->cfg->max_connections : cs->derived_max;
-	cs->resume = evtimer_new(d->base, on_resume, cs);
-	evhttp_set_bevcb(d->http, new_bev, cs);
-	/* evhttp's own limits only as a backstop, above ours */
-	evhttp_set_max_headers_size(d->http, d->cfg->max_header_size + 4096);
-	if (d->listener) {
-		cs->lev = evhttp_bound_socket_get_listener(d->listener);
+	cs->derived_max = derive_max();
+	cs->resume = evtimer_new(o->base, on_resume, cs);
+	evhttp_set_bevcb(o->http, new_bev, cs);
+	sw_conns_limits(cs, &o->limits);
+	if (o->listener) {
+		cs->lev = evhttp_bound_socket_get_listener(o->listener);
 		evconnlistener_set_error_cb(cs->lev, on_accept_error);
 	}
 	cs->next_set = sets;
@@ -857,7 +863,8 @@ void sw_client_addr(char *out, size_t n, const char *peer, const char *xff,
 	}
 }
 
-void sw_request_client(char *out, size_t n, struct sw_daemon *d, struct evhttp_request *req)
+void sw_request_client(char *out, size_t n, struct evhttp_request *req,
+		       const struct sw_cidr *trusted, size_t ntrusted)
 {
 	char *peer = NULL;
 	ev_uint16_t port = 0;
@@ -866,5 +873,5 @@ void sw_request_client(char *out, size_t n, struct sw_daemon *d, struct evhttp_r
 		evhttp_connection_get_peer(c, &peer, &port);
 	sw_client_addr(out, n, peer,
 		       evhttp_find_header(evhttp_request_get_input_headers(req), "X-Forwarded-For"),
-		       d->cfg->trusted_proxies, d->cfg->ntrusted_proxies);
+		       trusted, ntrusted);
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "daemon/limit-int.h"
+#include "httpd/httpd.h"
 #include "lib/buf.h"
 #include "lib/cidr.h"
 
