@@ -107,3 +107,14 @@ int sw_base64_decode(struct sw_buf *out, const char *in, size_t len, unsigned fl
 		return fail(out, keep, last, "the last group of four is cut short");
 	return 0;
 }
+
+void sw_hex(char *out, const void *data, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *p = data;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = 0;
+}

@@ -1,7 +1,7 @@
 /*
  * base64.h - RFC 4648 base64, the one copy for Kubernetes' CA bundles,
  * kubeconfigs' *-data keys, YAML's !!binary and the masker's encoded forms
- * of a secret.
+ * of a secret; and its base16 (lower-case hex) for digests and MACs.
  *
  *     sw_base64_encode(&b, pem, strlen(pem), 0);                 // "LS0tLS1C..."
  *     if (sw_base64_decode(&der, v, strlen(v), SW_BASE64_LOOSE) < 0)
@@ -48,5 +48,8 @@ void sw_base64_encode(struct sw_buf *b, const void *data, size_t n, unsigned fla
  * base64 character" (never the byte itself: the text may be a secret's).
  */
 int sw_base64_decode(struct sw_buf *out, const char *in, size_t len, unsigned flags);
+
+/* data[0..n) as 2n lower-case hex digits and a NUL, into out (2n + 1 bytes). */
+void sw_hex(char *out, const void *data, size_t n);
 
 #endif

@@ -151,6 +151,20 @@ static void test_errors(void **state)
 	assert_null(strstr(sw_error_last(), "*"));
 }
 
+/* RFC 4648 section 10's base16 vectors, in lower case. */
+static void test_hex(void **state)
+{
+	static const char *const v[][2] = { { "", "" }, { "f", "66" }, { "fo", "666f" },
+					     { "foobar", "666f6f626172" } };
+	char out[16];
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		sw_hex(out, v[i][0], strlen(v[i][0]));
+		assert_string_equal(out, v[i][1]);
+	}
+	sw_hex(out, "\x00\xff\x10", 3);
+	assert_string_equal(out, "00ff10");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_alphabets),
 		cmocka_unit_test(test_wrapped_and_spaces),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_hex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
