@@ -1,7 +1,8 @@
 /*
- * aws.h - the AWS room: talking to AWS as its SDKs do, in C. Today it holds
- * Signature Version 4 (sigv4.c); credentials, STS, EKS tokens and cost
- * build on it (issue 17). May call: lib/ (and OpenSSL).
+ * aws.h - the AWS room: talking to AWS as its SDKs do, in C: Signature
+ * Version 4 (sigv4.c), credentials found as the SDKs find them (creds.c),
+ * the XML of STS answers (xml.c). EKS tokens and cost build on these
+ * (issue 17). May call: lib/ (and OpenSSL, libcurl).
  *
  * A request is signed by giving the signer what goes on the wire:
  *
@@ -108,5 +109,130 @@ void sw_sigv4_release(struct sw_sigv4 *s);
 /* The bytes `s` (`n` of them) percent-encoded as SigV4 encodes: all but
  * A-Z a-z 0-9 - . _ ~ (and '/' when `keep_slash`), upper-case hex. */
 void sw_aws_uri_encode(struct sw_buf *out, const char *s, size_t n, int keep_slash);
+
+/* --- credentials (creds.c) ---------------------------------------------------
+ *
+ * Where they come from, in this order (the SDKs' order, as issue 17 lists it):
+ *  1. the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ *     AWS_SESSION_TOKEN (not when a profile is asked for by name);
+ *  2. a profile (opts.profile, else $AWS_PROFILE, else "default") in the
+ *     shared files ($AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, then
+ *     $AWS_CONFIG_FILE or ~/.aws/config): static keys, or role_arn with a
+ *     source_profile (STS AssumeRole) or a web_identity_token_file; a
+ *     profile named and not found is an error, not a fall-through;
+ *  3. web identity (IRSA): AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE, STS
+ *     AssumeRoleWithWebIdentity;
+ *  4. container credentials: EKS Pod Identity
+ *     (AWS_CONTAINER_CREDENTIALS_FULL_URI with the token of
+ *     AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) or ECS (the RELATIVE_URI);
+ *  5. EC2 instance metadata, IMDSv2 only (a token first), unless
+ *     AWS_EC2_METADATA_DISABLED=true; AWS_EC2_METADATA_SERVICE_ENDPOINT
+ *     moves it;
+ * and then opts.role_arn, when given, assumed with what was found.
+ * Endpoints as the SDKs read them: $AWS_ENDPOINT_URL_STS, $AWS_ENDPOINT_URL,
+ * else https://sts.REGION.amazonaws.com. Requests are blocking (libcurl easy,
+ * opts.timeout_ms each): call these from a worker thread or a process,
+ * never from the loop. Secrets are wiped when released and never appear in
+ * an error message.
+ */
+
+struct sw_aws_cred {
+	char *access_key_id, *secret_access_key, *session_token;
+	int64_t expires_ms;      /* wall clock; 0 = they do not expire */
+	char source[192];        /* where they came from, safe to show */
+};
+void sw_aws_cred_release(struct sw_aws_cred *c);
+/* The strings of `c` as the signer takes them (borrowed). */
+void sw_aws_cred_view(const struct sw_aws_cred *c, struct sw_aws_creds *v);
+
+struct sw_aws_chain_opts {
+	const char *profile;       /* NULL: $AWS_PROFILE, else "default" */
+	const char *region;        /* NULL: $AWS_REGION, $AWS_DEFAULT_REGION, the
+				    * profile's, else us-east-1 */
+	const char *role_arn;      /* assume it on top; NULL: no */
+	const char *session_name;  /* NULL: "slipway" */
+	long timeout_ms;           /* per request; 0: 5 s */
+};
+#define SW_AWS_CHAIN_OPTS_INIT { NULL, NULL, NULL, NULL, 0 }
+
+/* Credentials from the chain above into `out` (release it). SW_ENOTFOUND
+ * when no source has any, with each source's answer in the message; other
+ * errors (an STS refusal, a broken profile) say which source and why. */
+int sw_aws_chain_resolve(struct sw_aws_cred *out, const struct sw_aws_chain_opts *o);
+
+/* Who `c` is: STS GetCallerIdentity's Arn and Account (blocking). */
+int sw_aws_whoami(struct sw_buf *arn, struct sw_buf *account, const struct sw_aws_cred *c,
+		  const char *region, long timeout_ms);
+
+/* The region as the chain decides it (see opts.region); free it. */
+char *sw_aws_region(const char *given, const char *profile);
+
+/* The base URL of `service` ("sts", "eks", "pricing"...) in `region`,
+ * without a trailing slash; free it. */
+char *sw_aws_endpoint(const char *service, const char *region);
+
+/*
+ * A provider: the chain's answer kept and shared between threads, resolved
+ * again five minutes before it expires (the old answer is used while it
+ * lasts when that fails). get() copies into `out`: release it.
+ */
+struct sw_aws_provider;
+void sw_aws_provider_new(struct sw_aws_provider **out, const struct sw_aws_chain_opts *o);
+void sw_aws_provider_free(struct sw_aws_provider *p);   /* NULL is a no-op */
+int sw_aws_provider_get(struct sw_aws_provider *p, struct sw_aws_cred *out);
+/* Drop what is kept (after AWS refused it: ExpiredToken, a 401). */
+void sw_aws_provider_forget(struct sw_aws_provider *p);
+
+/* --- EKS (eks.c) ---------------------------------------------------------------
+ *
+ * The bearer token EKS takes from clients (what `aws eks get-token` prints,
+ * what aws-iam-authenticator checks): "k8s-aws-v1." and, in base64url without
+ * padding, an STS GetCallerIdentity URL presigned for 60 s with the
+ * cluster's name signed as the x-k8s-aws-id header. EKS accepts it for 15
+ * minutes; *expires_ms says when to make the next (14 minutes on). Pure:
+ * no request is made.
+ */
+int sw_eks_token(char **out, int64_t *expires_ms, const struct sw_aws_cred *c,
+		 const char *cluster, const char *region, int64_t now_ms);
+
+struct sw_eks_cluster {
+	char *endpoint;   /* "https://..." */
+	char *ca_pem;     /* certificateAuthority.data, decoded */
+	char *status;     /* "ACTIVE", "CREATING", ... */
+};
+void sw_eks_cluster_release(struct sw_eks_cluster *c);
+
+/* eks:DescribeCluster of `name` (blocking; $AWS_ENDPOINT_URL_EKS moves it).
+ * SW_ENOTFOUND for a cluster EKS does not know. */
+int sw_eks_describe(struct sw_eks_cluster *out, const struct sw_aws_cred *c, const char *name,
+		    const char *region, int64_t now_ms, long timeout_ms);
+
+/* --- what AWS sends (pure; unit-tested and fuzzed) ---------------------------- */
+
+/* The value of `key` in [section] of an INI text (the shared files' syntax:
+ * '#' and ';' comments, also inline after white space; indented lines are
+ * nested settings and skipped). SW_ENOTFOUND when absent. */
+int sw_aws_ini_get(struct sw_buf *out, const char *text, size_t len, const char *section,
+		   const char *key);
+
+/* A DescribeCluster answer. */
+int sw_eks_parse_cluster(struct sw_eks_cluster *out, const char *text, size_t len);
+
+/* Container and instance credentials: {AccessKeyId, SecretAccessKey, Token,
+ * Expiration[, Code: "Success"]}. */
+int sw_aws_cred_parse_json(struct sw_aws_cred *out, const char *text, size_t len);
+
+/* The Credentials of an STS `action` answer (AssumeRole,
+ * AssumeRoleWithWebIdentity): ACTIONResponse/ACTIONResult/Credentials/... */
+int sw_aws_cred_parse_sts(struct sw_aws_cred *out, const char *xml, size_t len,
+			  const char *action);
+
+/*
+ * The text of the element at `path` ("A/B/C" from the root, local names:
+ * prefixes are ignored) of an XML answer, references decoded, appended to
+ * `out`. 0, SW_ENOTFOUND, or SW_EINVALID with the byte where the document
+ * is broken.
+ */
+int sw_aws_xml_text(struct sw_buf *out, const char *xml, size_t len, const char *path);
 
 #endif

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aws/aws.h"
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
@@ -44,6 +45,7 @@ struct cli {
 	int follow;
 	const char **manifests;
 	size_t nmanifests;
+	const char *region, *role_arn;
 };
 
 /* --- usage ------------------------------------------------------------------- */
@@ -64,7 +66,7 @@ static void usage_all(FILE *f)
 	fprintf(f, "usage: slipway [--server URL] [--token TOKEN] [--json] COMMAND [ARGS]\n\n"
 		"Commands:\n");
 	for (const struct command *k = commands; k->name; k++)
-		fprintf(f, "  %-9s %-22s %s\n", k->name, k->args, k->help);
+		fprintf(f, "  %-12s %-22s %s\n", k->name, k->args, k->help);
 	fprintf(f, "\nOptions for every command:\n"
 		"  --server URL    slipwayd's address ($SLIPWAY_SERVER, default http://127.0.0.1:8080)\n"
 		"  --token TOKEN   the API token ($SLIPWAY_TOKEN)\n"
@@ -93,6 +95,10 @@ static void usage_cmd(FILE *f, const struct command *k)
 	if (strchr(k->opts, 'f'))
 		fprintf(f, "\n  -f, --follow     keep printing as the log grows, until the stage (or run) ends;\n"
 			"                   then exit 0 when it succeeded, 1 when not\n");
+	if (strchr(k->opts, 'G'))
+		fprintf(f, "\n  --region R       the AWS region (default: $AWS_REGION, the profile's, us-east-1)\n");
+	if (strchr(k->opts, 'A'))
+		fprintf(f, "  --role-arn ARN   assume this role with the credentials found\n");
 	if (strchr(k->opts, 'm'))
 		fprintf(f, "\n  --manifests PATH manifest path in DIR to render and check (repeatable),\n"
 			"                   as in the environment's `manifests` config\n");
@@ -1014,6 +1020,97 @@ static int cmd_validate(struct cli *c, int argc, char **argv)
 
 /* --- main ------------------------------------------------------------------------------ */
 
+/* --- AWS ------------------------------------------------------------------------ */
+
+/* Credentials the way slipwayd finds them (docs/aws.md), or a message. */
+static int aws_creds(struct cli *c, struct sw_aws_cred *cr, char **region)
+{
+	struct sw_aws_chain_opts o = SW_AWS_CHAIN_OPTS_INIT;
+	o.region = c->region;
+	o.role_arn = c->role_arn;
+	*region = sw_aws_region(c->region, NULL);
+	if (sw_aws_chain_resolve(cr, &o) < 0) {
+		fprintf(stderr, "slipway: %s\n", sw_error_last());
+		free(*region);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_aws_identity(struct cli *c, int argc, char **argv)
+{
+	struct sw_aws_cred cr;
+	struct sw_buf arn = SW_BUF_INIT, account = SW_BUF_INIT;
+	char *region;
+	int rc = aws_creds(c, &cr, &region);
+	if (rc)
+		return rc;
+	if (sw_aws_whoami(&arn, &account, &cr, region, 0) < 0) {
+		fprintf(stderr, "slipway: %s (credentials from %s)\n", sw_error_last(), cr.source);
+		rc = EXIT_FAILED;
+	} else if (c->json) {
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "arn", arn.ptr, "account",
+				      account.ptr, "access_key_id", cr.access_key_id, "source",
+				      cr.source, "region", region);
+		if (cr.expires_ms)
+			json_object_set_new(j, "expires_ms", json_integer(cr.expires_ms));
+		print_json(j);
+		json_decref(j);
+	} else {
+		printf("arn       %s\naccount   %s\nkey       %s\nsource    %s\nregion    %s\n",
+		       arn.ptr, account.ptr, cr.access_key_id, cr.source, region);
+		if (cr.expires_ms) {
+			time_t t = (time_t)(cr.expires_ms / 1000);
+			char when[32];
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+			printf("expires   %s\n", when);
+		}
+	}
+	sw_buf_release(&arn);
+	sw_buf_release(&account);
+	sw_aws_cred_release(&cr);
+	free(region);
+	return rc;
+}
+
+/* A kubeconfig exec plugin, as `aws eks get-token` is: an ExecCredential
+ * with the token, in the apiVersion kubectl asks for. */
+static int cmd_eks_token(struct cli *c, int argc, char **argv)
+{
+	struct sw_aws_cred cr;
+	char *region, *token, when[32];
+	int64_t exp_ms;
+	int rc = aws_creds(c, &cr, &region);
+	if (rc)
+		return rc;
+	if (sw_eks_token(&token, &exp_ms, &cr, argv[0], region, sw_now_ms()) < 0) {
+		fprintf(stderr, "slipway: %s\n", sw_error_last());
+		rc = EXIT_FAILED;
+	} else {
+		const char *api = "client.authentication.k8s.io/v1beta1";
+		const char *info = getenv("KUBERNETES_EXEC_INFO");
+		json_error_t je;
+		json_t *ji = info ? json_loads(info, 0, &je) : NULL;
+		const char *want = json_string_value(json_object_get(ji, "apiVersion"));
+		if (want && !strncmp(want, "client.authentication.k8s.io/", 29))
+			api = want;
+		time_t t = (time_t)(exp_ms / 1000);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		json_t *j = json_pack("{s:s, s:s, s:{}, s:{s:s, s:s}}", "kind", "ExecCredential",
+				      "apiVersion", api, "spec", "status", "expirationTimestamp",
+				      when, "token", token);
+		char *out = json_dumps(j, JSON_INDENT(2));
+		puts(out);
+		free(out);
+		json_decref(j);
+		json_decref(ji);
+		free(token);
+	}
+	sw_aws_cred_release(&cr);
+	free(region);
+	return rc;
+}
+
 static const struct command commands[] = {
 	{ "status", "", "environments and the latest runs", "", cmd_status, 0, 0 },
 	{ "runs", "[--env E] [--status S] [--limit N]", "list runs, newest first", "esrknb",
@@ -1028,6 +1125,12 @@ static const struct command commands[] = {
 	{ "diff", "ENV", "what a sync of ENV would change", "", cmd_diff, 1, 1 },
 	{ "backup", "FILE", "download a consistent copy of the database (admin token)", "",
 	  cmd_backup, 1, 1 },
+	{ "aws-identity", "[--region R] [--role-arn ARN]",
+	  "who slipway is on AWS: the credentials found and STS GetCallerIdentity", "GA",
+	  cmd_aws_identity, 0, 0 },
+	{ "eks-token", "CLUSTER [--region R] [--role-arn ARN]",
+	  "an EKS token as a kubeconfig exec plugin prints it (as `aws eks get-token`)", "GA",
+	  cmd_eks_token, 1, 1 },
 	{ "validate", "[DIR] [--manifests PATH]...",
 	  "check DIR/.slipway.yml and manifests offline (default DIR .)", "m", cmd_validate, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
@@ -1049,6 +1152,8 @@ int main(int argc, char **argv)
 		{ "before", required_argument, NULL, 'b' },
 		{ "follow", no_argument, NULL, 'f' },
 		{ "manifests", required_argument, NULL, 'm' },
+		{ "region", required_argument, NULL, 'G' },
+		{ "role-arn", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli c = { 0 };
@@ -1070,6 +1175,8 @@ int main(int argc, char **argv)
 		case 'r': c.repo = optarg; break;
 		case 'k': c.kind = optarg; break;
 		case 'f': c.follow = 1; break;
+		case 'G': c.region = optarg; break;
+		case 'A': c.role_arn = optarg; break;
 		case 'm':
 			c.manifests = sw_realloc(c.manifests, (c.nmanifests + 1) * sizeof(char *));
 			c.manifests[c.nmanifests++] = optarg;
@@ -1089,7 +1196,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "(see slipway --help)\n");
 			return EXIT_USAGE;
 		}
-		if (strchr("esrknbfm", o) && !strchr(used, o) && strlen(used) < sizeof(used) - 1)
+		if (strchr("esrknbfmGA", o) && !strchr(used, o) && strlen(used) < sizeof(used) - 1)
 			used[strlen(used)] = (char)o;
 	}
 	if (optind >= argc) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 
 #define MAX_DIFFS 100
 
@@ -351,7 +352,7 @@ const char *sw_drift_manager(const json_t *live, const json_t *diffs, const char
 
 		if (!m || !strcmp(m, self))
 			continue;
-		if (!ts || sw_kube_parse_time(ts, &t) < 0)
+		if (!ts || sw_parse_rfc3339(ts, &t) < 0)
 			t = 0;
 		/* >=: a later entry wins a tie (times have second precision). */
 		if (t >= latest_t) {

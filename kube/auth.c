@@ -125,7 +125,7 @@ int sw_kube_exec_cred_parse(struct sw_kube_cred *out, const char *text, size_t l
 		*err = sw_strdup("ExecCredential has only one of clientCertificateData and clientKeyData");
 		goto done;
 	}
-	if (exp && *exp && sw_kube_parse_time(exp, &exp_ms) < 0) {
+	if (exp && *exp && sw_parse_rfc3339(exp, &exp_ms) < 0) {
 		*err = sw_asprintf("ExecCredential expirationTimestamp %s is not RFC 3339", exp);
 		goto done;
 	}

@@ -352,7 +352,5 @@ void sw_kube_watch_stop(struct sw_kube_watch *w);
 
 /* ---- helpers ---- */
 
-/* Parse RFC 3339 ("2026-01-02T03:04:05Z", fractions, offsets) to Unix ms; <0 if invalid. */
-int sw_kube_parse_time(const char *s, int64_t *ms);
 
 #endif

@@ -3,13 +3,14 @@
  * eks get-token`), parsed by sw_kube_exec_cred_parse() (kube/kube.c, through
  * kube-int.h) as an ExecCredential: kind, apiVersion, status.token or the
  * client certificate pair, and expirationTimestamp through
- * sw_kube_parse_time(), which also gets the whole input as a timestamp. The
+ * sw_parse_rfc3339(), which also gets the whole input as a timestamp. The
  * plugin is a program slipway runs; what it prints is not checked by anyone
  * else. Seeds: seeds/execcred.
  */
 #include "fuzz.h"
 #include "kube/kube-int.h"
 #include "kube/kube.h"
+#include "lib/clock.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(err);
 	text = strndup((const char *)data, size);
 	if (text)
-		sw_kube_parse_time(text, &ms);
+		sw_parse_rfc3339(text, &ms);
 	free(text);
 	return 0;
 }

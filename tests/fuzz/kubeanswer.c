@@ -15,6 +15,7 @@
 #include "fuzz.h"
 #include "kube/kube-int.h"
 #include "kube/kube.h"
+#include "lib/clock.h"
 
 /* jansson's tree without any managedFields member, at any depth. */
 static void drop_managed(json_t *j)
@@ -49,10 +50,10 @@ static void use_object(const json_t *obj)
 	free(msg);
 	t = str(json_object_get(obj, "metadata"), "creationTimestamp");
 	if (t)
-		sw_kube_parse_time(t, &ms);
+		sw_parse_rfc3339(t, &ms);
 	t = str(json_object_get(obj, "metadata"), "deletionTimestamp");
 	if (t)
-		sw_kube_parse_time(t, &ms);
+		sw_parse_rfc3339(t, &ms);
 }
 
 static void differ(const char *what, const char *in, size_t n, const char *out, size_t m)

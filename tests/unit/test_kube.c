@@ -484,14 +484,14 @@ static void test_kubeconfig_errors(void **state)
 static void test_parse_time(void **state)
 {
 	int64_t ms;
-	assert_int_equal(sw_kube_parse_time("1970-01-01T00:00:01Z", &ms), 0);
+	assert_int_equal(sw_parse_rfc3339("1970-01-01T00:00:01Z", &ms), 0);
 	assert_int_equal(ms, 1000);
-	assert_int_equal(sw_kube_parse_time("1970-01-01T01:00:01.5+01:00", &ms), 0);
+	assert_int_equal(sw_parse_rfc3339("1970-01-01T01:00:01.5+01:00", &ms), 0);
 	assert_int_equal(ms, 1500);
-	assert_int_equal(sw_kube_parse_time("2026-03-04T05:06:07.123456789Z", &ms), 0);
+	assert_int_equal(sw_parse_rfc3339("2026-03-04T05:06:07.123456789Z", &ms), 0);
 	assert_int_equal(ms % 1000, 123);
-	assert_true(sw_kube_parse_time("2026-03-04 05:06:07", &ms) < 0);
-	assert_true(sw_kube_parse_time("2026-03-04T05:06:07", &ms) < 0);
+	assert_true(sw_parse_rfc3339("2026-03-04 05:06:07", &ms) < 0);
+	assert_true(sw_parse_rfc3339("2026-03-04T05:06:07", &ms) < 0);
 }
 
 /* ---- discovery -------------------------------------------------------- */
