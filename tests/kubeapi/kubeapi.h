@@ -47,6 +47,13 @@ struct ka_settings {
 	int event_ring;            /* events kept for watch replay */
 	int bookmark_ms;           /* BOOKMARK period on watches */
 	int verbose;               /* log every request to stderr */
+	/* EKS tokens (k8s-aws-v1.): checked as EKS's authenticator does, by
+	 * GETting the presigned STS URL (which must start with eks_sts) with
+	 * x-k8s-aws-id: eks_cluster; refused eks_token_life_s after its
+	 * X-Amz-Date (EKS: 15 minutes) */
+	const char *eks_sts;
+	const char *eks_cluster;
+	int eks_token_life_s;
 };
 extern struct ka_settings ka_set;
 extern struct event_base *ka_base;

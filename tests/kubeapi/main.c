@@ -36,6 +36,13 @@
  *                        older resourceVersions and continue tokens get 410.
  *   --bookmark-ms N      BOOKMARK period on watches that allow them (5000).
  *   --verbose            log each request to stderr.
+ *   --eks-sts URL --eks-cluster NAME [--eks-token-life S]
+ *                        also take EKS bearer tokens (k8s-aws-v1.): decoded,
+ *                        the presigned URL must start with URL; it is GETted
+ *                        with x-k8s-aws-id: NAME, as EKS's authenticator
+ *                        does, and must answer 200 with an Arn; a token is
+ *                        refused S seconds after its X-Amz-Date (default
+ *                        900, EKS's 15 minutes). Checked once per token.
  *
  * SIGTERM and SIGINT exit 0.
  */
@@ -76,6 +83,7 @@ static void usage(FILE *f)
 	      "               [--latency-ms N] [--ready-delay-ms N] [--ready-after-reads N]\n"
 	      "               [--hold-writes-after N] [--state-file F]\n"
 	      "               [--kubeconfig-out F] [--event-ring N] [--bookmark-ms N] [--verbose]\n"
+	      "               [--eks-sts URL --eks-cluster NAME [--eks-token-life S]]\n"
 	      "\n"
 	      "A Kubernetes-API-compatible test server. Port 0 picks a free port; once\n"
 	      "ready it prints \"listening on http(s)://ADDR:PORT\". --tls-dir DIR serves\n"
@@ -212,6 +220,9 @@ int main(int argc, char **argv)
 		{"event-ring", required_argument, NULL, 'e'},
 		{"bookmark-ms", required_argument, NULL, 'b'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"eks-sts", required_argument, NULL, 'E'},
+		{"eks-cluster", required_argument, NULL, 'C'},
+		{"eks-token-life", required_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -230,6 +241,9 @@ int main(int argc, char **argv)
 		case 'e': ka_set.event_ring = atoi(optarg); break;
 		case 'b': ka_set.bookmark_ms = atoi(optarg); break;
 		case 'v': ka_set.verbose = 1; break;
+		case 'E': ka_set.eks_sts = optarg; break;
+		case 'C': ka_set.eks_cluster = optarg; break;
+		case 'F': ka_set.eks_token_life_s = atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
