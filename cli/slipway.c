@@ -20,6 +20,7 @@
 
 #include "aws/aws.h"
 #include "daemon/daemon.h"
+#include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/utf8.h"
@@ -66,7 +67,7 @@ static void usage_all(FILE *f)
 	fprintf(f, "usage: slipway [--server URL] [--token TOKEN] [--json] COMMAND [ARGS]\n\n"
 		"Commands:\n");
 	for (const struct command *k = commands; k->name; k++)
-		fprintf(f, "  %-12s %-22s %s\n", k->name, k->args, k->help);
+		fprintf(f, "  %-14s %-22s %s\n", k->name, k->args, k->help);
 	fprintf(f, "\nOptions for every command:\n"
 		"  --server URL    slipwayd's address ($SLIPWAY_SERVER, default http://127.0.0.1:8080)\n"
 		"  --token TOKEN   the API token ($SLIPWAY_TOKEN)\n"
@@ -1111,6 +1112,57 @@ static int cmd_eks_token(struct cli *c, int argc, char **argv)
 	return rc;
 }
 
+/* What `aws eks update-kubeconfig` writes, with slipway as the plugin: the
+ * endpoint and CA from eks:DescribeCluster. */
+static int cmd_eks_kubeconfig(struct cli *c, int argc, char **argv)
+{
+	struct sw_aws_cred cr;
+	struct sw_eks_cluster k;
+	struct sw_buf ca = SW_BUF_INIT, y = SW_BUF_INIT;
+	char *region, self[4096];
+	int rc = aws_creds(c, &cr, &region);
+	if (rc)
+		return rc;
+	if (sw_eks_describe(&k, &cr, argv[0], region, sw_now_ms(), 0) < 0) {
+		fprintf(stderr, "slipway: %s (credentials from %s)\n", sw_error_last(), cr.source);
+		sw_aws_cred_release(&cr);
+		free(region);
+		return EXIT_FAILED;
+	}
+	/* the plugin is this very program, wherever it is installed */
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = 0;
+	sw_base64_encode(&ca, k.ca_pem, strlen(k.ca_pem), 0);
+	sw_buf_addf(&y, "apiVersion: v1\nkind: Config\nclusters:\n- name: %s\n  cluster:\n"
+		    "    server: %s\n    certificate-authority-data: %s\nusers:\n- name: %s\n"
+		    "  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
+		    "      command: %s\n      args: [eks-token, %s, --region, %s",
+		    argv[0], k.endpoint, ca.ptr, argv[0], n > 0 ? self : "slipway", argv[0], region);
+	if (c->role_arn)
+		sw_buf_addf(&y, ", --role-arn, '%s'", c->role_arn);
+	sw_buf_addf(&y, "]\n      interactiveMode: Never\ncontexts:\n- name: %s\n  context:\n"
+		    "    cluster: %s\n    user: %s\ncurrent-context: %s\n", argv[0], argv[0],
+		    argv[0], argv[0]);
+	if (argc > 1) {
+		FILE *f = fopen(argv[1], "w");
+		if (!f || fwrite(y.ptr, 1, y.len, f) != y.len || fclose(f) != 0) {
+			fprintf(stderr, "slipway: %s: %s\n", argv[1], strerror(errno));
+			rc = EXIT_FAILED;
+		} else {
+			fprintf(stderr, "%s: cluster %s (%s) at %s\n", argv[1], argv[0], k.status,
+				k.endpoint);
+		}
+	} else {
+		fputs(y.ptr, stdout);
+	}
+	sw_buf_release(&ca);
+	sw_buf_release(&y);
+	sw_eks_cluster_release(&k);
+	sw_aws_cred_release(&cr);
+	free(region);
+	return rc;
+}
+
 static const struct command commands[] = {
 	{ "status", "", "environments and the latest runs", "", cmd_status, 0, 0 },
 	{ "runs", "[--env E] [--status S] [--limit N]", "list runs, newest first", "esrknb",
@@ -1131,6 +1183,9 @@ static const struct command commands[] = {
 	{ "eks-token", "CLUSTER [--region R] [--role-arn ARN]",
 	  "an EKS token as a kubeconfig exec plugin prints it (as `aws eks get-token`)", "GA",
 	  cmd_eks_token, 1, 1 },
+	{ "eks-kubeconfig", "CLUSTER [FILE] [--region R] [--role-arn ARN]",
+	  "a kubeconfig for an EKS cluster (eks:DescribeCluster) using eks-token", "GA",
+	  cmd_eks_kubeconfig, 1, 2 },
 	{ "validate", "[DIR] [--manifests PATH]...",
 	  "check DIR/.slipway.yml and manifests offline (default DIR .)", "m", cmd_validate, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },

@@ -10,7 +10,7 @@ one JSON line per request to --out.
 
     standin.py --port 0 --out requests.jsonl --key AKIDBASE:SECRET \\
         [--role arn:aws:iam::111122223333:role/slipway] [--web-token-file F] \\
-        [--pod-token TOKEN] [--ttl SECONDS] [--cluster NAME=ENDPOINT=CA_B64]...
+        [--pod-token TOKEN] [--ttl SECONDS] [--cluster NAME=ENDPOINT=CA_B64 | NAME=@FILE]...
 
 It prints the port it bound and serves until killed. Every temporary key it
 hands out (AssumeRole*, IMDS, Pod Identity) is one it will then accept in
@@ -232,6 +232,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.answer(err[0], json.dumps({"message": err[2]}), "application/json", entry)
             name = urllib.parse.unquote(raw_path[len("/clusters/"):])
             for c in ARGS.cluster:
+                if "=@" in c:   # NAME=@FILE: FILE holds ENDPOINT=CA_B64, read now
+                    cname, f = c.split("=@", 1)
+                    c = cname + "=" + open(f).read().strip()
                 cname, endpoint, ca = c.split("=", 2)
                 if cname == name:
                     return self.answer(200, json.dumps({"cluster": {
@@ -325,7 +328,8 @@ def main():
     p.add_argument("--web-token-file")
     p.add_argument("--pod-token")
     p.add_argument("--ttl", type=int, default=3600)
-    p.add_argument("--cluster", action="append", default=[], help="NAME=ENDPOINT=CA_BASE64")
+    p.add_argument("--cluster", action="append", default=[],
+                   help="NAME=ENDPOINT=CA_BASE64, or NAME=@FILE with that in FILE (read per request)")
     ARGS = p.parse_args()
     for k in ARGS.key:
         kid, secret = k.split(":", 1)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # An EKS-style cluster reached without the aws CLI: slipwayd has nothing
-# but IRSA-style web-identity files; its kubeconfig names `slipway
-# eks-token` as the exec plugin; the test API server takes only EKS tokens
+# but IRSA-style web-identity files; `slipway eks-kubeconfig` writes its
+# kubeconfig from eks:DescribeCluster, naming `slipway eks-token` as the
+# exec plugin; the test API server takes only EKS tokens
 # and checks each one as EKS's authenticator does, with the AWS stand-in's
 # STS (which checks the presigned signature with its own SigV4). A manual
 # sync deploys; kubectl, through the same plugin, sees it; once the first
@@ -29,7 +30,7 @@ trap cleanup EXIT
 
 echo "eyJhbGciOiJSUzI1NiJ9.irsa.token" > "$T/irsa-token"
 $PY "$SRC/tests/aws/standin.py" --port 0 --out "$T/aws.jsonl" --role "$ROLE" \
-	--web-token-file "$T/irsa-token" > "$T/sport" 2> "$T/standin.log" &
+	--web-token-file "$T/irsa-token" --cluster "dev=@$T/cluster" > "$T/sport" 2> "$T/standin.log" &
 spid=$!
 wait_for test -s "$T/sport" || fail "the AWS stand-in did not start: $(cat "$T/standin.log")"
 AWS=http://127.0.0.1:$(cat "$T/sport")
@@ -38,31 +39,22 @@ sw_kubeapi_start "$T/dev" --tls-dir "$T/dev/tls" --ready-delay-ms 100 --eks-sts 
 	--eks-cluster dev --eks-token-life $LIFE || fail "dev cluster"
 DEV=$SW_KUBEAPI_URL
 
-# what `aws eks update-kubeconfig` writes, with slipway as the plugin
-cat > "$T/eks.kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters:
-- name: dev
-  cluster: {server: $DEV, certificate-authority: $T/dev/tls/ca.crt}
-users:
-- name: eks
-  user:
-    exec:
-      apiVersion: client.authentication.k8s.io/v1beta1
-      command: $BUILD/slipway
-      args: [eks-token, dev, --region, us-east-1]
-      interactiveMode: Never
-contexts:
-- name: dev
-  context: {cluster: dev, user: eks, namespace: default}
-current-context: dev
-YAML
 # IRSA as EKS sets it up for a pod, and the stand-in as AWS
 export AWS_ROLE_ARN=$ROLE AWS_WEB_IDENTITY_TOKEN_FILE=$T/irsa-token AWS_ENDPOINT_URL=$AWS
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
 k() { kubectl --kubeconfig "$T/eks.kubeconfig" "$@"; }
+
+# the cluster as EKS describes it, then what `aws eks update-kubeconfig`
+# would write, with slipway as the plugin
+echo "$DEV=$(base64 -w0 "$T/dev/tls/ca.crt")" > "$T/cluster"
+"$BUILD/slipway" eks-kubeconfig dev "$T/eks.kubeconfig" --region us-east-1 2> "$T/ekc.err" ||
+	fail "eks-kubeconfig: $(cat "$T/ekc.err")"
+grep -q "cluster dev (ACTIVE) at $DEV" "$T/ekc.err" || fail "eks-kubeconfig said: $(cat "$T/ekc.err")"
+"$BUILD/slipway" eks-kubeconfig prod "$T/x" > "$T/ekc.err" 2>&1 && fail "an unknown cluster was described"
+grep -q "EKS DescribeCluster prod in us-east-1: HTTP 404: No cluster found for name: prod." "$T/ekc.err" ||
+	fail "an unknown cluster: $(cat "$T/ekc.err")"
+ok "eks-kubeconfig: endpoint and CA from DescribeCluster (signed, checked by the stand-in); an unknown cluster named"
 
 # without a token the API server refuses
 code=$(curl -s --cacert "$T/dev/tls/ca.crt" -o /dev/null -w '%{http_code}' "$DEV/api/v1/namespaces/default/configmaps")
@@ -119,6 +111,6 @@ grep -q "expired" "$T/dev/log" || fail "the first token was not refused after $L
 [ "$(grep -c "STS answered 200" "$T/dev/log")" -gt "$first" ] || fail "no new token after the 401"
 n=$(jq -s '[.[] | select(.route == "sts.AssumeRoleWithWebIdentity" and .valid)] | length' "$T/aws.jsonl")
 [ "$n" -ge 1 ] || fail "web identity was not used"
-[ "$(jq -s '[.[] | select(.valid == false)] | length' "$T/aws.jsonl")" = 0 ] ||
+[ "$(jq -s '[.[] | select(.valid == false and .path != "/clusters/prod")] | length' "$T/aws.jsonl")" = 0 ] ||
 	fail "the stand-in refused: $(jq -c 'select(.valid == false)' "$T/aws.jsonl")"
 ok "after the token expired: a 401, a new token, the sync succeeded ($(grep -c "STS answered 200" "$T/dev/log") tokens checked)"
