@@ -271,7 +271,7 @@ def app_routes(method, path, h, state, rec):
         exp = int(time.time()) + state.app_ttl
         with state.lock:
             state.inst_tokens[tok] = (iid, exp)
-        rec["installation"] = iid
+        rec["installation"], rec["expires_at"] = iid, exp
         return "github.app.token", 201, {
             "token": tok, "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)),
             "permissions": {"statuses": "write", "contents": "read"},
