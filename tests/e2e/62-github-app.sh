@@ -33,20 +33,13 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/app.pem" 2
 	fail "openssl genpkey"
 openssl pkey -in "$T/app.pem" -pubout -out "$T/app.pub" || fail "openssl pkey -pubout"
 
-# the repository, served by the stand-in at /git/acme/shop.git
-mkdir -p "$T/git/acme"
-git init -q --bare "$T/git/acme/shop.git"
-git clone -q "$T/git/acme/shop.git" "$T/work" 2>/dev/null
-cd "$T/work" || fail "no clone"
-git config user.email dev@example.com; git config user.name Dev
-git checkout -q -b main
-cat > .slipway.yml <<YML
-stages:
-  - name: wait
-    commands:
-      - cat app.txt
-      - while [ ! -e "$T/go-\$SLIPWAY_RUN_ID" ]; do sleep 0.05; done
-YML
+# the repository, served by the stand-in at /git/acme/shop.git; its one
+# stage waits for a file the test creates
+new_origin
+mkdir -p "$T/git/acme" && mv "$T/origin.git" "$T/git/acme/shop.git" &&
+	git remote set-url origin "$T/git/acme/shop.git" || fail "origin"
+printf 'stages:\n  - name: wait\n    commands:\n      - cat app.txt\n      - %s\n' \
+	"while [ ! -e \"$T/go-\$SLIPWAY_RUN_ID\" ]; do sleep 0.05; done" > .slipway.yml
 echo hello > app.txt
 git add -A && git commit -qm initial && git push -q origin main
 C1=$(git rev-parse HEAD)
