@@ -409,6 +409,22 @@ void sw_github_app_on_ready(struct sw_github_app *app, void (*fn)(void *arg), vo
 	app->on_ready_arg = arg;
 }
 
+size_t sw_github_app_failures(struct sw_github_app *app, struct sw_buf *msg)
+{
+	size_t n = 0;
+
+	if (!app)
+		return 0;
+	pthread_mutex_lock(&app->mu);
+	for (struct entry *e = app->entries; e; e = e->next)
+		if (e->err && !e->tok.token) {
+			if (!n++ && msg)
+				sw_buf_adds(msg, e->errmsg ? e->errmsg : "unknown error");
+		}
+	pthread_mutex_unlock(&app->mu);
+	return n;
+}
+
 void sw_github_app_counts(struct sw_github_app *app, uint64_t *jwts, uint64_t *tokens)
 {
 	pthread_mutex_lock(&app->mu);
@@ -583,6 +599,8 @@ static void fetch_finish(struct fetch *f, int rc)
 			expires = e->tok.expires_s;
 			app->ntokens++;
 		} else {
+			/* a fetch happens only for a token that is no longer good */
+			sw_github_token_release(&e->tok);
 			e->err = rc;
 			free(e->errmsg);
 			e->errmsg = sw_strdup(sw_error_last());

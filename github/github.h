@@ -56,6 +56,7 @@
 #include "lib/error.h"
 
 struct evp_pkey_st;
+struct sw_buf;
 struct sw_config;
 struct sw_http;
 struct sw_github_app;
@@ -185,6 +186,13 @@ int sw_github_app_git_token(char **out, const char *repo, int refresh, void *arg
  * printed as "not checked" and not counted.
  */
 int sw_github_app_check(struct sw_github_app *app, const struct sw_config *cfg, void *out);
+
+/*
+ * How many repositories have no token because their last fetch failed
+ * (any thread; cleared by the next success or a new config), with the
+ * first one's message appended to `msg` (may be NULL): for the page.
+ */
+size_t sw_github_app_failures(struct sw_github_app *app, struct sw_buf *msg);
 
 /* Counters for tests and metrics: JWTs signed, tokens minted. */
 void sw_github_app_counts(struct sw_github_app *app, uint64_t *jwts, uint64_t *tokens);

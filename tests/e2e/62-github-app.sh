@@ -11,7 +11,8 @@
 #  - a 401 to a token refreshes it once; a token past its expiry is never
 #    sent: the second half of the run goes out with a new one;
 #  - a revoked installation: a clear error in the log, as the run's reason
-#    (on the page) and in `slipwayd --check`.
+#    (on its page), in a banner on the status page, as the waiting outbox
+#    rows' last error and in `slipwayd --check`.
 set -u
 . "$SRC/tests/lib/common.sh"
 . "$SRC/tests/lib/webhook.sh"
@@ -150,6 +151,8 @@ reason=$(q "select reason from runs where id=$R2")
 echo "$reason" | grep -Eq "installation 11 .*revoked|not installed on acme/shop" ||
 	fail "run $R2's reason does not say the App lost its installation: $reason"
 curl -s "$URL/runs/$R2" | grep -Eq "revoked|not installed" || fail "the run page does not show the reason"
+curl -s "$URL/" | grep -Eq "<b>GitHub App</b>: no token for 1 repository.*(revoked|not installed)" ||
+	fail "the status page has no GitHub App banner"
 grep -Eq 'event=github.token_failed repo=acme/shop err=.*(revoked|not installed)' "$T/daemon.log" ||
 	fail "no clear log line: $(grep github.token "$T/daemon.log" | tail -3)"
 wait_until "q \"select last_error from outbox where state='pending'\" | grep -Eq 'revoked|not installed'" 30 ||
