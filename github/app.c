@@ -223,12 +223,20 @@ struct entry {
 	int64_t installation;    /* 0 = not known yet */
 	struct sw_github_token tok;
 	int64_t minted_s;        /* when tok arrived */
-	int fetching;            /* a fetch (loop or worker) is under way */
+	int fetching;            /* FETCH_LOOP and/or FETCH_WORKER: fetches under way */
 	int err;                 /* the last fetch's failure, 0 = none */
 	char *errmsg;
 	int64_t err_until;       /* sw_mono_ms(): answer err until then */
 	struct entry *next;
 };
+
+/*
+ * Who fetches. A worker waits for another worker's fetch, never for the
+ * loop's: at shutdown the loop waits for the workers (lib/pool), so a
+ * worker waiting on the loop would never wake. The loop never waits.
+ */
+#define FETCH_LOOP 1
+#define FETCH_WORKER 2
 
 /* What a fetch needs, copied under the lock (the config may change). */
 struct conf {
@@ -476,6 +484,7 @@ struct fetch {
 	char *repo;
 	int64_t installation;
 	enum step step;
+	int who;                 /* FETCH_LOOP or FETCH_WORKER */
 	struct sw_github_token tok;
 };
 
@@ -493,11 +502,12 @@ static void fetch_free(struct fetch *f)
  * Under mu: claim the entry for a fetch. Returns a fetch to run, or NULL
  * when the entry is fresh, held in failure or fetched by someone else.
  */
-static struct fetch *fetch_claim(struct sw_github_app *app, struct entry *e)
+static struct fetch *fetch_claim(struct sw_github_app *app, struct entry *e, int who)
 {
 	struct fetch *f;
 
-	if (e->fetching || !app->c.app_id)
+	if ((e->fetching & (who == FETCH_LOOP ? FETCH_LOOP | FETCH_WORKER : FETCH_WORKER)) ||
+	    !app->c.app_id)
 		return NULL;
 	f = sw_calloc(1, sizeof(*f));
 	f->app = app;
@@ -505,7 +515,8 @@ static struct fetch *fetch_claim(struct sw_github_app *app, struct entry *e)
 	f->repo = sw_strdup(e->repo);
 	f->installation = e->installation ? e->installation : app->c.installation;
 	f->step = f->installation ? STEP_TOKEN : STEP_LOOKUP;
-	e->fetching = 1;
+	f->who = who;
+	e->fetching |= who;
 	return f;
 }
 
@@ -587,7 +598,7 @@ static void fetch_finish(struct fetch *f, int rc)
 
 	pthread_mutex_lock(&app->mu);
 	e = entry_get(app, f->repo);
-	e->fetching = 0;
+	e->fetching &= ~f->who;
 	if (f->c.gen == app->c.gen) {
 		if (rc == 0) {
 			sw_github_token_release(&e->tok);
@@ -719,7 +730,7 @@ int sw_github_app_token(struct sw_github_app *app, const char *repo, char **toke
 	e = entry_get(app, repo);
 	rc = entry_answer(app, e, token, installation);
 	if (rc == 1 && app->http)
-		f = fetch_claim(app, e);
+		f = fetch_claim(app, e, FETCH_LOOP);
 	pthread_mutex_unlock(&app->mu);
 	if (rc != 1)
 		return rc;
@@ -820,23 +831,20 @@ int sw_github_app_token_wait(struct sw_github_app *app, const char *repo, int re
 		return sw_error_setc(SW_EINVALID, "github.app is not configured");
 	}
 	e = entry_get(app, repo);
-	if (refresh && !e->fetching)
+	if (refresh && !(e->fetching & FETCH_WORKER))
 		sw_github_token_release(&e->tok);
 	for (;;) {
 		rc = entry_answer(app, e, token, NULL);
-		if (rc != 1 || !e->fetching)
+		if (rc != 1 || !(e->fetching & FETCH_WORKER))
 			break;
-		/* someone else fetches it: wait for their answer */
+		/* another worker fetches it: wait for its answer (a failure
+		 * comes back through entry_answer, held for fail_hold_ms) */
 		pthread_cond_wait(&app->cv, &app->mu);
 		/* a reload may have dropped the entry meanwhile */
 		e = entry_get(app, repo);
-		if (!e->fetching && e->err) {
-			rc = sw_error_setc(e->err, "%s", e->errmsg);
-			break;
-		}
 	}
 	if (rc == 1)
-		f = fetch_claim(app, e);
+		f = fetch_claim(app, e, FETCH_WORKER);
 	pthread_mutex_unlock(&app->mu);
 	if (rc != 1)
 		return rc;

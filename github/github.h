@@ -30,9 +30,13 @@
  *     callback runs on the loop (the outbox kicks itself);
  *   - a worker (a git fetch): sw_github_app_token_wait() answers from the
  *     cache, or fetches the token itself with a blocking curl easy request.
- *     An entry being fetched (by the loop or another worker) is marked, and
- *     a second asker waits on a condition variable for that fetch instead
- *     of fetching again, so two workers never both mint a token.
+ *     An entry being fetched by a worker is marked, and a second worker
+ *     waits on a condition variable for that fetch instead of fetching
+ *     again, so two workers never both mint a token. A worker does not
+ *     wait for the loop's fetch (at shutdown the loop waits for the
+ *     workers, so it could never answer): it fetches beside it, and the
+ *     loop does not start one while a worker's is under way (the outbox's
+ *     next tick asks again).
  * A token counts as valid until `margin` before its expires_at, the margin
  * being 5 minutes or half the token's lifetime, whichever is shorter (a
  * test's 10-second tokens are refreshed after 5). A failure (the App not

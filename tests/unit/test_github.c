@@ -5,7 +5,7 @@
  * server on a thread of its own, so that the blocking path can wait on it)
  * that verifies every JWT it gets: one token minted for many askers, kept
  * until a margin before its expiry and refreshed then, dropped and minted
- * again after a refusal, the loop's fetch shared with a worker, a missing
+ * again after a refusal, the loop's fetch, workers sharing one, a missing
  * installation and a revoked one as clear errors, and the credential git
  * is given.
  */
@@ -473,33 +473,55 @@ static void *waiter_main(void *arg)
 	return NULL;
 }
 
-/* The loop's fetch: SW_EAGAIN, then on_ready, then the token; a worker
- * asking meanwhile gets the same one, minted once. */
-static void test_cache_async_shared(void **state)
+/* The loop's fetch: SW_EAGAIN (asking again starts nothing more), then
+ * on_ready, then the token from the cache. */
+static void test_cache_async(void **state)
 {
 	struct fix f;
-	struct waiter w = { 0 };
-	pthread_t t;
-	char *tok = NULL;
+	char *tok = NULL, *again = NULL;
 	int64_t inst = 0;
 
 	fix_init(&f, 0);
 	sw_github_app_on_ready(f.app, on_ready, &f);
 	assert_int_equal(sw_github_app_token(f.app, "acme/shop", &tok, &inst), SW_EAGAIN);
+	assert_int_equal(sw_github_app_token(f.app, "acme/shop", &tok, &inst), SW_EAGAIN);
 	assert_null(tok);
-	w.app = f.app;
-	pthread_create(&t, NULL, waiter_main, &w);
 	wait_ready(&f, 1);
-	pthread_join(t, NULL);
 	assert_int_equal(sw_github_app_token(f.app, "acme/shop", &tok, &inst), 0);
 	assert_int_equal(inst, INST);
-	assert_int_equal(w.rc, 0);
-	assert_string_equal(w.token, tok);
+	assert_int_equal(sw_github_app_token_wait(f.app, "acme/shop", 0, &again), 0);
+	assert_string_equal(again, tok);
 	pthread_mutex_lock(&S.mu);
 	assert_int_equal(S.mints, 1);
+	assert_int_equal(S.lookups, 1);
 	pthread_mutex_unlock(&S.mu);
 	free(tok);
-	free(w.token);
+	free(again);
+	fix_release(&f);
+}
+
+/* Workers asking at once: one fetches, the others wait for it; one mint. */
+static void test_cache_workers_share(void **state)
+{
+	struct fix f;
+	struct waiter w[4];
+	pthread_t t[4];
+
+	fix_init(&f, 0);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct waiter){ .app = f.app };
+		pthread_create(&t[i], NULL, waiter_main, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].rc, 0);
+		assert_string_equal(w[i].token, "ghs_test000001");
+		free(w[i].token);
+	}
+	pthread_mutex_lock(&S.mu);
+	assert_int_equal(S.mints, 1);
+	assert_int_equal(S.lookups, 1);
+	pthread_mutex_unlock(&S.mu);
 	fix_release(&f);
 }
 
@@ -610,7 +632,8 @@ int main(void)
 		cmocka_unit_test(test_cache_refresh_before_expiry),
 		cmocka_unit_test(test_cache_short_token),
 		cmocka_unit_test(test_cache_401_refresh),
-		cmocka_unit_test(test_cache_async_shared),
+		cmocka_unit_test(test_cache_async),
+		cmocka_unit_test(test_cache_workers_share),
 		cmocka_unit_test(test_cache_not_installed_revoked),
 		cmocka_unit_test(test_cache_reconfigure),
 		cmocka_unit_test(test_git_credential),
