@@ -82,6 +82,10 @@ config "$T/app.pem" > "$T/slipway.yaml"
 out=$("$BUILD/slipwayd" -c "$T/slipway.yaml" --check 2>&1) || fail "--check: $out"
 echo "$out" | grep -q "github.app: acme/shop: ok (installation 11)" || fail "--check: $out"
 ok "--check: $(echo "$out" | tail -1)"
+sed "s|api_url: .*|api_url: http://127.0.0.1:$(free_port)|" "$T/slipway.yaml" > "$T/off.yaml"
+out=$("$BUILD/slipwayd" -c "$T/off.yaml" --check 2>&1) || fail "--check without GitHub failed: $out"
+echo "$out" | grep -q "github.app: acme/shop: not checked, GitHub is out of reach" || fail "--check: $out"
+ok "--check with GitHub out of reach says so and passes"
 
 # --- a pull request with the App ---------------------------------------------
 start_daemon
@@ -101,7 +105,13 @@ wait_until "test \"\$(q \"select count(*) from outbox where state='pending'\")\"
 [ "$(sw_recorder_count "$T/rec" "r.get('injected')==401")" = 1 ] || fail "the 401 was not injected"
 tokens_before=$(sw_recorder_count "$T/rec" "r['route']=='github.app.token' and r['status']==201")
 [ "$tokens_before" -ge 2 ] || fail "the 401 did not refresh the token ($tokens_before tokens)"
-grep -q 'event=github.token_dropped repo=acme/shop' "$T/daemon.log" || fail "no token_dropped after the 401"
+python3 - "$T/rec/requests.jsonl" <<'PY' || fail "the status refused with 401 was not sent again with another token"
+import json, sys
+st = [r for r in map(json.loads, open(sys.argv[1])) if r["route"] == "github.status"]
+i = next(i for i, r in enumerate(st) if r.get("injected") == 401)
+again = [r for r in st[i + 1:] if r["path"] == st[i]["path"] and r["status"] == 201]
+sys.exit(0 if again and again[0]["token_no"] != st[i]["token_no"] else 1)
+PY
 ok "a 401 dropped the token and the status went out with a new one ($tokens_before tokens so far)"
 
 # let every token minted so far expire (the stand-in says when), then finish

@@ -114,7 +114,8 @@ class State:
             repo, _, iid = spec.partition("=")
             self.installs[repo] = int(iid)
         self.known = set(self.installs.values()) or {1}
-        self.inst_tokens = {}  # token -> (installation, expires_at epoch)
+        self.inst_tokens = {}  # token -> (installation, expires_at epoch, number)
+        self.token_seq = itertools.count(1)
         self.git_root = args.git_root
 
     def installation_of(self, repo):
@@ -270,8 +271,9 @@ def app_routes(method, path, h, state, rec):
         tok = "ghs_" + secrets.token_hex(18)
         exp = int(time.time()) + state.app_ttl
         with state.lock:
-            state.inst_tokens[tok] = (iid, exp)
-        rec["installation"], rec["expires_at"] = iid, exp
+            no = next(state.token_seq)
+            state.inst_tokens[tok] = (iid, exp, no)
+        rec["installation"], rec["expires_at"], rec["token_no"] = iid, exp, no
         return "github.app.token", 201, {
             "token": tok, "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)),
             "permissions": {"statuses": "write", "contents": "read"},
@@ -287,7 +289,7 @@ def check_installation_token(tok, repo, state, rec):
     if got is None:
         rec["auth"] = "other"
         raise gh_error(401, "Bad credentials")
-    iid, exp = got
+    iid, exp, rec["token_no"] = got
     rec["auth"] = "installation:%d" % iid
     if exp <= time.time():
         rec["token_expired"] = True
