@@ -43,7 +43,7 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -I. $(OPT) $(WARN) $(PKG_CFLAGS) -MMD -MP $
 ALL_LDFLAGS = $(OPT) $(LDFLAGS)
 LIBS_ALL    = $(PKG_LIBS) -lpthread -lm
 
-SUBSYS  := lib config storage runners webhooks git kube httpd aws manifests deploy infra report pipeline daemon
+SUBSYS  := lib config storage runners webhooks git kube httpd aws github manifests deploy infra report pipeline daemon
 MAINS   := daemon/slipwayd.c cli/slipway.c
 LIB_SRC := $(filter-out $(MAINS),$(foreach d,$(SUBSYS),$(wildcard $(d)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

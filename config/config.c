@@ -17,6 +17,9 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "lib/buf.h"
 #include "lib/strv.h"
 #include "lib/yaml.h"
@@ -279,16 +282,69 @@ static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 	}
 }
 
+/*
+ * github.app: {id, private_key: SECRET, installation_id}. The key must
+ * parse as an RSA private key here, so that a bad one is found by
+ * --check and at load, not at the first commit status; the message names
+ * where the key came from, never its text.
+ */
+static void read_github_app(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "id", "private_key", "installation_id", NULL };
+	struct sw_cfg_github_app *a = &c->github_app;
+	node_t *k;
+	int64_t inst = 0;
+
+	if (sw_yaml_want_map(&r->y, n, "github.app", keys) < 0)
+		return;
+	if (sw_yaml_get_str(&a->id, &r->y, n, "github.app", "id", SW_YAML_REQUIRED) == 0 && a->id) {
+		int ok = *a->id != 0 && strlen(a->id) <= 64;
+		for (const char *p = a->id; *p; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+				ok = 0;
+		if (!ok)
+			sw_yaml_error(&r->y, sw_yaml_get(n, "id"), "github.app.id",
+			    "expected the App's id (a number) or client id, found %s", a->id);
+	}
+	if (!sw_yaml_get(n, "private_key"))
+		sw_yaml_error(&r->y, n, "github.app", "private_key: missing "
+			      "(expected {secret_file: PATH} or {secret_env: NAME})");
+	get_secret(r, n, "github.app", "private_key", &a->private_key);
+	if (a->private_key.value) {
+		BIO *bio = BIO_new_mem_buf(a->private_key.value, -1);
+		EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"") : NULL;
+		if (!key || EVP_PKEY_base_id(key) != EVP_PKEY_RSA)
+			sw_yaml_error(&r->y, sw_yaml_get(n, "private_key"), "github.app.private_key",
+			    "%s: %s", a->private_key.source, key ? "not an RSA key (a GitHub App's key is RSA)"
+			    : "not a PEM private key (expected the .pem file GitHub gave for the App)");
+		EVP_PKEY_free(key);
+		BIO_free(bio);
+	}
+	if ((k = sw_yaml_get(n, "installation_id"))) {
+		struct sw_yaml_scalar sc;
+		if (k->type == SW_YAML_SCALAR && (sw_yaml_resolve(k, &sc), sc.kind == SW_YK_INT) &&
+		    sc.i > 0)
+			inst = sc.i;
+		else
+			sw_yaml_error(&r->y, k, "github.app.installation_id",
+			    "expected a positive number, found %s",
+			    k->type == SW_YAML_SCALAR ? k->value : sw_yaml_describe(k));
+	}
+	a->installation_id = inst;
+}
+
 static void read_github(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "api_url", "webhook_secret", "token", "replay_window",
-					    NULL };
+					    "app", NULL };
 	if (sw_yaml_want_map(&r->y, n, "github", keys) < 0)
 		return;
 	sw_yaml_get_str(&c->github_api_url, &r->y, n, "github", "api_url", 0);
 	get_secret(r, n, "github", "webhook_secret", &c->webhook_secret);
 	get_secret(r, n, "github", "token", &c->github_token);
 	get_duration(r, n, "github", "replay_window", &c->replay_window_s);
+	if (sw_yaml_get(n, "app"))
+		read_github_app(r, sw_yaml_get(n, "app"), c);
 }
 
 static void read_slack(struct reader *r, node_t *n, struct sw_config *c)
@@ -750,6 +806,8 @@ void sw_config_free(struct sw_config *c)
 	free(c->github_api_url);
 	secret_release(&c->webhook_secret);
 	secret_release(&c->github_token);
+	free(c->github_app.id);
+	secret_release(&c->github_app.private_key);
 	secret_release(&c->slack_webhook_url);
 	secret_release(&c->slack_bot_token);
 	free(c->slack_channel);
@@ -791,6 +849,11 @@ void sw_config_free(struct sw_config *c)
 	}
 	free(c->envs);
 	free(c);
+}
+
+int sw_config_github_auth(const struct sw_config *c)
+{
+	return c->github_token.value || c->github_app.id;
 }
 
 const struct sw_cfg_env *sw_config_env(const struct sw_config *c, const char *name)

@@ -113,6 +113,13 @@ struct sw_config {
 	struct sw_secret webhook_secret;
 	int64_t replay_window_s; /* the same event and body again within it: a duplicate */
 	struct sw_secret github_token;
+	/* github.app: a GitHub App beside or instead of github.token (the App
+	 * wins where both are set; docs/github-app.md). id NULL = no App. */
+	struct sw_cfg_github_app {
+		char *id;                /* the App id (or client id): the JWT's iss */
+		struct sw_secret private_key;  /* PEM, checked to parse at load */
+		int64_t installation_id; /* 0 = looked up per repository */
+	} github_app;
 
 	/* slack */
 	struct sw_secret slack_webhook_url;
@@ -171,6 +178,8 @@ const struct sw_cfg_repo *sw_config_repo(const struct sw_config *cfg, const char
 /* The environment tracking `branch` of `repo`, or NULL. */
 const struct sw_cfg_env *sw_config_env_for_branch(const struct sw_config *cfg,
 						  const char *repo, const char *branch);
+/* Whether slipway may talk to GitHub's REST API: github.token or github.app. */
+int sw_config_github_auth(const struct sw_config *cfg);
 /* A named secret's value, or NULL. */
 const char *sw_config_secret(const struct sw_config *cfg, const char *name);
 

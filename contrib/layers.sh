@@ -6,7 +6,7 @@
 #
 #   1 lib
 #   2 config
-#   3 storage runners webhooks git kube httpd aws
+#   3 storage runners webhooks git kube httpd aws github
 #   4 manifests report
 #   5 infra deploy
 #   6 pipeline
@@ -22,10 +22,10 @@
 #
 # `make test` runs the check.
 cd "$(dirname "$0")/.." || exit 2
-floors='lib:1 config:2 storage:3 runners:3 webhooks:3 git:3 kube:3 httpd:3 aws:3 manifests:4 report:4 infra:5 deploy:5 pipeline:6 daemon:7 cli:8'
+floors='lib:1 config:2 storage:3 runners:3 webhooks:3 git:3 kube:3 httpd:3 aws:3 github:3 manifests:4 report:4 infra:5 deploy:5 pipeline:6 daemon:7 cli:8'
 check=0
 [ "${1:-}" = --check ] && check=1
-for d in lib config storage runners webhooks git kube httpd aws manifests infra deploy report pipeline daemon cli; do
+for d in lib config storage runners webhooks git kube httpd aws github manifests infra deploy report pipeline daemon cli; do
 	[ -d "$d" ] || continue
 	grep -Ho '^#include "[a-z]*/' "$d"/*.[ch] 2>/dev/null |
 		sed "s|^\([a-z]*\)/[^:]*:#include \"\([a-z]*\)/|\1 \2|"
@@ -39,7 +39,7 @@ done | sort | uniq -c | awk -v floors="$floors" -v check=$check '
 	}
 	END { exit nbad > 0 }'
 rc=$?
-for d in config storage runners webhooks git kube httpd aws manifests infra deploy report pipeline daemon; do
+for d in config storage runners webhooks git kube httpd aws github manifests infra deploy report pipeline daemon; do
 	pub=$(ls "$d"/*.h 2>/dev/null | grep -v -- '-int\.h$')
 	[ "$(echo "$pub" | grep -c .)" -le 1 ] || { echo "MANY $d/ has more than one public header:" $pub; rc=1; }
 done

@@ -25,6 +25,7 @@ struct sw_hooks;
 struct sw_engine;
 struct sw_runner;
 struct sw_outbox;
+struct sw_github_app;
 struct sw_proc_mgr;
 struct sw_action;
 struct sw_daemon;
@@ -84,6 +85,7 @@ struct sw_daemon {
 	 * terraform.image, else local (the host's terraform) */
 	struct sw_runner *tf_runner;
 	struct sw_outbox *outbox;     /* sends GitHub and Slack notifications */
+	struct sw_github_app *github; /* github.app's tokens, for the outbox and git */
 	struct sw_engine *engine;     /* the pipeline engine */
 	struct sw_hooks *hooks;       /* webhook receiver */
 	struct sw_deployer *deployer; /* clusters: sync and drift per environment */

@@ -36,6 +36,7 @@
 #include "lib/log.h"
 #include "lib/utf8.h"
 #include "lib/version.h"
+#include "github/github.h"
 #include "pipeline/pipeline.h"
 #include "storage/store.h"
 
@@ -208,6 +209,22 @@ static void storage_banner(struct page *p, struct sw_daemon *d)
 		    "writes it when the database takes writes again.</p>");
 }
 
+/* The GitHub App cannot get a token for some repository: say why. */
+static void github_banner(struct page *p, struct sw_daemon *d)
+{
+	struct sw_buf msg = SW_BUF_INIT;
+	size_t n = sw_github_app_failures(d->github, &msg);
+
+	if (n) {
+		sw_buf_addf(&p->b, "<p class=notice role=alert><b>GitHub App</b>: no token for %zu "
+			    "repositor%s, so statuses and comments wait and fetches fail: ", n,
+			    n == 1 ? "y" : "ies");
+		sw_html_esc(&p->b, msg.ptr);
+		sw_buf_adds(&p->b, "</p>");
+	}
+	sw_buf_release(&msg);
+}
+
 static void page_begin(struct page *p, struct sw_daemon *d, struct evhttp_request *req,
 		       const char *title, int refresh)
 {
@@ -233,6 +250,7 @@ static void page_begin(struct page *p, struct sw_daemon *d, struct evhttp_reques
 		sw_buf_adds(&p->b, "<a href=\"/login\">Log in</a>");
 	sw_buf_adds(&p->b, "</nav></header><main>");
 	storage_banner(p, d);
+	github_banner(p, d);
 }
 
 static void page_end(struct page *p)

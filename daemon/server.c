@@ -32,6 +32,8 @@
 #include "lib/proc.h"
 #include "lib/version.h"
 #include "deploy/deploy.h"
+#include "git/git.h"
+#include "github/github.h"
 #include "infra/infra.h"
 #include "report/report.h"
 #include "pipeline/pipeline.h"
@@ -192,6 +194,8 @@ int sw_daemon_reload(struct sw_daemon *d)
 		sw_engine_set_config(d->engine, next);
 	if (d->outbox)
 		sw_outbox_set_config(d->outbox, next);
+	if (d->github)
+		sw_github_app_set_config(d->github, next);
 	if (d->deployer)
 		sw_deployer_reconfigure(d->deployer, next);
 	sync_environments(d);
@@ -313,6 +317,11 @@ static int start_pipeline(struct sw_daemon *d)
 		return sw_error_prefix("runner");
 	if ((rc = sw_outbox_new(&d->outbox, d->base, d->client, d->store, c)) < 0)
 		return sw_error_prefix("outbox");
+	/* the App's tokens: the outbox on the loop, git fetches on workers */
+	sw_github_app_new(&d->github, d->client, NULL);
+	sw_github_app_set_config(d->github, c);
+	sw_outbox_set_github_app(d->outbox, d->github);
+	sw_source_set_token_provider(sw_github_app_git_token, d->github);
 	deps.base = d->base;
 	deps.pool = d->pool;
 	deps.store = d->store;
@@ -500,6 +509,10 @@ void sw_daemon_free(struct sw_daemon *d)
 	sw_engine_free(d->engine);   /* and the Terraform engine it owns */
 	sw_runner_free(d->tf_runner);
 	sw_outbox_free(d->outbox);   /* unsent rows stay pending in storage */
+	if (d->github) {             /* the workers that asked it are done */
+		sw_source_set_token_provider(NULL, NULL);
+		sw_github_app_free(d->github);
+	}
 	sw_runner_free(d->runner);
 	sw_http_free(d->client);   /* cancels outbound requests still in flight */
 	sw_proc_mgr_free(d->procs);

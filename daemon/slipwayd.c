@@ -5,11 +5,36 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "daemon/daemon.h"
 #include "config/config.h"
+#include "github/github.h"
 #include "lib/log.h"
 #include "lib/version.h"
 #include "storage/store.h"
+
+/*
+ * --check with github.app: fetch an installation token for every
+ * repository (blocking is fine here). The number of repositories GitHub
+ * refused; an unreachable GitHub is said, not counted.
+ */
+static int check_github_app(const struct sw_config *cfg)
+{
+	struct sw_github_app *app;
+	int failed;
+
+	if (!cfg->github_app.id)
+		return 0;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	sw_log_set_level(SW_LOG_ERROR);
+	sw_github_app_new(&app, NULL, NULL);
+	sw_github_app_set_config(app, cfg);
+	failed = sw_github_app_check(app, cfg, stdout);
+	sw_github_app_free(app);
+	curl_global_cleanup();
+	return failed;
+}
 
 static void usage(FILE *f)
 {
@@ -70,8 +95,9 @@ int main(int argc, char **argv)
 		}
 		printf("%s: ok (%zu repositories, %zu environments)\n", cfg_path, cfg->nrepos,
 		       cfg->nenvs);
+		int failed = check_github_app(cfg);
 		sw_config_free(cfg);
-		return 0;
+		return failed ? 1 : 0;
 	}
 	if (backup) {
 		struct sw_config *cfg;

@@ -103,6 +103,29 @@ unsigned long sw_source_fetch_count(void);
 void sw_source_set_fetch_hook(void (*hook)(const char *repo_name));
 
 /*
+ * Where https tokens come from besides sw_source_repo.token: a GitHub
+ * App's installation tokens (github/github.h sw_github_app_git_token). On
+ * the fetching worker, when the remote asks for credentials, `fn` is
+ * called with the repository's name; refresh is set on the second try
+ * (the first token was refused). It returns 0 and a new string in *out
+ * (wiped and freed here), SW_ENOTFOUND with an empty error slot when it
+ * has nothing for the repository (the static token is used), or another
+ * error (the fetch fails with its message). Set it before starting
+ * threads; NULL unsets.
+ */
+typedef int (*sw_source_token_fn)(char **out, const char *repo_name, int refresh, void *arg);
+void sw_source_set_token_provider(sw_source_token_fn fn, void *arg);
+
+/*
+ * The user and password an https remote gets on credential request number
+ * `attempt` (1, 2, ...): the provider's token when it has one (a fresh
+ * one on the second attempt), else r->token once. Both are new strings.
+ * What the credential callback uses; exposed for tests.
+ */
+int sw_source_https_credential(char **user, char **password, const struct sw_source_repo *r,
+			       int attempt);
+
+/*
  * Write the tree of `commit_sha` (full or abbreviated) into `dest_dir`,
  * which is created (with its parents) and must not exist or be empty.
  * Nothing else lands there: no .git, no files from other commits.

@@ -264,6 +264,40 @@ void sw_source_set_fetch_hook(void (*hook)(const char *repo_name))
 	fetch_hook = hook;
 }
 
+static sw_source_token_fn token_fn;
+static void *token_arg;
+
+void sw_source_set_token_provider(sw_source_token_fn fn, void *arg)
+{
+	token_fn = fn;
+	token_arg = arg;
+}
+
+int sw_source_https_credential(char **user, char **password, const struct sw_source_repo *r,
+			       int attempt)
+{
+	*user = *password = NULL;
+	if (token_fn) {
+		char *tok = NULL;
+		int rc = token_fn(&tok, r->name, attempt > 1, token_arg);
+		if (rc == 0 && tok) {
+			*user = sw_strdup("x-access-token");
+			*password = tok;
+			return 0;
+		}
+		if (rc != SW_ENOTFOUND || *sw_error_last())
+			return rc < 0 ? rc : SW_ERR;
+		/* the provider has nothing for this repository: the static token */
+	}
+	if (attempt > 1)
+		return sw_error_setc(SW_EINVALID, "token rejected");
+	if (!r->token || !*r->token)
+		return sw_error_setc(SW_ENOTFOUND, "no token configured");
+	*user = sw_strdup("x-access-token");
+	*password = sw_strdup(r->token);
+	return 0;
+}
+
 unsigned long sw_source_fetch_count(void)
 {
 	return __atomic_load_n(&fetch_count, __ATOMIC_SEQ_CST);
@@ -308,12 +342,23 @@ static int cred_cb(git_credential **out, const char *url, const char *username_f
 		git_error_set_str(GIT_ERROR_NET, "authentication failed (credentials rejected)");
 		return GIT_EAUTH;
 	}
-	if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && r->token && *r->token) {
-		if (st->attempts > 1) {
-			git_error_set_str(GIT_ERROR_NET, "authentication failed: token rejected");
+	if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && ((r->token && *r->token) || token_fn)) {
+		/* the first try, and once more with a fresh token from the provider */
+		char *u = NULL, *pw = NULL;
+		int rc;
+		sw_error_clear();
+		if (st->attempts > 2 || sw_source_https_credential(&u, &pw, r, st->attempts) < 0) {
+			char *msg = sw_asprintf("authentication failed: %s", st->attempts > 2 ?
+						"token rejected" : sw_error_last());
+			git_error_set_str(GIT_ERROR_NET, msg);
+			free(msg);
 			return GIT_EAUTH;
 		}
-		return git_credential_userpass_plaintext_new(out, "x-access-token", r->token);
+		rc = git_credential_userpass_plaintext_new(out, u, pw);
+		memset(pw, 0, strlen(pw));
+		free(pw);
+		free(u);
+		return rc;
 	}
 	if ((allowed & GIT_CREDENTIAL_USERNAME))
 		return git_credential_username_new(out, user);

@@ -142,7 +142,7 @@ static char *with_tf_sections(char *md, struct sw_store *st, const struct snapsh
 
 static int reporting_on(const struct sw_config *c)
 {
-	return c->github_token.value || c->slack_webhook_url.value || c->slack_bot_token.value;
+	return sw_config_github_auth(c) || c->slack_webhook_url.value || c->slack_bot_token.value;
 }
 
 /*
@@ -164,7 +164,7 @@ int sw_notify_stage(const struct sw_engine_deps *deps, int64_t run_id, int idx)
 	struct snapshot s;
 	int rc = 0;
 
-	if (!deps->outbox || !c->github_token.value)
+	if (!deps->outbox || !sw_config_github_auth(c))
 		return 0;
 	if ((rc = snapshot_load(&s, st, c, run_id, 0)) < 0)
 		return report_failed(rc, "report.status", run_id);
@@ -209,7 +209,7 @@ int sw_notify_run(const struct sw_engine_deps *deps, int64_t run_id, enum sw_not
 		return 0;
 	if ((rc = snapshot_load(&s, st, c, run_id, 1)) < 0)
 		return report_failed(rc, "report.run", run_id);
-	if (c->github_token.value) {
+	if (sw_config_github_auth(c)) {
 		/* the run as a whole: pending while it goes, then its result; for
 		 * a run that failed before any stage (a bad .slipway.yml) this is
 		 * where the error shows */

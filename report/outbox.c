@@ -30,6 +30,7 @@
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "config/config.h"
+#include "github/github.h"
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/version.h"
@@ -80,6 +81,20 @@ struct send {
 	char *display;      /* the URL as logged: never a secret */
 	int64_t started;    /* sw_mono_ms() */
 	int64_t run;        /* OP_COMMENT_FIND: the run whose marker to look for */
+	char *repo;         /* GitHub: the repository, for the App's token cache */
+	char *app_token;    /* GitHub: the App's installation token sent, or NULL */
+	int64_t installation; /* ... and its installation (the rate-limit hold's key) */
+};
+
+/*
+ * GitHub's rate limits are per installation (per token for a personal
+ * access token): a limit holds only the rows sent with the same
+ * credentials. Key 0 is the personal access token.
+ */
+#define MAX_HOLDS 32
+struct hold {
+	int64_t installation;
+	int64_t until;       /* sw_now_ms() */
 };
 
 struct lane {
@@ -99,6 +114,9 @@ struct sw_outbox {
 	char *user_agent;
 	struct event *tick;
 	struct lane gh, slack;
+	struct sw_github_app *app;   /* may be NULL: github.token only */
+	struct hold holds[MAX_HOLDS];
+	int64_t refreshed_401;       /* the row whose 401 already refreshed the token */
 	uint64_t nsent, nfailed, ndead;
 	int freeing;
 };
@@ -314,7 +332,57 @@ static void send_free(struct send *s)
 	free(s->kvkey);
 	free(s->method);
 	free(s->display);
+	free(s->repo);
+	if (s->app_token) {
+		memset(s->app_token, 0, strlen(s->app_token));
+		free(s->app_token);
+	}
 	free(s);
+}
+
+/* GitHub: hold the rows sent with these credentials until `until`. */
+static void hold_set(struct sw_outbox *ob, int64_t installation, int64_t until)
+{
+	int64_t now = sw_now_ms();
+	struct hold *free_slot = NULL, *oldest = &ob->holds[0];
+
+	for (int i = 0; i < MAX_HOLDS; i++) {
+		struct hold *h = &ob->holds[i];
+		if (h->until > now && h->installation == installation) {
+			if (until > h->until)
+				h->until = until;
+			return;
+		}
+		if (h->until <= now && !free_slot)
+			free_slot = h;
+		if (h->until < oldest->until)
+			oldest = h;
+	}
+	if (!free_slot)
+		free_slot = oldest;
+	free_slot->installation = installation;
+	free_slot->until = until;
+}
+
+/* GitHub: until when rows of these credentials are held; 0 = not held. */
+static int64_t hold_get(const struct sw_outbox *ob, int64_t installation)
+{
+	int64_t now = sw_now_ms();
+
+	for (int i = 0; i < MAX_HOLDS; i++)
+		if (ob->holds[i].until > now && ob->holds[i].installation == installation)
+			return ob->holds[i].until;
+	return 0;
+}
+
+/* Hold what the lane's request was sent with: the installation on GitHub,
+ * the whole lane on Slack. */
+static void lane_hold(struct send *s, int64_t until)
+{
+	if (s->lane->target == SW_OUTBOX_GITHUB)
+		hold_set(s->ob, s->installation, until);
+	else
+		s->lane->hold_until = until;
 }
 
 static void arm(struct sw_outbox *ob, int64_t ms)
@@ -579,11 +647,10 @@ static void on_done(struct sw_http_result *r, void *arg)
 {
 	struct send *s = arg;
 	struct sw_outbox *ob = s->ob;
-	struct lane *l = s->lane;
 	long st = r->status;
-	int gh = l->target == SW_OUTBOX_GITHUB;
+	int gh = s->lane->target == SW_OUTBOX_GITHUB;
 
-	l->busy = NULL;
+	s->lane->busy = NULL;
 	if (r->error) {
 		record_retry(s, st, backoff(ob, s->attempts), r->error_msg);
 	} else if (st >= 200 && st < 300) {
@@ -606,7 +673,7 @@ static void on_done(struct sw_http_result *r, void *arg)
 			int64_t d = ra > 0 ? ra * 1000 : 1000;
 			if (d > HOLD_MAX_MS)
 				d = HOLD_MAX_MS;
-			l->hold_until = sw_now_ms() + d;
+			lane_hold(s, sw_now_ms() + d);
 			record_retry(s, st, d, msg);
 		} else if ((st == 403 || st == 429) && rem && atoi(rem) == 0 && *rem == '0' &&
 			   reset >= 0) {
@@ -615,17 +682,22 @@ static void on_done(struct sw_http_result *r, void *arg)
 				d = 1000;
 			if (d > HOLD_MAX_MS)
 				d = HOLD_MAX_MS;
-			l->hold_until = sw_now_ms() + d;
+			lane_hold(s, sw_now_ms() + d);
 			record_retry(s, st, d, msg);
 		} else if (st == 429 || (st == 403 && gh && mentions_rate_limit(r->body))) {
 			int64_t d = backoff(ob, s->attempts);
 			if (gh && d < ob->opts.secondary_min_ms)
 				d = ob->opts.secondary_min_ms;
 			if (gh)
-				l->hold_until = sw_now_ms() + d;
+				lane_hold(s, sw_now_ms() + d);
 			record_retry(s, st, d, msg);
 		} else if (st >= 500 || st == 408) {
 			record_retry(s, st, backoff(ob, s->attempts), msg);
+		} else if (st == 401 && s->app_token && ob->refreshed_401 != s->id) {
+			/* an installation token refused: a new one, and one more try */
+			sw_github_app_invalidate(ob->app, s->repo, s->app_token);
+			ob->refreshed_401 = s->id;
+			record_retry(s, st, 0, msg);
 		} else if (st == 404 && s->op == OP_COMMENT_PATCH) {
 			record_repost(s, st, msg);
 		} else {
@@ -652,6 +724,10 @@ struct req {
 	char *kvkey;
 	char *hdr[MAX_HEADERS + 1];
 	int nhdr;
+	char *repo;          /* GitHub with the App: the repository */
+	char *app_token;     /* ... and the installation token in the header */
+	int64_t installation;
+	int token_err;       /* no token to be had: the App's error */
 };
 
 static void req_release(struct req *q)
@@ -661,8 +737,15 @@ static void req_release(struct req *q)
 	free(q->display);
 	free(q->body);
 	free(q->kvkey);
-	for (int i = 0; i < q->nhdr; i++)
+	free(q->repo);
+	if (q->app_token) {
+		memset(q->app_token, 0, strlen(q->app_token));
+		free(q->app_token);
+	}
+	for (int i = 0; i < q->nhdr; i++) {
+		memset(q->hdr[i], 0, strlen(q->hdr[i]));
 		free(q->hdr[i]);
+	}
 	memset(q, 0, sizeof(*q));
 }
 
@@ -684,12 +767,25 @@ static int build_github(struct sw_outbox *ob, const struct sw_store_outbox *row,
 	char *base;
 	json_t *body = json_object_get(env, "body");
 
+	if (!valid_repo(repo))
+		return sw_error_setc(SW_EINVALID, "payload: bad repository");
+	if (sw_github_app_enabled(ob->app)) {
+		/* the App wins: an installation token for the repository */
+		int rc = sw_github_app_token(ob->app, repo, &q->app_token, &q->installation);
+		if (rc < 0) {
+			q->token_err = rc;
+			return rc;
+		}
+		token = q->app_token;
+		q->repo = sw_strdup(repo);
+	} else if (cfg->github_app.id) {
+		q->token_err = SW_ERR;
+		return sw_error_setc(SW_ERR, "github.app: the private key did not load");
+	}
 	if (!token || !*token)
 		return sw_error_setc(SW_EINVALID, "github.token is not configured");
 	if (!cfg->github_api_url || !*cfg->github_api_url)
 		return sw_error_setc(SW_EINVALID, "github.api_url is not configured");
-	if (!valid_repo(repo))
-		return sw_error_setc(SW_EINVALID, "payload: bad repository");
 	base = trim_base(cfg->github_api_url);
 	if (!strcmp(row->kind, SW_OUTBOX_KIND_STATUS)) {
 		const char *sha = json_string_value(json_object_get(env, "sha"));
@@ -864,9 +960,24 @@ static int start_row(struct sw_outbox *ob, struct lane *l, const struct sw_store
 	s->run = q.run;
 	s->method = sw_strdup(q.method ? q.method : "-");
 	s->display = sw_strdup(q.display ? q.display : "-");
-	if (rc == SW_EINVALID || (rc == 0 && !q.body && q.op != OP_COMMENT_FIND)) {
+	if ((rc == SW_EINVALID && !q.token_err) || (rc == 0 && !q.body && q.op != OP_COMMENT_FIND)) {
 		char *err = sw_strdup(rc ? sw_error_last() : "cannot serialize body");
 		record_dead(s, 0, err);
+		free(err);
+		rc = 0;
+		goto done;
+	}
+	if (q.token_err == SW_EAGAIN) {
+		/* the App's token is being fetched: on_ready kicks the lane */
+		rc = 2;
+		goto done;
+	}
+	if (q.token_err) {
+		/* no token to be had now (the App is not installed, the
+		 * installation was revoked, GitHub is unreachable): the row
+		 * waits, with the reason as its last error */
+		char *err = sw_strdup(sw_error_last());
+		record_retry(s, 0, backoff(ob, s->attempts), err);
 		free(err);
 		rc = 0;
 		goto done;
@@ -874,6 +985,26 @@ static int start_row(struct sw_outbox *ob, struct lane *l, const struct sw_store
 	if (rc < 0) {
 		log_line(SW_LOG_WARN, "outbox.store", s, 0, "err=%s", sw_q(sw_error_last()));
 		goto done;
+	}
+	if (l->target == SW_OUTBOX_GITHUB) {
+		int64_t until = hold_get(ob, q.installation);
+		if (until) {
+			/* rate limited: these credentials only; others go on */
+			char *err = sw_asprintf("rate limited (%s %lld) until %lld", q.installation ?
+						"installation" : "token", (long long)q.installation,
+						(long long)until);
+			if (sw_store_outbox_mark_failed(ob->store, s->id, err, until) < 0)
+				log_line(SW_LOG_WARN, "outbox.store", s, 0, "err=%s",
+					 sw_q(sw_error_last()));
+			free(err);
+			rc = 0;
+			goto done;
+		}
+		s->repo = q.repo;
+		q.repo = NULL;
+		s->app_token = q.app_token;
+		q.app_token = NULL;
+		s->installation = q.installation;
 	}
 	/* From here on the comment may exist whatever we hear back. */
 	if (q.op == OP_COMMENT_POST &&
@@ -932,13 +1063,13 @@ static void lane_run(struct sw_outbox *ob, struct lane *l)
 				 sw_q(sw_error_last()));
 			return;
 		}
-		for (size_t i = 0; i < list.n && !l->busy && rc >= 0; i++)
+		for (size_t i = 0; i < list.n && !l->busy && rc >= 0 && rc != 2; i++)
 			rc = start_row(ob, l, &list.v[i]);
 		if (l->busy && l->target == SW_OUTBOX_SLACK)
 			l->next_free = sw_mono_ms() + ob->opts.slack_interval_ms;
 		int more = list.n == (size_t)ob->opts.batch;
 		sw_store_outbox_list_release(&list);
-		if (rc < 0 || !more)
+		if (rc < 0 || rc == 2 || !more)
 			return;
 	}
 }
@@ -1021,13 +1152,26 @@ void sw_outbox_set_config(struct sw_outbox *ob, const struct sw_config *cfg)
 
 	/* Another installation: its rate limit is not the old one's. */
 	if (str_differs(old->github_api_url, cfg->github_api_url) ||
-	    str_differs(old->github_token.value, cfg->github_token.value))
-		ob->gh.hold_until = 0;
+	    str_differs(old->github_token.value, cfg->github_token.value) ||
+	    str_differs(old->github_app.id, cfg->github_app.id))
+		memset(ob->holds, 0, sizeof(ob->holds));
 	if (str_differs(old->slack_webhook_url.value, cfg->slack_webhook_url.value) ||
 	    str_differs(old->slack_bot_token.value, cfg->slack_bot_token.value))
 		ob->slack.hold_until = 0;
 	ob->cfg = cfg;
 	arm(ob, 0);
+}
+
+static void app_ready(void *arg)
+{
+	sw_outbox_kick(arg);
+}
+
+void sw_outbox_set_github_app(struct sw_outbox *ob, struct sw_github_app *app)
+{
+	ob->app = app;
+	if (app)
+		sw_github_app_on_ready(app, app_ready, ob);
 }
 
 void sw_outbox_kick(struct sw_outbox *ob)

@@ -182,10 +182,21 @@ void sw_report_duration(char *buf, size_t size, int64_t ms);
  * backlog costs rows in the database, not memory.
  *
  * Pacing, as /work/shared/notes/protocols.md asks:
- *   GitHub  mutating requests one at a time per installation (here: the one
- *           API base URL + token of the config); a rate limit (403/429 with
+ *   GitHub  mutating requests one at a time; a rate limit (403/429 with
  *           retry-after, or x-ratelimit-remaining: 0) holds every GitHub row
- *           until it lifts, not only the one that hit it.
+ *           sent with the same credentials until it lifts: those of the
+ *           same App installation, or all rows of the personal access
+ *           token. A held row is rescheduled to when the limit lifts.
+ *
+ * Credentials: with a GitHub App (sw_outbox_set_github_app(), github.app
+ * configured) every GitHub row goes out with its repository's installation
+ * token (github/github.h): while the token is being fetched the lane waits
+ * for it (the App kicks the outbox when it is there); when none can be had
+ * (the App is not installed on the repository, the installation was
+ * revoked, GitHub refused the JWT) the row is retried with backoff, the
+ * reason as its last error and in the log. A 401 to an installation token
+ * drops it and retries the row once at once with a new one; a second 401
+ * is dead. Without an App, github.token.
  *   Slack   about one message per second, one at a time.
  * GitHub and Slack are separate lanes: a slow or failing one never holds up
  * the other.
@@ -293,6 +304,14 @@ int sw_outbox_new_opts(struct sw_outbox **out, struct event_base *base, struct s
  * URL or token lifts a rate-limit hold.
  */
 void sw_outbox_set_config(struct sw_outbox *ob, const struct sw_config *cfg);
+
+/*
+ * Send GitHub rows with `app`'s installation tokens whenever it has an App
+ * configured (borrowed; it must outlive the sender). Sets the App's
+ * on_ready callback to kick this sender.
+ */
+struct sw_github_app;
+void sw_outbox_set_github_app(struct sw_outbox *ob, struct sw_github_app *app);
 
 /* Something was enqueued: look for due rows on the next loop turn. */
 void sw_outbox_kick(struct sw_outbox *ob);

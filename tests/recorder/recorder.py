@@ -4,6 +4,20 @@ Slack (incoming webhook and Web API) in slipway's end-to-end tests.
 
     recorder.py --port 0 --out requests.jsonl [--fail RULE]... [--script FILE]
                 [--token TOKEN] [--slack-token TOKEN] [--host 127.0.0.1]
+                [--app-id ID --app-public-key PEM [--app-install REPO=ID]...
+                 [--app-token-ttl SECONDS]] [--git-root DIR]
+
+With --app-id the recorder is a GitHub App's GitHub: it answers
+GET /repos/{o}/{r}/installation and POST /app/installations/{id}/access_tokens
+for a JWT it verifies with the App's public key (openssl dgst in a
+subprocess: signature, alg, iss, iat/exp window), hands out installation
+tokens that expire after --app-token-ttl seconds, and accepts only those,
+unexpired and of the repository's installation, on the REST routes.
+POST /_recorder/revoke?installation=N forgets an installation (404 from then
+on, as GitHub answers for an uninstalled App). --git-root serves the bare
+repositories under DIR over smart HTTP at /git/OWNER/REPO.git through
+`git http-backend`, behind Basic authentication (user x-access-token, the
+installation token, or --token without an App).
 
 Prints the port it listens on (one line, flushed), then serves until killed.
 Every request is appended to --out as one JSON line:
@@ -24,12 +38,19 @@ with Retry-After: RETRY_AFTER (default 1 for 429) and the service's error
 shape. The request is still validated and recorded, with "injected": STATUS.
 """
 import argparse
+import base64
+import binascii
 import fnmatch
 import itertools
 import json
+import os
 import re
+import secrets
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -84,6 +105,23 @@ class State:
         self.ids = itertools.count(1001)
         self.comments = {}   # id -> ["owner/repo#n", body]
         self.ts = itertools.count(1)
+        # the GitHub App, when --app-id is given
+        self.app_id = args.app_id
+        self.app_pub = args.app_public_key
+        self.app_ttl = args.app_token_ttl
+        self.installs = {}   # "owner/repo" -> installation id; {} = every repo is in 1
+        for spec in args.app_install:
+            repo, _, iid = spec.partition("=")
+            self.installs[repo] = int(iid)
+        self.known = set(self.installs.values()) or {1}
+        self.inst_tokens = {}  # token -> (installation, expires_at epoch, number)
+        self.token_seq = itertools.count(1)
+        self.git_root = args.git_root
+
+    def installation_of(self, repo):
+        with self.lock:
+            iid = self.installs.get(repo, None if self.installs else 1)
+            return iid if iid in self.known else None
 
     def record(self, rec):
         with self.lock:
@@ -119,7 +157,7 @@ def bearer(headers):
     return m.group(2) if m else None
 
 
-def check_github_headers(h, state):
+def check_github_headers(h, state, app_route=False, repo=None, rec=None):
     if not h.get("user-agent"):
         raise Invalid(403, "Request forbidden by administrative rules. Please make sure your "
                       "request has a User-Agent header (https://docs.github.com/en/rest/overview"
@@ -129,7 +167,11 @@ def check_github_headers(h, state):
     if not tok or not h.get("authorization", "").lower().startswith("bearer "):
         raise gh_error(401, "Requires authentication") if not tok else \
             gh_error(401, "Bad credentials: expected Authorization: Bearer <token>")
-    if state.token and tok != state.token:
+    if app_route:
+        pass
+    elif state.app_id:
+        check_installation_token(tok, repo, state, rec)
+    elif state.token and tok != state.token:
         raise gh_error(401, "Bad credentials")
     if h.get("accept", "") != "application/vnd.github+json":
         e = gh_error(415, "Unsupported 'Accept' header: %r; expected application/vnd.github+json"
@@ -138,6 +180,123 @@ def check_github_headers(h, state):
     if h.get("x-github-api-version", "") != "2022-11-28":
         raise gh_error(400, "Invalid or missing X-GitHub-Api-Version header: %r (want 2022-11-28)"
                        % h.get("x-github-api-version", ""))
+
+
+def b64url(s):
+    try:
+        return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64url")
+
+
+def verify_jwt(tok, state):
+    """The App's JWT as GitHub checks it; returns the claims or raises ValueError."""
+    parts = tok.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a JWT (want three dot-separated parts)")
+    if any(c in p for p in parts for c in "+/="):
+        raise ValueError("not base64url without padding")
+    try:
+        header = json.loads(b64url(parts[0]))
+        claims = json.loads(b64url(parts[1]))
+    except ValueError:
+        raise ValueError("header or claims are not base64url JSON")
+    if not isinstance(header, dict) or header.get("alg") != "RS256":
+        raise ValueError("alg is %r, want RS256" % (header.get("alg") if isinstance(header, dict) else None))
+    if header.get("typ", "JWT") != "JWT":
+        raise ValueError("typ is %r" % header.get("typ"))
+    sig = b64url(parts[2])
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(sig)
+        f.flush()
+        p = subprocess.run(["openssl", "dgst", "-sha256", "-verify", state.app_pub,
+                            "-signature", f.name], input=(parts[0] + "." + parts[1]).encode(),
+                           capture_output=True)
+    if p.returncode != 0:
+        raise ValueError("signature does not verify with the App's public key")
+    if not isinstance(claims, dict):
+        raise ValueError("claims are not an object")
+    iat, exp, iss = claims.get("iat"), claims.get("exp"), claims.get("iss")
+    if str(iss) != state.app_id:
+        raise ValueError("iss is %r, want %s" % (iss, state.app_id))
+    if not isinstance(iat, int) or not isinstance(exp, int):
+        raise ValueError("iat and exp must be integers")
+    now = int(time.time())
+    if exp - iat > 600:
+        raise ValueError("exp - iat is %d s, at most 600" % (exp - iat))
+    if iat > now + 60:
+        raise ValueError("iat is %d s in the future" % (iat - now))
+    if exp <= now:
+        raise ValueError("expired %d s ago" % (now - exp))
+    if exp > now + 600:
+        raise ValueError("exp is more than 10 minutes ahead")
+    return claims
+
+
+def app_jwt(h, state, rec):
+    tok = bearer(h)
+    check_github_headers(h, state, app_route=True)
+    try:
+        rec["jwt"] = verify_jwt(tok or "", state)
+    except ValueError as e:
+        rec["jwt"] = {"invalid": str(e)}
+        ex = gh_error(401, "A JSON web token could not be decoded")
+        ex.reason = "JWT: %s" % e
+        raise ex
+    rec["auth"] = "jwt"
+
+
+def app_routes(method, path, h, state, rec):
+    """The App's own endpoints; None when the path is not one."""
+    m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/installation", path)
+    if m and method == "GET":
+        app_jwt(h, state, rec)
+        repo = "%s/%s" % (m[1], m[2])
+        iid = state.installation_of(repo)
+        if iid is None:
+            raise gh_error(404, "Not Found")
+        return "github.app.installation", 200, {
+            "id": iid, "app_id": int(state.app_id) if state.app_id.isdigit() else state.app_id,
+            "account": {"login": m[1]}, "repository_selection": "selected",
+            "permissions": {"statuses": "write", "pull_requests": "write",
+                            "contents": "read", "issues": "write"}}
+    m = re.fullmatch(r"/app/installations/([0-9]+)/access_tokens", path)
+    if m and method == "POST":
+        app_jwt(h, state, rec)
+        iid = int(m[1])
+        with state.lock:
+            known = iid in state.known
+        if not known:
+            raise gh_error(404, "Not Found")
+        tok = "ghs_" + secrets.token_hex(18)
+        exp = int(time.time()) + state.app_ttl
+        with state.lock:
+            no = next(state.token_seq)
+            state.inst_tokens[tok] = (iid, exp, no)
+        rec["installation"], rec["expires_at"], rec["token_no"] = iid, exp, no
+        return "github.app.token", 201, {
+            "token": tok, "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp)),
+            "permissions": {"statuses": "write", "contents": "read"},
+            "repository_selection": "all"}
+    return None
+
+
+def check_installation_token(tok, repo, state, rec):
+    """With an App: the REST routes take only an unexpired installation token
+    of the repository's installation."""
+    with state.lock:
+        got = state.inst_tokens.get(tok)
+    if got is None:
+        rec["auth"] = "other"
+        raise gh_error(401, "Bad credentials")
+    iid, exp, rec["token_no"] = got
+    rec["auth"] = "installation:%d" % iid
+    if exp <= time.time():
+        rec["token_expired"] = True
+        raise gh_error(401, "Bad credentials")
+    want = state.installation_of(repo)
+    if want != iid:
+        raise gh_error(403 if want is not None else 404, "Resource not accessible by integration")
 
 
 def json_body(raw, h):
@@ -153,11 +312,17 @@ def json_body(raw, h):
     return body
 
 
-def github(method, path, h, raw, state):
+def github(method, path, h, raw, state, rec):
     """Returns (route, status, body) or raises Invalid."""
+    if state.app_id:
+        got = app_routes(method, path, h, state, rec)
+        if got:
+            return got
+    m = re.match(r"/repos/([^/]+)/([^/]+)/", path)
+    repo = "%s/%s" % (m[1], m[2]) if m else None
     m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/statuses/([^/]+)", path)
     if m and method == "POST":
-        check_github_headers(h, state)
+        check_github_headers(h, state, repo=repo, rec=rec)
         body = json_body(raw, h)
         if not re.fullmatch(r"[0-9a-f]{40}", m.group(3)):
             raise gh_error(422, "No commit found for SHA: %s" % m.group(3))
@@ -183,7 +348,7 @@ def github(method, path, h, raw, state):
             "creator": {"login": "slipway-bot", "id": 1}}
     m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/([0-9]+)/comments", path)
     if m and method == "POST":
-        check_github_headers(h, state)
+        check_github_headers(h, state, repo=repo, rec=rec)
         text = comment_body(json_body(raw, h))
         cid = next(state.ids)
         with state.lock:
@@ -194,7 +359,7 @@ def github(method, path, h, raw, state):
             "html_url": "https://github.com/%s/%s/pull/%s#issuecomment-%d" % (m[1], m[2], m[3], cid)}
     m = re.fullmatch(r"/repos/([^/]+)/([^/]+)/issues/comments/([0-9]+)", path)
     if m and method == "PATCH":
-        check_github_headers(h, state)
+        check_github_headers(h, state, repo=repo, rec=rec)
         text = comment_body(json_body(raw, h))
         cid = int(m.group(3))
         with state.lock:
@@ -208,7 +373,7 @@ def github(method, path, h, raw, state):
     if m and method == "GET":
         # listing a PR's comments: how a sender finds its own comment after
         # losing the answer to a POST
-        check_github_headers(h, state)
+        check_github_headers(h, state, repo=repo, rec=rec)
         issue = "%s/%s#%s" % (m[1], m[2], m[3])
         with state.lock:
             found = [{"id": cid, "body": body, "user": {"login": "slipway-bot", "id": 1},
@@ -382,10 +547,19 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         url = urllib.parse.urlsplit(self.path)
         path, query = url.path, urllib.parse.parse_qs(url.query)
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n > 0 else b""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raw = self.read_chunked()
+        else:
+            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(n) if n > 0 else b""
         if path == "/_recorder/health":
             return self.reply(200, "text/plain", "ok")
+        if path == "/_recorder/revoke" and self.command == "POST":
+            iid = int(query.get("installation", ["0"])[0])
+            with state.lock:
+                state.known.discard(iid)
+                state.inst_tokens = {t: v for t, v in state.inst_tokens.items() if v[0] != iid}
+            return self.reply(200, "text/plain", "revoked")
         h = {k.lower(): v for k, v in self.headers.items()}
         rec = {"method": self.command, "path": path, "query": query,
                "headers": dict(h), "valid": True}
@@ -403,8 +577,10 @@ class Handler(BaseHTTPRequestHandler):
                 route, status, resp = slack_webhook(self.command, h, raw)
             elif path.startswith("/api/"):
                 route, status, resp = slack_api(self.command, path, h, raw, state)
+            elif path.startswith("/git/") and state.git_root:
+                return self.git(path, url.query, h, raw, rec)
             else:
-                route, status, resp = github(self.command, path, h, raw, state)
+                route, status, resp = github(self.command, path, h, raw, state, rec)
             ctype = "text/plain" if isinstance(resp, str) else "application/json"
         except Invalid as e:
             route, status, resp, ctype = "invalid", e.status, e.body, e.ctype
@@ -423,6 +599,79 @@ class Handler(BaseHTTPRequestHandler):
         rec["status"] = status
         state.record(rec)
         self.reply(status, ctype, resp, extra)
+
+    def read_chunked(self):
+        out = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return out
+            out += self.rfile.read(size)
+            self.rfile.readline()
+
+    def git(self, path, query, h, raw, rec):
+        """Smart HTTP through `git http-backend`, behind Basic authentication."""
+        state = self.server.state
+        rec["route"] = "git"
+        rec["body"] = None
+        m = re.match(r"/git/([^/]+)/([^/]+?)(\.git)?/", path)
+        repo = "%s/%s" % (m[1], m[2]) if m else None
+        auth = h.get("authorization", "")
+        user = pw = None
+        if auth.lower().startswith("basic "):
+            try:
+                user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                pass
+            rec["headers"]["authorization"] = "Basic <user %s, %d chars>" % (user, len(pw or ""))
+        why = None
+        if not pw:
+            why = "no credentials"
+        elif user != "x-access-token":
+            why = "user %r, want x-access-token" % user
+        elif state.app_id:
+            try:
+                check_installation_token(pw, repo, state, rec)
+            except Invalid as e:
+                why = "installation token: %s" % e.reason
+        elif state.token and pw != state.token:
+            why = "wrong token"
+        if why:
+            # git asks for credentials on a 401; a refused one is a 401 too
+            rec["status"], rec["valid"] = 401, not pw
+            if pw:
+                rec["reason"] = why
+            state.record(rec)
+            return self.reply(401, "text/plain", "Authentication failed\n",
+                              {"WWW-Authenticate": 'Basic realm="GitHub"'})
+        env = dict(os.environ, GIT_PROJECT_ROOT=state.git_root, GIT_HTTP_EXPORT_ALL="1",
+                   PATH_INFO=path[len("/git"):], QUERY_STRING=query,
+                   REQUEST_METHOD=self.command, CONTENT_TYPE=h.get("content-type", ""),
+                   CONTENT_LENGTH=str(len(raw)), REMOTE_USER=user or "",
+                   REMOTE_ADDR="127.0.0.1", GIT_PROTOCOL=h.get("git-protocol", ""),
+                   HTTP_CONTENT_ENCODING=h.get("content-encoding", ""))
+        p = subprocess.run(["git", "http-backend"], input=raw, env=env, capture_output=True)
+        head, _, body = p.stdout.partition(b"\r\n\r\n")
+        if not _:
+            head, _, body = p.stdout.partition(b"\n\n")
+        status, hdrs = 200, {}
+        for line in head.decode("latin-1").splitlines():
+            k, _, v = line.partition(":")
+            if k.lower() == "status":
+                status = int(v.split()[0])
+            elif k:
+                hdrs[k.strip()] = v.strip()
+        rec["status"] = status
+        state.record(rec)
+        self.send_response(status)
+        for k, v in hdrs.items():
+            if k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def reply(self, status, ctype, resp, extra=None):
         data = (resp if isinstance(resp, str) else json.dumps(resp)).encode("utf-8")
@@ -448,7 +697,16 @@ def main():
     ap.add_argument("--script", help="file of --fail rules, one per line")
     ap.add_argument("--token", help="the GitHub token to expect (default: any)")
     ap.add_argument("--slack-token", help="the Slack bot token to expect (default: any)")
+    ap.add_argument("--app-id", help="be a GitHub App's GitHub: the App's id (the JWT's iss)")
+    ap.add_argument("--app-public-key", help="PEM public key that verifies the App's JWTs")
+    ap.add_argument("--app-install", action="append", default=[], metavar="REPO=ID",
+                    help="repository REPO has installation ID (default: every repo, 1)")
+    ap.add_argument("--app-token-ttl", type=int, default=3600,
+                    help="installation tokens expire after this many seconds")
+    ap.add_argument("--git-root", help="serve the bare repositories under DIR at /git/")
     args = ap.parse_args()
+    if args.app_id and not args.app_public_key:
+        ap.error("--app-id needs --app-public-key")
     try:
         state = State(args)
     except (OSError, ValueError) as e:

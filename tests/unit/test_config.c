@@ -218,6 +218,47 @@ static void test_secret_sources(void **state)
 	assert_non_null(strstr(sw_error_last(), "big-secret is larger than 1 MiB"));
 }
 
+/* github.app: the key must parse at load, and the message never shows it. */
+static void test_github_app(void **state)
+{
+	struct sw_config *c = NULL;
+
+	char *cmd = sw_asprintf("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 "
+				"-out %s/app.pem 2>/dev/null", dir);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	assert_int_equal(load(MINIMAL "github:\n  app:\n    id: 4242\n"
+			      "    private_key: {secret_file: app.pem}\n    installation_id: 77\n", &c), 0);
+	assert_string_equal(c->github_app.id, "4242");
+	assert_non_null(strstr(c->github_app.private_key.value, "PRIVATE KEY"));
+	assert_int_equal(c->github_app.installation_id, 77);
+	assert_true(sw_config_github_auth(c));
+	sw_config_free(c);
+	assert_int_equal(load(MINIMAL "github:\n  app: {id: Iv1.abc123, private_key: {secret_file: app.pem}}\n",
+			      &c), 0);
+	assert_string_equal(c->github_app.id, "Iv1.abc123");
+	assert_int_equal(c->github_app.installation_id, 0);
+	sw_config_free(c);
+
+	free(write_file("bad.pem", "-----BEGIN PRIVATE KEY-----\nS3CR3TK3YT3XT\n-----END PRIVATE KEY-----\n"));
+	expect_error(MINIMAL "github:\n  app: {id: 1, private_key: {secret_file: bad.pem}}\n",
+		     "github.app.private_key: file ");
+	assert_non_null(strstr(sw_error_last(), "bad.pem: not a PEM private key"));
+	assert_null(strstr(sw_error_last(), "S3CR3T"));
+	expect_error(MINIMAL "github:\n  app: {id: 1}\n", "github.app: private_key: missing");
+	expect_error(MINIMAL "github:\n  app: {private_key: {secret_file: app.pem}}\n",
+		     "github.app.id: missing");
+	expect_error(MINIMAL "github:\n  app: {id: \"a b\", private_key: {secret_file: app.pem}}\n",
+		     "github.app.id: expected the App's id");
+	expect_error(MINIMAL "github:\n  app: {id: 1, private_key: {secret_file: app.pem}, "
+		     "installation_id: -3}\n", "github.app.installation_id: expected a positive number");
+	expect_error(MINIMAL "github:\n  app: {id: 1, private_key: {secret_file: app.pem}, "
+		     "owner: x}\n", "owner");
+	assert_int_equal(load(MINIMAL, &c), 0);
+	assert_false(sw_config_github_auth(c));
+	sw_config_free(c);
+}
+
 /* Stage isolation: the defaults ship locked down; the admin changes them. */
 static void test_runner_isolation(void **state)
 {
@@ -435,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_durations_and_sizes),
 		cmocka_unit_test(test_server_limits),
 		cmocka_unit_test(test_retention_section),
+		cmocka_unit_test(test_github_app),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

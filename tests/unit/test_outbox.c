@@ -31,9 +31,14 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "config/config.h"
+#include "github/github.h"
 #include "lib/http.h"
 #include "report/report.h"
 #include "storage/store.h"
@@ -94,6 +99,9 @@ struct fixture {
 
 	char logpath[128];
 	int saved_stderr;
+
+	struct sw_github_app *app;   /* the App tests' */
+	int minted;                  /* installation tokens the stand-in made */
 };
 
 /* ---- server ---------------------------------------------------------- */
@@ -212,6 +220,22 @@ static void server_cb(struct evhttp_request *req, void *arg)
 	copy_in(r->ctype, sizeof(r->ctype), req, "Content-Type");
 	r->t = sw_mono_ms();
 
+	/* A GitHub App's endpoints answer outside the script: acme/shop is in
+	 * installation 11, octo/app in 12; tokens "ghs_INST_N". */
+	if (!strncmp(path, "/gh/app/installations/", 22) || strstr(path, "/installation")) {
+		char buf[160];
+		if (strncmp(r->auth, "Bearer ey", 9) != 0) {
+			reply(req, 401, "{\"message\":\"A JSON web token could not be decoded\"}");
+		} else if (strstr(path, "/installation") && !strstr(path, "/installations/")) {
+			snprintf(buf, sizeof(buf), "{\"id\":%d}", strstr(path, "acme/shop") ? 11 : 12);
+			reply(req, 200, buf);
+		} else {
+			snprintf(buf, sizeof(buf), "{\"token\":\"ghs_%d_%d\",\"expires_at\":"
+				 "\"2999-01-01T00:00:00Z\"}", atoi(path + 22), ++f->minted);
+			reply(req, 201, buf);
+		}
+		return;
+	}
 	if (f->script_pos < f->nscript) {
 		struct canned *c = &f->script[f->script_pos++];
 		if (c->hang) {
@@ -317,6 +341,9 @@ static int teardown(void **state)
 	int leak;
 
 	sw_outbox_free(f->ob);
+	sw_github_app_free(f->app);
+	free(f->cfg.github_app.id);
+	free(f->cfg.github_app.private_key.value);
 	sw_http_free(f->http);
 	evhttp_free(f->srv);
 	event_free(f->guard);
@@ -963,6 +990,101 @@ static void test_not_configured_dead(void **state)
 	assert_int_equal(f->nreqs, 0);
 }
 
+/* ---- with a GitHub App ------------------------------------------------ */
+
+/* github.app on the fixture's config (a key made here) and the sender on it. */
+static void start_app_outbox(struct fixture *f)
+{
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, NULL);
+	EVP_PKEY *key = NULL;
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	assert_int_equal(EVP_PKEY_keygen_init(kc), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(kc, 2048), 1);
+	assert_int_equal(EVP_PKEY_keygen(kc, &key), 1);
+	assert_int_equal(PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL), 1);
+	n = BIO_get_mem_data(bio, &p);
+	f->cfg.github_app.private_key.value = sw_strndup(p, (size_t)n);
+	f->cfg.github_app.id = sw_strdup("4242");
+	BIO_free(bio);
+	EVP_PKEY_free(key);
+	EVP_PKEY_CTX_free(kc);
+	assert_int_equal(sw_github_app_new(&f->app, f->http, NULL), 0);
+	sw_github_app_set_config(f->app, &f->cfg);
+	start_outbox(f);
+	sw_outbox_set_github_app(f->ob, f->app);
+}
+
+/* The n-th request to path `suffix`, or NULL. */
+static const struct recd *nth_req(struct fixture *f, const char *part, int nth)
+{
+	for (int i = 0; i < f->nreqs; i++)
+		if (strstr(f->reqs[i].path, part) && nth-- == 0)
+			return &f->reqs[i];
+	return NULL;
+}
+
+/* With an App a status goes out with the repository's installation token,
+ * not github.token; a 401 to it drops it and the row is sent once more at
+ * once with a new one; a second 401 in a row is final. */
+static void test_app_token_and_401(void **state)
+{
+	struct fixture *f = *state;
+
+	script(f, (struct canned){ .status = 401, .body = "{\"message\":\"Bad credentials\"}" });
+	enqueue_status(f, SHA, "success");
+	start_app_outbox(f);
+	wait_state(f, STATUS_KEY, SW_OUTBOX_SENT, 4000);
+	/* lookup, token, status (401), token, status */
+	assert_int_equal(f->nreqs, 5);
+	assert_string_equal(nth_req(f, "/installation", 0)->path, "/gh/repos/octo/app/installation");
+	assert_string_equal(nth_req(f, "/statuses/", 0)->auth, "Bearer ghs_12_1");
+	assert_string_equal(nth_req(f, "/statuses/", 1)->auth, "Bearer ghs_12_2");
+	assert_string_equal(f->reqs[3].path, "/gh/app/installations/12/access_tokens");
+	assert_int_equal(f->minted, 2);
+
+	script(f, (struct canned){ .status = 401, .body = "{\"message\":\"Bad credentials\"}" });
+	script(f, (struct canned){ .status = 401, .body = "{\"message\":\"Bad credentials\"}" });
+	json_t *b = status_body("failure", "slipway");
+	assert_int_equal(sw_outbox_github_status(f->store, "octo/app", SHA2, "slipway", b), 0);
+	json_decref(b);
+	sw_outbox_kick(f->ob);
+	wait_state(f, "gh:status:octo/app:" SHA2 ":slipway", SW_OUTBOX_DEAD, 4000);
+	assert_int_equal(f->minted, 3);    /* refreshed once, not twice */
+	for (int i = 0; i < f->nreqs; i++)
+		assert_null(strstr(f->reqs[i].auth, TOKEN));
+}
+
+/* A rate limit holds only the rows of the installation that hit it. */
+static void test_app_rate_limit_per_installation(void **state)
+{
+	struct fixture *f = *state;
+	struct sw_store_outbox row = { 0 };
+
+	script(f, (struct canned){ .status = 403, .body = "{\"message\":\"API rate limit exceeded\"}",
+				   .h1 = "Retry-After", .v1 = "60" });
+	enqueue_status(f, SHA, "success");                 /* octo/app: installation 12 */
+	json_t *b = status_body("success", "slipway");
+	assert_int_equal(sw_outbox_github_status(f->store, "octo/app", SHA2, "slipway", b), 0);
+	assert_int_equal(sw_outbox_github_status(f->store, "acme/shop", SHA, "slipway", b), 0);
+	json_decref(b);
+	start_app_outbox(f);
+	wait_state(f, "gh:status:acme/shop:" SHA ":slipway", SW_OUTBOX_SENT, 4000);
+	assert_string_equal(nth_req(f, "/repos/acme/shop/statuses/", 0)->auth, "Bearer ghs_11_2");
+	/* installation 12's rows wait for its limit: one was refused, the other never sent */
+	get_row(f, STATUS_KEY, &row);
+	assert_int_equal(row.state, SW_OUTBOX_PENDING);
+	assert_true(row.next_attempt_at > sw_now_ms() + 50000);
+	sw_store_outbox_release(&row);
+	get_row(f, "gh:status:octo/app:" SHA2 ":slipway", &row);
+	assert_int_equal(row.state, SW_OUTBOX_PENDING);
+	assert_non_null(strstr(row.last_error, "rate limited (installation 12)"));
+	sw_store_outbox_release(&row);
+	assert_null(nth_req(f, "/repos/octo/app/statuses/", 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -985,6 +1107,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slack_paced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lanes_independent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_app_token_and_401, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_app_rate_limit_per_installation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_configured_dead, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
