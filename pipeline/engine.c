@@ -293,10 +293,13 @@ static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 				flush_log(&r->stages[i], 0);
 }
 
-/* The secret values to mask in every log: all the server knows. */
+/* The secret values to mask in every log: all the server knows, every
+ * environment's own secrets too. */
 const char **engine_secret_values(const struct sw_config *c)
 {
 	size_t n = 0, cap = c->nsecrets + c->nrepos + 8;
+	for (size_t i = 0; i < c->nenvs; i++)
+		cap += c->envs[i].nsecrets;
 	const char **v = sw_calloc(cap, sizeof(*v));
 	const struct sw_secret *fixed[] = { &c->webhook_secret, &c->github_token, &c->api_token,
 		&c->slack_webhook_url, &c->slack_bot_token };
@@ -309,8 +312,55 @@ const char **engine_secret_values(const struct sw_config *c)
 	for (size_t i = 0; i < c->nrepos; i++)
 		if (c->repos[i].token.value)
 			v[n++] = c->repos[i].token.value;
+	for (size_t i = 0; i < c->nenvs; i++)
+		for (size_t j = 0; j < c->envs[i].nsecrets; j++)
+			if (c->envs[i].secrets[j].secret.value)
+				v[n++] = c->envs[i].secrets[j].secret.value;
 	v[n] = NULL;
 	return v;
+}
+
+/* The config's event bits are the spec's, so a stage's event passes as is. */
+_Static_assert((unsigned)SW_SECRET_EV_PULL_REQUEST == (unsigned)SW_SPEC_PULL_REQUEST &&
+	       (unsigned)SW_SECRET_EV_PUSH == (unsigned)SW_SPEC_PUSH &&
+	       (unsigned)SW_SECRET_EV_DEPLOY == (unsigned)SW_SPEC_DEPLOY,
+	       "secret events are spec events");
+
+void engine_secret_ask(const struct run *r, const struct stage *s, struct sw_secret_ask *a)
+{
+	const struct sw_config *c = r->e->d.cfg;
+	const struct sw_store_run *row = &r->row;
+
+	memset(a, 0, sizeof(*a));
+	a->repo = row->repo;
+	a->from_fork = row->from_fork;
+	if (row->kind == SW_RUN_PULL_REQUEST) {
+		/* the base branch: a PR's author names its head (it could be `main`);
+		 * the environment the base deploys to, if any */
+		const struct sw_cfg_env *env = row->ref && row->repo ?
+			sw_config_env_for_branch(c, row->repo, row->ref) : NULL;
+		a->event = SW_SECRET_EV_PULL_REQUEST;
+		a->branch = row->ref;
+		a->environment = env ? env->name : NULL;
+		return;
+	}
+	a->event = s->plan.event ? s->plan.event : sw_spec_event_parse(engine_event_name(row));
+	a->branch = row->branch;
+	a->environment = row->environment;
+}
+
+char *engine_refused_secret(const struct run *r, const struct stage *s)
+{
+	for (size_t i = 0; s->plan.kind == SW_PLAN_CONTAINER && i < s->plan.nsecrets; i++) {
+		struct sw_secret_ask ask;
+		const char *v;
+		enum sw_secret_verdict verdict;
+		engine_secret_ask(r, s, &ask);
+		verdict = sw_config_secret_scope(r->e->d.cfg, s->plan.secrets[i], &ask, &v);
+		if (verdict != SW_SECRET_GIVEN)
+			return sw_config_secret_why(verdict, s->plan.secrets[i], &ask);
+	}
+	return NULL;
 }
 
 /* --- the run list -------------------------------------------------------- */
@@ -533,20 +583,18 @@ static char **stage_env(struct run *r, struct stage *s, char **missing)
 	free(extra);
 	for (size_t i = 0; i < s->plan.nenv; i++)
 		env[n++] = sw_strdup(s->plan.env[i]);
+	/* the second guard: the run's plan was checked (engine_refused_secret),
+	 * but a reload may have narrowed a scope since */
+	if ((*missing = engine_refused_secret(r, s)))
+		goto done;
 	for (size_t i = 0; i < s->plan.nsecrets; i++) {
-		const char *v = sw_config_secret(c, s->plan.secrets[i]);
-		if (row->from_fork) {
-			/* a fork's code must not read the server's secrets */
-			*missing = sw_asprintf("%s (secrets are not given to pull requests from forks)",
-					       s->plan.secrets[i]);
-			break;
-		}
-		if (!v) {
-			*missing = sw_asprintf("%s is not configured on the server", s->plan.secrets[i]);
-			break;
-		}
+		struct sw_secret_ask ask;
+		const char *v;
+		engine_secret_ask(r, s, &ask);
+		sw_config_secret_scope(c, s->plan.secrets[i], &ask, &v);
 		env[n++] = sw_asprintf("%s=%s", s->plan.secrets[i], v);
 	}
+done:
 	env[n] = NULL;
 	return env;
 }
@@ -580,10 +628,8 @@ static void start_stage(struct run *r, struct stage *s)
 
 	engine_set_stage_status(s, SW_STATUS_RUNNING, -1, NULL, 1);
 	if (missing) {
-		char *why = sw_asprintf("secret %s", missing);
-		engine_log_note(s, "%s", why);
-		engine_finish_stage(s, SW_STATUS_ERROR, -1, why);
-		free(why);
+		engine_log_note(s, "%s", missing);
+		engine_finish_stage(s, SW_STATUS_ERROR, -1, missing);
 		free(missing);
 		sw_strv_free_wipe(env);
 		return;
