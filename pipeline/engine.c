@@ -13,9 +13,13 @@
  */
 #include <jansson.h>
 #include <event2/event.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <ctype.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "git/git.h"
 #include "infra/infra.h"
@@ -365,10 +369,13 @@ char *engine_refused_secret(const struct run *r, const struct stage *s)
 
 /* --- the run list -------------------------------------------------------- */
 
+static void drop_kubeconfig(struct stage *s);
+
 void engine_run_free(struct run *r)
 {
 	for (size_t i = 0; i < r->nstages; i++) {
 		struct stage *s = &r->stages[i];
+		drop_kubeconfig(s);
 		sw_mask_release(&s->mask);
 		sw_buf_release(&s->logbuf);
 		sw_plan_stage_release(&s->plan);
@@ -519,6 +526,7 @@ static void step_done(const struct sw_runner_result *res, void *arg)
 	s->step = NULL;
 	s->busy = 0;
 	r->running--;
+	drop_kubeconfig(s);
 	switch (res->outcome) {
 	case SW_STEP_EXITED:
 		if (res->exit_code == 0) {
@@ -548,6 +556,89 @@ static void step_done(const struct sw_runner_result *res, void *arg)
 		break;
 	}
 	engine_advance(r);
+}
+
+/* The stage's kubeconfig file goes when the stage does. */
+static void drop_kubeconfig(struct stage *s)
+{
+	if (!s->kubeconfig)
+		return;
+	if (unlink(s->kubeconfig) < 0 && errno != ENOENT)
+		log_warn("stage.kubeconfig_left", "run=%lld stage=%s err=%s", (long long)s->run->row.id,
+			 s->plan.name, sw_q(strerror(errno)));
+	free(s->kubeconfig);
+	s->kubeconfig = NULL;
+}
+
+/*
+ * environments[].acceptance.cluster_access: an acceptance stage (selected
+ * for the deploy event) of a run of that environment, never a pull
+ * request's, gets a kubeconfig of that environment's cluster alone,
+ * written 0600 into the run's workspace for the stage and removed when it
+ * ends; the credential in it joins the stage's mask. Returns
+ * "KUBECONFIG=PATH" (the path as the stage sees it), NULL when the stage
+ * has no grant; *why when it has one that cannot be honoured.
+ */
+static char *stage_kubeconfig(struct run *r, struct stage *s, char **why)
+{
+	const struct sw_config *c = r->e->d.cfg;
+	const struct sw_deploy_ops *ops = r->e->d.deploy;
+	const struct sw_cfg_env *env = r->row.environment ? sw_config_env(c, r->row.environment) : NULL;
+	struct sw_buf text = SW_BUF_INIT;
+	char **creds = NULL, *dir = NULL, *var = NULL;
+	int fd = -1;
+
+	*why = NULL;
+	if (!env || !env->acceptance_cluster_access || r->row.kind == SW_RUN_PULL_REQUEST ||
+	    s->plan.event != SW_SPEC_DEPLOY || !r->workspace)
+		return NULL;
+	if (!ops || !ops->stage_kubeconfig) {
+		*why = sw_asprintf("cluster access: environment %s has no cluster here", env->name);
+		return NULL;
+	}
+	if (ops->stage_kubeconfig(ops->arg, env->name, &text, &creds) < 0) {
+		*why = sw_asprintf("cluster access: %s", sw_error_last());
+		goto done;
+	}
+	dir = sw_asprintf("%s/.slipway", r->workspace);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		*why = sw_asprintf("cluster access: %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	s->kubeconfig = sw_asprintf("%s/kubeconfig-%d", dir, s->idx);
+	unlink(s->kubeconfig);
+	fd = open(s->kubeconfig, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text.ptr, text.len) != (ssize_t)text.len || close(fd) < 0) {
+		*why = sw_asprintf("cluster access: %s: %s", s->kubeconfig, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		drop_kubeconfig(s);
+		goto done;
+	}
+	{   /* what the credential looks like in a log is masked too */
+		const char **known = engine_secret_values(c);
+		size_t nk = sw_strv_len(known), nc = sw_strv_len((const char *const *)creds);
+		const char **all = sw_calloc(nk + nc + 1, sizeof(char *));
+		memcpy(all, known, nk * sizeof(char *));
+		memcpy(all + nk, creds, nc * sizeof(char *));
+		sw_mask_release(&s->mask);
+		sw_mask_init(&s->mask, all);
+		free(all);
+		free(known);
+	}
+	if (!strcmp(c->runner_backend, "docker"))   /* the workspace is /workspace there */
+		var = sw_asprintf("KUBECONFIG=/workspace/.slipway/kubeconfig-%d", s->idx);
+	else
+		var = sw_asprintf("KUBECONFIG=%s", s->kubeconfig);
+	log_info("stage.cluster_access", "run=%lld stage=%s env=%s", (long long)r->row.id,
+		 s->plan.name, env->name);
+done:
+	if (text.ptr)
+		memset(text.ptr, 0, text.len);
+	sw_buf_release(&text);
+	sw_strv_free_wipe(creds);
+	free(dir);
+	return var;
 }
 
 static char **stage_env(struct run *r, struct stage *s, char **missing)
@@ -594,6 +685,9 @@ static char **stage_env(struct run *r, struct stage *s, char **missing)
 		sw_config_secret_scope(c, s->plan.secrets[i], &ask, &v);
 		env[n++] = sw_asprintf("%s=%s", s->plan.secrets[i], v);
 	}
+	char *kc = stage_kubeconfig(r, s, missing);
+	if (kc)
+		env[n++] = kc;
 done:
 	env[n] = NULL;
 	return env;
@@ -652,6 +746,7 @@ static void start_stage(struct run *r, struct stage *s)
 	spec.arg = s;
 	if (sw_runner_start(r->e->d.runner, &spec, &s->step) < 0) {
 		char *why = sw_strdup(sw_error_last());
+		drop_kubeconfig(s);
 		engine_log_note(s, "error: %s", why);
 		engine_finish_stage(s, SW_STATUS_ERROR, -1, why);
 		free(why);

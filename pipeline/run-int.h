@@ -47,6 +47,7 @@ struct stage {
 	struct sw_buf tf_md;       /* PR report: markdown of every module */
 	size_t tf_add, tf_change, tf_destroy;
 	json_t *tf_outputs;        /* apply: {module: outputs} */
+	char *kubeconfig;          /* cluster_access: the file written for it, removed after */
 };
 
 struct run {
