@@ -87,6 +87,9 @@ static void test_example_config(void **state)
 	setenv("SLIPWAY_WEBHOOK_SECRET", "It's a Secret to Everybody", 1);
 	setenv("SLIPWAY_SLACK_WEBHOOK", "https://hooks.slack.invalid/x", 1);
 	setenv("NPM_TOKEN", "npm-secret", 1);
+	setenv("NPM_READ_TOKEN", "npm-read-secret", 1);
+	setenv("DEV_DB_URL", "postgres://dev", 1);
+	setenv("PROD_DB_URL", "postgres://prod", 1);
 
 	if (load(out.ptr, &c) < 0)
 		fail_msg("example config rejected: %s", sw_error_last());
@@ -102,6 +105,11 @@ static void test_example_config(void **state)
 	assert_int_equal(c->step_timeout_s, 1800);
 	assert_int_equal(c->replay_window_s, 24 * 3600);
 	assert_string_equal(sw_config_secret(c, "NPM_TOKEN"), "npm-secret");
+	assert_int_equal(c->nsecrets, 2);
+	assert_int_equal(c->secrets[0].short_form, 1);
+	assert_int_equal(c->secrets[1].events, SW_SECRET_EV_PULL_REQUEST | SW_SECRET_EV_PUSH |
+			 SW_SECRET_EV_DEPLOY);
+	assert_int_equal(c->secrets[1].nbranches, 3);
 	assert_int_equal(c->nrepos, 1);
 	/* the repository inherits github.token for https */
 	assert_string_equal(c->repos[0].token.value, "ghp_example");
@@ -127,6 +135,10 @@ static void test_example_config(void **state)
 	assert_string_equal(prod->repo, "acme/shop");   /* filled in: one repository */
 	assert_int_equal(prod->infra.heal, SW_HEAL_REPORT);
 	assert_int_equal(prod->self_heal, 1);            /* default */
+	assert_int_equal(prod->nsecrets, 1);
+	assert_string_equal(prod->secrets[0].secret.value, "postgres://prod");
+	assert_int_equal(prod->secrets[0].events, SW_SECRET_EV_DEPLOY);
+	assert_string_equal(sw_config_env(c, "dev")->secrets[0].secret.value, "postgres://dev");
 	assert_null(sw_config_env_for_branch(c, "acme/shop", "feature"));
 	sw_config_free(c);
 	sw_buf_release(&ex);
