@@ -238,7 +238,8 @@ static void prep_done(void *arg)
 		engine_wop_put(w);
 	}
 	free(secrets);
-	refuse_secrets(r);
+	if (!r->cancelled)
+		refuse_secrets(r);
 	if (!r->nstages) {
 		const char *why = p->plan.no_spec ? "no .slipway.yml at this commit: nothing to run"
 						  : "no stage runs for this event";

@@ -18,6 +18,7 @@
 #include "lib/buf.h"
 #include "lib/strv.h"
 #include "config/config.h"
+#include "pipeline/run-int.h"
 
 static char dir[256];
 static struct sw_config *cfg;
@@ -257,6 +258,109 @@ static void test_event_names(void **state)
 	assert_string_equal(sw_secret_event_str(DEPLOY), "deploy");
 }
 
+/*
+ * What each run kind is to a secret's scope (pipeline/engine.c,
+ * engine_secret_ask), and the refusal the engine gives: a pull request is
+ * matched on its base branch and the environment that base deploys to,
+ * whatever its author named the head; push and manual runs by their
+ * branch and environment, each stage by the event it was selected for.
+ */
+static void test_run_kinds(void **state)
+{
+	static const struct {
+		enum sw_run_kind kind;
+		const char *ref, *branch, *env;   /* the run row */
+		int fork;
+		unsigned plan_event;              /* the stage's; 0 = built in */
+		const char *secret;
+		unsigned want_event;
+		const char *want_branch, *want_env, *why;   /* why NULL: given */
+	} t[] = {
+		{ SW_RUN_PULL_REQUEST, "main", "feature/x", NULL, 0, SW_SPEC_PULL_REQUEST, "MAIN_ONLY",
+		  PR, "main", "prod", NULL },
+		/* a head named main into feature/x is not main */
+		{ SW_RUN_PULL_REQUEST, "feature/x", "main", NULL, 0, SW_SPEC_PULL_REQUEST, "MAIN_ONLY",
+		  PR, "feature/x", NULL, "secret MAIN_ONLY is not available to branch feature/x" },
+		{ SW_RUN_PULL_REQUEST, "dev", "feature/x", NULL, 0, SW_SPEC_PULL_REQUEST, "LEGACY",
+		  PR, "dev", "dev", "secret LEGACY is not available to pull_request runs" },
+		{ SW_RUN_PULL_REQUEST, "dev", "feature/x", NULL, 0, SW_SPEC_PULL_REQUEST, "DB",
+		  PR, "dev", "dev", NULL },
+		{ SW_RUN_PULL_REQUEST, "main", "feature/x", NULL, 1, SW_SPEC_PULL_REQUEST, "PR_OK",
+		  PR, "main", "prod", "secret PR_OK is not given to pull requests from forks" },
+		/* a pull request's stage is a pull_request stage, whatever the plan says */
+		{ SW_RUN_PULL_REQUEST, "dev", "dev", NULL, 0, SW_SPEC_DEPLOY, "LEGACY",
+		  PR, "dev", "dev", "secret LEGACY is not available to pull_request runs" },
+		{ SW_RUN_PUSH, "refs/heads/dev", "dev", "dev", 0, SW_SPEC_PUSH, "LEGACY",
+		  PUSH, "dev", "dev", NULL },
+		{ SW_RUN_PUSH, "refs/heads/main", "main", "prod", 0, SW_SPEC_PUSH, "DB",
+		  PUSH, "main", "prod", "secret DB is not available to push runs" },
+		{ SW_RUN_PUSH, "refs/heads/main", "main", "prod", 0, SW_SPEC_DEPLOY, "DB",
+		  DEPLOY, "main", "prod", NULL },
+		{ SW_RUN_PUSH, "refs/heads/main", "main", "prod", 0, SW_SPEC_DEPLOY, "ONLY_DEV",
+		  DEPLOY, "main", "prod", "secret ONLY_DEV is not available to environment prod" },
+		{ SW_RUN_MANUAL, NULL, "dev", "dev", 0, SW_SPEC_DEPLOY, "ONLY_DEV",
+		  DEPLOY, "dev", "dev", NULL },
+		{ SW_RUN_MANUAL, NULL, "main", "prod", 0, SW_SPEC_DEPLOY, "PR_OK",
+		  DEPLOY, "main", "prod", "secret PR_OK is not available to deploy runs" },
+		{ SW_RUN_ROLLBACK, NULL, "main", "prod", 0, 0, "LEGACY", DEPLOY, "main", "prod", NULL },
+		{ SW_RUN_PUSH, "refs/heads/dev", "dev", "dev", 0, 0, "NOPE",
+		  PUSH, "dev", "dev", "secret NOPE is not configured on the server" },
+	};
+	struct sw_engine e;
+	struct run r;
+	struct stage s;
+	memset(&e, 0, sizeof(e));
+	e.d.cfg = cfg;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char *names[] = { (char *)t[i].secret, NULL };
+		struct sw_secret_ask a;
+		memset(&r, 0, sizeof(r));
+		memset(&s, 0, sizeof(s));
+		r.e = &e;
+		r.row.kind = t[i].kind;
+		r.row.repo = (char *)"acme/shop";
+		r.row.ref = (char *)t[i].ref;
+		r.row.branch = (char *)t[i].branch;
+		r.row.environment = (char *)t[i].env;
+		r.row.from_fork = t[i].fork;
+		s.run = &r;
+		s.plan.kind = SW_PLAN_CONTAINER;
+		s.plan.event = t[i].plan_event;
+		s.plan.secrets = names;
+		s.plan.nsecrets = 1;
+		engine_secret_ask(&r, &s, &a);
+		assert_int_equal(a.event, t[i].want_event);
+		assert_string_equal(a.branch, t[i].want_branch);
+		if (t[i].want_env)
+			assert_string_equal(a.environment, t[i].want_env);
+		else
+			assert_null(a.environment);
+		assert_int_equal(a.from_fork, t[i].fork);
+		char *why = engine_refused_secret(&r, &s);
+		if (!t[i].why && why)
+			fail_msg("row %zu: refused: %s", i, why);
+		if (t[i].why)
+			assert_string_equal(why ? why : "(given)", t[i].why);
+		free(why);
+	}
+}
+
+/* Every value is masked in every log, those only an environment has too. */
+static void test_mask_set(void **state)
+{
+	const char *want[] = { "v-legacy", "v-pr", "v-main", "v-devonly", "v-shop", "v-db-global",
+			       "v-db-dev", "v-onlydev", "v-db-prod", NULL };
+	const char **v = engine_secret_values(cfg);
+	for (size_t i = 0; want[i]; i++) {
+		int found = 0;
+		for (size_t j = 0; v[j]; j++)
+			found |= !strcmp(v[j], want[i]);
+		if (!found)
+			fail_msg("%s is not in the mask set", want[i]);
+	}
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +369,8 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_reasons),
 		cmocka_unit_test(test_event_names),
+		cmocka_unit_test(test_run_kinds),
+		cmocka_unit_test(test_mask_set),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
