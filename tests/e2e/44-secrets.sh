@@ -1,8 +1,8 @@
 #!/bin/bash
 # Scoped secrets end to end, with the local runner and the test API server:
 # a pull request stage asking for a push-only (short form) secret fails
-# before the run starts, with the reason on its commit status and the PR
-# comment; a secret that names pull_request reaches a PR; a push to dev
+# before the run starts, with the reason on its commit status, the PR
+# comment and Slack; a secret that names pull_request reaches a PR; a push to dev
 # gets the push-only secret, deploys, and its acceptance stage gets dev's
 # own value of DB_URL and, granted cluster_access, a kubeconfig of the dev
 # cluster that real kubectl uses; prod's acceptance gets prod's value and no
@@ -156,7 +156,9 @@ outbox_sent   # the machine may be loaded: wait on the database, then read the s
 status_of "$C_PR" slipway/publish | grep -qF "error|publish errored: $WHY" || fail "publish status: $(status_of "$C_PR" slipway/publish)"
 [ "$(sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and '$WHY' in str(r['body'])")" -ge 1 ] ||
 	fail "the PR comment lacks the reason"
-ok "PR run $R1: publish asks for push-only PUSH_ONLY and fails before the run starts; status and comment say why"
+[ "$(sw_recorder_count "$T/rec" "r['route'] == 'slack.webhook' and '$WHY' in str(r['body'])")" -ge 1 ] ||
+	fail "the Slack message lacks the reason"
+ok "PR run $R1: publish asks for push-only PUSH_ONLY and fails before the run starts; status, comment and Slack say why"
 
 # 2. a PR asking only for a secret that names pull_request (and its base, main) gets it
 pr "$C_PR2" synchronize 1 > "$T/pr2.json"
