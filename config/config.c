@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 
 #include "lib/buf.h"
+#include "lib/glob.h"
 #include "lib/strv.h"
 #include "lib/yaml.h"
 #include "lib/yamlschema.h"
@@ -452,27 +453,171 @@ static void read_retention(struct reader *r, node_t *n, struct sw_config *c)
 	read_retention_kind(r, n, "outbox", &rt->outbox_age_s, NULL);
 }
 
-static void read_secrets(struct reader *r, node_t *n, struct sw_config *c)
+/* A secret's name becomes an environment variable: [A-Za-z_][A-Za-z0-9_]*. */
+static int secret_name_ok(const char *v)
 {
-	if (sw_yaml_want_map(&r->y, n, "secrets", NULL) < 0)
+	int ok = *v && !isdigit((unsigned char)v[0]);
+	for (const char *p = v; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '_'))
+			ok = 0;
+	return ok;
+}
+
+/*
+ * One entry of a `secrets` mapping (the global one, or an environment's
+ * when `in_env`): `NAME: {secret_env|secret_file}` (the short form: push
+ * and deploy stages only) or `NAME: {value: {...}, events, branches,
+ * environments, repositories}`. Environment and repository names are
+ * checked once every section is read (check_secret_links).
+ */
+static void read_secret_entry(struct reader *r, node_t *map, node_t *k, const char *path,
+			      int in_env, struct sw_cfg_secret *s)
+{
+	static const char *const keys[] = { "value", "events", "branches", "environments",
+		"repositories", NULL };
+	static const char *const env_keys[] = { "value", "events", "branches", "repositories", NULL };
+	node_t *v = sw_yaml_get(map, k->value);
+	char *p = sw_yaml_path(path, k->value);
+
+	s->name = sw_strdup(k->value);
+	s->line = k->mark.line;
+	s->col = k->mark.col;
+	if (!v || v->type != SW_YAML_MAP || !sw_yaml_get(v, "value")) {
+		s->short_form = 1;
+		s->events = SW_SECRET_EV_SHORT_FORM;
+		get_secret(r, map, path, k->value, &s->secret);
+		goto done;
+	}
+	if (sw_yaml_get(v, "secret_env") || sw_yaml_get(v, "secret_file")) {
+		sw_yaml_error(&r->y, v, p, "give the value under value: {secret_env|secret_file} "
+			      "or write the short form alone, not both");
+		goto done;
+	}
+	if (sw_yaml_want_map(&r->y, v, p, in_env ? env_keys : keys) < 0)
+		goto done;
+	get_secret(r, v, p, "value", &s->secret);
+	s->events = SW_SECRET_EV_SHORT_FORM;   /* pull_request is only ever named */
+	node_t *ev = sw_yaml_get(v, "events");
+	if (ev) {
+		char **names = NULL, *ep = sw_yaml_path(p, "events");
+		node_t **at = NULL;
+		size_t cnt = sw_yaml_want_strv(&names, &at, &r->y, ev, ep, 0);
+		s->events = 0;
+		for (size_t i = 0; i < cnt; i++) {
+			unsigned bit = sw_secret_event_parse(names[i]);
+			if (!bit)
+				sw_yaml_error(&r->y, at[i], ep,
+				    "unknown event '%s' (expected pull_request, push or deploy)", names[i]);
+			s->events |= bit;
+		}
+		sw_strv_free(names);
+		free(at);
+		free(ep);
+	}
+	node_t *br = sw_yaml_get(v, "branches");
+	if (br) {
+		char *bp = sw_yaml_path(p, "branches");
+		node_t **at = NULL;
+		s->nbranches = sw_yaml_want_strv(&s->branches, &at, &r->y, br, bp, SW_YAML_NONEMPTY);
+		for (size_t i = 0; i < s->nbranches; i++) {
+			const char *why = sw_glob_problem(s->branches[i]);
+			if (why)
+				sw_yaml_error(&r->y, at[i], bp, "invalid glob '%s': %s", s->branches[i], why);
+		}
+		free(at);
+		free(bp);
+	}
+	sw_yaml_get_strv(&s->environments, &s->nenvironments, &r->y, v, p, "environments",
+			 SW_YAML_NONEMPTY);
+	sw_yaml_get_strv(&s->repositories, &s->nrepositories, &r->y, v, p, "repositories",
+			 SW_YAML_NONEMPTY);
+done:
+	free(p);
+}
+
+/* `secrets:` at the top or in an environment: NAME -> entry. */
+static void read_secret_map(struct reader *r, node_t *n, const char *path, int in_env,
+			    struct sw_cfg_secret **out, size_t *nout)
+{
+	if (sw_yaml_want_map(&r->y, n, path, NULL) < 0)
 		return;
-	c->secrets = sw_calloc(n->n ? n->n : 1, sizeof(*c->secrets));
+	*out = sw_calloc(n->n ? n->n : 1, sizeof(**out));
 	for (size_t i = 0; i < n->n; i++) {
 		node_t *k = n->items[2 * i];
 		if (k->type != SW_YAML_SCALAR)
 			continue;
-		int ok = k->len > 0;
-		for (const char *p = k->value; *p; p++)
-			if (!(isalnum((unsigned char)*p) || *p == '_'))
-				ok = 0;
-		if (!ok || isdigit((unsigned char)k->value[0])) {
-			sw_yaml_error(&r->y, k, "secrets",
+		if (!secret_name_ok(k->value)) {
+			sw_yaml_error(&r->y, k, path,
 				      "'%s' is not a valid environment variable name", k->value);
 			continue;
 		}
-		struct sw_cfg_secret *s = &c->secrets[c->nsecrets++];
-		s->name = sw_strdup(k->value);
-		get_secret(r, n, "secrets", k->value, &s->secret);
+		read_secret_entry(r, n, k, path, in_env, &(*out)[(*nout)++]);
+	}
+}
+
+static void read_secrets(struct reader *r, node_t *n, struct sw_config *c)
+{
+	read_secret_map(r, n, "secrets", 0, &c->secrets, &c->nsecrets);
+}
+
+/*
+ * An environment's own secrets and what its acceptance stages may reach:
+ * `secrets:` (as the global ones, without `environments`) and
+ * `acceptance: {cluster_access: bool}`.
+ */
+static void read_env_scoped(struct reader *r, node_t *m, const char *path, struct sw_cfg_env *e)
+{
+	static const char *const acc_keys[] = { "cluster_access", NULL };
+	node_t *n = sw_yaml_get(m, "secrets");
+	if (n) {
+		char *sp = sw_yaml_path(path, "secrets");
+		read_secret_map(r, n, sp, 1, &e->secrets, &e->nsecrets);
+		free(sp);
+	}
+	if ((n = sw_yaml_get(m, "acceptance"))) {
+		char *ap = sw_yaml_path(path, "acceptance");
+		if (sw_yaml_want_map(&r->y, n, ap, acc_keys) == 0)
+			sw_yaml_get_bool(&e->acceptance_cluster_access, &r->y, n, ap, "cluster_access", 0);
+		if (e->acceptance_cluster_access && !e->kubeconfig)
+			sw_yaml_error(&r->y, n, ap, "cluster_access needs cluster.kubeconfig");
+		free(ap);
+	}
+}
+
+/* The environments and repositories a scoped secret names must exist. */
+static void check_secret_names(struct reader *r, node_t *map, const char *path,
+			       const struct sw_cfg_secret *v, size_t n, const struct sw_config *c)
+{
+	for (size_t i = 0; map && map->type == SW_YAML_MAP && i < n; i++) {
+		node_t *e = sw_yaml_get(map, v[i].name);
+		char *p = sw_yaml_path(path, v[i].name);
+		node_t *envs = e && e->type == SW_YAML_MAP ? sw_yaml_get(e, "environments") : NULL;
+		node_t *repos = e && e->type == SW_YAML_MAP ? sw_yaml_get(e, "repositories") : NULL;
+		for (size_t j = 0; j < v[i].nenvironments; j++)
+			if (!sw_config_env(c, v[i].environments[j]))
+				sw_yaml_error(&r->y, envs->type == SW_YAML_SEQ && j < envs->n ?
+				    envs->items[j] : envs, p, "environments: unknown environment '%s'",
+				    v[i].environments[j]);
+		for (size_t j = 0; j < v[i].nrepositories; j++)
+			if (!sw_config_repo(c, v[i].repositories[j]))
+				sw_yaml_error(&r->y, repos->type == SW_YAML_SEQ && j < repos->n ?
+				    repos->items[j] : repos, p, "repositories: unknown repository '%s'",
+				    v[i].repositories[j]);
+		free(p);
+	}
+}
+
+static void check_secret_links(struct reader *r, node_t *root, const struct sw_config *c)
+{
+	node_t *envs = sw_yaml_get(root, "environments");
+	check_secret_names(r, sw_yaml_get(root, "secrets"), "secrets", c->secrets, c->nsecrets, c);
+	for (size_t i = 0; envs && envs->type == SW_YAML_SEQ && i < c->nenvs && i < envs->n; i++) {
+		char path[80];
+		node_t *m = envs->items[i];
+		snprintf(path, sizeof(path), "environments[%zu].secrets", i);
+		if (m->type == SW_YAML_MAP)
+			check_secret_names(r, sw_yaml_get(m, "secrets"), path, c->envs[i].secrets,
+					   c->envs[i].nsecrets, c);
 	}
 }
 
@@ -561,7 +706,7 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "name", "repository", "branch", "cluster", "manifests",
 		"infra", "self_heal", "prune", "allow_empty_prune", "rollback_on_failure",
-		"health_timeout", "resync_interval", "slack_channel", NULL };
+		"health_timeout", "resync_interval", "slack_channel", "secrets", "acceptance", NULL };
 	static const char *const cluster_keys[] = { "kubeconfig", "context", "namespace", NULL };
 	if (n->type != SW_YAML_SEQ) {
 		sw_yaml_error(&r->y, n, "environments",
@@ -621,6 +766,7 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		get_duration(r, m, path, "health_timeout", &e->health_timeout_s);
 		get_duration(r, m, path, "resync_interval", &e->resync_interval_s);
 		sw_yaml_get_str(&e->slack_channel, &r->y, m, path, "slack_channel", 0);
+		read_env_scoped(r, m, path, e);
 		if (e->nmanifests && !e->kubeconfig)
 			sw_yaml_error(&r->y, m, path,
 				      "manifests are listed but cluster.kubeconfig is not set");
@@ -766,6 +912,7 @@ int sw_config_load(struct sw_config **out, const char *path)
 		if ((n = sw_yaml_get(root, "environments")))
 			read_envs(&r, n, c);
 		check_links(&r, root, c);
+		check_secret_links(&r, root, c);
 	}
 	if (!c->public_url)
 		c->public_url = sw_asprintf("http://%s:%d", c->listen_host, c->listen_port);
@@ -788,6 +935,18 @@ static void secret_release(struct sw_secret *s)
 		free(s->value);
 	}
 	free(s->source);
+}
+
+static void secrets_release(struct sw_cfg_secret *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		secret_release(&v[i].secret);
+		sw_strv_freen(v[i].branches, v[i].nbranches);
+		sw_strv_freen(v[i].environments, v[i].nenvironments);
+		sw_strv_freen(v[i].repositories, v[i].nrepositories);
+	}
+	free(v);
 }
 
 void sw_config_free(struct sw_config *c)
@@ -821,11 +980,7 @@ void sw_config_free(struct sw_config *c)
 	sw_strv_freen(c->runner_pr_network_repos, c->nrunner_pr_network_repos);
 	free(c->tf_image);
 	sw_strv_freen(c->tf_mounts, c->ntf_mounts);
-	for (size_t i = 0; i < c->nsecrets; i++) {
-		free(c->secrets[i].name);
-		secret_release(&c->secrets[i].secret);
-	}
-	free(c->secrets);
+	secrets_release(c->secrets, c->nsecrets);
 	for (size_t i = 0; i < c->nrepos; i++) {
 		free(c->repos[i].name);
 		free(c->repos[i].url);
@@ -846,6 +1001,7 @@ void sw_config_free(struct sw_config *c)
 		free(e->infra.var_file);
 		sw_strv_freen(e->infra.vars, e->infra.nvars);
 		free(e->slack_channel);
+		secrets_release(e->secrets, e->nsecrets);
 	}
 	free(c->envs);
 	free(c);

@@ -31,6 +31,16 @@ struct sw_secret {
 struct sw_cfg_secret {     /* a named secret that pipeline stages may ask for */
 	char *name;
 	struct sw_secret secret;
+	/* where it may go (docs/config.md "secrets"; sw_config_secret_scope) */
+	unsigned events;         /* SW_SECRET_EV_* bits a stage's event must be in */
+	char **branches;         /* fnmatch globs on the run's branch; 0 = any */
+	size_t nbranches;
+	char **environments;     /* the run's environment must be one; 0 = any (or none) */
+	size_t nenvironments;
+	char **repositories;     /* the run's repository must be one; 0 = any */
+	size_t nrepositories;
+	int short_form;          /* written as a bare {secret_env|secret_file} */
+	int line, col;           /* where it is written, for the short form's warning */
 };
 
 struct sw_cfg_repo {
@@ -71,6 +81,12 @@ struct sw_cfg_env {
 	int64_t health_timeout_s;
 	int64_t resync_interval_s;   /* periodic full comparison */
 	char *slack_channel;         /* overrides slack.channel */
+	/* scoped secrets: this environment's own values, which win over the
+	 * global ones of the same name for runs of it; and whether its
+	 * acceptance stages get a kubeconfig of its cluster */
+	struct sw_cfg_secret *secrets;
+	size_t nsecrets;
+	int acceptance_cluster_access;
 };
 
 /*
@@ -180,8 +196,70 @@ const struct sw_cfg_env *sw_config_env_for_branch(const struct sw_config *cfg,
 						  const char *repo, const char *branch);
 /* Whether slipway may talk to GitHub's REST API: github.token or github.app. */
 int sw_config_github_auth(const struct sw_config *cfg);
-/* A named secret's value, or NULL. */
+/* A named global secret's value, or NULL (whatever its scope). */
 const char *sw_config_secret(const struct sw_config *cfg, const char *name);
+
+/* --- scoped secrets (config/secrets.c) -------------------------------------
+ *
+ * Each secret says which stages may have it: the event the stage runs for,
+ * the run's branch (a pull request's base branch: its head's name is the
+ * author's to choose), the run's environment and repository. A pull
+ * request from a fork never gets one. An environment's own secret of the
+ * same name is tried before the global one for runs of that environment;
+ * the first whose scope admits the stage gives the value.
+ */
+enum sw_secret_event {      /* the same bits as pipeline's SW_SPEC_* events */
+	SW_SECRET_EV_PULL_REQUEST = 1 << 0,
+	SW_SECRET_EV_PUSH = 1 << 1,
+	SW_SECRET_EV_DEPLOY = 1 << 2,
+};
+/* The short form's scope: push and deploy stages of tracked branches. */
+#define SW_SECRET_EV_SHORT_FORM (SW_SECRET_EV_PUSH | SW_SECRET_EV_DEPLOY)
+
+/* A stage asking for a secret. */
+struct sw_secret_ask {
+	unsigned event;           /* exactly one SW_SECRET_EV_* bit: the stage's event */
+	const char *repo;         /* "owner/name" */
+	const char *branch;       /* push, deploy: the branch; pull request: its base */
+	const char *environment;  /* the run's environment (a PR's: its base's); may be NULL */
+	int from_fork;            /* a pull request from another repository */
+};
+
+enum sw_secret_verdict {
+	SW_SECRET_GIVEN,          /* *value is set */
+	SW_SECRET_FORK,           /* never to a fork's pull request */
+	SW_SECRET_UNKNOWN,        /* no secret of that name anywhere */
+	SW_SECRET_NOT_EVENT,      /* its events do not name the stage's */
+	SW_SECRET_NOT_BRANCH,
+	SW_SECRET_NOT_ENVIRONMENT,
+	SW_SECRET_NOT_REPOSITORY,
+};
+
+/*
+ * May the stage `ask` describes have secret `name`? Pure: reads `cfg`
+ * only. SW_SECRET_GIVEN sets *value (borrowed from cfg); otherwise *value
+ * is NULL and the verdict says why (of the environment's entry when it has
+ * one, else of the global one).
+ */
+enum sw_secret_verdict sw_config_secret_scope(const struct sw_config *cfg, const char *name,
+					      const struct sw_secret_ask *ask, const char **value);
+
+/* The reason of a refusal as the PR shows it ("secret PROD_DB is not
+ * available to pull_request runs"); NULL for SW_SECRET_GIVEN. Free it. */
+char *sw_config_secret_why(enum sw_secret_verdict v, const char *name,
+			   const struct sw_secret_ask *ask);
+
+/* "pull_request", "push", "deploy" -> the bit; 0 when unknown. */
+unsigned sw_secret_event_parse(const char *name);
+const char *sw_secret_event_str(unsigned bit);
+
+/* Every secret name a stage may ask for (global and per environment, each
+ * once), NULL-terminated; free with sw_strv_free. */
+char **sw_config_secret_names(const struct sw_config *cfg);
+
+/* Log one warning per secret written in the short form (name, file:line):
+ * such a secret reaches push and deploy stages only. */
+void sw_config_warn_secrets(const struct sw_config *cfg);
 
 /* Parse "90", "30s", "5m", "1h30m" into seconds; -1 when invalid. */
 int64_t sw_parse_duration(const char *s);

@@ -169,6 +169,7 @@ int sw_daemon_reload(struct sw_daemon *d)
 		return SW_EINVALID;
 	}
 	const struct sw_config *old = d->cfg;
+	sw_config_warn_secrets(next);
 	if (strcmp(old->listen_host, next->listen_host) || old->listen_port != next->listen_port ||
 	    strcmp(old->data_dir, next->data_dir) || !!old->tls_cert != !!next->tls_cert ||
 	    old->durability_full != next->durability_full)
@@ -415,6 +416,7 @@ int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
 	if ((rc = sw_config_load(&d->cfg, cfg_path)) < 0)
 		goto fail;
 	apply_log_level(d->cfg);
+	sw_config_warn_secrets(d->cfg);
 	sw_limiter_new(&d->login_fails, SW_AUTH_FAILS_PER_WINDOW, SW_AUTH_FAIL_WINDOW_MS,
 		       SW_AUTH_LIMIT_CLIENTS);
 	sw_limiter_new(&d->token_fails, SW_AUTH_FAILS_PER_WINDOW, SW_AUTH_FAIL_WINDOW_MS,

@@ -93,6 +93,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s\n", sw_error_last());
 			return 2;
 		}
+		sw_config_warn_secrets(cfg);
 		printf("%s: ok (%zu repositories, %zu environments)\n", cfg_path, cfg->nrepos,
 		       cfg->nenvs);
 		int failed = check_github_app(cfg);

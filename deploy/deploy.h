@@ -516,6 +516,17 @@ struct sw_deploy_ops {
 	/* Extra "K=V" environment for acceptance stages of `env` (NULL-terminated,
 	 * caller frees each and the array); may be NULL. */
 	char **(*stage_env)(void *arg, const char *env);
+	/*
+	 * environments[].acceptance.cluster_access: a kubeconfig of `env`'s
+	 * cluster alone (one cluster, user and context: its server, CA and
+	 * credential: a static token, the token file's content now, or a
+	 * client certificate and key, all embedded), as text in *out, and the
+	 * credential's values to mask in logs in *secrets (NULL-terminated,
+	 * the caller frees each and the array). SW_EINVALID with the reason
+	 * when `env` has no cluster or its credential cannot leave the daemon
+	 * (an exec plugin runs a command of the daemon's host). May be NULL.
+	 */
+	int (*stage_kubeconfig)(void *arg, const char *env, struct sw_buf *out, char ***secrets);
 	void *arg;
 };
 

@@ -17,8 +17,10 @@
 #include "deploy/deploy.h"
 #include "config/config.h"
 #include "git/git.h"
+#include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/strv.h"
 #include "report/report.h"
 #include "storage/store.h"
 
@@ -182,6 +184,95 @@ static char **op_stage_env(void *arg, const char *env)
 	return v;
 }
 
+/* A value for a stage's kubeconfig: a secret one is also to be masked. */
+static void kc_secret(char ***v, size_t *n, const char *value)
+{
+	*v = sw_realloc(*v, (*n + 2) * sizeof(char *));
+	(*v)[(*n)++] = sw_strdup(value);
+	(*v)[*n] = NULL;
+}
+
+static char *kc_b64(const char *pem)
+{
+	struct sw_buf b = SW_BUF_INIT;
+	sw_base64_encode(&b, pem, strlen(pem), 0);
+	return sw_buf_detach(&b, NULL);
+}
+
+static int op_stage_kubeconfig(void *arg, const char *env, struct sw_buf *out, char ***secrets)
+{
+	struct sw_deployer *dp = arg;
+	struct env_rt *e = env_find(dp, env);
+	const struct sw_kubeconfig *kc = e && e->syncer ? sw_kube_config(sw_syncer_kube(e->syncer)) : NULL;
+	struct sw_buf tok = SW_BUF_INIT;
+	char **v = NULL, *b64;
+	size_t n = 0;
+	int rc = 0;
+
+	*secrets = NULL;
+	if (!kc || !kc->server)
+		return sw_error_setc(SW_EINVALID, "environment %s has no cluster", env);
+	if (kc->exec)
+		return sw_error_setc(SW_EINVALID, "the kubeconfig of %s gets its credential from an "
+				     "exec plugin, which cannot be given to a stage", env);
+	json_t *cluster = json_pack("{s:s}", "server", kc->server);
+	json_t *user = json_object();
+	if (kc->ca_pem) {
+		json_object_set_new(cluster, "certificate-authority-data", json_string(b64 = kc_b64(kc->ca_pem)));
+		free(b64);
+	}
+	if (kc->insecure)
+		json_object_set_new(cluster, "insecure-skip-tls-verify", json_true());
+	if (kc->tls_server_name)
+		json_object_set_new(cluster, "tls-server-name", json_string(kc->tls_server_name));
+	if (kc->token) {
+		json_object_set_new(user, "token", json_string(kc->token));
+		kc_secret(&v, &n, kc->token);
+	} else if (kc->token_file) {
+		/* a file of the daemon's host: what it holds now (a projected
+		 * token rotates; the stage is short) */
+		if (sw_buf_read_file(&tok, kc->token_file) < 0) {
+			rc = sw_error_prefix("environment %s: token file", env);
+			goto done;
+		}
+		while (tok.len && (tok.ptr[tok.len - 1] == '\n' || tok.ptr[tok.len - 1] == '\r'))
+			sw_buf_truncate(&tok, tok.len - 1);
+		json_object_set_new(user, "token", json_string(tok.ptr));
+		kc_secret(&v, &n, tok.ptr);
+	}
+	if (kc->cert_pem && kc->key_pem) {
+		json_object_set_new(user, "client-certificate-data", json_string(b64 = kc_b64(kc->cert_pem)));
+		free(b64);
+		json_object_set_new(user, "client-key-data", json_string(b64 = kc_b64(kc->key_pem)));
+		free(b64);
+		kc_secret(&v, &n, kc->key_pem);
+	}
+	json_t *doc = json_pack("{s:s, s:s, s:s, s:[{s:s, s:o}], s:[{s:s, s:o}], s:[{s:s, s:{s:s, s:s, s:s}}]}",
+		"apiVersion", "v1", "kind", "Config", "current-context", env,
+		"clusters", "name", env, "cluster", cluster,
+		"users", "name", env, "user", user,
+		"contexts", "name", env, "context", "cluster", env, "user", env, "namespace", kc->ns ? kc->ns : "default");
+	cluster = user = NULL;
+	char *text = json_dumps(doc, JSON_INDENT(2));
+	json_decref(doc);
+	sw_buf_adds(out, text);
+	sw_buf_addch(out, '\n');
+	memset(text, 0, strlen(text));
+	free(text);
+	*secrets = v;
+	v = NULL;
+done:
+	if (cluster)
+		json_decref(cluster);
+	if (user)
+		json_decref(user);
+	if (tok.ptr)
+		memset(tok.ptr, 0, tok.len);
+	sw_buf_release(&tok);
+	sw_strv_free_wipe(v);
+	return rc;
+}
+
 /* --- drift notifications ------------------------------------------------------ */
 
 static void on_drift(const struct sw_drift_note *n, void *arg)
@@ -229,6 +320,7 @@ int sw_deployer_new(struct sw_deployer **out, const struct sw_deployer_opts *opt
 	dp->ops.deploy = op_deploy;
 	dp->ops.rollback_target = op_rollback_target;
 	dp->ops.stage_env = op_stage_env;
+	dp->ops.stage_kubeconfig = op_stage_kubeconfig;
 	dp->ops.arg = dp;
 	for (size_t i = 0; i < c->nenvs; i++) {
 		const struct sw_cfg_env *ce = &c->envs[i];

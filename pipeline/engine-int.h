@@ -33,6 +33,7 @@ struct sw_plan_stage {
 	char **secrets;        /* names from the server config */
 	size_t nsecrets;
 	long timeout_ms;       /* 0 = the server's default */
+	unsigned event;        /* the SW_SPEC_* event it was selected for; 0 = built in */
 	size_t *deps;          /* indices of earlier stages in the plan */
 	size_t ndeps;
 	/* SW_PLAN_TF_*: the environment and its root modules (NULL-terminated) */

@@ -13,9 +13,13 @@
  */
 #include <jansson.h>
 #include <event2/event.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <ctype.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "git/git.h"
 #include "infra/infra.h"
@@ -293,10 +297,13 @@ static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 				flush_log(&r->stages[i], 0);
 }
 
-/* The secret values to mask in every log: all the server knows. */
+/* The secret values to mask in every log: all the server knows, every
+ * environment's own secrets too. */
 const char **engine_secret_values(const struct sw_config *c)
 {
 	size_t n = 0, cap = c->nsecrets + c->nrepos + 8;
+	for (size_t i = 0; i < c->nenvs; i++)
+		cap += c->envs[i].nsecrets;
 	const char **v = sw_calloc(cap, sizeof(*v));
 	const struct sw_secret *fixed[] = { &c->webhook_secret, &c->github_token, &c->api_token,
 		&c->github_app.private_key,
@@ -310,16 +317,66 @@ const char **engine_secret_values(const struct sw_config *c)
 	for (size_t i = 0; i < c->nrepos; i++)
 		if (c->repos[i].token.value)
 			v[n++] = c->repos[i].token.value;
+	for (size_t i = 0; i < c->nenvs; i++)
+		for (size_t j = 0; j < c->envs[i].nsecrets; j++)
+			if (c->envs[i].secrets[j].secret.value)
+				v[n++] = c->envs[i].secrets[j].secret.value;
 	v[n] = NULL;
 	return v;
 }
 
+/* The config's event bits are the spec's, so a stage's event passes as is. */
+_Static_assert((unsigned)SW_SECRET_EV_PULL_REQUEST == (unsigned)SW_SPEC_PULL_REQUEST &&
+	       (unsigned)SW_SECRET_EV_PUSH == (unsigned)SW_SPEC_PUSH &&
+	       (unsigned)SW_SECRET_EV_DEPLOY == (unsigned)SW_SPEC_DEPLOY,
+	       "secret events are spec events");
+
+void engine_secret_ask(const struct run *r, const struct stage *s, struct sw_secret_ask *a)
+{
+	const struct sw_config *c = r->e->d.cfg;
+	const struct sw_store_run *row = &r->row;
+
+	memset(a, 0, sizeof(*a));
+	a->repo = row->repo;
+	a->from_fork = row->from_fork;
+	if (row->kind == SW_RUN_PULL_REQUEST) {
+		/* the base branch: a PR's author names its head (it could be `main`);
+		 * the environment the base deploys to, if any */
+		const struct sw_cfg_env *env = row->ref && row->repo ?
+			sw_config_env_for_branch(c, row->repo, row->ref) : NULL;
+		a->event = SW_SECRET_EV_PULL_REQUEST;
+		a->branch = row->ref;
+		a->environment = env ? env->name : NULL;
+		return;
+	}
+	a->event = s->plan.event ? s->plan.event : sw_spec_event_parse(engine_event_name(row));
+	a->branch = row->branch;
+	a->environment = row->environment;
+}
+
+char *engine_refused_secret(const struct run *r, const struct stage *s)
+{
+	for (size_t i = 0; s->plan.kind == SW_PLAN_CONTAINER && i < s->plan.nsecrets; i++) {
+		struct sw_secret_ask ask;
+		const char *v;
+		enum sw_secret_verdict verdict;
+		engine_secret_ask(r, s, &ask);
+		verdict = sw_config_secret_scope(r->e->d.cfg, s->plan.secrets[i], &ask, &v);
+		if (verdict != SW_SECRET_GIVEN)
+			return sw_config_secret_why(verdict, s->plan.secrets[i], &ask);
+	}
+	return NULL;
+}
+
 /* --- the run list -------------------------------------------------------- */
+
+static void drop_kubeconfig(struct stage *s);
 
 void engine_run_free(struct run *r)
 {
 	for (size_t i = 0; i < r->nstages; i++) {
 		struct stage *s = &r->stages[i];
+		drop_kubeconfig(s);
 		sw_mask_release(&s->mask);
 		sw_buf_release(&s->logbuf);
 		sw_plan_stage_release(&s->plan);
@@ -470,6 +527,7 @@ static void step_done(const struct sw_runner_result *res, void *arg)
 	s->step = NULL;
 	s->busy = 0;
 	r->running--;
+	drop_kubeconfig(s);
 	switch (res->outcome) {
 	case SW_STEP_EXITED:
 		if (res->exit_code == 0) {
@@ -499,6 +557,89 @@ static void step_done(const struct sw_runner_result *res, void *arg)
 		break;
 	}
 	engine_advance(r);
+}
+
+/* The stage's kubeconfig file goes when the stage does. */
+static void drop_kubeconfig(struct stage *s)
+{
+	if (!s->kubeconfig)
+		return;
+	if (unlink(s->kubeconfig) < 0 && errno != ENOENT)
+		log_warn("stage.kubeconfig_left", "run=%lld stage=%s err=%s", (long long)s->run->row.id,
+			 s->plan.name, sw_q(strerror(errno)));
+	free(s->kubeconfig);
+	s->kubeconfig = NULL;
+}
+
+/*
+ * environments[].acceptance.cluster_access: an acceptance stage (selected
+ * for the deploy event) of a run of that environment, never a pull
+ * request's, gets a kubeconfig of that environment's cluster alone,
+ * written 0600 into the run's workspace for the stage and removed when it
+ * ends; the credential in it joins the stage's mask. Returns
+ * "KUBECONFIG=PATH" (the path as the stage sees it), NULL when the stage
+ * has no grant; *why when it has one that cannot be honoured.
+ */
+static char *stage_kubeconfig(struct run *r, struct stage *s, char **why)
+{
+	const struct sw_config *c = r->e->d.cfg;
+	const struct sw_deploy_ops *ops = r->e->d.deploy;
+	const struct sw_cfg_env *env = r->row.environment ? sw_config_env(c, r->row.environment) : NULL;
+	struct sw_buf text = SW_BUF_INIT;
+	char **creds = NULL, *dir = NULL, *var = NULL;
+	int fd = -1;
+
+	*why = NULL;
+	if (!env || !env->acceptance_cluster_access || r->row.kind == SW_RUN_PULL_REQUEST ||
+	    s->plan.event != SW_SPEC_DEPLOY || !r->workspace)
+		return NULL;
+	if (!ops || !ops->stage_kubeconfig) {
+		*why = sw_asprintf("cluster access: environment %s has no cluster here", env->name);
+		return NULL;
+	}
+	if (ops->stage_kubeconfig(ops->arg, env->name, &text, &creds) < 0) {
+		*why = sw_asprintf("cluster access: %s", sw_error_last());
+		goto done;
+	}
+	dir = sw_asprintf("%s/.slipway", r->workspace);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		*why = sw_asprintf("cluster access: %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	s->kubeconfig = sw_asprintf("%s/kubeconfig-%d", dir, s->idx);
+	unlink(s->kubeconfig);
+	fd = open(s->kubeconfig, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text.ptr, text.len) != (ssize_t)text.len || close(fd) < 0) {
+		*why = sw_asprintf("cluster access: %s: %s", s->kubeconfig, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		drop_kubeconfig(s);
+		goto done;
+	}
+	{   /* what the credential looks like in a log is masked too */
+		const char **known = engine_secret_values(c);
+		size_t nk = sw_strv_len(known), nc = sw_strv_len((const char *const *)creds);
+		const char **all = sw_calloc(nk + nc + 1, sizeof(char *));
+		memcpy(all, known, nk * sizeof(char *));
+		memcpy(all + nk, creds, nc * sizeof(char *));
+		sw_mask_release(&s->mask);
+		sw_mask_init(&s->mask, all);
+		free(all);
+		free(known);
+	}
+	if (!strcmp(c->runner_backend, "docker"))   /* the workspace is /workspace there */
+		var = sw_asprintf("KUBECONFIG=/workspace/.slipway/kubeconfig-%d", s->idx);
+	else
+		var = sw_asprintf("KUBECONFIG=%s", s->kubeconfig);
+	log_info("stage.cluster_access", "run=%lld stage=%s env=%s", (long long)r->row.id,
+		 s->plan.name, env->name);
+done:
+	if (text.ptr)
+		memset(text.ptr, 0, text.len);
+	sw_buf_release(&text);
+	sw_strv_free_wipe(creds);
+	free(dir);
+	return var;
 }
 
 static char **stage_env(struct run *r, struct stage *s, char **missing)
@@ -534,20 +675,21 @@ static char **stage_env(struct run *r, struct stage *s, char **missing)
 	free(extra);
 	for (size_t i = 0; i < s->plan.nenv; i++)
 		env[n++] = sw_strdup(s->plan.env[i]);
+	/* the second guard: the run's plan was checked (engine_refused_secret),
+	 * but a reload may have narrowed a scope since */
+	if ((*missing = engine_refused_secret(r, s)))
+		goto done;
 	for (size_t i = 0; i < s->plan.nsecrets; i++) {
-		const char *v = sw_config_secret(c, s->plan.secrets[i]);
-		if (row->from_fork) {
-			/* a fork's code must not read the server's secrets */
-			*missing = sw_asprintf("%s (secrets are not given to pull requests from forks)",
-					       s->plan.secrets[i]);
-			break;
-		}
-		if (!v) {
-			*missing = sw_asprintf("%s is not configured on the server", s->plan.secrets[i]);
-			break;
-		}
+		struct sw_secret_ask ask;
+		const char *v;
+		engine_secret_ask(r, s, &ask);
+		sw_config_secret_scope(c, s->plan.secrets[i], &ask, &v);
 		env[n++] = sw_asprintf("%s=%s", s->plan.secrets[i], v);
 	}
+	char *kc = stage_kubeconfig(r, s, missing);
+	if (kc)
+		env[n++] = kc;
+done:
 	env[n] = NULL;
 	return env;
 }
@@ -581,10 +723,8 @@ static void start_stage(struct run *r, struct stage *s)
 
 	engine_set_stage_status(s, SW_STATUS_RUNNING, -1, NULL, 1);
 	if (missing) {
-		char *why = sw_asprintf("secret %s", missing);
-		engine_log_note(s, "%s", why);
-		engine_finish_stage(s, SW_STATUS_ERROR, -1, why);
-		free(why);
+		engine_log_note(s, "%s", missing);
+		engine_finish_stage(s, SW_STATUS_ERROR, -1, missing);
 		free(missing);
 		sw_strv_free_wipe(env);
 		return;
@@ -607,6 +747,7 @@ static void start_stage(struct run *r, struct stage *s)
 	spec.arg = s;
 	if (sw_runner_start(r->e->d.runner, &spec, &s->step) < 0) {
 		char *why = sw_strdup(sw_error_last());
+		drop_kubeconfig(s);
 		engine_log_note(s, "error: %s", why);
 		engine_finish_stage(s, SW_STATUS_ERROR, -1, why);
 		free(why);

@@ -68,6 +68,7 @@ static int snapshot_load(struct snapshot *s, struct sw_store *st, const struct s
 		r->started_ms = g->started_at;
 		r->finished_ms = g->finished_at;
 		r->exit_code = g->exit_code;
+		r->reason = g->status == SW_STATUS_ERROR ? g->reason : NULL;
 		if (tails && (g->status == SW_STATUS_FAILURE || g->status == SW_STATUS_ERROR)) {
 			int64_t size = 0, next;
 			sw_store_log_size(st, g->id, &size);

@@ -54,6 +54,7 @@ static int add_selected(struct sw_plan *out, const struct sw_spec *spec,
 		ps->nsecrets = st->nsecrets;
 		ps->secrets = sw_strv_dupn((const char *const *)st->secrets, st->nsecrets);
 		ps->timeout_ms = (long)st->timeout_s * 1000;
+		ps->event = sctx->event;
 		ps->deps = sw_calloc(sel->stages[i].ndeps + 2, sizeof(size_t));
 		for (size_t d = 0; d < sel->stages[i].ndeps; d++)
 			ps->deps[ps->ndeps++] = at[sel->stages[i].deps[d]];

@@ -156,6 +156,35 @@ fail:
 	sw_buf_release(&file);
 }
 
+/*
+ * Scoped secrets, decided when the run is planned: a stage asking for a
+ * secret it may not have ends ERROR with the reason before anything of
+ * the run starts (its commit status and the PR comment say why, as for
+ * any stage error), and every other stage is skipped.
+ */
+static void refuse_secrets(struct run *r)
+{
+	char *first = NULL;
+	for (size_t i = 0; i < r->nstages; i++) {
+		struct stage *s = &r->stages[i];
+		char *why = engine_refused_secret(r, s);
+		if (!why)
+			continue;
+		log_warn("run.secret_refused", "run=%lld stage=%s reason=%s", (long long)r->row.id,
+			 s->plan.name, sw_q(why));
+		engine_log_note(s, "%s", why);
+		engine_finish_stage(s, SW_STATUS_ERROR, -1, why);
+		free(why);
+		if (!first)
+			first = sw_asprintf("the run did not start: stage %s asks for a secret it may "
+					    "not have", s->plan.name);
+	}
+	for (size_t i = 0; first && i < r->nstages; i++)
+		if (r->stages[i].status == SW_STATUS_QUEUED)
+			engine_set_stage_status(&r->stages[i], SW_STATUS_SKIPPED, -1, first, 1);
+	free(first);
+}
+
 static void prep_done(void *arg)
 {
 	struct prep *p = arg;
@@ -209,6 +238,8 @@ static void prep_done(void *arg)
 		engine_wop_put(w);
 	}
 	free(secrets);
+	if (!r->cancelled)
+		refuse_secrets(r);
 	if (!r->nstages) {
 		const char *why = p->plan.no_spec ? "no .slipway.yml at this commit: nothing to run"
 						  : "no stage runs for this event";
@@ -329,9 +360,7 @@ void engine_start_prepare(struct run *r)
 		}
 		p->base_branch = sw_strdup(r->row.ref ? r->row.ref : "");
 	}
-	p->secret_names = sw_calloc(c->nsecrets + 1, sizeof(char *));
-	for (size_t i = 0; i < c->nsecrets; i++)
-		p->secret_names[i] = sw_strdup(c->secrets[i].name);
+	p->secret_names = sw_config_secret_names(c);
 	{
 		char *ws_root = sw_asprintf("%s/workspaces", c->data_dir);
 		mkdir(ws_root, 0700);

@@ -47,6 +47,7 @@ struct stage {
 	struct sw_buf tf_md;       /* PR report: markdown of every module */
 	size_t tf_add, tf_change, tf_destroy;
 	json_t *tf_outputs;        /* apply: {module: outputs} */
+	char *kubeconfig;          /* cluster_access: the file written for it, removed after */
 };
 
 struct run {
@@ -150,6 +151,11 @@ void engine_log_note(struct stage *s, const char *fmt, const char *arg);
 void engine_step_output(int stream, const char *p, size_t n, void *arg);
 /* The secret values to mask in every log (NULL-terminated; free the array only). */
 const char **engine_secret_values(const struct sw_config *c);
+/* Scoped secrets (config.h): what stage `s` of `r` is to a secret's scope
+ * (borrowing from the run and the config), and the first secret it asks
+ * for and may not have, as the reason it fails with (NULL: none; free it). */
+void engine_secret_ask(const struct run *r, const struct stage *s, struct sw_secret_ask *a);
+char *engine_refused_secret(const struct run *r, const struct stage *s);
 
 /* The run list (engine.c): find an active run, load one from storage into
  * memory (queued), take one out of the list, free it. */

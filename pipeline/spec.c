@@ -10,12 +10,12 @@
  */
 #include "pipeline/pipeline.h"
 
-#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/buf.h"
 #include "config/config.h"
+#include "lib/glob.h"
 #include "lib/strv.h"
 #include "lib/yaml.h"
 #include "lib/yamlschema.h"
@@ -40,36 +40,6 @@ static int valid_env_name(const char *s)
 	if (!(*s == '_' || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')))
 		return 0;
 	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == strlen(s);
-}
-
-/*
- * fnmatch() accepts any pattern, so check the few ways one can be broken:
- * a `[` without its `]`, an empty bracket, a trailing backslash.
- */
-static const char *glob_problem(const char *g)
-{
-	if (!*g)
-		return "empty pattern";
-	for (const char *p = g; *p; p++) {
-		if (*p == '\\') {
-			if (!*++p)
-				return "ends with a backslash";
-		} else if (*p == '[') {
-			const char *q = p + 1;
-			if (*q == '!' || *q == '^')
-				q++;
-			if (*q == ']')
-				q++;    /* a leading ] is a member */
-			while (*q && *q != ']')
-				q++;
-			if (!*q)
-				return "'[' without a closing ']'";
-			if (q == p + 1)
-				return "empty '[]'";
-			p = q;
-		}
-	}
-	return NULL;
 }
 
 /* Per-stage things kept only while parsing. */
@@ -133,7 +103,7 @@ static void read_when(struct reader *r, node_t *n, const char *path, struct sw_s
 		p = sw_asprintf("%s.branch", path);
 		st->nbranches = sw_yaml_want_strv(&st->branches, &at, &r->y, v, p, SW_YAML_NONEMPTY);
 		for (size_t i = 0; i < st->nbranches; i++) {
-			const char *why = glob_problem(st->branches[i]);
+			const char *why = sw_glob_problem(st->branches[i]);
 			if (why)
 				sw_yaml_error(&r->y, at[i], p,
 					      "invalid glob '%s': %s", st->branches[i], why);
@@ -511,19 +481,11 @@ static int list_has(char *const *v, size_t n, const char *s)
 	return 0;
 }
 
-static int glob_any(char *const *globs, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (fnmatch(globs[i], s, 0) == 0)
-			return 1;
-	return 0;
-}
-
 static int stage_applies(const struct sw_spec_stage *st, const struct sw_spec_ctx *ctx)
 {
 	if (!(st->events & ctx->event))
 		return 0;
-	if (st->nbranches && (!ctx->branch || !glob_any(st->branches, st->nbranches, ctx->branch)))
+	if (st->nbranches && (!ctx->branch || !sw_glob_any(st->branches, st->nbranches, ctx->branch)))
 		return 0;
 	if (st->nenvironments && (!ctx->environment ||
 				  !list_has(st->environments, st->nenvironments, ctx->environment)))

@@ -268,6 +268,11 @@ json_t *sw_report_commit_status(const struct sw_report_run *run,
 	}
 	if (dur[0] && strcmp(si->name, "queued") && strcmp(si->name, "running"))
 		sw_buf_addf(&d, " in %s", dur);
+	if (stage && stage->reason && *stage->reason && !strcmp(status, "error")) {
+		char *why = clean_cut(stage->reason, SW_REPORT_DESCRIPTION_MAX);
+		sw_buf_addf(&d, ": %s", why);   /* the status says why, not only the comment */
+		free(why);
+	}
 	desc = sw_report_utf8_cut(d.ptr, SW_REPORT_DESCRIPTION_MAX);
 
 	o = json_object();

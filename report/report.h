@@ -57,6 +57,7 @@ struct sw_report_stage {
 	int64_t finished_ms;     /* Unix ms; 0 = not finished */
 	int exit_code;           /* of the failing step; -1 = none */
 	const char *log_tail;    /* the last bytes of the stage's (masked) log */
+	const char *reason;      /* why it ended in error (a secret it may not have), or NULL */
 };
 
 struct sw_report_run {

@@ -69,3 +69,11 @@ new_origin() {
 	git config user.name Dev
 	git checkout -q -b main
 }
+
+# push_branch BRANCH SHA GUID [REPO]: deliver the push webhook GitHub sends
+# when BRANCH of REPO (default acme/shop) moves to SHA; fails unless 202.
+push_branch() {
+	jq --arg ref "refs/heads/$1" --arg sha "$2" --arg repo "${4:-acme/shop}" '.ref=$ref | .after=$sha
+		| .head_commit.id=$sha | .repository.full_name=$repo | .deleted=false' "$FIX/push-branch.json" > "$T/push.json"
+	[ "$(deliver push "$T/push.json" "$3")" = 202 ] || fail "push $3 answered $(cat "$T/resp")"
+}

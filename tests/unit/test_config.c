@@ -87,6 +87,9 @@ static void test_example_config(void **state)
 	setenv("SLIPWAY_WEBHOOK_SECRET", "It's a Secret to Everybody", 1);
 	setenv("SLIPWAY_SLACK_WEBHOOK", "https://hooks.slack.invalid/x", 1);
 	setenv("NPM_TOKEN", "npm-secret", 1);
+	setenv("NPM_READ_TOKEN", "npm-read-secret", 1);
+	setenv("DEV_DB_URL", "postgres://dev", 1);
+	setenv("PROD_DB_URL", "postgres://prod", 1);
 
 	if (load(out.ptr, &c) < 0)
 		fail_msg("example config rejected: %s", sw_error_last());
@@ -102,6 +105,11 @@ static void test_example_config(void **state)
 	assert_int_equal(c->step_timeout_s, 1800);
 	assert_int_equal(c->replay_window_s, 24 * 3600);
 	assert_string_equal(sw_config_secret(c, "NPM_TOKEN"), "npm-secret");
+	assert_int_equal(c->nsecrets, 2);
+	assert_int_equal(c->secrets[0].short_form, 1);
+	assert_int_equal(c->secrets[1].events, SW_SECRET_EV_PULL_REQUEST | SW_SECRET_EV_PUSH |
+			 SW_SECRET_EV_DEPLOY);
+	assert_int_equal(c->secrets[1].nbranches, 3);
 	assert_int_equal(c->nrepos, 1);
 	/* the repository inherits github.token for https */
 	assert_string_equal(c->repos[0].token.value, "ghp_example");
@@ -127,6 +135,10 @@ static void test_example_config(void **state)
 	assert_string_equal(prod->repo, "acme/shop");   /* filled in: one repository */
 	assert_int_equal(prod->infra.heal, SW_HEAL_REPORT);
 	assert_int_equal(prod->self_heal, 1);            /* default */
+	assert_int_equal(prod->nsecrets, 1);
+	assert_string_equal(prod->secrets[0].secret.value, "postgres://prod");
+	assert_int_equal(prod->secrets[0].events, SW_SECRET_EV_DEPLOY);
+	assert_string_equal(sw_config_env(c, "dev")->secrets[0].secret.value, "postgres://dev");
 	assert_null(sw_config_env_for_branch(c, "acme/shop", "feature"));
 	sw_config_free(c);
 	sw_buf_release(&ex);
@@ -456,6 +468,73 @@ static void test_durations_and_sizes(void **state)
 	assert_int_equal(sw_parse_size("3t"), -1);
 }
 
+/* Scoped secrets: each mistake is an error at the node, with its path. */
+static void test_scoped_secret_errors(void **state)
+{
+	setenv("T_SCOPED", "v", 1);
+	expect_error(MINIMAL "secrets:\n  A: {value: {secret_env: T_SCOPED}, branches: [\"rel[ease\"]}\n",
+		     "slipway.yaml:4:49: secrets.A.branches: invalid glob 'rel[ease': '[' without a closing ']'");
+	expect_error(MINIMAL "secrets:\n  A: {value: {secret_env: T_SCOPED}, events: [pull_request, pr]}\n",
+		     "slipway.yaml:4:61: secrets.A.events: unknown event 'pr' (expected pull_request, push or deploy)");
+	expect_error(MINIMAL "secrets:\n  A: {value: {secret_env: T_SCOPED}, environments: [stage]}\n",
+		     "slipway.yaml:4:53: secrets.A: environments: unknown environment 'stage'");
+	expect_error(MINIMAL "secrets:\n  A: {value: {secret_env: T_SCOPED}, repositories: [o/x]}\n",
+		     "slipway.yaml:4:53: secrets.A: repositories: unknown repository 'o/x'");
+	expect_error(MINIMAL "secrets:\n  A: {value: {secret_env: T_SCOPED}, secret_env: T_SCOPED}\n",
+		     "slipway.yaml:4:6: secrets.A: give the value under value: {secret_env|secret_file} "
+		     "or write the short form alone, not both");
+	expect_error(MINIMAL "secrets:\n  A: {value: {secret_env: T_SCOPED}, when: push}\n",
+		     "slipway.yaml:4:38: secrets.A: unknown key 'when'");
+	expect_error(MINIMAL "secrets:\n  A: {value: hunter2}\n",
+		     "slipway.yaml:4:14: secrets.A.value: write {secret_file: PATH} or {secret_env: NAME}");
+	expect_error(MINIMAL "secrets:\n  A: {value: {secret_env: T_SCOPED}, branches: []}\n",
+		     "slipway.yaml:4:48: secrets.A.branches: empty list");
+	/* an environment's own secrets: no `environments`, names checked */
+	expect_error(MINIMAL "repositories: [{name: o/r, url: 'file:///x'}]\n"
+		     "environments:\n  - name: dev\n    branch: dev\n    secrets:\n"
+		     "      DB: {value: {secret_env: T_SCOPED}, environments: [dev]}\n",
+		     "slipway.yaml:8:43: environments[0].secrets.DB: unknown key 'environments'");
+	expect_error(MINIMAL "repositories: [{name: o/r, url: 'file:///x'}]\n"
+		     "environments:\n  - name: dev\n    branch: dev\n    secrets:\n"
+		     "      DB: {value: {secret_env: T_SCOPED}, repositories: [o/q]}\n",
+		     "slipway.yaml:8:58: environments[0].secrets.DB: repositories: unknown repository 'o/q'");
+	expect_error(MINIMAL "repositories: [{name: o/r, url: 'file:///x'}]\n"
+		     "environments:\n  - name: dev\n    branch: dev\n    secrets:\n"
+		     "      9DB: {secret_env: T_SCOPED}\n",
+		     "slipway.yaml:8:7: environments[0].secrets: '9DB' is not a valid environment variable name");
+	expect_error(MINIMAL "repositories: [{name: o/r, url: 'file:///x'}]\n"
+		     "environments:\n  - name: dev\n    branch: dev\n    acceptance: {cluster_access: true}\n",
+		     "slipway.yaml:7:17: environments[0].acceptance: cluster_access needs cluster.kubeconfig");
+}
+
+static void test_scoped_secrets_read(void **state)
+{
+	struct sw_config *c;
+	setenv("T_SCOPED", "v-global", 1);
+	setenv("T_SCOPED_DEV", "v-dev", 1);
+	assert_int_equal(load(MINIMAL "secrets:\n  A: {secret_env: T_SCOPED}\n"
+			      "  B:\n    value: {secret_env: T_SCOPED}\n    events: [pull_request]\n"
+			      "    branches: [main, 'release/*']\n    environments: [dev]\n"
+			      "    repositories: [o/r]\n"
+			      "repositories: [{name: o/r, url: 'file:///x'}]\n"
+			      "environments:\n  - name: dev\n    branch: dev\n"
+			      "    secrets: {A: {secret_env: T_SCOPED_DEV}}\n", &c), 0);
+	assert_int_equal(c->nsecrets, 2);
+	assert_int_equal(c->secrets[0].short_form, 1);
+	assert_int_equal(c->secrets[0].events, SW_SECRET_EV_SHORT_FORM);
+	assert_int_equal(c->secrets[1].short_form, 0);
+	assert_int_equal(c->secrets[1].events, SW_SECRET_EV_PULL_REQUEST);
+	assert_int_equal(c->secrets[1].nbranches, 2);
+	assert_string_equal(c->secrets[1].branches[1], "release/*");
+	assert_int_equal(c->secrets[1].nenvironments, 1);
+	assert_int_equal(c->secrets[1].nrepositories, 1);
+	assert_int_equal(c->envs[0].nsecrets, 1);
+	assert_string_equal(c->envs[0].secrets[0].secret.value, "v-dev");
+	assert_string_equal(sw_config_secret(c, "A"), "v-global");
+	assert_int_equal(c->envs[0].acceptance_cluster_access, 0);
+	sw_config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -477,6 +556,8 @@ int main(void)
 		cmocka_unit_test(test_server_limits),
 		cmocka_unit_test(test_retention_section),
 		cmocka_unit_test(test_github_app),
+		cmocka_unit_test(test_scoped_secret_errors),
+		cmocka_unit_test(test_scoped_secrets_read),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -30,7 +30,7 @@ static void assert_valid_utf8(const char *s)
 
 static struct sw_report_stage stage(const char *name, const char *status, int64_t secs)
 {
-	struct sw_report_stage st = { name, status, T0, T0 + secs * 1000, -1, NULL };
+	struct sw_report_stage st = { name, status, T0, T0 + secs * 1000, -1, NULL, NULL };
 	return st;
 }
 
