@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "daemon/daemon.h"
+#include "daemon/roles-int.h"
 
 #define SW_AUTH_SESSION_COOKIE "sw_session"
 #define SW_AUTH_CSRF_COOKIE "sw_csrf"
@@ -45,6 +46,23 @@
 #define SW_AUTH_VALUE_MAX 128
 
 /* --- for handlers -------------------------------------------------------- */
+
+/*
+ * Who is `req`, and may they do `action` on `target`, which needs role
+ * `need` on environment `env` (NULL: none; roles-int.h has the rules)?
+ * Returns 0 with `*out` (may be NULL; release with sw_actor_release) the
+ * actor and the client address. Otherwise it has answered (401 for no,
+ * bad, expired or revoked credentials; 403 with the role needed; 429 when
+ * the client guessed too often; 503 when the token could not be checked),
+ * logged the refusal, recorded it in the audit log when `action` is set
+ * or credentials were presented, and returns SW_EINVALID: the caller just
+ * returns. A request that is no GET needs a CSRF token with a session
+ * cookie. With need viewer and server.read_access open it returns 0 at
+ * once, for everyone (`*out` is then anonymous).
+ */
+int sw_auth_require(struct sw_daemon *d, struct evhttp_request *req, enum sw_role need,
+		    const char *env, const char *action, const char *target,
+		    struct sw_actor *out);
 
 /*
  * May `req` read? Returns 0, or sends 401 (JSON for /api/, else a short
@@ -77,6 +95,9 @@ void sw_auth_logout(struct sw_daemon *d, struct evhttp_request *req, const char 
 
 /* --- the pieces, without HTTP (unit-tested) ------------------------------ */
 
+/* `n` bytes as 2n lower-case hex digits and a NUL into `out`. */
+void sw_auth_hex(char *out, const unsigned char *p, size_t n);
+
 /* Constant-time equality of two NUL-terminated strings (NULL equals nothing). */
 int sw_auth_equal(const char *a, const char *b);
 
@@ -105,13 +126,20 @@ struct sw_auth_req {
 	const char *csrf_header;    /* X-CSRF-Token */
 	const char *csrf_field;     /* the `csrf` form field */
 	int64_t now_s;
+	/* out: what authenticated the request (SW_ACTOR_ANONYMOUS when
+	 * nothing was needed); for SW_ACTOR_TOKEN the bearer value, which
+	 * the caller checks against storage and then wipes */
+	enum sw_actor_kind kind;
+	char presented[SW_AUTH_VALUE_MAX];
 };
 
 /*
  * The decision: 0 allowed, or 401 / 403 with the reason in the slot.
- * `write` is 1 for a request that changes something.
+ * `write` is 1 for a request that changes something. A bearer value that
+ * looks like an API token (SW_TOKEN_PREFIX) is 0 with kind
+ * SW_ACTOR_TOKEN: only storage can tell whether it is one.
  */
-int sw_auth_decide(const struct sw_auth_req *r, int write);
+int sw_auth_decide(struct sw_auth_req *r, int write);
 
 /*
  * The value of cookie `name` in a Cookie header, copied to `out`

@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/audit-int.h"
 #include "daemon/auth-int.h"
+#include "daemon/tokens-int.h"
 #include "httpd/httpd.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
@@ -31,7 +33,7 @@
 #define NONCE_BYTES 16
 #define FORM_MAX (64 * 1024)
 
-static void hex(char *out, const unsigned char *p, size_t n)
+void sw_auth_hex(char *out, const unsigned char *p, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";
 	for (size_t i = 0; i < n; i++) {
@@ -47,7 +49,7 @@ static void mac_hex(char out[65], const unsigned char *key, size_t klen, const c
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), md, &mdlen);
-	hex(out, md, 32);
+	sw_auth_hex(out, md, 32);
 }
 
 /* The session key: HMAC-SHA256(token, label), so the token itself signs nothing. */
@@ -87,7 +89,7 @@ int sw_auth_session_new(char out[SW_AUTH_VALUE_MAX], const char *token, int64_t 
 	char nonce[2 * NONCE_BYTES + 1], mac[65];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return sw_error_set("no random bytes for a session");
-	hex(nonce, raw, sizeof(raw));
+	sw_auth_hex(nonce, raw, sizeof(raw));
 	long long exp = (long long)(now_s + ttl_s);
 	session_mac(mac, token, exp, nonce);
 	snprintf(out, SW_AUTH_VALUE_MAX, "%lld.%s.%s", exp, nonce, mac);
@@ -192,19 +194,30 @@ static const char *bearer(const char *h, char *out, size_t n)
 	return out;
 }
 
-int sw_auth_decide(const struct sw_auth_req *r, int write)
+int sw_auth_decide(struct sw_auth_req *r, int write)
 {
 	char session[SW_AUTH_VALUE_MAX], buf[1024];
+	r->kind = SW_ACTOR_ANONYMOUS;
+	r->presented[0] = 0;
 	if (!write && !r->read_requires_token)
 		return 0;
-	if (!r->token) {
-		sw_error_set("changes are disabled: server.api_token is not configured");
-		return 403;
-	}
 	if (r->authorization && *r->authorization) {
 		const char *t = bearer(r->authorization, buf, sizeof(buf));
-		int ok = t && sw_auth_equal(t, r->token);
+		if (t && !strncmp(t, SW_TOKEN_PREFIX, strlen(SW_TOKEN_PREFIX)) &&
+		    strlen(t) < sizeof(r->presented)) {
+			/* an API token: storage decides */
+			snprintf(r->presented, sizeof(r->presented), "%s", t);
+			OPENSSL_cleanse(buf, sizeof(buf));
+			r->kind = SW_ACTOR_TOKEN;
+			return 0;
+		}
+		int ok = t && r->token && sw_auth_equal(t, r->token);
 		OPENSSL_cleanse(buf, sizeof(buf));
+		if (!r->token) {
+			sw_error_set("changes are disabled: server.api_token is not configured "
+				     "and this is no API token");
+			return 403;
+		}
 		if (!t) {
 			sw_error_set("expected Authorization: Bearer TOKEN");
 			return 401;
@@ -213,7 +226,13 @@ int sw_auth_decide(const struct sw_auth_req *r, int write)
 			sw_error_set("wrong API token");
 			return 401;
 		}
+		r->kind = SW_ACTOR_API_TOKEN;
 		return 0;
+	}
+	if (!r->token) {
+		sw_error_set("this needs an API token (Authorization: Bearer TOKEN); "
+			     "server.api_token is not configured, so there is no login");
+		return 403;
 	}
 	if (r->cookies && sw_auth_cookie(r->cookies, SW_AUTH_SESSION_COOKIE, session,
 					 sizeof(session)) == 0) {
@@ -221,8 +240,10 @@ int sw_auth_decide(const struct sw_auth_req *r, int write)
 			sw_error_prefix("log in again at /login");
 			return 401;
 		}
-		if (!write)
+		if (!write) {
+			r->kind = SW_ACTOR_API_TOKEN;
 			return 0;
+		}
 		char want[SW_AUTH_VALUE_MAX], cookie[SW_AUTH_VALUE_MAX];
 		const char *sent = r->csrf_header && *r->csrf_header ? r->csrf_header : r->csrf_field;
 		if (!sent || !*sent) {
@@ -237,9 +258,10 @@ int sw_auth_decide(const struct sw_auth_req *r, int write)
 			sw_error_set("CSRF token does not match this session");
 			return 403;
 		}
+		r->kind = SW_ACTOR_API_TOKEN;
 		return 0;
 	}
-	sw_error_set("this needs the API token: send Authorization: Bearer TOKEN, or log in at /login");
+	sw_error_set("this needs an API token: send Authorization: Bearer TOKEN, or log in at /login");
 	return 401;
 }
 
@@ -388,60 +410,110 @@ static int limited(struct sw_limiter *l, const char *key, const char *client,
 	return 1;
 }
 
-static int check(struct sw_daemon *d, struct evhttp_request *req, int write)
+/* Record a refusal in the audit log and the log, and answer it. */
+static void refuse(struct sw_daemon *d, struct evhttp_request *req, const struct sw_actor *a,
+		   int code, const char *action, const char *target, const char *msg)
 {
+	log_info("auth.denied", "status=%d client=%s actor=%s kind=%s path=%s reason=%s", code,
+		 sw_q(a->client), sw_q(a->name), sw_actor_kind_str(a->kind),
+		 sw_q(evhttp_request_get_uri(req)), sw_q(msg));
+	if (action)
+		sw_audit_record(d, a, action, target, "refused", msg);
+	send_denied(req, code, msg);
+}
+
+int sw_auth_require(struct sw_daemon *d, struct evhttp_request *req, enum sw_role need,
+		    const char *env, const char *action, const char *target,
+		    struct sw_actor *out)
+{
+	static const struct sw_actor init = SW_ACTOR_INIT;
+	struct sw_actor tmp;
 	struct sw_auth_req a;
 	struct evkeyvalq form;
-	int have_form = 0, code;
-	char client[64], key[96];
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	int have_form = 0, code, write = cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD;
+	char key[96], msg[512];
+
+	if (!out)
+		out = &tmp;
+	*out = init;
 	fill_req(&a, d, req);
-	client_key(key, sizeof(key), client, sizeof(client), d, req);
+	client_key(key, sizeof(key), out->client, sizeof(out->client), d, req);
+	if (need <= SW_ROLE_VIEWER && !a.read_requires_token && !write) {
+		if (out == &tmp)
+			sw_actor_release(out);
+		return 0;
+	}
+	a.read_requires_token = 1;   /* from here on, who it is matters */
+	int has_bearer = a.authorization && *a.authorization;
 	/* a bearer token is a guess until proven: limited per client */
-	if (a.authorization && *a.authorization && (write || a.read_requires_token) &&
-	    limited(d->token_fails, key, client, req, "API tokens"))
-		return SW_EINVALID;
-	if (write && !a.authorization && !a.csrf_header && read_form(req, &form) == 0) {
+	if (has_bearer && limited(d->token_fails, key, out->client, req, "API tokens"))
+		goto refused;
+	if (write && !has_bearer && !a.csrf_header && read_form(req, &form) == 0) {
 		have_form = 1;
 		a.csrf_field = evhttp_find_header(&form, SW_AUTH_CSRF_FIELD);
 	}
 	code = sw_auth_decide(&a, write);
 	if (have_form)
 		evhttp_clear_headers(&form);
-	if (code == 0)
-		return 0;
-	if (code == 401 && a.authorization && *a.authorization && d->token_fails)
-		sw_limiter_fail(d->token_fails, key, sw_now_ms());
-	log_info("auth.denied", "status=%d client=%s path=%s reason=%s", code, sw_q(client),
-		 sw_q(evhttp_request_get_uri(req)), sw_q(sw_error_last()));
-	send_denied(req, code, sw_error_last());
+	if (code == 0 && a.kind == SW_ACTOR_TOKEN)
+		code = sw_token_verify(d, a.presented, out);
+	OPENSSL_cleanse(a.presented, sizeof(a.presented));
+	if (code == 0 && a.kind == SW_ACTOR_API_TOKEN) {
+		out->kind = SW_ACTOR_API_TOKEN;
+		snprintf(out->name, sizeof(out->name), "api_token");
+	}
+	if (code != 0) {
+		if (code == 401 && has_bearer && d->token_fails)
+			sw_limiter_fail(d->token_fails, key, sw_now_ms());
+		snprintf(msg, sizeof(msg), "%s", sw_error_last());
+		/* a credential that does not hold is worth a row whatever was asked */
+		refuse(d, req, out, code, action ? action : has_bearer ? "auth" : NULL, target, msg);
+		goto refused;
+	}
+	if (!sw_roles_allows(d->cfg, out, need, env)) {
+		sw_roles_refusal(msg, sizeof(msg), d->cfg, out, action ? action : "this", need, env);
+		refuse(d, req, out, 403, action, target, msg);
+		goto refused;
+	}
+	if (out == &tmp)
+		sw_actor_release(out);
+	return 0;
+refused:
+	sw_actor_release(out);
 	return SW_EINVALID;
 }
 
 int sw_auth_check_read(struct sw_daemon *d, struct evhttp_request *req)
 {
-	return check(d, req, 0);
+	return sw_auth_require(d, req, SW_ROLE_VIEWER, NULL, NULL, NULL, NULL);
 }
 
 int sw_auth_check_write(struct sw_daemon *d, struct evhttp_request *req)
 {
-	return check(d, req, 1);
+	return sw_auth_require(d, req, SW_ROLE_ADMIN, NULL, NULL, NULL, NULL);
 }
 
 int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req)
 {
 	struct sw_auth_req a;
+	struct sw_actor who = SW_ACTOR_INIT;
 	char client[64], key[96];
 	int bearer = 0, ok;
 	fill_req(&a, d, req);
 	a.read_requires_token = 1;   /* ask whether credentials are present and right */
 	if (a.authorization && *a.authorization && d->token_fails) {
-		/* the same limit as check(): no oracle for token guesses */
+		/* the same limit as sw_auth_require(): no oracle for token guesses */
 		client_key(key, sizeof(key), client, sizeof(client), d, req);
 		if (sw_limiter_check(d->token_fails, key, sw_now_ms()) > 0)
 			return 0;
 		bearer = 1;
 	}
 	ok = sw_auth_decide(&a, 0) == 0;
+	if (ok && a.kind == SW_ACTOR_TOKEN)
+		ok = sw_token_verify(d, a.presented, &who) == 0;
+	OPENSSL_cleanse(a.presented, sizeof(a.presented));
+	sw_actor_release(&who);
 	if (!ok && bearer)
 		sw_limiter_fail(d->token_fails, key, sw_now_ms());
 	return ok;
@@ -507,10 +579,14 @@ void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *
 	const char *given = evhttp_find_header(&form, "token");
 	const char *next = safe_next(evhttp_find_header(&form, "next"));
 	if (!given || !sw_auth_equal(given, token)) {
+		struct sw_actor anon = SW_ACTOR_INIT;
+		snprintf(anon.client, sizeof(anon.client), "%s", client);
 		if (d->login_fails)
 			sw_limiter_fail(d->login_fails, key, now);
 		log_info("auth.login_failed", "client=%s reason=%s", sw_q(client),
 			 given ? "wrong token" : "no token");
+		sw_audit_record(d, &anon, "sign_in", NULL, "refused",
+				given ? "wrong token" : "no token");
 		if (wants_json(req))
 			sw_reply_error(req, 401, "wrong API token");
 		else
@@ -534,7 +610,12 @@ void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	free(c1);
 	free(c2);
-	log_info("auth.login", "expires_in_s=%d", SW_AUTH_SESSION_TTL_S);
+	log_info("auth.login", "client=%s expires_in_s=%d", sw_q(client), SW_AUTH_SESSION_TTL_S);
+	{
+		struct sw_actor who = { .kind = SW_ACTOR_API_TOKEN, .name = "api_token" };
+		snprintf(who.client, sizeof(who.client), "%s", client);
+		sw_audit_record(d, &who, "sign_in", NULL, "ok", NULL);
+	}
 	if (wants_json(req)) {
 		sw_reply_json(req, 200, json_pack("{s:b, s:s, s:I}", "ok", 1, "csrf", csrf,
 						  "expires_at", (json_int_t)(now / 1000 +
