@@ -261,7 +261,7 @@ static int read_envs(struct sw_daemon *d, json_t *v, enum sw_role role, struct s
 	}
 	if (json_array_size(v) && role != SW_ROLE_DEPLOYER) {
 		sw_buf_addf(err, "environments: only a deployer token is limited to environments "
-			    "(a %s token's role holds everywhere)", sw_role_str(role));
+			    "(the %s role holds everywhere)", sw_role_str(role));
 		return SW_EINVALID;
 	}
 	json_array_foreach(v, i, e) {
