@@ -185,6 +185,29 @@ static void test_decide_write(void **state)
 	r.token = NULL;
 	r.authorization = "Bearer ";
 	assert_int_equal(sw_auth_decide(&r, 1), 403);
+	r.authorization = NULL;
+	r.cookies = NULL;
+	assert_int_equal(sw_auth_decide(&r, 1), 403);
+}
+
+/* An API token's shape is left to storage, with or without server.api_token. */
+static void test_decide_api_token(void **state)
+{
+	struct sw_auth_req r = { .token = TOKEN, .now_s = NOW };
+	r.authorization = "Bearer swt_0123_abc";
+	assert_int_equal(sw_auth_decide(&r, 1), 0);
+	assert_int_equal(r.kind, SW_ACTOR_TOKEN);
+	assert_string_equal(r.presented, "swt_0123_abc");
+	r.token = NULL;
+	assert_int_equal(sw_auth_decide(&r, 0), 0);     /* reads open: nothing needed */
+	assert_int_equal(r.kind, SW_ACTOR_ANONYMOUS);
+	assert_int_equal(sw_auth_decide(&r, 1), 0);
+	assert_int_equal(r.kind, SW_ACTOR_TOKEN);
+	r.token = TOKEN;
+	r.authorization = "Bearer " TOKEN;
+	assert_int_equal(sw_auth_decide(&r, 1), 0);
+	assert_int_equal(r.kind, SW_ACTOR_API_TOKEN);
+	assert_string_equal(r.presented, "");
 }
 
 int main(void)
@@ -198,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_cookie_parse),
 		cmocka_unit_test(test_decide_read),
 		cmocka_unit_test(test_decide_write),
+		cmocka_unit_test(test_decide_api_token),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
