@@ -467,8 +467,10 @@ int sw_auth_require(struct sw_daemon *d, struct evhttp_request *req, enum sw_rol
 		if (code == 401 && has_bearer && d->token_fails)
 			sw_limiter_fail(d->token_fails, key, sw_now_ms());
 		snprintf(msg, sizeof(msg), "%s", sw_error_last());
-		/* a credential that does not hold is worth a row whatever was asked */
-		refuse(d, req, out, code, action ? action : has_bearer ? "auth" : NULL, target, msg);
+		/* a credential that does not hold is worth a row whatever was asked;
+		 * a request with none is only logged (anyone could fill the table) */
+		int presented = has_bearer || (a.cookies && strstr(a.cookies, SW_AUTH_SESSION_COOKIE));
+		refuse(d, req, out, code, !presented ? NULL : action ? action : "auth", target, msg);
 		goto refused;
 	}
 	if (!sw_roles_allows(d->cfg, out, need, env)) {
