@@ -279,12 +279,31 @@ static void read_server(struct reader *r, node_t *n, struct sw_config *c)
 	}
 }
 
+/* github.oauth: {client_id, client_secret: secret, url} */
+static void read_oauth(struct reader *r, node_t *gh, struct sw_config *c)
+{
+	static const char *const keys[] = { "client_id", "client_secret", "url", NULL };
+	node_t *n = sw_yaml_get(gh, "oauth");
+	if (!n || sw_yaml_want_map(&r->y, n, "github.oauth", keys) < 0)
+		return;
+	sw_yaml_get_str(&c->oauth_client_id, &r->y, n, "github.oauth", "client_id",
+			SW_YAML_REQUIRED);
+	get_secret(r, n, "github.oauth", "client_secret", &c->oauth_client_secret);
+	sw_yaml_get_str(&c->oauth_url, &r->y, n, "github.oauth", "url", 0);
+	if (!c->oauth_client_secret.value && !sw_yaml_get(n, "client_secret"))
+		sw_yaml_error(&r->y, n, "github.oauth", "client_secret: missing");
+	if (c->oauth_url && strncmp(c->oauth_url, "https://", 8) && strncmp(c->oauth_url, "http://", 7))
+		sw_yaml_error(&r->y, sw_yaml_get(n, "url"), "github.oauth.url",
+			      "expected an http(s) URL, found %s", c->oauth_url);
+}
+
 static void read_github(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "api_url", "webhook_secret", "token", "replay_window",
-					    NULL };
+					    "oauth", NULL };
 	if (sw_yaml_want_map(&r->y, n, "github", keys) < 0)
 		return;
+	read_oauth(r, n, c);
 	sw_yaml_get_str(&c->github_api_url, &r->y, n, "github", "api_url", 0);
 	get_secret(r, n, "github", "webhook_secret", &c->webhook_secret);
 	get_secret(r, n, "github", "token", &c->github_token);
@@ -679,6 +698,7 @@ static void defaults(struct sw_config *c)
 	c->read_timeout_s = 10;
 	c->replay_window_s = 24 * 3600;
 	c->github_api_url = sw_strdup("https://api.github.com");
+	c->oauth_url = sw_strdup("https://github.com");
 	c->slack_api_url = sw_strdup("https://slack.com/api");
 	c->runner_backend = sw_strdup("docker");
 	c->docker_socket = sw_strdup("/var/run/docker.sock");
@@ -802,6 +822,9 @@ void sw_config_free(struct sw_config *c)
 	free(c->github_api_url);
 	secret_release(&c->webhook_secret);
 	secret_release(&c->github_token);
+	free(c->oauth_client_id);
+	secret_release(&c->oauth_client_secret);
+	free(c->oauth_url);
 	secret_release(&c->slack_webhook_url);
 	secret_release(&c->slack_bot_token);
 	free(c->slack_channel);

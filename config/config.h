@@ -131,6 +131,10 @@ struct sw_config {
 	struct sw_secret webhook_secret;
 	int64_t replay_window_s; /* the same event and body again within it: a duplicate */
 	struct sw_secret github_token;
+	/* github.oauth: sign-in with GitHub (daemon/oauth.c); no client_id = off */
+	char *oauth_client_id;
+	struct sw_secret oauth_client_secret;
+	char *oauth_url;         /* the web flow's base, https://github.com */
 
 	/* slack */
 	struct sw_secret slack_webhook_url;

@@ -1029,6 +1029,8 @@ const struct sw_route sw_api_routes[] = {
 	{ EVHTTP_REQ_DELETE, "/api/v1/tokens/", sw_tokens_revoke },
 	{ EVHTTP_REQ_GET, "/api/v1/audit", audit_list },
 	{ EVHTTP_REQ_GET, "/login", sw_auth_login_form },
+	{ EVHTTP_REQ_GET, "/login/github", sw_oauth_start },
+	{ EVHTTP_REQ_GET, "/login/github/callback", sw_oauth_callback },
 	{ EVHTTP_REQ_POST, "/login", sw_auth_login },
 	{ EVHTTP_REQ_POST, "/logout", sw_auth_logout },
 	{ EVHTTP_REQ_GET, "/api/v1/", api_unknown },

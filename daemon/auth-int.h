@@ -44,6 +44,12 @@
 #define SW_AUTH_SESSION_TTL_S (12 * 3600)
 /* Room for a session value ("EXPIRY.NONCE.MAC") or a CSRF token, with NUL. */
 #define SW_AUTH_VALUE_MAX 128
+/* A GitHub user's session: "u1.EXPIRY.NONCE.LOGIN.TEAMS.MAC" (daemon/oauth.c
+ * makes it), TEAMS the user's org/team names that the config names, joined
+ * by '+', or "-"; signed with a key derived from github.oauth.client_secret. */
+#define SW_AUTH_USER_COOKIE "sw_user"
+#define SW_AUTH_USER_MAX 1024
+#define SW_AUTH_LOGIN_MAX 40
 
 /* --- for handlers -------------------------------------------------------- */
 
@@ -88,6 +94,15 @@ char *sw_auth_csrf_token(struct sw_daemon *d, struct evhttp_request *req);
 /* Does `req` carry valid credentials (bearer or session)? 1 or 0. */
 int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req);
 
+/* "; Path=/; SameSite=Strict|Lax[; Secure]" for this server's cookies
+ * (Secure behind TLS or an https public_url). */
+const char *sw_auth_cookie_attrs(struct sw_daemon *d, int lax);
+
+/* Sign-in with GitHub (daemon/oauth.c): GET /login/github and
+ * GET /login/github/callback. */
+void sw_oauth_start(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
+void sw_oauth_callback(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
+
 /* The routes GET /login (a form), POST /login, POST /logout. */
 void sw_auth_login_form(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
 void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
@@ -114,6 +129,20 @@ int sw_auth_session_new(char out[SW_AUTH_VALUE_MAX], const char *token, int64_t 
  */
 int sw_auth_session_verify(const char *value, const char *token, int64_t now_s);
 
+/*
+ * A GitHub user's session value for `login` with `teams` ('+'-joined, or
+ * NULL), valid until now_s + ttl_s, into `out` (SW_AUTH_USER_MAX bytes).
+ * SW_EINVALID when it does not fit or the login is not a GitHub login.
+ */
+int sw_auth_user_session_new(char out[SW_AUTH_USER_MAX], const char *secret, const char *login,
+			     const char *teams, int64_t now_s, int64_t ttl_s);
+/* Check one: 0 with the login and teams ("" for none) copied out, or
+ * SW_EINVALID with the reason in the slot. */
+int sw_auth_user_session_verify(const char *value, const char *secret, int64_t now_s,
+				char login[SW_AUTH_LOGIN_MAX], char teams[SW_AUTH_USER_MAX]);
+/* The CSRF token of a (verified) user session. */
+void sw_auth_user_csrf(char out[SW_AUTH_VALUE_MAX], const char *value, const char *secret);
+
 /* The CSRF token bound to session `value` (must have been verified). */
 void sw_auth_csrf_for(char out[SW_AUTH_VALUE_MAX], const char *value, const char *token);
 
@@ -131,6 +160,11 @@ struct sw_auth_req {
 	 * the caller checks against storage and then wipes */
 	enum sw_actor_kind kind;
 	char presented[SW_AUTH_VALUE_MAX];
+	/* in: github.oauth.client_secret (NULL: no user sessions); out, for
+	 * SW_ACTOR_USER: the login and the '+'-joined teams */
+	const char *user_secret;
+	char login[SW_AUTH_LOGIN_MAX];
+	char teams[SW_AUTH_USER_MAX];
 };
 
 /*

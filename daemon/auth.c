@@ -149,6 +149,123 @@ void sw_auth_csrf_for(char out[SW_AUTH_VALUE_MAX], const char *value, const char
 	snprintf(out, SW_AUTH_VALUE_MAX, "%s", mac);
 }
 
+/* --- GitHub users' sessions ------------------------------------------------- */
+
+static void user_key(unsigned char key[32], const char *secret)
+{
+	static const char label[] = "slipway user session v1";
+	unsigned int len = 0;
+	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)label,
+	     sizeof(label) - 1, key, &len);
+}
+
+static void user_mac(char out[65], const char *secret, const char *msg, size_t len)
+{
+	unsigned char key[32], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	user_key(key, secret);
+	HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *)msg, len, md, &mdlen);
+	OPENSSL_cleanse(key, sizeof(key));
+	sw_auth_hex(out, md, 32);
+}
+
+static int login_ok(const char *s, size_t n)
+{
+	if (!n || n >= SW_AUTH_LOGIN_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+int sw_auth_user_session_new(char out[SW_AUTH_USER_MAX], const char *secret, const char *login,
+			     const char *teams, int64_t now_s, int64_t ttl_s)
+{
+	unsigned char raw[NONCE_BYTES];
+	char nonce[2 * NONCE_BYTES + 1], mac[65];
+	if (!login || !login_ok(login, strlen(login)))
+		return sw_error_setc(SW_EINVALID, "'%s' is not a GitHub login", login ? login : "");
+	for (const char *p = teams; p && *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-_./+", *p))
+			return sw_error_setc(SW_EINVALID, "a team name holds '%c'", *p);
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return sw_error_set("no random bytes for a session");
+	sw_auth_hex(nonce, raw, sizeof(raw));
+	int n = snprintf(out, SW_AUTH_USER_MAX, "u1.%lld.%s.%s.%s", (long long)(now_s + ttl_s),
+			 nonce, login, teams && *teams ? teams : "-");
+	if (n < 0 || n + 66 >= SW_AUTH_USER_MAX)
+		return sw_error_setc(SW_EINVALID, "the session of %s does not fit a cookie", login);
+	user_mac(mac, secret, out, (size_t)n);
+	snprintf(out + n, SW_AUTH_USER_MAX - (size_t)n, ".%s", mac);
+	return 0;
+}
+
+int sw_auth_user_session_verify(const char *value, const char *secret, int64_t now_s,
+				char login[SW_AUTH_LOGIN_MAX], char teams[SW_AUTH_USER_MAX])
+{
+	char want[65];
+	const char *v = value, *f[5];
+	size_t len = value ? strlen(value) : 0;
+	int k = 0;
+	if (!secret)
+		return sw_error_setc(SW_EINVALID, "sign-in with GitHub is not configured");
+	/* u1 . EXP . NONCE . LOGIN . TEAMS . MAC: the MAC is the last 64 */
+	if (len < 70 || strncmp(v, "u1.", 3) || v[len - 65] != '.')
+		return sw_error_setc(SW_EINVALID, "malformed session");
+	user_mac(want, secret, v, len - 65);
+	if (!sw_auth_equal(want, v + len - 64))
+		return sw_error_setc(SW_EINVALID, "session signature does not match");
+	for (const char *p = v + 3; p < v + len - 65 && k < 5; p++)
+		if (p == v + 3 || p[-1] == '.')
+			f[k++] = p;
+	if (k != 4)
+		return sw_error_setc(SW_EINVALID, "malformed session");
+	char *end;
+	long long exp = strtoll(f[0], &end, 10);
+	if (*end != '.' || exp <= now_s)
+		return sw_error_setc(SW_EINVALID, *end != '.' ? "malformed session" : "session expired");
+	size_t ln = (size_t)(f[3] - f[2] - 1), tn = (size_t)(v + len - 65 - f[3]);
+	if (!login_ok(f[2], ln) || tn >= SW_AUTH_USER_MAX)
+		return sw_error_setc(SW_EINVALID, "malformed session");
+	memcpy(login, f[2], ln);
+	login[ln] = 0;
+	if (tn == 1 && f[3][0] == '-')
+		tn = 0;
+	memcpy(teams, f[3], tn);
+	teams[tn] = 0;
+	return 0;
+}
+
+void sw_auth_user_csrf(char out[SW_AUTH_VALUE_MAX], const char *value, const char *secret)
+{
+	char msg[64], mac[65];
+	const char *dot = value ? strchr(value + (strlen(value) > 3 ? 3 : 0), '.') : NULL;
+	/* bound to the session's nonce (what follows the expiry) */
+	snprintf(msg, sizeof(msg), "ucsrf.%.32s", dot ? dot + 1 : "");
+	user_mac(mac, secret, msg, strlen(msg));
+	snprintf(out, SW_AUTH_VALUE_MAX, "%s", mac);
+}
+
+/* The CSRF check of a cookie-authenticated write: 0, or 403 with the slot set. */
+static int csrf_check(const struct sw_auth_req *r, const char *want)
+{
+	char cookie[SW_AUTH_VALUE_MAX];
+	const char *sent = r->csrf_header && *r->csrf_header ? r->csrf_header : r->csrf_field;
+	if (!sent || !*sent) {
+		sw_error_set("missing CSRF token: send the %s cookie's value in an %s header "
+			     "or a %s form field", SW_AUTH_CSRF_COOKIE, SW_AUTH_CSRF_HEADER,
+			     SW_AUTH_CSRF_FIELD);
+		return 403;
+	}
+	if (sw_auth_cookie(r->cookies, SW_AUTH_CSRF_COOKIE, cookie, sizeof(cookie)) < 0 ||
+	    !sw_auth_equal(sent, cookie) || !sw_auth_equal(sent, want)) {
+		sw_error_set("CSRF token does not match this session");
+		return 403;
+	}
+	return 0;
+}
+
 int sw_auth_cookie(const char *cookies, const char *name, char *out, size_t n)
 {
 	size_t nl = strlen(name);
@@ -229,6 +346,22 @@ int sw_auth_decide(struct sw_auth_req *r, int write)
 		r->kind = SW_ACTOR_API_TOKEN;
 		return 0;
 	}
+	char user[SW_AUTH_USER_MAX];
+	if (r->user_secret && r->cookies &&
+	    sw_auth_cookie(r->cookies, SW_AUTH_USER_COOKIE, user, sizeof(user)) == 0) {
+		char want[SW_AUTH_VALUE_MAX];
+		int code;
+		if (sw_auth_user_session_verify(user, r->user_secret, r->now_s, r->login,
+						r->teams) < 0) {
+			sw_error_prefix("sign in again at /login/github");
+			return 401;
+		}
+		sw_auth_user_csrf(want, user, r->user_secret);
+		if (write && (code = csrf_check(r, want)) != 0)
+			return code;
+		r->kind = SW_ACTOR_USER;
+		return 0;
+	}
 	if (!r->token) {
 		sw_error_set("this needs an API token (Authorization: Bearer TOKEN); "
 			     "server.api_token is not configured, so there is no login");
@@ -244,20 +377,11 @@ int sw_auth_decide(struct sw_auth_req *r, int write)
 			r->kind = SW_ACTOR_API_TOKEN;
 			return 0;
 		}
-		char want[SW_AUTH_VALUE_MAX], cookie[SW_AUTH_VALUE_MAX];
-		const char *sent = r->csrf_header && *r->csrf_header ? r->csrf_header : r->csrf_field;
-		if (!sent || !*sent) {
-			sw_error_set("missing CSRF token: send the %s cookie's value in an %s header "
-				     "or a %s form field", SW_AUTH_CSRF_COOKIE, SW_AUTH_CSRF_HEADER,
-				     SW_AUTH_CSRF_FIELD);
-			return 403;
-		}
+		char want[SW_AUTH_VALUE_MAX];
+		int code;
 		sw_auth_csrf_for(want, session, r->token);
-		if (sw_auth_cookie(r->cookies, SW_AUTH_CSRF_COOKIE, cookie, sizeof(cookie)) < 0 ||
-		    !sw_auth_equal(sent, cookie) || !sw_auth_equal(sent, want)) {
-			sw_error_set("CSRF token does not match this session");
-			return 403;
-		}
+		if ((code = csrf_check(r, want)) != 0)
+			return code;
 		r->kind = SW_ACTOR_API_TOKEN;
 		return 0;
 	}
@@ -384,6 +508,7 @@ static void fill_req(struct sw_auth_req *a, struct sw_daemon *d, struct evhttp_r
 	a->cookies = in_header(req, "Cookie");
 	a->csrf_header = in_header(req, SW_AUTH_CSRF_HEADER);
 	a->now_s = sw_now_ms() / 1000;
+	a->user_secret = d->cfg->oauth_client_id ? d->cfg->oauth_client_secret.value : NULL;
 }
 
 /* The limiter key of the client `req` comes from, into `key` (at least 80 bytes). */
@@ -462,6 +587,8 @@ int sw_auth_require(struct sw_daemon *d, struct evhttp_request *req, enum sw_rol
 	if (code == 0 && a.kind == SW_ACTOR_API_TOKEN) {
 		out->kind = SW_ACTOR_API_TOKEN;
 		snprintf(out->name, sizeof(out->name), "api_token");
+	} else if (code == 0 && a.kind == SW_ACTOR_USER) {
+		sw_actor_set_user(out, a.login, a.teams);
 	}
 	if (code != 0) {
 		if (code == 401 && has_bearer && d->token_fails)
@@ -523,11 +650,20 @@ int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req)
 
 char *sw_auth_csrf_token(struct sw_daemon *d, struct evhttp_request *req)
 {
-	char session[SW_AUTH_VALUE_MAX], csrf[SW_AUTH_VALUE_MAX];
+	char session[SW_AUTH_USER_MAX], csrf[SW_AUTH_VALUE_MAX], login[SW_AUTH_LOGIN_MAX];
+	char teams[SW_AUTH_USER_MAX];
 	const char *token = d->cfg->api_token.value, *cookies = in_header(req, "Cookie");
-	if (!token || !cookies ||
-	    sw_auth_cookie(cookies, SW_AUTH_SESSION_COOKIE, session, sizeof(session)) < 0 ||
-	    sw_auth_session_verify(session, token, sw_now_ms() / 1000) < 0)
+	const char *secret = d->cfg->oauth_client_id ? d->cfg->oauth_client_secret.value : NULL;
+	int64_t now = sw_now_ms() / 1000;
+	if (!cookies)
+		return NULL;
+	if (secret && sw_auth_cookie(cookies, SW_AUTH_USER_COOKIE, session, sizeof(session)) == 0 &&
+	    sw_auth_user_session_verify(session, secret, now, login, teams) == 0) {
+		sw_auth_user_csrf(csrf, session, secret);
+		return sw_strdup(csrf);
+	}
+	if (!token || sw_auth_cookie(cookies, SW_AUTH_SESSION_COOKIE, session, SW_AUTH_VALUE_MAX) < 0 ||
+	    sw_auth_session_verify(session, token, now) < 0)
 		return NULL;
 	sw_auth_csrf_for(csrf, session, token);
 	return sw_strdup(csrf);
@@ -541,10 +677,17 @@ static const char *safe_next(const char *next)
 	return next;
 }
 
-static const char *cookie_attrs(struct sw_daemon *d)
+const char *sw_auth_cookie_attrs(struct sw_daemon *d, int lax)
 {
 	int secure = d->ssl || (d->cfg->public_url && !strncmp(d->cfg->public_url, "https:", 6));
+	if (lax)
+		return secure ? "; Path=/; SameSite=Lax; Secure" : "; Path=/; SameSite=Lax";
 	return secure ? "; Path=/; SameSite=Strict; Secure" : "; Path=/; SameSite=Strict";
+}
+
+static const char *cookie_attrs(struct sw_daemon *d)
+{
+	return sw_auth_cookie_attrs(d, 0);
 }
 
 void sw_auth_login_form(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
@@ -634,10 +777,14 @@ void sw_auth_logout(struct sw_daemon *d, struct evhttp_request *req, const char 
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	char *c1 = sw_asprintf("%s=; Max-Age=0; HttpOnly%s", SW_AUTH_SESSION_COOKIE, cookie_attrs(d));
 	char *c2 = sw_asprintf("%s=; Max-Age=0%s", SW_AUTH_CSRF_COOKIE, cookie_attrs(d));
+	char *c3 = sw_asprintf("%s=; Max-Age=0; HttpOnly%s", SW_AUTH_USER_COOKIE,
+			       sw_auth_cookie_attrs(d, 1));
 	evhttp_add_header(h, "Set-Cookie", c1);
 	evhttp_add_header(h, "Set-Cookie", c2);
+	evhttp_add_header(h, "Set-Cookie", c3);
 	free(c1);
 	free(c2);
+	free(c3);
 	if (wants_json(req)) {
 		sw_reply_json(req, 200, json_pack("{s:b}", "ok", 1));
 	} else {

@@ -55,11 +55,14 @@ struct sw_actor {
 	char client[SW_ACTOR_CLIENT_MAX]; /* the client address the request came from */
 	enum sw_role role;                /* SW_ACTOR_TOKEN: its role */
 	char *envs;                       /* SW_ACTOR_TOKEN: comma list, NULL = all (owned) */
-	const char *const *teams;         /* SW_ACTOR_USER: "org/team" names (borrowed) */
+	const char *const *teams;         /* SW_ACTOR_USER: "org/team" names */
 	size_t nteams;
+	char *teams_buf;                  /* owned storage behind `teams`, or NULL */
 };
 #define SW_ACTOR_INIT { .kind = SW_ACTOR_ANONYMOUS, .name = "anonymous" }
 void sw_actor_release(struct sw_actor *a);
+/* Make `a` the GitHub user `login` of the '+'-joined `teams` (copied). */
+void sw_actor_set_user(struct sw_actor *a, const char *login, const char *teams);
 
 const char *sw_role_str(enum sw_role r);
 /* "viewer", "deployer", "admin"; SW_EINVALID otherwise. */

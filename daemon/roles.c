@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "daemon/roles-int.h"
+#include "lib/buf.h"
 
 static const char *const role_names[] = { "none", "viewer", "deployer", "admin" };
 static const char *const kind_names[] = { "anonymous", "api_token", "token", "user", "system" };
@@ -16,6 +17,29 @@ void sw_actor_release(struct sw_actor *a)
 {
 	free(a->envs);
 	a->envs = NULL;
+	if (a->teams_buf) {
+		free((void *)a->teams);
+		free(a->teams_buf);
+		a->teams = NULL;
+		a->nteams = 0;
+		a->teams_buf = NULL;
+	}
+}
+
+void sw_actor_set_user(struct sw_actor *a, const char *login, const char *teams)
+{
+	size_t n = 0, cap = 1;
+	a->kind = SW_ACTOR_USER;
+	snprintf(a->name, sizeof(a->name), "%s", login);
+	a->teams_buf = sw_strdup(teams ? teams : "");
+	for (const char *p = a->teams_buf; *p; p++)
+		cap += *p == '+';
+	const char **v = sw_calloc(cap + 1, sizeof(char *));
+	for (char *p = a->teams_buf, *save = NULL, *t = strtok_r(p, "+", &save); t;
+	     t = strtok_r(NULL, "+", &save))
+		v[n++] = t;
+	a->teams = v;
+	a->nteams = n;
 }
 
 const char *sw_role_str(enum sw_role r)
