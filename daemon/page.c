@@ -226,11 +226,14 @@ static void page_begin(struct page *p, struct sw_daemon *d, struct evhttp_reques
 	sw_buf_addf(&p->b, "</style></head><body%s><header><a class=brand href=\"/%s\">slipway</a>"
 		    "<nav><a href=\"/%s\">Status</a><a href=\"/metrics\" class=hide-sm>Metrics</a>",
 		    p->tv ? " class=tv" : "", p->tv ? "?tv=1" : "", p->tv ? "?tv=1" : "");
-	if (sw_auth_is_authenticated(d, req))
+	if (sw_auth_is_authenticated(d, req)) {
 		sw_buf_adds(&p->b, "<form method=post action=\"/logout\" style=\"margin:0\">"
 			    "<button type=submit>Log out</button></form>");
-	else
+	} else {
+		if (d->cfg->oauth_client_id)
+			sw_buf_adds(&p->b, "<a href=\"/login/github\">Sign in with GitHub</a>");
 		sw_buf_adds(&p->b, "<a href=\"/login\">Log in</a>");
+	}
 	sw_buf_adds(&p->b, "</nav></header><main>");
 	storage_banner(p, d);
 }
