@@ -131,7 +131,30 @@ sed -i 's/\(sw_user\t[^\t]*\)bob/\1alice/; s/\.bob\./.alice./' "$jar"
 [ "$(post /api/v1/environments/prod/sync)" = 401 ] && jq -e '.error|test("signature does not match")' "$T/body" >/dev/null || fail "forged session: $(cat "$T/body")"
 ok "a state that does not match, a refused code, a forged session: 400, 401, 401, no session"
 
-# 5. sign-out, and the audit log names the users
+# 5. a real browser: headless Chromium signs bob in through GitHub and lands on
+# the page signed in (the Lax session cookie survives the cross-site
+# redirect), then sees prod's refusal rendered
+CHROME=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$CHROME" ]; then
+	echo "note: chromium is not installed: the browser sign-in is skipped"
+else
+	prof=$(mktemp -d)
+	chrome() { timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
+		--disable-component-update --disable-sync --no-first-run --user-data-dir="$prof" "$@" 2>>"$T/chrome.log"; }
+	chrome --dump-dom "$URL/login/github" > "$T/dom-signin.html"
+	grep -q 'Log out' "$T/dom-signin.html" && ! grep -q 'Sign in with GitHub' "$T/dom-signin.html" \
+		|| fail "Chromium is not signed in after the flow: $(head -c 600 "$T/dom-signin.html")"
+	chrome --dump-dom "$URL/audit" > "$T/dom-audit.html"
+	grep -q 'audit.read needs the admin role (bob has deployer)' "$T/dom-audit.html" \
+		|| fail "the refusal is not shown: $(head -c 600 "$T/dom-audit.html")"
+	chrome --screenshot="$T/signed-in.png" --window-size=1280,900 "$URL/environments/prod" >/dev/null
+	[ -s "$T/signed-in.png" ] || fail "no screenshot"
+	[ -n "${SW_KEEP_SHOTS:-}" ] && cp "$T"/signed-in.png "$SW_KEEP_SHOTS"/ 2>/dev/null
+	rm -rf "$prof"
+	ok "headless Chromium signed in through GitHub, was refused /audit with the role named"
+fi
+
+# 6. sign-out, and the audit log names the users
 [ "$(sign_in)" = "200 $URL/" ] || fail "sign-in before sign-out"
 curl -s -b "$jar" -c "$jar" -o /dev/null -X POST "$URL/logout"
 grep -q 'sw_user' "$jar" && fail "sign-out left the session: $(cat "$jar")"
