@@ -55,10 +55,17 @@ struct flow {
 	char login[SW_AUTH_LOGIN_MAX];
 };
 
-static void flow_free(struct flow *f)
+/* Before any answer: an answer may close the connection (and free it). */
+static void detach(struct flow *f)
 {
 	if (f->evcon)
 		evhttp_connection_set_closecb(f->evcon, NULL, NULL);
+	f->evcon = NULL;
+}
+
+static void flow_free(struct flow *f)
+{
+	detach(f);
 	if (f->token) {
 		OPENSSL_cleanse(f->token, strlen(f->token));
 		free(f->token);
@@ -101,6 +108,7 @@ static void refuse(struct sw_daemon *d, struct evhttp_request *req, const char *
 
 static void flow_fail(struct flow *f, int code, const char *msg)
 {
+	detach(f);
 	refuse(f->d, f->req, f->client, f->login, code, msg);
 	flow_free(f);
 }
@@ -216,6 +224,7 @@ static void signed_in(struct flow *f, const char *teams)
 	int64_t now = sw_now_ms() / 1000;
 	struct sw_actor who = SW_ACTOR_INIT;
 
+	detach(f);
 	if (sw_auth_user_session_new(session, d->cfg->oauth_client_secret.value, f->login, teams,
 				     now, SW_AUTH_SESSION_TTL_S) < 0) {
 		flow_fail(f, 500, sw_error_last());

@@ -1420,6 +1420,21 @@ static void test_tokens_and_audit(void **state)
 	assert_int_equal(al.n, 1);
 	assert_int_equal(al.v[0].id, id);
 	sw_store_audit_list_release(&al);
+
+	/* retention.audit: the newest row kept by count, then all by age */
+	struct sw_store_retention pol = { .audit_keep = 1 };
+	struct sw_store_retention_result res = { 0 };
+	int more = 0;
+	assert_int_equal(sw_store_retention_step(f->st, &pol, 1000, &res, &more), 0);
+	assert_int_equal(res.audit, 2);
+	flt = (struct sw_store_audit_filter)SW_STORE_AUDIT_FILTER_INIT;
+	assert_int_equal(sw_store_audit_list(f->st, &flt, &al), 0);
+	assert_int_equal(al.n, 1);
+	assert_string_equal(al.v[0].action, "token.revoke");
+	sw_store_audit_list_release(&al);
+	pol = (struct sw_store_retention){ .audit_age_ms = 10 };
+	assert_int_equal(sw_store_retention_step(f->st, &pol, 1000, &res, &more), 0);
+	assert_int_equal(res.audit, 3);
 }
 
 int main(void)
