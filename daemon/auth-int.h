@@ -91,6 +91,13 @@ int sw_auth_check_write(struct sw_daemon *d, struct evhttp_request *req);
  */
 char *sw_auth_csrf_token(struct sw_daemon *d, struct evhttp_request *req);
 
+/*
+ * Who `req` is, quietly (no answer, no audit row; a wrong bearer token
+ * counts towards its client's limit): 1 with `*out` filled (release it),
+ * or 0 and `*out` anonymous when it carries no valid credentials.
+ */
+int sw_auth_actor(struct sw_daemon *d, struct evhttp_request *req, struct sw_actor *out);
+
 /* Does `req` carry valid credentials (bearer or session)? 1 or 0. */
 int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req);
 

@@ -623,28 +623,46 @@ int sw_auth_check_write(struct sw_daemon *d, struct evhttp_request *req)
 	return sw_auth_require(d, req, SW_ROLE_ADMIN, NULL, NULL, NULL, NULL);
 }
 
-int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req)
+int sw_auth_actor(struct sw_daemon *d, struct evhttp_request *req, struct sw_actor *out)
 {
+	static const struct sw_actor init = SW_ACTOR_INIT;
 	struct sw_auth_req a;
-	struct sw_actor who = SW_ACTOR_INIT;
-	char client[64], key[96];
+	char key[96];
 	int bearer = 0, ok;
+	*out = init;
 	fill_req(&a, d, req);
+	client_key(key, sizeof(key), out->client, sizeof(out->client), d, req);
 	a.read_requires_token = 1;   /* ask whether credentials are present and right */
 	if (a.authorization && *a.authorization && d->token_fails) {
 		/* the same limit as sw_auth_require(): no oracle for token guesses */
-		client_key(key, sizeof(key), client, sizeof(client), d, req);
 		if (sw_limiter_check(d->token_fails, key, sw_now_ms()) > 0)
 			return 0;
 		bearer = 1;
 	}
 	ok = sw_auth_decide(&a, 0) == 0;
-	if (ok && a.kind == SW_ACTOR_TOKEN)
-		ok = sw_token_verify(d, a.presented, &who) == 0;
+	if (ok && a.kind == SW_ACTOR_TOKEN) {
+		ok = sw_token_verify(d, a.presented, out) == 0;
+	} else if (ok && a.kind == SW_ACTOR_API_TOKEN) {
+		out->kind = SW_ACTOR_API_TOKEN;
+		snprintf(out->name, sizeof(out->name), "api_token");
+	} else if (ok && a.kind == SW_ACTOR_USER) {
+		sw_actor_set_user(out, a.login, a.teams);
+	}
 	OPENSSL_cleanse(a.presented, sizeof(a.presented));
-	sw_actor_release(&who);
 	if (!ok && bearer)
 		sw_limiter_fail(d->token_fails, key, sw_now_ms());
+	if (!ok) {
+		sw_actor_release(out);
+		*out = init;
+	}
+	return ok;
+}
+
+int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req)
+{
+	struct sw_actor who;
+	int ok = sw_auth_actor(d, req, &who);
+	sw_actor_release(&who);
 	return ok;
 }
 

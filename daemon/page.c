@@ -806,14 +806,26 @@ static void env_actions(struct sw_daemon *d, struct evhttp_request *req, struct 
 			const struct sw_cfg_env *ce, const struct sw_store_sync_list *hist)
 {
 	struct sw_buf *b = &p->b;
-	char *csrf;
+	struct sw_actor who;
+	char *csrf, why[512];
 
-	if (!sw_auth_is_authenticated(d, req)) {
+	if (!sw_auth_actor(d, req, &who)) {
 		sw_buf_adds(b, "<p class=mute><a href=\"/login?next=/environments/");
 		sw_url_esc(b, ce->name);
 		sw_buf_adds(b, "\">Log in</a> to sync or roll back.</p>");
 		return;
 	}
+	if (!sw_roles_allows(d->cfg, &who, SW_ROLE_DEPLOYER, ce->name)) {
+		/* what the API would answer, said before the click */
+		sw_roles_refusal(why, sizeof(why), d->cfg, &who, "Sync or rollback", SW_ROLE_DEPLOYER,
+				 ce->name);
+		sw_buf_adds(b, "<p class=\"notice refused\">");
+		sw_html_esc(b, why);
+		sw_buf_adds(b, ".</p>");
+		sw_actor_release(&who);
+		return;
+	}
+	sw_actor_release(&who);
 	csrf = sw_auth_csrf_token(d, req);
 	sw_buf_adds(b, "<div class=actions><form data-api method=post action=\"/api/v1/environments/");
 	sw_url_esc(b, ce->name);

@@ -115,6 +115,9 @@ github_as bob acme/web
 code=$(curl -s -o "$T/refused.html" -w '%{http_code}' -b "$jar" -H "X-CSRF-Token: $(csrf)" -X POST "$URL/api/v1/environments/prod/rollback" -H 'Content-Type: application/x-www-form-urlencoded' -d revision=abcdef1)
 [ "$code" = 403 ] && grep -q "rollback of prod needs the deployer role on prod" "$T/refused.html" || fail "rollback refusal: $code $(cat "$T/refused.html")"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -b "$jar" "$URL/audit")" = 403 ] || fail "bob on /audit"
+curl -s -b "$jar" "$URL/environments/prod" > "$T/prod.html"
+grep -q 'Sync or rollback of prod needs the deployer role on prod (bob has deployer)' "$T/prod.html" && ! grep -q 'Sync now' "$T/prod.html" || fail "prod's page offers bob the buttons"
+curl -s -b "$jar" "$URL/environments/dev" | grep -q 'Sync now' || fail "dev's page lacks bob's buttons"
 ok "bob synced dev and was refused on prod: 403 'sync of prod needs the deployer role on prod'"
 
 # 4. bad input: a state that does not match, a code GitHub refuses, a forged session
@@ -147,6 +150,9 @@ else
 	chrome --dump-dom "$URL/audit" > "$T/dom-audit.html"
 	grep -q 'audit.read needs the admin role (bob has deployer)' "$T/dom-audit.html" \
 		|| fail "the refusal is not shown: $(head -c 600 "$T/dom-audit.html")"
+	chrome --dump-dom "$URL/environments/prod" > "$T/dom-prod.html"
+	grep -q 'Sync or rollback of prod needs the deployer role on prod (bob has deployer)' "$T/dom-prod.html" \
+		|| fail "prod's refusal is not on the page in the browser"
 	chrome --screenshot="$T/signed-in.png" --window-size=1280,900 "$URL/environments/prod" >/dev/null
 	[ -s "$T/signed-in.png" ] || fail "no screenshot"
 	[ -n "${SW_KEEP_SHOTS:-}" ] && cp "$T"/signed-in.png "$SW_KEEP_SHOTS"/ 2>/dev/null
