@@ -226,7 +226,11 @@ static void page_begin(struct page *p, struct sw_daemon *d, struct evhttp_reques
 	sw_buf_addf(&p->b, "</style></head><body%s><header><a class=brand href=\"/%s\">slipway</a>"
 		    "<nav><a href=\"/%s\">Status</a><a href=\"/metrics\" class=hide-sm>Metrics</a>",
 		    p->tv ? " class=tv" : "", p->tv ? "?tv=1" : "", p->tv ? "?tv=1" : "");
-	if (sw_auth_is_authenticated(d, req)) {
+	struct sw_actor who;
+	if (sw_auth_actor(d, req, &who)) {
+		if (sw_roles_allows(d->cfg, &who, SW_ROLE_ADMIN, NULL))
+			sw_buf_adds(&p->b, "<a href=\"/audit\">Audit</a>");
+		sw_actor_release(&who);
 		sw_buf_adds(&p->b, "<form method=post action=\"/logout\" style=\"margin:0\">"
 			    "<button type=submit>Log out</button></form>");
 	} else {

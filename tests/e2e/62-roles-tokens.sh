@@ -184,6 +184,8 @@ grep -q '<h1>Audit log</h1>' "$T/body" || fail "page title"
 grep -q 'found &#39;&lt;&#39; at 1' "$T/body" || fail "the page does not escape: $(grep -o "found [^<]*at 1" "$T/body" | head -2)"
 grep -q '&lt;b&gt;x' "$T/body" && ! grep -q '<b>x' "$T/body" || fail "the target is not escaped"
 grep -q 'href="/audit?actor=ci-dev"' "$T/body" || fail "actor link"
+grep -q '<a href="/audit">Audit</a>' "$T/body" || fail "no Audit link for the admin"
+curl -s "$URL/" | grep -q '<a href="/audit">Audit</a>' && fail "an Audit link for anonymous"
 [ "$(api /audit -H "Authorization: Bearer $TOK")" = 401 ] || fail "page with a revoked token"
 ok "the audit log through the API (filters, paging), slipway audit and the page (escaped)"
 
