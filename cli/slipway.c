@@ -47,6 +47,10 @@ struct cli {
 	const char **manifests;
 	size_t nmanifests;
 	const char *region, *role_arn;
+	/* token and audit options */
+	const char **envs;          /* every --env, for token create */
+	size_t nenvs;
+	const char *role, *expires, *actor, *action, *since;
 };
 
 /* --- usage ------------------------------------------------------------------- */
@@ -81,8 +85,18 @@ static void usage_all(FILE *f)
 static void usage_cmd(FILE *f, const struct command *k)
 {
 	fprintf(f, "usage: slipway %s %s\n\n  %s\n", k->name, k->args, k->help);
-	if (strchr(k->opts, 'e'))
+	if (strchr(k->opts, 'e') && strchr(k->opts, 'R'))
+		fprintf(f, "\n  --role ROLE      viewer, deployer or admin\n"
+			"  --env ENV        a deployer token deploys only here (repeat for more;\n"
+			"                   none: every environment)\n"
+			"  --expires SPAN   90d (default), 12h, 30m, ... or never\n");
+	else if (strchr(k->opts, 'e'))
 		fprintf(f, "\n  --env ENV        only runs of this environment\n");
+	if (strchr(k->opts, 'A'))
+		fprintf(f, "\n  --actor NAME     only what NAME did (api_token, a token's or a user's name)\n"
+			"  --action X       only this action (sync, rollback, cancel, retry, sign_in,\n"
+			"                   token.create, token.revoke, config.reload, auth, ...)\n"
+			"  --since SPAN     only the last SPAN (1h, 7d)\n");
 	if (strchr(k->opts, 's'))
 		fprintf(f, "  --status S       queued, running, success, failure, error, cancelled, interrupted\n");
 	if (strchr(k->opts, 'r'))
@@ -90,15 +104,16 @@ static void usage_cmd(FILE *f, const struct command *k)
 	if (strchr(k->opts, 'k'))
 		fprintf(f, "  --kind K         pull_request, push, deploy, manual, rollback, drift\n");
 	if (strchr(k->opts, 'n'))
-		fprintf(f, "  --limit N        at most N (default 20)\n");
+		fprintf(f, "  --limit N        at most N (default %d)\n", strchr(k->opts, 'A') ? 50 : 20);
 	if (strchr(k->opts, 'b'))
-		fprintf(f, "  --before ID      the page of runs older than run ID\n");
+		fprintf(f, "  --before ID      the page of %s older than %s ID\n",
+			strchr(k->opts, 'A') ? "rows" : "runs", strchr(k->opts, 'A') ? "row" : "run");
 	if (strchr(k->opts, 'f'))
 		fprintf(f, "\n  -f, --follow     keep printing as the log grows, until the stage (or run) ends;\n"
 			"                   then exit 0 when it succeeded, 1 when not\n");
 	if (strchr(k->opts, 'G'))
 		fprintf(f, "\n  --region R       the AWS region (default: $AWS_REGION, the profile's, us-east-1)\n");
-	if (strchr(k->opts, 'A'))
+	if (strchr(k->opts, 'O'))
 		fprintf(f, "  --role-arn ARN   assume this role with the credentials found\n");
 	if (strchr(k->opts, 'm'))
 		fprintf(f, "\n  --manifests PATH manifest path in DIR to render and check (repeatable),\n"
@@ -564,21 +579,28 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
+/* PATH?limit=N[&before=ID][&KEY=VALUE]... for a list; NULL values are left out. */
+static void list_path(struct sw_buf *p, const struct cli *c, const char *path, long def,
+		      const char *const *keys, const char *const *vals, int n)
+{
+	sw_buf_addf(p, "%s?limit=%ld", path, c->limit > 0 ? c->limit : def);
+	if (c->before > 0)
+		sw_buf_addf(p, "&before=%ld", c->before);
+	for (int i = 0; i < n; i++)
+		if (vals[i]) {
+			sw_buf_addf(p, "&%s=", keys[i]);
+			esc(p, vals[i]);
+		}
+}
+
 static int cmd_runs(struct cli *c, int argc, char **argv)
 {
 	struct sw_buf p = SW_BUF_INIT;
 	json_t *j;
 	int rc;
-	sw_buf_addf(&p, "/api/v1/runs?limit=%ld", c->limit > 0 ? c->limit : 20);
-	if (c->before > 0)
-		sw_buf_addf(&p, "&before=%ld", c->before);
 	const char *keys[] = { "env", "status", "repo", "kind" };
 	const char *vals[] = { c->env, c->status, c->repo, c->kind };
-	for (int i = 0; i < 4; i++)
-		if (vals[i]) {
-			sw_buf_addf(&p, "&%s=", keys[i]);
-			esc(&p, vals[i]);
-		}
+	list_path(&p, c, "/api/v1/runs", 20, keys, vals, 4);
 	rc = api(c, "GET", p.ptr, NULL, &j, NULL);
 	sw_buf_release(&p);
 	if (rc)
@@ -1019,6 +1041,194 @@ static int cmd_validate(struct cli *c, int argc, char **argv)
 	return bad ? EXIT_FAILED : 0;
 }
 
+/* --- API tokens and the audit log (admin) ------------------------------------------ */
+
+/* An expiry or other time as "in 89d", "3h ago" or "never". */
+static void fmt_when(char *out, size_t n, long long ms, const char *none)
+{
+	long long s = (ms - sw_now_ms()) / 1000;
+	if (ms <= 0)
+		snprintf(out, n, "%s", none);
+	else if (s <= 0)
+		fmt_ago(out, n, ms);
+	else if (s < 3600)
+		snprintf(out, n, "in %lldm", s / 60 + 1);
+	else if (s < 86400)
+		snprintf(out, n, "in %lldh", s / 3600);
+	else
+		snprintf(out, n, "in %lldd", s / 86400);
+}
+
+/* ["dev", "qa"] as "dev,qa"; null as "all". */
+static void envs_str(struct sw_buf *b, json_t *envs)
+{
+	size_t i;
+	json_t *e;
+	if (!json_is_array(envs)) {
+		sw_buf_adds(b, "all");
+		return;
+	}
+	json_array_foreach(envs, i, e)
+		sw_buf_addf(b, "%s%s", i ? "," : "", json_string_value(e) ? json_string_value(e) : "?");
+}
+
+static int token_create(struct cli *c, const char *name)
+{
+	json_t *j, *envs = json_array(), *body;
+	for (size_t i = 0; i < c->nenvs; i++)
+		json_array_append_new(envs, json_string(c->envs[i]));
+	body = json_pack("{s:s, s:s, s:s}", "name", name, "role", c->role ? c->role : "",
+			 "expires", c->expires ? c->expires : "90d");
+	json_object_set_new(body, "environments", c->nenvs ? envs : json_null());
+	if (!c->nenvs)
+		json_decref(envs);
+	int rc = api(c, "POST", "/api/v1/tokens", body, &j, NULL);
+	json_decref(body);
+	if (rc)
+		return rc;
+	if (c->json) {
+		print_json(j);
+	} else {
+		struct sw_buf e = SW_BUF_INIT;
+		char exp[32];
+		envs_str(&e, json_object_get(j, "environments"));
+		fmt_when(exp, sizeof(exp), i_or(j, "expires_at", 0), "never");
+		fprintf(stderr, "token %s (%s) created: role %s on %s, expires %s.\n"
+			"It is shown this once; slipwayd keeps only its hash.\n",
+			s_or(j, "name", "?"), s_or(j, "id", "?"), s_or(j, "role", "?"), e.ptr, exp);
+		printf("%s\n", s_or(j, "token", ""));
+		sw_buf_release(&e);
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* GET `path` into `*out`; with --json it is printed instead and `*out` is NULL. */
+static int get_or_print(const struct cli *c, const char *path, json_t **out)
+{
+	int rc = api(c, "GET", path, NULL, out, NULL);
+	if (rc == 0 && c->json) {
+		print_json(*out);
+		json_decref(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int token_list(struct cli *c)
+{
+	static const char *const head[] = { "ID", "NAME", "ROLE", "ENVS", "STATE", "CREATED BY",
+		"CREATED", "EXPIRES", "LAST USED" };
+	struct table t;
+	json_t *j, *tok;
+	size_t i;
+	int rc = get_or_print(c, "/api/v1/tokens", &j);
+	if (rc || !j)
+		return rc;
+	table_init(&t, 9, head);
+	json_array_foreach(json_object_get(j, "tokens"), i, tok) {
+		struct sw_buf e = SW_BUF_INIT;
+		char created[32], expires[32], used[32];
+		envs_str(&e, json_object_get(tok, "environments"));
+		fmt_ago(created, sizeof(created), i_or(tok, "created_at", 0));
+		fmt_when(expires, sizeof(expires), i_or(tok, "expires_at", 0), "never");
+		fmt_ago(used, sizeof(used), i_or(tok, "last_used_at", 0));
+		const char *row[] = { s_or(tok, "id", "-"), s_or(tok, "name", "-"),
+			s_or(tok, "role", "-"), e.ptr, s_or(tok, "state", "-"),
+			s_or(tok, "created_by", "-"), created, expires, used };
+		table_row(&t, row);
+		sw_buf_release(&e);
+	}
+	table_print(&t, c);
+	json_decref(j);
+	return 0;
+}
+
+static int token_revoke(struct cli *c, const char *id)
+{
+	json_t *j;
+	char *p = path1("/api/v1/tokens/", id, "");
+	int rc = api(c, "DELETE", p, NULL, &j, NULL);
+	free(p);
+	if (rc)
+		return rc;
+	if (c->json)
+		print_json(j);
+	else
+		printf("token %s revoked\n", id);
+	json_decref(j);
+	return 0;
+}
+
+static int cmd_token(struct cli *c, int argc, char **argv)
+{
+	const char *sub = argv[0];
+	int create = !strcmp(sub, "create");
+	if ((c->role || c->expires || c->nenvs) && !create) {
+		fprintf(stderr, "slipway token %s: --role, --env and --expires are for create\n", sub);
+		return EXIT_USAGE;
+	}
+	if (create && argc == 2) {
+		if (!c->role) {
+			fprintf(stderr, "slipway token create: give --role viewer, deployer or admin\n");
+			return EXIT_USAGE;
+		}
+		return token_create(c, argv[1]);
+	}
+	if (!strcmp(sub, "list") && argc == 1)
+		return token_list(c);
+	if (!strcmp(sub, "revoke") && argc == 2)
+		return token_revoke(c, argv[1]);
+	fprintf(stderr, "usage: slipway token create NAME --role ROLE [--env ENV]... "
+		"[--expires 90d|never]\n       slipway token list\n       slipway token revoke ID\n");
+	return EXIT_USAGE;
+}
+
+static int cmd_audit(struct cli *c, int argc, char **argv)
+{
+	static const char *const head[] = { "ID", "WHEN", "ACTOR", "KIND", "CLIENT", "ACTION",
+		"TARGET", "OUTCOME", "REASON" };
+	struct sw_buf p = SW_BUF_INIT;
+	struct table t;
+	json_t *j, *row;
+	size_t i;
+	int rc;
+	const char *keys[] = { "actor", "action" };
+	const char *vals[] = { c->actor, c->action };
+	list_path(&p, c, "/api/v1/audit", 50, keys, vals, 2);
+	if (c->since) {
+		int64_t secs = sw_parse_duration(c->since);
+		if (secs < 0) {
+			fprintf(stderr, "slipway audit: --since: expected a duration such as 1h or 7d, "
+				"found '%s'\n", c->since);
+			sw_buf_release(&p);
+			return EXIT_USAGE;
+		}
+		sw_buf_addf(&p, "&since=%lld", (long long)(sw_now_ms() - secs * 1000));
+	}
+	rc = get_or_print(c, p.ptr, &j);
+	sw_buf_release(&p);
+	if (rc || !j)
+		return rc;
+	table_init(&t, 9, head);
+	json_array_foreach(json_object_get(j, "audit"), i, row) {
+		char id[24], when[32];
+		snprintf(id, sizeof(id), "%lld", i_or(row, "id", 0));
+		fmt_ago(when, sizeof(when), i_or(row, "at", 0));
+		const char *r[] = { id, when, s_or(row, "actor", "-"), s_or(row, "actor_kind", "-"),
+			s_or(row, "client", "-"), s_or(row, "action", "-"), s_or(row, "target", "-"),
+			s_or(row, "outcome", "-"), s_or(row, "reason", "-") };
+		table_row(&t, r);
+	}
+	table_print(&t, c);
+	json_t *next = json_object_get(j, "next");
+	if (json_is_integer(next) && isatty(2))
+		fprintf(stderr, "(more: slipway audit --before %lld)\n",
+			(long long)json_integer_value(next));
+	json_decref(j);
+	return 0;
+}
+
 /* --- main ------------------------------------------------------------------------------ */
 
 /* --- AWS ------------------------------------------------------------------------ */
@@ -1178,14 +1388,18 @@ static const struct command commands[] = {
 	{ "backup", "FILE", "download a consistent copy of the database (admin token)", "",
 	  cmd_backup, 1, 1 },
 	{ "aws-identity", "[--region R] [--role-arn ARN]",
-	  "who slipway is on AWS: the credentials found and STS GetCallerIdentity", "GA",
+	  "who slipway is on AWS: the credentials found and STS GetCallerIdentity", "GO",
 	  cmd_aws_identity, 0, 0 },
 	{ "eks-token", "CLUSTER [--region R] [--role-arn ARN]",
-	  "an EKS token as a kubeconfig exec plugin prints it (as `aws eks get-token`)", "GA",
+	  "an EKS token as a kubeconfig exec plugin prints it (as `aws eks get-token`)", "GO",
 	  cmd_eks_token, 1, 1 },
 	{ "eks-kubeconfig", "CLUSTER [FILE] [--region R] [--role-arn ARN]",
-	  "a kubeconfig for an EKS cluster (eks:DescribeCluster) using eks-token", "GA",
+	  "a kubeconfig for an EKS cluster (eks:DescribeCluster) using eks-token", "GO",
 	  cmd_eks_kubeconfig, 1, 2 },
+	{ "token", "create NAME --role R [--env E]... [--expires 90d] | list | revoke ID",
+	  "API tokens for CI and scripts (admin)", "eRX", cmd_token, 1, 2 },
+	{ "audit", "[--actor A] [--action X] [--since 24h] [--limit N] [--before ID]",
+	  "who did what, from where, and how it ended (admin)", "AaInb", cmd_audit, 0, 0 },
 	{ "validate", "[DIR] [--manifests PATH]...",
 	  "check DIR/.slipway.yml and manifests offline (default DIR .)", "m", cmd_validate, 0, 1 },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0 },
@@ -1208,7 +1422,12 @@ int main(int argc, char **argv)
 		{ "follow", no_argument, NULL, 'f' },
 		{ "manifests", required_argument, NULL, 'm' },
 		{ "region", required_argument, NULL, 'G' },
-		{ "role-arn", required_argument, NULL, 'A' },
+		{ "role-arn", required_argument, NULL, 'O' },
+		{ "role", required_argument, NULL, 'R' },
+		{ "expires", required_argument, NULL, 'X' },
+		{ "actor", required_argument, NULL, 'A' },
+		{ "action", required_argument, NULL, 'a' },
+		{ "since", required_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli c = { 0 };
@@ -1225,13 +1444,22 @@ int main(int argc, char **argv)
 		case 'J': c.json = 1; break;
 		case 'h': help = 1; break;
 		case 'V': printf("slipway %s\n", SLIPWAY_VERSION); return 0;
-		case 'e': c.env = optarg; break;
+		case 'e':
+			c.env = optarg;
+			c.envs = sw_realloc(c.envs, (c.nenvs + 1) * sizeof(char *));
+			c.envs[c.nenvs++] = optarg;
+			break;
+		case 'R': c.role = optarg; break;
+		case 'X': c.expires = optarg; break;
+		case 'A': c.actor = optarg; break;
+		case 'a': c.action = optarg; break;
+		case 'I': c.since = optarg; break;
 		case 's': c.status = optarg; break;
 		case 'r': c.repo = optarg; break;
 		case 'k': c.kind = optarg; break;
 		case 'f': c.follow = 1; break;
 		case 'G': c.region = optarg; break;
-		case 'A': c.role_arn = optarg; break;
+		case 'O': c.role_arn = optarg; break;
 		case 'm':
 			c.manifests = sw_realloc(c.manifests, (c.nmanifests + 1) * sizeof(char *));
 			c.manifests[c.nmanifests++] = optarg;
@@ -1251,7 +1479,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "(see slipway --help)\n");
 			return EXIT_USAGE;
 		}
-		if (strchr("esrknbfmGA", o) && !strchr(used, o) && strlen(used) < sizeof(used) - 1)
+		if (strchr("esrknbfmGORXAaI", o) && !strchr(used, o) && strlen(used) < sizeof(used) - 1)
 			used[strlen(used)] = (char)o;
 	}
 	if (optind >= argc) {
@@ -1309,5 +1537,6 @@ int main(int argc, char **argv)
 	rc = k->fn(&c, nargs, argv + optind + 1);
 	curl_global_cleanup();
 	free(c.manifests);
+	free(c.envs);
 	return rc;
 }

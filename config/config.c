@@ -334,12 +334,31 @@ static void read_github_app(struct reader *r, node_t *n, struct sw_config *c)
 	a->installation_id = inst;
 }
 
+/* github.oauth: {client_id, client_secret: secret, url} */
+static void read_oauth(struct reader *r, node_t *gh, struct sw_config *c)
+{
+	static const char *const keys[] = { "client_id", "client_secret", "url", NULL };
+	node_t *n = sw_yaml_get(gh, "oauth");
+	if (!n || sw_yaml_want_map(&r->y, n, "github.oauth", keys) < 0)
+		return;
+	sw_yaml_get_str(&c->oauth_client_id, &r->y, n, "github.oauth", "client_id",
+			SW_YAML_REQUIRED);
+	get_secret(r, n, "github.oauth", "client_secret", &c->oauth_client_secret);
+	sw_yaml_get_str(&c->oauth_url, &r->y, n, "github.oauth", "url", 0);
+	if (!c->oauth_client_secret.value && !sw_yaml_get(n, "client_secret"))
+		sw_yaml_error(&r->y, n, "github.oauth", "client_secret: missing");
+	if (c->oauth_url && strncmp(c->oauth_url, "https://", 8) && strncmp(c->oauth_url, "http://", 7))
+		sw_yaml_error(&r->y, sw_yaml_get(n, "url"), "github.oauth.url",
+			      "expected an http(s) URL, found %s", c->oauth_url);
+}
+
 static void read_github(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "api_url", "webhook_secret", "token", "replay_window",
-					    "app", NULL };
+					    "app", "oauth", NULL };
 	if (sw_yaml_want_map(&r->y, n, "github", keys) < 0)
 		return;
+	read_oauth(r, n, c);
 	sw_yaml_get_str(&c->github_api_url, &r->y, n, "github", "api_url", 0);
 	get_secret(r, n, "github", "webhook_secret", &c->webhook_secret);
 	get_secret(r, n, "github", "token", &c->github_token);
@@ -440,7 +459,7 @@ static void read_retention_kind(struct reader *r, node_t *n, const char *kind,
 static void read_retention(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "interval", "batch", "deliveries", "logs", "runs",
-		"drift_events", "outbox", NULL };
+		"drift_events", "outbox", "audit", NULL };
 	struct sw_cfg_retention *rt = &c->retention;
 	if (sw_yaml_want_map(&r->y, n, "retention", keys) < 0)
 		return;
@@ -451,6 +470,53 @@ static void read_retention(struct reader *r, node_t *n, struct sw_config *c)
 	read_retention_kind(r, n, "runs", &rt->runs_age_s, &rt->runs_count);
 	read_retention_kind(r, n, "drift_events", &rt->drift_age_s, &rt->drift_count);
 	read_retention_kind(r, n, "outbox", &rt->outbox_age_s, NULL);
+	read_retention_kind(r, n, "audit", &rt->audit_age_s, &rt->audit_count);
+}
+
+/*
+ * A role list (access.viewers, environments[].deployers, ...): GitHub
+ * logins, "org/team" names or "*". `*has` (may be NULL) is set when the
+ * key is present, even as [].
+ */
+static void read_principals(struct reader *r, node_t *map, const char *path, const char *key,
+			    char ***out, size_t *count, int *has)
+{
+	node_t *n = sw_yaml_get(map, key);
+	if (!n)
+		return;
+	if (sw_yaml_get_strv(out, count, &r->y, map, path, key, 0) < 0)
+		return;
+	if (has)
+		*has = 1;
+	if (!*out)
+		return;
+	for (size_t i = 0; i < *count; i++) {
+		const char *v = (*out)[i], *slash = strchr(v, '/');
+		int ok = *v && strlen(v) <= 100 && (!slash || (slash != v && slash[1] &&
+							       !strchr(slash + 1, '/')));
+		for (const char *p = v; ok && *p; p++)
+			if (!(isalnum((unsigned char)*p) || strchr("-_./", *p)))
+				ok = 0;
+		if (!strcmp(v, "*"))
+			ok = 1;
+		if (!ok) {
+			char *p = sw_yaml_path(path, key);
+			sw_yaml_error(&r->y, n->type == SW_YAML_SEQ && i < n->n ? n->items[i] : n, p,
+				      "expected a GitHub login, an org/team name or *, found '%s'", v);
+			free(p);
+		}
+	}
+}
+
+static void read_access(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "viewers", "deployers", "admins", NULL };
+	struct sw_cfg_access *a = &c->access;
+	if (sw_yaml_want_map(&r->y, n, "access", keys) < 0)
+		return;
+	read_principals(r, n, "access", "viewers", &a->viewers, &a->nviewers, NULL);
+	read_principals(r, n, "access", "deployers", &a->deployers, &a->ndeployers, NULL);
+	read_principals(r, n, "access", "admins", &a->admins, &a->nadmins, NULL);
 }
 
 /* A secret's name becomes an environment variable: [A-Za-z_][A-Za-z0-9_]*. */
@@ -706,7 +772,8 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "name", "repository", "branch", "cluster", "manifests",
 		"infra", "self_heal", "prune", "allow_empty_prune", "rollback_on_failure",
-		"health_timeout", "resync_interval", "slack_channel", "secrets", "acceptance", NULL };
+		"health_timeout", "resync_interval", "slack_channel", "secrets", "acceptance",
+		"deployers", NULL };
 	static const char *const cluster_keys[] = { "kubeconfig", "context", "namespace", NULL };
 	if (n->type != SW_YAML_SEQ) {
 		sw_yaml_error(&r->y, n, "environments",
@@ -767,6 +834,8 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		get_duration(r, m, path, "resync_interval", &e->resync_interval_s);
 		sw_yaml_get_str(&e->slack_channel, &r->y, m, path, "slack_channel", 0);
 		read_env_scoped(r, m, path, e);
+		read_principals(r, m, path, "deployers", &e->deployers, &e->ndeployers,
+				&e->has_deployers);
 		if (e->nmanifests && !e->kubeconfig)
 			sw_yaml_error(&r->y, m, path,
 				      "manifests are listed but cluster.kubeconfig is not set");
@@ -832,6 +901,7 @@ static void defaults(struct sw_config *c)
 	c->read_timeout_s = 10;
 	c->replay_window_s = 24 * 3600;
 	c->github_api_url = sw_strdup("https://api.github.com");
+	c->oauth_url = sw_strdup("https://github.com");
 	c->slack_api_url = sw_strdup("https://slack.com/api");
 	c->runner_backend = sw_strdup("docker");
 	c->docker_socket = sw_strdup("/var/run/docker.sock");
@@ -848,13 +918,14 @@ static void defaults(struct sw_config *c)
 		.interval_s = 3600, .batch = 500,
 		.deliveries_age_s = 30 * 86400, .logs_age_s = 90 * 86400,
 		.runs_age_s = 365 * 86400, .drift_age_s = 90 * 86400, .outbox_age_s = 30 * 86400,
+		.audit_age_s = 365 * 86400,
 	};
 }
 
 int sw_config_load(struct sw_config **out, const char *path)
 {
 	static const char *const keys[] = { "server", "github", "slack", "runner", "terraform",
-		"secrets", "repositories", "environments", "retention", NULL };
+		"secrets", "repositories", "environments", "retention", "access", NULL };
 	struct reader r = { SW_YAML_READER_INIT(path), NULL };
 	struct sw_yaml_stream *ys = NULL;
 	struct sw_config *c;
@@ -905,6 +976,8 @@ int sw_config_load(struct sw_config **out, const char *path)
 			read_terraform(&r, n, c);
 		if ((n = sw_yaml_get(root, "retention")))
 			read_retention(&r, n, c);
+		if ((n = sw_yaml_get(root, "access")))
+			read_access(&r, n, c);
 		if ((n = sw_yaml_get(root, "secrets")))
 			read_secrets(&r, n, c);
 		if ((n = sw_yaml_get(root, "repositories")))
@@ -967,6 +1040,9 @@ void sw_config_free(struct sw_config *c)
 	secret_release(&c->github_token);
 	free(c->github_app.id);
 	secret_release(&c->github_app.private_key);
+	free(c->oauth_client_id);
+	secret_release(&c->oauth_client_secret);
+	free(c->oauth_url);
 	secret_release(&c->slack_webhook_url);
 	secret_release(&c->slack_bot_token);
 	free(c->slack_channel);
@@ -1002,8 +1078,12 @@ void sw_config_free(struct sw_config *c)
 		sw_strv_freen(e->infra.vars, e->infra.nvars);
 		free(e->slack_channel);
 		secrets_release(e->secrets, e->nsecrets);
+		sw_strv_freen(e->deployers, e->ndeployers);
 	}
 	free(c->envs);
+	sw_strv_freen(c->access.viewers, c->access.nviewers);
+	sw_strv_freen(c->access.deployers, c->access.ndeployers);
+	sw_strv_freen(c->access.admins, c->access.nadmins);
 	free(c);
 }
 

@@ -87,6 +87,22 @@ struct sw_cfg_env {
 	struct sw_cfg_secret *secrets;
 	size_t nsecrets;
 	int acceptance_cluster_access;
+
+	/* roles: who may sync, roll back, cancel and retry here. Set
+	 * (has_deployers) replaces access.deployers for this environment;
+	 * entries as in struct sw_cfg_access */
+	char **deployers;
+	size_t ndeployers;
+	int has_deployers;
+};
+
+/*
+ * access: who holds which role (docs/config.md "access"). Each entry is a
+ * GitHub login, an "org/team" name or "*" (everyone signed in).
+ */
+struct sw_cfg_access {
+	char **viewers, **deployers, **admins;   /* NULL-terminated */
+	size_t nviewers, ndeployers, nadmins;
 };
 
 /*
@@ -98,6 +114,8 @@ struct sw_cfg_retention {
 	int batch;               /* rows per transaction */
 	int64_t deliveries_age_s, logs_age_s, runs_age_s, drift_age_s, outbox_age_s;
 	int deliveries_count, runs_count, drift_count;
+	int64_t audit_age_s;     /* the audit log (retention.audit) */
+	int audit_count;
 };
 
 struct sw_config {
@@ -136,6 +154,10 @@ struct sw_config {
 		struct sw_secret private_key;  /* PEM, checked to parse at load */
 		int64_t installation_id; /* 0 = looked up per repository */
 	} github_app;
+	/* github.oauth: sign-in with GitHub (daemon/oauth.c); no client_id = off */
+	char *oauth_client_id;
+	struct sw_secret oauth_client_secret;
+	char *oauth_url;         /* the web flow's base, https://github.com */
 
 	/* slack */
 	struct sw_secret slack_webhook_url;
@@ -172,6 +194,9 @@ struct sw_config {
 	int64_t notify_give_up_s;
 
 	struct sw_cfg_retention retention;
+
+	/* roles (access:, with environments[].deployers) */
+	struct sw_cfg_access access;
 
 	struct sw_cfg_secret *secrets;
 	size_t nsecrets;

@@ -89,8 +89,8 @@ static void fetch_done(void *arg)
 		return;
 	}
 	if (j->kind == ACT_SYNC) {
-		if (sw_engine_submit(d->engine, &run_id, "manual", j->remote.name, j->branch, j->commit,
-				     j->env, "Sync now") < 0)
+		if (sw_engine_submit_by(d->engine, &run_id, "manual", j->remote.name, j->branch,
+					j->commit, j->env, "Sync now", sw_action_by(j->a)) < 0)
 			sw_action_fail(j->a, SW_ERR, sw_error_last());
 		else
 			sw_action_done(j->a, 202, json_pack("{s:I, s:s, s:s}", "run", (json_int_t)run_id,
@@ -152,8 +152,8 @@ static int act_rollback(struct sw_daemon *d, const char *env, const char *commit
 	int64_t run_id = 0;
 	if (!ce || !ce->kubeconfig)
 		return sw_error_setc(SW_EINVALID, "environment %s has no cluster configured", env);
-	if (sw_engine_submit(d->engine, &run_id, "rollback", ce->repo, ce->branch, commit, env,
-			     "Roll back") < 0)
+	if (sw_engine_submit_by(d->engine, &run_id, "rollback", ce->repo, ce->branch, commit, env,
+				"Roll back", sw_action_by(a)) < 0)
 		return SW_ERR;
 	sw_action_done(a, 202, json_pack("{s:I, s:s, s:s}", "run", (json_int_t)run_id, "commit", commit,
 					 "environment", env));

@@ -9,6 +9,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <sys/queue.h>
@@ -16,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/audit-int.h"
 #include "daemon/auth-int.h"
+#include "daemon/tokens-int.h"
 #include "daemon/daemon.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -491,10 +495,30 @@ out:
 	free_segs(seg, n);
 }
 
+/* A refused action: its answer, a log line and an audit row. */
+static void refused(struct sw_daemon *d, struct evhttp_request *req, const struct sw_actor *a,
+		    int code, const char *action, const char *target, const char *fmt, ...)
+	SW_PRINTF(7, 8);
+static void refused(struct sw_daemon *d, struct evhttp_request *req, const struct sw_actor *a,
+		    int code, const char *action, const char *target, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("api.refused", "action=%s target=%s actor=%s client=%s status=%d reason=%s",
+		 action, sw_q(target), sw_q(a->name), sw_q(a->client), code, sw_q(msg));
+	sw_audit_record(d, a, action, target, "refused", msg);
+	sw_reply_error(req, code, "%s", msg);
+}
+
 /* POST /api/v1/runs/{id}/cancel, /retry */
 static void runs_post(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
 {
 	struct sw_store_run r = { 0 };
+	struct sw_actor who = SW_ACTOR_INIT;
+	int64_t audit_id = 0;
 	char *seg[MAX_SEGS];
 	int n, rc;
 
@@ -506,7 +530,12 @@ static void runs_post(struct sw_daemon *d, struct evhttp_request *req, const cha
 			free_segs(seg, n);
 		return;
 	}
-	if (sw_auth_check_write(d, req) < 0 || load_run(d, req, seg[0], &r) < 0)
+	/* the run first (its environment decides the role needed) */
+	if (sw_auth_check_read(d, req) < 0 || load_run(d, req, seg[0], &r) < 0)
+		goto out;
+	char target[64];
+	snprintf(target, sizeof(target), "run %lld", (long long)r.id);
+	if (sw_auth_require(d, req, SW_ROLE_DEPLOYER, r.environment, seg[1], target, &who) < 0)
 		goto out;
 	if (!d->engine) {
 		sw_reply_error(req, 503, "the pipeline engine is not running");
@@ -514,23 +543,35 @@ static void runs_post(struct sw_daemon *d, struct evhttp_request *req, const cha
 	}
 	if (!strcmp(seg[1], "cancel")) {
 		if (sw_store_status_is_final(r.status)) {
-			sw_reply_error(req, 409, "run %lld already finished: %s", (long long)r.id,
-				       sw_store_status_str(r.status));
+			refused(d, req, &who, 409, "cancel", target, "run %lld already finished: %s",
+				(long long)r.id, sw_store_status_str(r.status));
 			goto out;
 		}
-		if ((rc = sw_engine_cancel(d->engine, r.id, "cancelled through the API")) < 0) {
+		if (sw_audit_start(d, &who, "cancel", target, &audit_id) < 0) {
+			sw_reply_error(req, 503, "could not record the action in the audit log; "
+				       "nothing was done, try again");
+			goto out;
+		}
+		char *why = sw_asprintf("cancelled by %s through the API", who.name);
+		rc = sw_engine_cancel(d->engine, r.id, why);
+		free(why);
+		if (rc < 0) {
 			/* in storage as active but not in the engine: it is just ending */
+			sw_audit_finish(d, audit_id, "failed", sw_error_last());
 			sw_reply_error(req, 409, "%s", sw_error_last());
 			goto out;
 		}
-		log_info("api.cancel", "run=%lld", (long long)r.id);
+		log_info("api.cancel", "run=%lld by=%s client=%s", (long long)r.id, sw_q(who.name),
+			 sw_q(who.client));
 		sw_store_run_release(&r);
 		int64_t id = 0;
 		parse_i64(seg[0], 1, INT64_MAX, &id);
 		if (sw_store_run_get(d->store, id, &r) < 0) {
+			sw_audit_finish(d, audit_id, "ok", NULL);
 			reply_store_error(req, SW_ERR);
 			goto out;
 		}
+		sw_audit_finish(d, audit_id, "ok", NULL);
 		/* a queued run is cancelled at once; a running one as its stage is killed */
 		json_t *j = json_pack("{s:I, s:s, s:o}", "run", (json_int_t)r.id, "status",
 				      sw_store_status_str(r.status), "cancelled",
@@ -538,11 +579,21 @@ static void runs_post(struct sw_daemon *d, struct evhttp_request *req, const cha
 		sw_reply_json(req, 200, j);
 	} else {
 		int64_t new_id = 0;
+		if (sw_audit_start(d, &who, "retry", target, &audit_id) < 0) {
+			sw_reply_error(req, 503, "could not record the action in the audit log; "
+				       "nothing was done, try again");
+			goto out;
+		}
 		if ((rc = sw_engine_retry(d->engine, r.id, &new_id)) < 0) {
+			sw_audit_finish(d, audit_id, "failed", sw_error_last());
 			reply_rc(req, rc == SW_EINVALID ? SW_EAGAIN : rc, sw_error_last());
 			goto out;
 		}
-		log_info("api.retry", "run=%lld new_run=%lld", (long long)r.id, (long long)new_id);
+		char *note = sw_asprintf("new run %lld", (long long)new_id);
+		sw_audit_finish(d, audit_id, "ok", note);
+		free(note);
+		log_info("api.retry", "run=%lld new_run=%lld by=%s client=%s", (long long)r.id,
+			 (long long)new_id, sw_q(who.name), sw_q(who.client));
 		char *loc = sw_asprintf("/api/v1/runs/%lld", (long long)new_id);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
 		free(loc);
@@ -551,6 +602,7 @@ static void runs_post(struct sw_daemon *d, struct evhttp_request *req, const cha
 						  r.attempt + 1));
 	}
 out:
+	sw_actor_release(&who);
 	sw_store_run_release(&r);
 	free_segs(seg, n);
 }
@@ -571,30 +623,70 @@ static void envs_list(struct sw_daemon *d, struct evhttp_request *req, const cha
 
 struct sw_action {
 	struct evhttp_request *req;
+	struct sw_daemon *d;
 	char *what;    /* "sync dev", for the log */
+	char by[SW_ACTOR_NAME_MAX], client[SW_ACTOR_CLIENT_MAX];
+	int64_t audit_id;   /* its row in the audit log, 0 for none (a diff) */
 };
+
+const char *sw_action_by(const struct sw_action *a)
+{
+	return a->by[0] ? a->by : NULL;
+}
 
 void sw_action_done(struct sw_action *a, int status, json_t *body)
 {
+	json_t *run = body ? json_object_get(body, "run") : NULL;
+	char note[64] = "";
+	if (json_is_integer(run))
+		snprintf(note, sizeof(note), "run %lld", (long long)json_integer_value(run));
+	sw_audit_finish(a->d, a->audit_id, "ok", note[0] ? note : NULL);
 	sw_reply_json(a->req, status, body ? body : json_object());
-	log_info("api.action", "action=%s status=%d", sw_q(a->what), status);
+	log_info("api.action", "action=%s status=%d by=%s client=%s", sw_q(a->what), status,
+		 sw_q(a->by), sw_q(a->client));
 	free(a->what);
 	free(a);
 }
 
 void sw_action_fail(struct sw_action *a, int rc, const char *msg)
 {
-	log_info("api.action_failed", "action=%s err=%s", sw_q(a->what), sw_q(msg));
+	sw_audit_finish(a->d, a->audit_id, "failed", msg);
+	log_info("api.action_failed", "action=%s err=%s by=%s client=%s", sw_q(a->what), sw_q(msg),
+		 sw_q(a->by), sw_q(a->client));
 	reply_rc(a->req, rc, msg);
 	free(a->what);
 	free(a);
 }
 
-static struct sw_action *action_new(struct evhttp_request *req, const char *verb, const char *env)
+static struct sw_action *action_new(struct sw_daemon *d, struct evhttp_request *req,
+				    const char *verb, const char *env, const struct sw_actor *who)
 {
 	struct sw_action *a = sw_calloc(1, sizeof(*a));
 	a->req = req;
+	a->d = d;
 	a->what = sw_asprintf("%s %s", verb, env);
+	if (who) {
+		snprintf(a->by, sizeof(a->by), "%s", who->name);
+		snprintf(a->client, sizeof(a->client), "%s", who->client);
+	}
+	return a;
+}
+
+/*
+ * An action that changes something: recorded as started before it is
+ * performed; NULL (503 sent) when the audit log cannot be written.
+ */
+static struct sw_action *action_start(struct sw_daemon *d, struct evhttp_request *req,
+				      const char *verb, const char *env, const struct sw_actor *who)
+{
+	int64_t id = 0;
+	if (sw_audit_start(d, who, verb, env, &id) < 0) {
+		sw_reply_error(req, 503, "could not record the action in the audit log; nothing "
+			       "was done, try again");
+		return NULL;
+	}
+	struct sw_action *a = action_new(d, req, verb, env, who);
+	a->audit_id = id;
 	return a;
 }
 
@@ -645,7 +737,8 @@ static int is_hex(const char *s, size_t min, size_t max)
 	return 1;
 }
 
-static void env_rollback(struct sw_daemon *d, struct evhttp_request *req, const char *env)
+static void env_rollback(struct sw_daemon *d, struct evhttp_request *req, const char *env,
+			 const struct sw_actor *who)
 {
 	char *rev = read_revision(req);
 	struct sw_store_sync s = { 0 };
@@ -654,8 +747,8 @@ static void env_rollback(struct sw_daemon *d, struct evhttp_request *req, const 
 	int rc;
 
 	if (!rev || !*rev) {
-		sw_reply_error(req, 400, "give the revision to roll back to: {\"revision\": "
-			       "\"<commit sha or sync id>\"}");
+		refused(d, req, who, 400, "rollback", env, "give the revision to roll back to: "
+			"{\"revision\": \"<commit sha or sync id>\"}");
 		goto out;
 	}
 	if (parse_i64(rev, 1, INT64_MAX, &sync_id) == 0 && strlen(rev) < 7) {
@@ -673,16 +766,16 @@ static void env_rollback(struct sw_daemon *d, struct evhttp_request *req, const 
 		sync_id = 0;
 		commit = rev;
 	} else {
-		sw_reply_error(req, 400, "revision '%s' is neither a commit sha (7 to 40 hex digits) "
-			       "nor a sync id", rev);
+		refused(d, req, who, 400, "rollback", env, "revision '%s' is neither a commit sha "
+			"(7 to 40 hex digits) nor a sync id", rev);
 		goto out;
 	}
 	if (!d->actions.rollback) {
 		sw_reply_error(req, 501, "rollback is not available: this slipwayd has no sync engine");
 		goto out;
 	}
-	struct sw_action *a = action_new(req, "rollback", env);
-	if ((rc = d->actions.rollback(d, env, commit, sync_id, a)) < 0)
+	struct sw_action *a = action_start(d, req, "rollback", env, who);
+	if (a && (rc = d->actions.rollback(d, env, commit, sync_id, a)) < 0)
 		action_refused(a, rc);
 out:
 	sw_store_sync_release(&s);
@@ -692,6 +785,7 @@ out:
 /* POST /api/v1/environments/{name}/sync, /rollback */
 static void envs_post(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
 {
+	struct sw_actor who = SW_ACTOR_INIT;
 	char *seg[MAX_SEGS];
 	int n, rc;
 	if ((n = split_path(rest, seg)) != 2 ||
@@ -701,22 +795,23 @@ static void envs_post(struct sw_daemon *d, struct evhttp_request *req, const cha
 			free_segs(seg, n);
 		return;
 	}
-	if (sw_auth_check_write(d, req) < 0)
+	if (sw_auth_require(d, req, SW_ROLE_DEPLOYER, seg[0], seg[1], seg[0], &who) < 0)
 		goto out;
 	if (!sw_config_env(d->cfg, seg[0])) {
-		sw_reply_error(req, 404, "no environment '%s'", seg[0]);
+		refused(d, req, &who, 404, seg[1], seg[0], "no environment '%s'", seg[0]);
 		goto out;
 	}
 	if (!strcmp(seg[1], "rollback")) {
-		env_rollback(d, req, seg[0]);
+		env_rollback(d, req, seg[0], &who);
 	} else if (!d->actions.sync) {
 		sw_reply_error(req, 501, "sync is not available: this slipwayd has no sync engine");
 	} else {
-		struct sw_action *a = action_new(req, "sync", seg[0]);
-		if ((rc = d->actions.sync(d, seg[0], a)) < 0)
+		struct sw_action *a = action_start(d, req, "sync", seg[0], &who);
+		if (a && (rc = d->actions.sync(d, seg[0], a)) < 0)
 			action_refused(a, rc);
 	}
 out:
+	sw_actor_release(&who);
 	free_segs(seg, n);
 }
 
@@ -807,7 +902,7 @@ static void envs_get(struct sw_daemon *d, struct evhttp_request *req, const char
 		if (!d->actions.diff) {
 			sw_reply_error(req, 501, "diff is not available: this slipwayd has no sync engine");
 		} else {
-			struct sw_action *a = action_new(req, "diff", c->name);
+			struct sw_action *a = action_new(d, req, "diff", c->name, NULL);
 			if ((rc = d->actions.diff(d, c->name, a)) < 0)
 				action_refused(a, rc);
 		}
@@ -861,6 +956,60 @@ out:
 	evhttp_clear_headers(&q);
 }
 
+/* --- the audit log (admin) ------------------------------------------------------- */
+
+/* GET /api/v1/audit?actor=&action=&since=&limit=&before= */
+static void audit_list(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
+{
+	struct sw_store_audit_filter f = SW_STORE_AUDIT_FILTER_INIT;
+	struct sw_store_audit_list l = { 0 };
+	struct evkeyvalq q;
+	int64_t limit, before, since;
+	const char *v;
+	int rc;
+
+	if (sw_auth_require(d, req, SW_ROLE_ADMIN, NULL, "audit.read", NULL, NULL) < 0)
+		return;
+	query_of(req, &q);
+	if (param_int(req, &q, "limit", LIST_DEFAULT, 1, LIST_MAX, &limit) < 0 ||
+	    param_int(req, &q, "before", 0, 1, INT64_MAX, &before) < 0 ||
+	    param_int(req, &q, "since", 0, 0, INT64_MAX, &since) < 0)
+		goto out;
+	if ((v = evhttp_find_header(&q, "actor")) && *v)
+		f.actor = v;
+	if ((v = evhttp_find_header(&q, "action")) && *v)
+		f.action = v;
+	f.since = since;
+	f.before_id = before;
+	f.limit = (int)limit + 1;   /* one more tells whether another page exists */
+	if ((rc = sw_store_audit_list(d->store, &f, &l)) < 0) {
+		reply_store_error(req, rc);
+		goto out;
+	}
+	json_t *a = json_array();
+	size_t n = l.n > (size_t)limit ? (size_t)limit : l.n;
+	for (size_t i = 0; i < n; i++) {
+		const struct sw_store_audit *r = &l.v[i];
+		json_t *j = json_object();
+		json_object_set_new(j, "id", json_integer(r->id));
+		json_object_set_new(j, "at", jtime(r->at));
+		json_object_set_new(j, "actor", jstr(r->actor));
+		json_object_set_new(j, "actor_kind", jstr(r->actor_kind));
+		json_object_set_new(j, "token_id", jstr(r->token_id));
+		json_object_set_new(j, "client", jstr(r->client));
+		json_object_set_new(j, "action", jstr(r->action));
+		json_object_set_new(j, "target", jstr(r->target));
+		json_object_set_new(j, "outcome", jstr(r->outcome));
+		json_object_set_new(j, "reason", jstr(r->reason));
+		json_array_append_new(a, j);
+	}
+	sw_reply_json(req, 200, json_pack("{s:o, s:o}", "audit", a, "next",
+					  l.n > (size_t)limit ? json_integer(l.v[n - 1].id) : json_null()));
+out:
+	sw_store_audit_list_release(&l);
+	evhttp_clear_headers(&q);
+}
+
 static void api_unknown(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
 {
 	sw_reply_error(req, 404, "no such API path: /api/v1/%s", rest);
@@ -875,7 +1024,13 @@ const struct sw_route sw_api_routes[] = {
 	{ EVHTTP_REQ_POST, "/api/v1/environments/", envs_post },
 	{ EVHTTP_REQ_GET, "/api/v1/deliveries", deliveries_list },
 	{ EVHTTP_REQ_POST, "/api/v1/backup", sw_backup_post },
+	{ EVHTTP_REQ_GET, "/api/v1/tokens", sw_tokens_list },
+	{ EVHTTP_REQ_POST, "/api/v1/tokens", sw_tokens_create },
+	{ EVHTTP_REQ_DELETE, "/api/v1/tokens/", sw_tokens_revoke },
+	{ EVHTTP_REQ_GET, "/api/v1/audit", audit_list },
 	{ EVHTTP_REQ_GET, "/login", sw_auth_login_form },
+	{ EVHTTP_REQ_GET, "/login/github", sw_oauth_start },
+	{ EVHTTP_REQ_GET, "/login/github/callback", sw_oauth_callback },
 	{ EVHTTP_REQ_POST, "/login", sw_auth_login },
 	{ EVHTTP_REQ_POST, "/logout", sw_auth_logout },
 	{ EVHTTP_REQ_GET, "/api/v1/", api_unknown },

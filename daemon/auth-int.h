@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "daemon/daemon.h"
+#include "daemon/roles-int.h"
 
 #define SW_AUTH_SESSION_COOKIE "sw_session"
 #define SW_AUTH_CSRF_COOKIE "sw_csrf"
@@ -43,8 +44,31 @@
 #define SW_AUTH_SESSION_TTL_S (12 * 3600)
 /* Room for a session value ("EXPIRY.NONCE.MAC") or a CSRF token, with NUL. */
 #define SW_AUTH_VALUE_MAX 128
+/* A GitHub user's session: "u1.EXPIRY.NONCE.LOGIN.TEAMS.MAC" (daemon/oauth.c
+ * makes it), TEAMS the user's org/team names that the config names, joined
+ * by '+', or "-"; signed with a key derived from github.oauth.client_secret. */
+#define SW_AUTH_USER_COOKIE "sw_user"
+#define SW_AUTH_USER_MAX 1024
+#define SW_AUTH_LOGIN_MAX 40
 
 /* --- for handlers -------------------------------------------------------- */
+
+/*
+ * Who is `req`, and may they do `action` on `target`, which needs role
+ * `need` on environment `env` (NULL: none; roles-int.h has the rules)?
+ * Returns 0 with `*out` (may be NULL; release with sw_actor_release) the
+ * actor and the client address. Otherwise it has answered (401 for no,
+ * bad, expired or revoked credentials; 403 with the role needed; 429 when
+ * the client guessed too often; 503 when the token could not be checked),
+ * logged the refusal, recorded it in the audit log when `action` is set
+ * or credentials were presented, and returns SW_EINVALID: the caller just
+ * returns. A request that is no GET needs a CSRF token with a session
+ * cookie. With need viewer and server.read_access open it returns 0 at
+ * once, for everyone (`*out` is then anonymous).
+ */
+int sw_auth_require(struct sw_daemon *d, struct evhttp_request *req, enum sw_role need,
+		    const char *env, const char *action, const char *target,
+		    struct sw_actor *out);
 
 /*
  * May `req` read? Returns 0, or sends 401 (JSON for /api/, else a short
@@ -67,8 +91,24 @@ int sw_auth_check_write(struct sw_daemon *d, struct evhttp_request *req);
  */
 char *sw_auth_csrf_token(struct sw_daemon *d, struct evhttp_request *req);
 
+/*
+ * Who `req` is, quietly (no answer, no audit row; a wrong bearer token
+ * counts towards its client's limit): 1 with `*out` filled (release it),
+ * or 0 and `*out` anonymous when it carries no valid credentials.
+ */
+int sw_auth_actor(struct sw_daemon *d, struct evhttp_request *req, struct sw_actor *out);
+
 /* Does `req` carry valid credentials (bearer or session)? 1 or 0. */
 int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req);
+
+/* "; Path=/; SameSite=Strict|Lax[; Secure]" for this server's cookies
+ * (Secure behind TLS or an https public_url). */
+const char *sw_auth_cookie_attrs(struct sw_daemon *d, int lax);
+
+/* Sign-in with GitHub (daemon/oauth.c): GET /login/github and
+ * GET /login/github/callback. */
+void sw_oauth_start(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
+void sw_oauth_callback(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
 
 /* The routes GET /login (a form), POST /login, POST /logout. */
 void sw_auth_login_form(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
@@ -76,6 +116,9 @@ void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *
 void sw_auth_logout(struct sw_daemon *d, struct evhttp_request *req, const char *rest);
 
 /* --- the pieces, without HTTP (unit-tested) ------------------------------ */
+
+/* `n` bytes as 2n lower-case hex digits and a NUL into `out`. */
+void sw_auth_hex(char *out, const unsigned char *p, size_t n);
 
 /* Constant-time equality of two NUL-terminated strings (NULL equals nothing). */
 int sw_auth_equal(const char *a, const char *b);
@@ -93,6 +136,20 @@ int sw_auth_session_new(char out[SW_AUTH_VALUE_MAX], const char *token, int64_t 
  */
 int sw_auth_session_verify(const char *value, const char *token, int64_t now_s);
 
+/*
+ * A GitHub user's session value for `login` with `teams` ('+'-joined, or
+ * NULL), valid until now_s + ttl_s, into `out` (SW_AUTH_USER_MAX bytes).
+ * SW_EINVALID when it does not fit or the login is not a GitHub login.
+ */
+int sw_auth_user_session_new(char out[SW_AUTH_USER_MAX], const char *secret, const char *login,
+			     const char *teams, int64_t now_s, int64_t ttl_s);
+/* Check one: 0 with the login and teams ("" for none) copied out, or
+ * SW_EINVALID with the reason in the slot. */
+int sw_auth_user_session_verify(const char *value, const char *secret, int64_t now_s,
+				char login[SW_AUTH_LOGIN_MAX], char teams[SW_AUTH_USER_MAX]);
+/* The CSRF token of a (verified) user session. */
+void sw_auth_user_csrf(char out[SW_AUTH_VALUE_MAX], const char *value, const char *secret);
+
 /* The CSRF token bound to session `value` (must have been verified). */
 void sw_auth_csrf_for(char out[SW_AUTH_VALUE_MAX], const char *value, const char *token);
 
@@ -105,13 +162,25 @@ struct sw_auth_req {
 	const char *csrf_header;    /* X-CSRF-Token */
 	const char *csrf_field;     /* the `csrf` form field */
 	int64_t now_s;
+	/* out: what authenticated the request (SW_ACTOR_ANONYMOUS when
+	 * nothing was needed); for SW_ACTOR_TOKEN the bearer value, which
+	 * the caller checks against storage and then wipes */
+	enum sw_actor_kind kind;
+	char presented[SW_AUTH_VALUE_MAX];
+	/* in: github.oauth.client_secret (NULL: no user sessions); out, for
+	 * SW_ACTOR_USER: the login and the '+'-joined teams */
+	const char *user_secret;
+	char login[SW_AUTH_LOGIN_MAX];
+	char teams[SW_AUTH_USER_MAX];
 };
 
 /*
  * The decision: 0 allowed, or 401 / 403 with the reason in the slot.
- * `write` is 1 for a request that changes something.
+ * `write` is 1 for a request that changes something. A bearer value that
+ * looks like an API token (SW_TOKEN_PREFIX) is 0 with kind
+ * SW_ACTOR_TOKEN: only storage can tell whether it is one.
  */
-int sw_auth_decide(const struct sw_auth_req *r, int write);
+int sw_auth_decide(struct sw_auth_req *r, int write);
 
 /*
  * The value of cookie `name` in a Cookie header, copied to `out`

@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/audit-int.h"
 #include "daemon/auth-int.h"
+#include "daemon/tokens-int.h"
 #include "httpd/httpd.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
@@ -31,7 +33,7 @@
 #define NONCE_BYTES 16
 #define FORM_MAX (64 * 1024)
 
-static void hex(char *out, const unsigned char *p, size_t n)
+void sw_auth_hex(char *out, const unsigned char *p, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";
 	for (size_t i = 0; i < n; i++) {
@@ -47,7 +49,7 @@ static void mac_hex(char out[65], const unsigned char *key, size_t klen, const c
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), md, &mdlen);
-	hex(out, md, 32);
+	sw_auth_hex(out, md, 32);
 }
 
 /* The session key: HMAC-SHA256(token, label), so the token itself signs nothing. */
@@ -87,7 +89,7 @@ int sw_auth_session_new(char out[SW_AUTH_VALUE_MAX], const char *token, int64_t 
 	char nonce[2 * NONCE_BYTES + 1], mac[65];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return sw_error_set("no random bytes for a session");
-	hex(nonce, raw, sizeof(raw));
+	sw_auth_hex(nonce, raw, sizeof(raw));
 	long long exp = (long long)(now_s + ttl_s);
 	session_mac(mac, token, exp, nonce);
 	snprintf(out, SW_AUTH_VALUE_MAX, "%lld.%s.%s", exp, nonce, mac);
@@ -147,6 +149,123 @@ void sw_auth_csrf_for(char out[SW_AUTH_VALUE_MAX], const char *value, const char
 	snprintf(out, SW_AUTH_VALUE_MAX, "%s", mac);
 }
 
+/* --- GitHub users' sessions ------------------------------------------------- */
+
+static void user_key(unsigned char key[32], const char *secret)
+{
+	static const char label[] = "slipway user session v1";
+	unsigned int len = 0;
+	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)label,
+	     sizeof(label) - 1, key, &len);
+}
+
+static void user_mac(char out[65], const char *secret, const char *msg, size_t len)
+{
+	unsigned char key[32], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	user_key(key, secret);
+	HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *)msg, len, md, &mdlen);
+	OPENSSL_cleanse(key, sizeof(key));
+	sw_auth_hex(out, md, 32);
+}
+
+static int login_ok(const char *s, size_t n)
+{
+	if (!n || n >= SW_AUTH_LOGIN_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+int sw_auth_user_session_new(char out[SW_AUTH_USER_MAX], const char *secret, const char *login,
+			     const char *teams, int64_t now_s, int64_t ttl_s)
+{
+	unsigned char raw[NONCE_BYTES];
+	char nonce[2 * NONCE_BYTES + 1], mac[65];
+	if (!login || !login_ok(login, strlen(login)))
+		return sw_error_setc(SW_EINVALID, "'%s' is not a GitHub login", login ? login : "");
+	for (const char *p = teams; p && *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-_./+", *p))
+			return sw_error_setc(SW_EINVALID, "a team name holds '%c'", *p);
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return sw_error_set("no random bytes for a session");
+	sw_auth_hex(nonce, raw, sizeof(raw));
+	int n = snprintf(out, SW_AUTH_USER_MAX, "u1.%lld.%s.%s.%s", (long long)(now_s + ttl_s),
+			 nonce, login, teams && *teams ? teams : "-");
+	if (n < 0 || n + 66 >= SW_AUTH_USER_MAX)
+		return sw_error_setc(SW_EINVALID, "the session of %s does not fit a cookie", login);
+	user_mac(mac, secret, out, (size_t)n);
+	snprintf(out + n, SW_AUTH_USER_MAX - (size_t)n, ".%s", mac);
+	return 0;
+}
+
+int sw_auth_user_session_verify(const char *value, const char *secret, int64_t now_s,
+				char login[SW_AUTH_LOGIN_MAX], char teams[SW_AUTH_USER_MAX])
+{
+	char want[65];
+	const char *v = value, *f[5];
+	size_t len = value ? strlen(value) : 0;
+	int k = 0;
+	if (!secret)
+		return sw_error_setc(SW_EINVALID, "sign-in with GitHub is not configured");
+	/* u1 . EXP . NONCE . LOGIN . TEAMS . MAC: the MAC is the last 64 */
+	if (len < 70 || strncmp(v, "u1.", 3) || v[len - 65] != '.')
+		return sw_error_setc(SW_EINVALID, "malformed session");
+	user_mac(want, secret, v, len - 65);
+	if (!sw_auth_equal(want, v + len - 64))
+		return sw_error_setc(SW_EINVALID, "session signature does not match");
+	for (const char *p = v + 3; p < v + len - 65 && k < 5; p++)
+		if (p == v + 3 || p[-1] == '.')
+			f[k++] = p;
+	if (k != 4)
+		return sw_error_setc(SW_EINVALID, "malformed session");
+	char *end;
+	long long exp = strtoll(f[0], &end, 10);
+	if (*end != '.' || exp <= now_s)
+		return sw_error_setc(SW_EINVALID, *end != '.' ? "malformed session" : "session expired");
+	size_t ln = (size_t)(f[3] - f[2] - 1), tn = (size_t)(v + len - 65 - f[3]);
+	if (!login_ok(f[2], ln) || tn >= SW_AUTH_USER_MAX)
+		return sw_error_setc(SW_EINVALID, "malformed session");
+	memcpy(login, f[2], ln);
+	login[ln] = 0;
+	if (tn == 1 && f[3][0] == '-')
+		tn = 0;
+	memcpy(teams, f[3], tn);
+	teams[tn] = 0;
+	return 0;
+}
+
+void sw_auth_user_csrf(char out[SW_AUTH_VALUE_MAX], const char *value, const char *secret)
+{
+	char msg[64], mac[65];
+	const char *dot = value ? strchr(value + (strlen(value) > 3 ? 3 : 0), '.') : NULL;
+	/* bound to the session's nonce (what follows the expiry) */
+	snprintf(msg, sizeof(msg), "ucsrf.%.32s", dot ? dot + 1 : "");
+	user_mac(mac, secret, msg, strlen(msg));
+	snprintf(out, SW_AUTH_VALUE_MAX, "%s", mac);
+}
+
+/* The CSRF check of a cookie-authenticated write: 0, or 403 with the slot set. */
+static int csrf_check(const struct sw_auth_req *r, const char *want)
+{
+	char cookie[SW_AUTH_VALUE_MAX];
+	const char *sent = r->csrf_header && *r->csrf_header ? r->csrf_header : r->csrf_field;
+	if (!sent || !*sent) {
+		sw_error_set("missing CSRF token: send the %s cookie's value in an %s header "
+			     "or a %s form field", SW_AUTH_CSRF_COOKIE, SW_AUTH_CSRF_HEADER,
+			     SW_AUTH_CSRF_FIELD);
+		return 403;
+	}
+	if (sw_auth_cookie(r->cookies, SW_AUTH_CSRF_COOKIE, cookie, sizeof(cookie)) < 0 ||
+	    !sw_auth_equal(sent, cookie) || !sw_auth_equal(sent, want)) {
+		sw_error_set("CSRF token does not match this session");
+		return 403;
+	}
+	return 0;
+}
+
 int sw_auth_cookie(const char *cookies, const char *name, char *out, size_t n)
 {
 	size_t nl = strlen(name);
@@ -192,19 +311,30 @@ static const char *bearer(const char *h, char *out, size_t n)
 	return out;
 }
 
-int sw_auth_decide(const struct sw_auth_req *r, int write)
+int sw_auth_decide(struct sw_auth_req *r, int write)
 {
 	char session[SW_AUTH_VALUE_MAX], buf[1024];
+	r->kind = SW_ACTOR_ANONYMOUS;
+	r->presented[0] = 0;
 	if (!write && !r->read_requires_token)
 		return 0;
-	if (!r->token) {
-		sw_error_set("changes are disabled: server.api_token is not configured");
-		return 403;
-	}
 	if (r->authorization && *r->authorization) {
 		const char *t = bearer(r->authorization, buf, sizeof(buf));
-		int ok = t && sw_auth_equal(t, r->token);
+		if (t && !strncmp(t, SW_TOKEN_PREFIX, strlen(SW_TOKEN_PREFIX)) &&
+		    strlen(t) < sizeof(r->presented)) {
+			/* an API token: storage decides */
+			snprintf(r->presented, sizeof(r->presented), "%s", t);
+			OPENSSL_cleanse(buf, sizeof(buf));
+			r->kind = SW_ACTOR_TOKEN;
+			return 0;
+		}
+		int ok = t && r->token && sw_auth_equal(t, r->token);
 		OPENSSL_cleanse(buf, sizeof(buf));
+		if (!r->token) {
+			sw_error_set("changes are disabled: server.api_token is not configured "
+				     "and this is no API token");
+			return 403;
+		}
 		if (!t) {
 			sw_error_set("expected Authorization: Bearer TOKEN");
 			return 401;
@@ -213,7 +343,29 @@ int sw_auth_decide(const struct sw_auth_req *r, int write)
 			sw_error_set("wrong API token");
 			return 401;
 		}
+		r->kind = SW_ACTOR_API_TOKEN;
 		return 0;
+	}
+	char user[SW_AUTH_USER_MAX];
+	if (r->user_secret && r->cookies &&
+	    sw_auth_cookie(r->cookies, SW_AUTH_USER_COOKIE, user, sizeof(user)) == 0) {
+		char want[SW_AUTH_VALUE_MAX];
+		int code;
+		if (sw_auth_user_session_verify(user, r->user_secret, r->now_s, r->login,
+						r->teams) < 0) {
+			sw_error_prefix("sign in again at /login/github");
+			return 401;
+		}
+		sw_auth_user_csrf(want, user, r->user_secret);
+		if (write && (code = csrf_check(r, want)) != 0)
+			return code;
+		r->kind = SW_ACTOR_USER;
+		return 0;
+	}
+	if (!r->token) {
+		sw_error_set("this needs an API token (Authorization: Bearer TOKEN); "
+			     "server.api_token is not configured, so there is no login");
+		return 403;
 	}
 	if (r->cookies && sw_auth_cookie(r->cookies, SW_AUTH_SESSION_COOKIE, session,
 					 sizeof(session)) == 0) {
@@ -221,25 +373,19 @@ int sw_auth_decide(const struct sw_auth_req *r, int write)
 			sw_error_prefix("log in again at /login");
 			return 401;
 		}
-		if (!write)
+		if (!write) {
+			r->kind = SW_ACTOR_API_TOKEN;
 			return 0;
-		char want[SW_AUTH_VALUE_MAX], cookie[SW_AUTH_VALUE_MAX];
-		const char *sent = r->csrf_header && *r->csrf_header ? r->csrf_header : r->csrf_field;
-		if (!sent || !*sent) {
-			sw_error_set("missing CSRF token: send the %s cookie's value in an %s header "
-				     "or a %s form field", SW_AUTH_CSRF_COOKIE, SW_AUTH_CSRF_HEADER,
-				     SW_AUTH_CSRF_FIELD);
-			return 403;
 		}
+		char want[SW_AUTH_VALUE_MAX];
+		int code;
 		sw_auth_csrf_for(want, session, r->token);
-		if (sw_auth_cookie(r->cookies, SW_AUTH_CSRF_COOKIE, cookie, sizeof(cookie)) < 0 ||
-		    !sw_auth_equal(sent, cookie) || !sw_auth_equal(sent, want)) {
-			sw_error_set("CSRF token does not match this session");
-			return 403;
-		}
+		if ((code = csrf_check(r, want)) != 0)
+			return code;
+		r->kind = SW_ACTOR_API_TOKEN;
 		return 0;
 	}
-	sw_error_set("this needs the API token: send Authorization: Bearer TOKEN, or log in at /login");
+	sw_error_set("this needs an API token: send Authorization: Bearer TOKEN, or log in at /login");
 	return 401;
 }
 
@@ -362,6 +508,7 @@ static void fill_req(struct sw_auth_req *a, struct sw_daemon *d, struct evhttp_r
 	a->cookies = in_header(req, "Cookie");
 	a->csrf_header = in_header(req, SW_AUTH_CSRF_HEADER);
 	a->now_s = sw_now_ms() / 1000;
+	a->user_secret = d->cfg->oauth_client_id ? d->cfg->oauth_client_secret.value : NULL;
 }
 
 /* The limiter key of the client `req` comes from, into `key` (at least 80 bytes). */
@@ -388,72 +535,153 @@ static int limited(struct sw_limiter *l, const char *key, const char *client,
 	return 1;
 }
 
-static int check(struct sw_daemon *d, struct evhttp_request *req, int write)
+/* Record a refusal in the audit log and the log, and answer it. */
+static void refuse(struct sw_daemon *d, struct evhttp_request *req, const struct sw_actor *a,
+		   int code, const char *action, const char *target, const char *msg)
 {
+	log_info("auth.denied", "status=%d client=%s actor=%s kind=%s path=%s reason=%s", code,
+		 sw_q(a->client), sw_q(a->name), sw_actor_kind_str(a->kind),
+		 sw_q(evhttp_request_get_uri(req)), sw_q(msg));
+	if (action)
+		sw_audit_record(d, a, action, target, "refused", msg);
+	send_denied(req, code, msg);
+}
+
+int sw_auth_require(struct sw_daemon *d, struct evhttp_request *req, enum sw_role need,
+		    const char *env, const char *action, const char *target,
+		    struct sw_actor *out)
+{
+	static const struct sw_actor init = SW_ACTOR_INIT;
+	struct sw_actor tmp;
 	struct sw_auth_req a;
 	struct evkeyvalq form;
-	int have_form = 0, code;
-	char client[64], key[96];
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	int have_form = 0, code, write = cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD;
+	char key[96], msg[512];
+
+	if (!out)
+		out = &tmp;
+	*out = init;
 	fill_req(&a, d, req);
-	client_key(key, sizeof(key), client, sizeof(client), d, req);
+	client_key(key, sizeof(key), out->client, sizeof(out->client), d, req);
+	if (need <= SW_ROLE_VIEWER && !a.read_requires_token && !write) {
+		if (out == &tmp)
+			sw_actor_release(out);
+		return 0;
+	}
+	a.read_requires_token = 1;   /* from here on, who it is matters */
+	int has_bearer = a.authorization && *a.authorization;
 	/* a bearer token is a guess until proven: limited per client */
-	if (a.authorization && *a.authorization && (write || a.read_requires_token) &&
-	    limited(d->token_fails, key, client, req, "API tokens"))
-		return SW_EINVALID;
-	if (write && !a.authorization && !a.csrf_header && read_form(req, &form) == 0) {
+	if (has_bearer && limited(d->token_fails, key, out->client, req, "API tokens"))
+		goto refused;
+	if (write && !has_bearer && !a.csrf_header && read_form(req, &form) == 0) {
 		have_form = 1;
 		a.csrf_field = evhttp_find_header(&form, SW_AUTH_CSRF_FIELD);
 	}
 	code = sw_auth_decide(&a, write);
 	if (have_form)
 		evhttp_clear_headers(&form);
-	if (code == 0)
-		return 0;
-	if (code == 401 && a.authorization && *a.authorization && d->token_fails)
-		sw_limiter_fail(d->token_fails, key, sw_now_ms());
-	log_info("auth.denied", "status=%d client=%s path=%s reason=%s", code, sw_q(client),
-		 sw_q(evhttp_request_get_uri(req)), sw_q(sw_error_last()));
-	send_denied(req, code, sw_error_last());
+	if (code == 0 && a.kind == SW_ACTOR_TOKEN)
+		code = sw_token_verify(d, a.presented, out);
+	OPENSSL_cleanse(a.presented, sizeof(a.presented));
+	if (code == 0 && a.kind == SW_ACTOR_API_TOKEN) {
+		out->kind = SW_ACTOR_API_TOKEN;
+		snprintf(out->name, sizeof(out->name), "api_token");
+	} else if (code == 0 && a.kind == SW_ACTOR_USER) {
+		sw_actor_set_user(out, a.login, a.teams);
+	}
+	if (code != 0) {
+		if (code == 401 && has_bearer && d->token_fails)
+			sw_limiter_fail(d->token_fails, key, sw_now_ms());
+		snprintf(msg, sizeof(msg), "%s", sw_error_last());
+		/* a credential that does not hold is worth a row whatever was asked;
+		 * a request with none is only logged (anyone could fill the table) */
+		int presented = has_bearer || (a.cookies && strstr(a.cookies, SW_AUTH_SESSION_COOKIE));
+		refuse(d, req, out, code, !presented ? NULL : action ? action : "auth", target, msg);
+		goto refused;
+	}
+	if (!sw_roles_allows(d->cfg, out, need, env)) {
+		sw_roles_refusal(msg, sizeof(msg), d->cfg, out, action ? action : "this", need, env);
+		refuse(d, req, out, 403, action, target, msg);
+		goto refused;
+	}
+	if (out == &tmp)
+		sw_actor_release(out);
+	return 0;
+refused:
+	sw_actor_release(out);
 	return SW_EINVALID;
 }
 
 int sw_auth_check_read(struct sw_daemon *d, struct evhttp_request *req)
 {
-	return check(d, req, 0);
+	return sw_auth_require(d, req, SW_ROLE_VIEWER, NULL, NULL, NULL, NULL);
 }
 
 int sw_auth_check_write(struct sw_daemon *d, struct evhttp_request *req)
 {
-	return check(d, req, 1);
+	return sw_auth_require(d, req, SW_ROLE_ADMIN, NULL, NULL, NULL, NULL);
 }
 
-int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req)
+int sw_auth_actor(struct sw_daemon *d, struct evhttp_request *req, struct sw_actor *out)
 {
+	static const struct sw_actor init = SW_ACTOR_INIT;
 	struct sw_auth_req a;
-	char client[64], key[96];
+	char key[96];
 	int bearer = 0, ok;
+	*out = init;
 	fill_req(&a, d, req);
+	client_key(key, sizeof(key), out->client, sizeof(out->client), d, req);
 	a.read_requires_token = 1;   /* ask whether credentials are present and right */
 	if (a.authorization && *a.authorization && d->token_fails) {
-		/* the same limit as check(): no oracle for token guesses */
-		client_key(key, sizeof(key), client, sizeof(client), d, req);
+		/* the same limit as sw_auth_require(): no oracle for token guesses */
 		if (sw_limiter_check(d->token_fails, key, sw_now_ms()) > 0)
 			return 0;
 		bearer = 1;
 	}
 	ok = sw_auth_decide(&a, 0) == 0;
+	if (ok && a.kind == SW_ACTOR_TOKEN) {
+		ok = sw_token_verify(d, a.presented, out) == 0;
+	} else if (ok && a.kind == SW_ACTOR_API_TOKEN) {
+		out->kind = SW_ACTOR_API_TOKEN;
+		snprintf(out->name, sizeof(out->name), "api_token");
+	} else if (ok && a.kind == SW_ACTOR_USER) {
+		sw_actor_set_user(out, a.login, a.teams);
+	}
+	OPENSSL_cleanse(a.presented, sizeof(a.presented));
 	if (!ok && bearer)
 		sw_limiter_fail(d->token_fails, key, sw_now_ms());
+	if (!ok) {
+		sw_actor_release(out);
+		*out = init;
+	}
+	return ok;
+}
+
+int sw_auth_is_authenticated(struct sw_daemon *d, struct evhttp_request *req)
+{
+	struct sw_actor who;
+	int ok = sw_auth_actor(d, req, &who);
+	sw_actor_release(&who);
 	return ok;
 }
 
 char *sw_auth_csrf_token(struct sw_daemon *d, struct evhttp_request *req)
 {
-	char session[SW_AUTH_VALUE_MAX], csrf[SW_AUTH_VALUE_MAX];
+	char session[SW_AUTH_USER_MAX], csrf[SW_AUTH_VALUE_MAX], login[SW_AUTH_LOGIN_MAX];
+	char teams[SW_AUTH_USER_MAX];
 	const char *token = d->cfg->api_token.value, *cookies = in_header(req, "Cookie");
-	if (!token || !cookies ||
-	    sw_auth_cookie(cookies, SW_AUTH_SESSION_COOKIE, session, sizeof(session)) < 0 ||
-	    sw_auth_session_verify(session, token, sw_now_ms() / 1000) < 0)
+	const char *secret = d->cfg->oauth_client_id ? d->cfg->oauth_client_secret.value : NULL;
+	int64_t now = sw_now_ms() / 1000;
+	if (!cookies)
+		return NULL;
+	if (secret && sw_auth_cookie(cookies, SW_AUTH_USER_COOKIE, session, sizeof(session)) == 0 &&
+	    sw_auth_user_session_verify(session, secret, now, login, teams) == 0) {
+		sw_auth_user_csrf(csrf, session, secret);
+		return sw_strdup(csrf);
+	}
+	if (!token || sw_auth_cookie(cookies, SW_AUTH_SESSION_COOKIE, session, SW_AUTH_VALUE_MAX) < 0 ||
+	    sw_auth_session_verify(session, token, now) < 0)
 		return NULL;
 	sw_auth_csrf_for(csrf, session, token);
 	return sw_strdup(csrf);
@@ -467,10 +695,17 @@ static const char *safe_next(const char *next)
 	return next;
 }
 
-static const char *cookie_attrs(struct sw_daemon *d)
+const char *sw_auth_cookie_attrs(struct sw_daemon *d, int lax)
 {
 	int secure = d->ssl || (d->cfg->public_url && !strncmp(d->cfg->public_url, "https:", 6));
+	if (lax)
+		return secure ? "; Path=/; SameSite=Lax; Secure" : "; Path=/; SameSite=Lax";
 	return secure ? "; Path=/; SameSite=Strict; Secure" : "; Path=/; SameSite=Strict";
+}
+
+static const char *cookie_attrs(struct sw_daemon *d)
+{
+	return sw_auth_cookie_attrs(d, 0);
 }
 
 void sw_auth_login_form(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
@@ -507,10 +742,14 @@ void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *
 	const char *given = evhttp_find_header(&form, "token");
 	const char *next = safe_next(evhttp_find_header(&form, "next"));
 	if (!given || !sw_auth_equal(given, token)) {
+		struct sw_actor anon = SW_ACTOR_INIT;
+		snprintf(anon.client, sizeof(anon.client), "%s", client);
 		if (d->login_fails)
 			sw_limiter_fail(d->login_fails, key, now);
 		log_info("auth.login_failed", "client=%s reason=%s", sw_q(client),
 			 given ? "wrong token" : "no token");
+		sw_audit_record(d, &anon, "sign_in", NULL, "refused",
+				given ? "wrong token" : "no token");
 		if (wants_json(req))
 			sw_reply_error(req, 401, "wrong API token");
 		else
@@ -534,7 +773,12 @@ void sw_auth_login(struct sw_daemon *d, struct evhttp_request *req, const char *
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	free(c1);
 	free(c2);
-	log_info("auth.login", "expires_in_s=%d", SW_AUTH_SESSION_TTL_S);
+	log_info("auth.login", "client=%s expires_in_s=%d", sw_q(client), SW_AUTH_SESSION_TTL_S);
+	{
+		struct sw_actor who = { .kind = SW_ACTOR_API_TOKEN, .name = "api_token" };
+		snprintf(who.client, sizeof(who.client), "%s", client);
+		sw_audit_record(d, &who, "sign_in", NULL, "ok", NULL);
+	}
 	if (wants_json(req)) {
 		sw_reply_json(req, 200, json_pack("{s:b, s:s, s:I}", "ok", 1, "csrf", csrf,
 						  "expires_at", (json_int_t)(now / 1000 +
@@ -551,10 +795,14 @@ void sw_auth_logout(struct sw_daemon *d, struct evhttp_request *req, const char 
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	char *c1 = sw_asprintf("%s=; Max-Age=0; HttpOnly%s", SW_AUTH_SESSION_COOKIE, cookie_attrs(d));
 	char *c2 = sw_asprintf("%s=; Max-Age=0%s", SW_AUTH_CSRF_COOKIE, cookie_attrs(d));
+	char *c3 = sw_asprintf("%s=; Max-Age=0; HttpOnly%s", SW_AUTH_USER_COOKIE,
+			       sw_auth_cookie_attrs(d, 1));
 	evhttp_add_header(h, "Set-Cookie", c1);
 	evhttp_add_header(h, "Set-Cookie", c2);
+	evhttp_add_header(h, "Set-Cookie", c3);
 	free(c1);
 	free(c2);
+	free(c3);
 	if (wants_json(req)) {
 		sw_reply_json(req, 200, json_pack("{s:b}", "ok", 1));
 	} else {

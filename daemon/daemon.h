@@ -65,6 +65,8 @@ struct sw_api_actions {
 void sw_action_done(struct sw_action *a, int status, json_t *body);
 /* Answer a pending action with an error: `rc` is a SW_E* code, `msg` the text. */
 void sw_action_fail(struct sw_action *a, int rc, const char *msg);
+/* Who asked for the action ("api_token", a token's or a user's name). */
+const char *sw_action_by(const struct sw_action *a);
 
 struct sw_daemon {
 	struct event_base *base;

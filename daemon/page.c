@@ -243,11 +243,18 @@ static void page_begin(struct page *p, struct sw_daemon *d, struct evhttp_reques
 	sw_buf_addf(&p->b, "</style></head><body%s><header><a class=brand href=\"/%s\">slipway</a>"
 		    "<nav><a href=\"/%s\">Status</a><a href=\"/metrics\" class=hide-sm>Metrics</a>",
 		    p->tv ? " class=tv" : "", p->tv ? "?tv=1" : "", p->tv ? "?tv=1" : "");
-	if (sw_auth_is_authenticated(d, req))
+	struct sw_actor who;
+	if (sw_auth_actor(d, req, &who)) {
+		if (sw_roles_allows(d->cfg, &who, SW_ROLE_ADMIN, NULL))
+			sw_buf_adds(&p->b, "<a href=\"/audit\">Audit</a>");
+		sw_actor_release(&who);
 		sw_buf_adds(&p->b, "<form method=post action=\"/logout\" style=\"margin:0\">"
 			    "<button type=submit>Log out</button></form>");
-	else
+	} else {
+		if (d->cfg->oauth_client_id)
+			sw_buf_adds(&p->b, "<a href=\"/login/github\">Sign in with GitHub</a>");
 		sw_buf_adds(&p->b, "<a href=\"/login\">Log in</a>");
+	}
 	sw_buf_adds(&p->b, "</nav></header><main>");
 	storage_banner(p, d);
 	github_banner(p, d);
@@ -821,14 +828,26 @@ static void env_actions(struct sw_daemon *d, struct evhttp_request *req, struct 
 			const struct sw_cfg_env *ce, const struct sw_store_sync_list *hist)
 {
 	struct sw_buf *b = &p->b;
-	char *csrf;
+	struct sw_actor who;
+	char *csrf, why[512];
 
-	if (!sw_auth_is_authenticated(d, req)) {
+	if (!sw_auth_actor(d, req, &who)) {
 		sw_buf_adds(b, "<p class=mute><a href=\"/login?next=/environments/");
 		sw_url_esc(b, ce->name);
 		sw_buf_adds(b, "\">Log in</a> to sync or roll back.</p>");
 		return;
 	}
+	if (!sw_roles_allows(d->cfg, &who, SW_ROLE_DEPLOYER, ce->name)) {
+		/* what the API would answer, said before the click */
+		sw_roles_refusal(why, sizeof(why), d->cfg, &who, "Sync or rollback", SW_ROLE_DEPLOYER,
+				 ce->name);
+		sw_buf_adds(b, "<p class=\"notice refused\">");
+		sw_html_esc(b, why);
+		sw_buf_adds(b, ".</p>");
+		sw_actor_release(&who);
+		return;
+	}
+	sw_actor_release(&who);
 	csrf = sw_auth_csrf_token(d, req);
 	sw_buf_adds(b, "<div class=actions><form data-api method=post action=\"/api/v1/environments/");
 	sw_url_esc(b, ce->name);
@@ -1098,11 +1117,112 @@ static void metrics_route(struct sw_daemon *d, struct evhttp_request *req, const
 	sw_buf_release(&b);
 }
 
+/* ------------------------------------------------------------------ */
+/* GET /audit: the audit log (admin)                                   */
+/* ------------------------------------------------------------------ */
+
+#define AUDIT_ON_PAGE 100
+
+static void audit_page(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
+{
+	struct sw_store_audit_filter f = SW_STORE_AUDIT_FILTER_INIT;
+	struct sw_store_audit_list l = { 0 };
+	struct evkeyvalq q;
+	struct page p = { 0 };
+	const char *v;
+
+	if (sw_auth_require(d, req, SW_ROLE_ADMIN, NULL, "audit.read", NULL, NULL) < 0)
+		return;
+	query_get(req, &q);
+	f.before_id = query_int(&q, "before");
+	if ((v = evhttp_find_header(&q, "actor")) && *v)
+		f.actor = v;
+	if ((v = evhttp_find_header(&q, "action")) && *v)
+		f.action = v;
+	f.limit = AUDIT_ON_PAGE;
+	page_begin(&p, d, req, "Audit log", 0);
+	sw_buf_adds(&p.b, "<h1>Audit log</h1>");
+	if (f.actor || f.action) {
+		sw_buf_adds(&p.b, "<p class=mute>Only");
+		if (f.actor) {
+			sw_buf_adds(&p.b, " by <code>");
+			sw_html_esc(&p.b, f.actor);
+			sw_buf_adds(&p.b, "</code>");
+		}
+		if (f.action) {
+			sw_buf_adds(&p.b, " of <code>");
+			sw_html_esc(&p.b, f.action);
+			sw_buf_adds(&p.b, "</code>");
+		}
+		sw_buf_adds(&p.b, ". <a href=\"/audit\">Everything</a></p>");
+	}
+	if (sw_store_audit_list(d->store, &f, &l) < 0) {
+		sw_buf_adds(&p.b, "<p class=notice>The audit log cannot be read: ");
+		sw_html_esc(&p.b, sw_error_last());
+		sw_buf_adds(&p.b, "</p>");
+	} else if (!l.n) {
+		sw_buf_adds(&p.b, "<p class=mute>Nothing recorded yet.</p>");
+	} else {
+		sw_buf_adds(&p.b, "<div class=tbl><table><thead><tr><th>when</th><th>who</th>"
+			    "<th>from</th><th>action</th><th>target</th><th>outcome</th></tr>"
+			    "</thead><tbody>");
+		for (size_t i = 0; i < l.n; i++) {
+			const struct sw_store_audit *r = &l.v[i];
+			sw_buf_adds(&p.b, "<tr><td>");
+			sw_html_time(&p.b, r->at, p.now);
+			sw_buf_adds(&p.b, "</td><td><a href=\"/audit?actor=");
+			sw_url_esc(&p.b, r->actor);
+			sw_buf_adds(&p.b, "\">");
+			sw_html_esc(&p.b, r->actor);
+			sw_buf_adds(&p.b, "</a> <span class=\"small mute\">");
+			sw_html_esc(&p.b, r->actor_kind);
+			sw_buf_adds(&p.b, "</span></td><td><code class=small>");
+			sw_html_esc(&p.b, r->client ? r->client : "-");
+			sw_buf_adds(&p.b, "</code></td><td><a href=\"/audit?action=");
+			sw_url_esc(&p.b, r->action);
+			sw_buf_adds(&p.b, "\">");
+			sw_html_esc(&p.b, r->action);
+			sw_buf_adds(&p.b, "</a></td><td>");
+			sw_html_esc(&p.b, r->target ? r->target : "");
+			sw_buf_adds(&p.b, "</td><td>");
+			badge(&p.b, r->outcome, NULL);
+			if (r->reason && *r->reason) {
+				sw_buf_adds(&p.b, "<div class=\"small mute\">");
+				sw_html_esc(&p.b, r->reason);
+				sw_buf_adds(&p.b, "</div>");
+			}
+			sw_buf_adds(&p.b, "</td></tr>");
+		}
+		sw_buf_adds(&p.b, "</tbody></table></div>");
+	}
+	sw_buf_adds(&p.b, "<div class=pager>");
+	if (f.before_id)
+		sw_buf_adds(&p.b, "<a href=\"/audit\">&larr; newest</a>");
+	if (l.n == (size_t)f.limit) {
+		sw_buf_addf(&p.b, "<a href=\"/audit?before=%lld", (long long)l.v[l.n - 1].id);
+		if (f.actor) {
+			sw_buf_adds(&p.b, "&amp;actor=");
+			sw_url_esc(&p.b, f.actor);
+		}
+		if (f.action) {
+			sw_buf_adds(&p.b, "&amp;action=");
+			sw_url_esc(&p.b, f.action);
+		}
+		sw_buf_adds(&p.b, "\">older &rarr;</a>");
+	}
+	sw_buf_adds(&p.b, "</div>");
+	evhttp_clear_headers(&q);
+	sw_store_audit_list_release(&l);
+	page_end(&p);
+	page_send(&p, req, 200);
+}
+
 /* "/" last: as a prefix route it catches whatever no table matched. */
 const struct sw_route sw_page_routes[] = {
 	{ EVHTTP_REQ_GET, "/metrics", metrics_route },
 	{ EVHTTP_REQ_GET, "/runs/", runs_route },
 	{ EVHTTP_REQ_GET, "/environments/", env_page },
+	{ EVHTTP_REQ_GET, "/audit", audit_page },
 	{ EVHTTP_REQ_GET, "/", index_page },
 	{ 0, NULL, NULL },
 };

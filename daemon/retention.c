@@ -90,12 +90,13 @@ static void pass_done(void *arg)
 			return;
 	}
 	int removed = t->deliveries || t->runs || t->stages || t->log_chunks ||
-		      t->drift_events || t->outbox || t->pages_freed;
+		      t->drift_events || t->outbox || t->audit || t->pages_freed;
 	sw_log(removed ? SW_LOG_INFO : SW_LOG_DEBUG, "retention.done",
 	       "deliveries=%lld runs=%lld stages=%lld log_chunks=%lld "
-	       "drift_events=%lld outbox=%lld pages_freed=%lld ms=%lld%s",
+	       "drift_events=%lld outbox=%lld audit=%lld pages_freed=%lld ms=%lld%s",
 	       (long long)t->deliveries, (long long)t->runs, (long long)t->stages,
 	       (long long)t->log_chunks, (long long)t->drift_events, (long long)t->outbox,
+	       (long long)t->audit,
 	       (long long)t->pages_freed, (long long)(sw_mono_ms() - rt->started_ms),
 	       rt->more ? " cut_short=1" : "");
 	sw_metrics_retention("deliveries", t->deliveries);
@@ -104,6 +105,7 @@ static void pass_done(void *arg)
 	sw_metrics_retention("log_chunks", t->log_chunks);
 	sw_metrics_retention("drift_events", t->drift_events);
 	sw_metrics_retention("outbox", t->outbox);
+	sw_metrics_retention("audit", t->audit);
 	sw_metrics_retention("pages", t->pages_freed);
 	if (!rt->d->stopping)
 		schedule(rt, rt->d->cfg->retention.interval_s);
@@ -126,6 +128,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		.runs_age_ms = c->runs_age_s * 1000, .runs_keep = c->runs_count,
 		.drift_age_ms = c->drift_age_s * 1000, .drift_keep = c->drift_count,
 		.outbox_age_ms = c->outbox_age_s * 1000,
+		.audit_age_ms = c->audit_age_s * 1000, .audit_keep = c->audit_count,
 		.batch = c->batch,
 	};
 	rt->now = sw_now_ms();

@@ -22,6 +22,7 @@
 
 #include "daemon/auth-int.h"
 #include "httpd/httpd.h"
+#include "daemon/audit-int.h"
 #include "daemon/daemon.h"
 #include "daemon/metrics-int.h"
 #include "lib/buf.h"
@@ -251,7 +252,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGHUP:
 		log_info("config.reload", "signal=SIGHUP file=%s", sw_q(d->cfg_path));
-		sw_daemon_reload(d);
+		{
+			struct sw_actor sys = { .kind = SW_ACTOR_SYSTEM, .name = "SIGHUP" };
+			int ok = sw_daemon_reload(d) == 0;
+			sw_audit_record(d, &sys, "config.reload", d->cfg_path, ok ? "ok" : "failed",
+					ok ? NULL : sw_error_last());
+		}
 		break;
 	case SIGTERM:
 		begin_stop(d, "SIGTERM");

@@ -306,7 +306,7 @@ const char **engine_secret_values(const struct sw_config *c)
 		cap += c->envs[i].nsecrets;
 	const char **v = sw_calloc(cap, sizeof(*v));
 	const struct sw_secret *fixed[] = { &c->webhook_secret, &c->github_token, &c->api_token,
-		&c->github_app.private_key,
+		&c->github_app.private_key, &c->oauth_client_secret,
 		&c->slack_webhook_url, &c->slack_bot_token };
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (fixed[i]->value)

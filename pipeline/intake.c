@@ -373,8 +373,16 @@ int sw_engine_submit(struct sw_engine *e, int64_t *run_id, const char *kind, con
 		     const char *branch, const char *commit, const char *environment,
 		     const char *title)
 {
+	return sw_engine_submit_by(e, run_id, kind, repo, branch, commit, environment, title, NULL);
+}
+
+int sw_engine_submit_by(struct sw_engine *e, int64_t *run_id, const char *kind,
+			const char *repo, const char *branch, const char *commit,
+			const char *environment, const char *title, const char *by)
+{
 	struct sw_store_run_in in = { .repo = repo, .branch = branch, .commit_sha = commit,
-				      .environment = environment, .pr_title = title };
+				      .environment = environment, .pr_title = title,
+				      .author = by };
 	enum sw_run_kind k;
 	if (sw_store_run_kind_parse(kind, &k) < 0)
 		return sw_error_setc(SW_EINVALID, "unknown run kind %s", kind);

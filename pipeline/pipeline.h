@@ -131,6 +131,11 @@ int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id);
 int sw_engine_submit(struct sw_engine *e, int64_t *run_id, const char *kind,
 		     const char *repo, const char *branch, const char *commit,
 		     const char *environment, const char *title);
+/* The same, naming who asked (`by`, may be NULL): the run's author, which
+ * its Slack messages show. */
+int sw_engine_submit_by(struct sw_engine *e, int64_t *run_id, const char *kind,
+			const char *repo, const char *branch, const char *commit,
+			const char *environment, const char *title, const char *by);
 
 /*
  * Shutdown: start no new runs, kill running stages and record them as

@@ -703,7 +703,10 @@ json_t *sw_report_slack(const struct sw_report_run *run, enum sw_report_event ev
 		});
 	if (run->branch)
 		FIELD("Branch", slack_text(&x, run->branch, 100, 1));
-	if (run->author)
+	/* a manual sync or rollback names who asked for it */
+	if (run->author && run->kind && (!strcmp(run->kind, "manual") || !strcmp(run->kind, "rollback")))
+		FIELD("Requested by", slack_text(&x, run->author, 100, 1));
+	else if (run->author)
 		FIELD("Author", slack_text(&x, run->author, 100, 1));
 	if (dur[0] && event != SW_REPORT_STARTED)
 		FIELD("Duration", sw_buf_adds(&x, dur));

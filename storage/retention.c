@@ -267,6 +267,14 @@ static const struct flat_kind outbox_kind = {
 	"SELECT id FROM outbox ORDER BY id DESC LIMIT 1 OFFSET ?1",
 };
 
+/* The audit log: only by age and count. */
+static const struct flat_kind audit_kind = {
+	"audit",
+	"SELECT id FROM audit WHERE (id <= ?1 OR at < ?2) ORDER BY id LIMIT ?3",
+	"DELETE FROM audit WHERE id = ?1",
+	"SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1",
+};
+
 static int step_flat(struct sw_store *st, const struct flat_kind *k, int64_t age_ms,
 		     int64_t keep, int64_t now, int batch, int64_t *removed, int *more)
 {
@@ -304,7 +312,9 @@ int sw_store_retention_step(struct sw_store *st, const struct sw_store_retention
 	    (rc = step_flat(st, &drift_kind, pol->drift_age_ms, pol->drift_keep,
 			    now, batch, &res->drift_events, more)) < 0 ||
 	    (rc = step_flat(st, &outbox_kind, pol->outbox_age_ms, 0,
-			    now, batch, &res->outbox, more)) < 0)
+			    now, batch, &res->outbox, more)) < 0 ||
+	    (rc = step_flat(st, &audit_kind, pol->audit_age_ms, pol->audit_keep,
+			    now, batch, &res->audit, more)) < 0)
 		return CTX(rc, "database %s", st->path);
 	return 0;
 }

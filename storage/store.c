@@ -230,6 +230,41 @@ static const char *const builtin_migrations[] = {
 	 * a new GUID */
 	"ALTER TABLE deliveries ADD COLUMN digest BLOB;\n"
 	"CREATE INDEX deliveries_digest ON deliveries(digest, received_at) WHERE digest IS NOT NULL;\n",
+
+	/* 5: API tokens (only the SHA-256 of their secret) and the audit log.
+	 * A token's id is the random lookup id it carries; a name is unique
+	 * among the tokens not revoked. */
+	"CREATE TABLE api_tokens (\n"
+	"  id TEXT PRIMARY KEY,\n"
+	"  name TEXT NOT NULL,\n"
+	"  role TEXT NOT NULL CHECK (role IN ('viewer','deployer','admin')),\n"
+	"  environments TEXT,\n"
+	"  hash BLOB NOT NULL,\n"
+	"  created_by TEXT NOT NULL,\n"
+	"  created_at INTEGER NOT NULL,\n"
+	"  expires_at INTEGER,\n"
+	"  last_used_at INTEGER,\n"
+	"  revoked_at INTEGER,\n"
+	"  revoked_by TEXT\n"
+	") WITHOUT ROWID;\n"
+	"CREATE UNIQUE INDEX api_tokens_name ON api_tokens(name) WHERE revoked_at IS NULL;\n"
+	"\n"
+	"CREATE TABLE audit (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  at INTEGER NOT NULL,\n"
+	"  actor TEXT NOT NULL,\n"
+	"  actor_kind TEXT NOT NULL CHECK (actor_kind IN\n"
+	"    ('anonymous','api_token','token','user','system')),\n"
+	"  token_id TEXT,\n"
+	"  client TEXT,\n"
+	"  action TEXT NOT NULL,\n"
+	"  target TEXT,\n"
+	"  outcome TEXT NOT NULL CHECK (outcome IN ('started','ok','refused','failed')),\n"
+	"  reason TEXT\n"
+	");\n"
+	"CREATE INDEX audit_actor ON audit(actor, id);\n"
+	"CREATE INDEX audit_action ON audit(action, id);\n"
+	"CREATE INDEX audit_at ON audit(at);\n",
 };
 
 _Static_assert(sizeof(builtin_migrations) / sizeof(builtin_migrations[0])

@@ -49,7 +49,7 @@ struct sw_store;
 /* ------------------------------------------------------------------ */
 
 /* The schema version this build writes (number of migrations). */
-#define SW_STORE_SCHEMA_VERSION 4
+#define SW_STORE_SCHEMA_VERSION 5
 
 struct sw_store_opts {
 	/*
@@ -672,12 +672,14 @@ struct sw_store_retention {
 	int64_t runs_age_ms, runs_keep;
 	int64_t drift_age_ms, drift_keep;
 	int64_t outbox_age_ms;
+	int64_t audit_age_ms, audit_keep;
 	int batch;              /* rows per transaction; <= 0 means 500 */
 };
 
 /* What one or more steps removed (added to, never reset by the store). */
 struct sw_store_retention_result {
 	int64_t deliveries, runs, stages, log_chunks, drift_events, outbox;
+	int64_t audit;
 	int64_t pages_freed;    /* by sw_store_vacuum_step() */
 	/* Where the log pass got to: 0 at the start of a pass (zero the whole
 	 * struct), then moved by each step. */
@@ -719,6 +721,89 @@ int sw_store_backup(const char *data_dir, const char *dest, int64_t *bytes);
  * with what is wrong; the file is opened read-only.
  */
 int sw_store_backup_check(const char *path);
+
+/* ------------------------------------------------------------------ */
+/* API tokens and the audit log (storage/access.c)                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An API token: only the SHA-256 of its secret is stored. `id` is the
+ * random lookup id the token carries, so checking one is one read by
+ * primary key. `role` is viewer, deployer or admin; `environments` a
+ * comma-separated list of environment names, NULL for all.
+ */
+struct sw_store_token {
+	char *id;
+	char *name;
+	char *role;
+	char *environments;
+	struct sw_buf hash;
+	char *created_by;
+	int64_t created_at;
+	int64_t expires_at;      /* 0 = never */
+	int64_t last_used_at;    /* 0 = never used */
+	int64_t revoked_at;      /* 0 = not revoked */
+	char *revoked_by;
+};
+struct sw_store_token_list { struct sw_store_token *v; size_t n; };
+
+/*
+ * Store a new token (every field of `in` but last_used/revoked; `hash`
+ * the digest). SW_EEXISTS when a token that is not revoked has the name
+ * (or, once in 2^64, the id is taken).
+ */
+int sw_store_token_insert(struct sw_store *st, const struct sw_store_token *in);
+/* SW_ENOTFOUND when there is no token `id`. */
+int sw_store_token_get(struct sw_store *st, const char *id, struct sw_store_token *out);
+/* Every token, newest first (revoked ones too, so the list says so). */
+int sw_store_token_list(struct sw_store *st, struct sw_store_token_list *out);
+/* Revoke `id` as `by` at `now`: SW_ENOTFOUND, or SW_EEXISTS when already revoked. */
+int sw_store_token_revoke(struct sw_store *st, const char *id, const char *by, int64_t now);
+/* Remember a use at `now` (written at most once a minute per token). */
+int sw_store_token_touch(struct sw_store *st, const char *id, int64_t now);
+void sw_store_token_release(struct sw_store_token *t);
+void sw_store_token_list_release(struct sw_store_token_list *l);
+
+/*
+ * One row of the audit log: who (`actor`, its kind: anonymous, api_token,
+ * token, user or system; `token_id` for a token), from where (`client`),
+ * when (`at`), what (`action`, e.g. "sync", and its `target`, e.g. the
+ * environment, "run 12" or a token id) and the outcome (started, ok,
+ * refused or failed, with the `reason`).
+ */
+struct sw_store_audit {
+	int64_t id;
+	int64_t at;
+	char *actor;
+	char *actor_kind;
+	char *token_id;
+	char *client;
+	char *action;
+	char *target;
+	char *outcome;
+	char *reason;
+};
+struct sw_store_audit_list { struct sw_store_audit *v; size_t n; };
+
+/* Append `in` (its id is ignored; `at` 0 = now); `*id` (may be NULL) gets the row's id. */
+int sw_store_audit_insert(struct sw_store *st, int64_t *id, const struct sw_store_audit *in);
+/* Set the outcome of row `id` (an action that was recorded as started). */
+int sw_store_audit_finish(struct sw_store *st, int64_t id, const char *outcome,
+			  const char *reason);
+
+struct sw_store_audit_filter {
+	const char *actor;       /* NULL = any */
+	const char *action;      /* NULL = any */
+	int64_t since;           /* at >= since; 0 = any time */
+	int64_t before_id;       /* id < before_id; 0 = from the newest */
+	int limit;
+};
+#define SW_STORE_AUDIT_FILTER_INIT { .limit = 50 }
+/* Newest first. */
+int sw_store_audit_list(struct sw_store *st, const struct sw_store_audit_filter *f,
+			struct sw_store_audit_list *out);
+void sw_store_audit_release(struct sw_store_audit *a);
+void sw_store_audit_list_release(struct sw_store_audit_list *l);
 
 /* ------------------------------------------------------------------ */
 /* Key/value: small facts to remember across restarts                   */

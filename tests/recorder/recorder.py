@@ -100,6 +100,15 @@ class State:
                 self.rules += [Rule(l) for l in f if l.strip() and not l.lstrip().startswith("#")]
         self.token = args.token
         self.slack_token = args.slack_token
+        # sign-in with GitHub: who signs in, and what the flow has issued
+        self.oauth = None
+        if args.oauth_client_id:
+            self.oauth = {"client_id": args.oauth_client_id,
+                          "client_secret": args.oauth_client_secret or "",
+                          "user": args.oauth_user or "octocat",
+                          "teams": [t for t in (args.oauth_teams or "").split(",") if t],
+                          "refuse_code": args.oauth_refuse_code,
+                          "codes": {}, "tokens": set()}
         self.lock = threading.Lock()
         self.seq = itertools.count(1)
         self.ids = itertools.count(1001)
@@ -523,6 +532,72 @@ def slack_api(method, path, h, raw, state):
                                  "message": {"text": body.get("text", ""), "ts": ts}}
 
 
+# --- GitHub's OAuth web flow (sign-in with GitHub) -------------------------------
+# GitHub's own answers: the token endpoint says 200 with an "error" field for
+# a bad code or bad client credentials; a code is single-use and bound to the
+# redirect_uri it was issued for (docs.github.com "Authorizing OAuth apps").
+
+def oauth_form(raw, h):
+    if not h.get("content-type", "").lower().startswith("application/x-www-form-urlencoded"):
+        raise Invalid(400, {"error": "unsupported_content_type"},
+                      "token exchange not form-encoded: %r" % h.get("content-type", ""))
+    return {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode("utf-8", "replace")).items()}
+
+
+def oauth(method, path, query, h, raw, state):
+    """Returns (route, status, body, extra headers) or raises Invalid."""
+    o = state.oauth
+    if path == "/login/oauth/authorize" and method == "GET":
+        q = {k: v[0] for k, v in query.items()}
+        if q.get("client_id") != o["client_id"]:
+            raise Invalid(404, "Not Found", "unknown client_id %r" % q.get("client_id"), "text/plain")
+        ru, st = q.get("redirect_uri", ""), q.get("state", "")
+        if not re.match(r"https?://", ru) or len(st) < 16:
+            raise Invalid(400, "redirect_uri and state (16+ characters) are required",
+                          "authorize without redirect_uri or a state", "text/plain")
+        if "read:org" not in q.get("scope", "").split(" "):
+            raise Invalid(400, "scope read:org is needed for /user/teams", "no read:org scope",
+                          "text/plain")
+        code = "code%d" % next(state.ids)
+        with state.lock:
+            o["codes"][code] = ru
+        sep = "&" if "?" in ru else "?"
+        loc = "%s%scode=%s&state=%s" % (ru, sep, code, urllib.parse.quote(st))
+        return "oauth.authorize", 302, "", {"Location": loc}
+    if path == "/login/oauth/access_token" and method == "POST":
+        if "application/json" not in h.get("accept", ""):
+            raise Invalid(400, "access_token=&error=want_json", "token exchange without "
+                          "Accept: application/json (GitHub would answer a form)", "text/plain")
+        f = oauth_form(raw, h)
+        if f.get("client_id") != o["client_id"] or f.get("client_secret") != o["client_secret"]:
+            return "oauth.token", 200, {"error": "incorrect_client_credentials",
+                                        "error_description": "The client_id and/or client_secret passed are incorrect."}, {}
+        with state.lock:
+            ru = o["codes"].pop(f.get("code", ""), None)
+        if ru is None or f.get("redirect_uri") != ru or o["refuse_code"]:
+            return "oauth.token", 200, {"error": "bad_verification_code",
+                                        "error_description": "The code passed is incorrect or expired."}, {}
+        tok = "gho_%d" % next(state.ids)
+        with state.lock:
+            o["tokens"].add(tok)
+        return "oauth.token", 200, {"access_token": tok, "token_type": "bearer",
+                                    "scope": "read:org"}, {}
+    if path in ("/user", "/user/teams") and method == "GET":
+        if not h.get("user-agent"):
+            raise Invalid(403, "User-Agent required", "missing User-Agent", "text/plain")
+        tok = bearer(h)
+        if tok not in o["tokens"]:
+            raise gh_error(401, "Bad credentials")
+        if h.get("accept", "") != "application/vnd.github+json":
+            raise gh_error(415, "Unsupported 'Accept' header")
+        if path == "/user":
+            return "oauth.user", 200, {"login": o["user"], "id": 4242, "type": "User"}, {}
+        teams = [{"slug": t.split("/", 1)[1], "name": t.split("/", 1)[1],
+                  "organization": {"login": t.split("/", 1)[0]}} for t in o["teams"]]
+        return "oauth.teams", 200, teams, {}
+    raise gh_error(404, "Not Found")
+
+
 def fault_body(path, status):
     if path.startswith("/slack/"):
         codes = {429: "rate_limited", 500: "rollup_error", 403: "action_prohibited",
@@ -560,6 +635,12 @@ class Handler(BaseHTTPRequestHandler):
                 state.known.discard(iid)
                 state.inst_tokens = {t: v for t, v in state.inst_tokens.items() if v[0] != iid}
             return self.reply(200, "text/plain", "revoked")
+        if path == "/_recorder/oauth" and state.oauth:
+            # the test picks who signs in next: ?user=LOGIN&teams=org/a,org/b
+            with state.lock:
+                state.oauth["user"] = query.get("user", ["octocat"])[0]
+                state.oauth["teams"] = [t for t in query.get("teams", [""])[0].split(",") if t]
+            return self.reply(200, "text/plain", "ok")
         h = {k.lower(): v for k, v in self.headers.items()}
         rec = {"method": self.command, "path": path, "query": query,
                "headers": dict(h), "valid": True}
@@ -572,8 +653,15 @@ class Handler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError):
             body = raw.decode("utf-8", "replace")
         rec["body"] = body
+        extra = {}
+        if path.startswith("/login/oauth/access_token") and isinstance(body, str):
+            # the client secret and the code never reach the record
+            rec["body"] = {k: "<%d chars>" % len(v[0]) if k in ("client_secret", "code") else v[0]
+                           for k, v in urllib.parse.parse_qs(body).items()}
         try:
-            if path == "/slack/webhook":
+            if state.oauth and (path.startswith("/login/oauth/") or path in ("/user", "/user/teams")):
+                route, status, resp, extra = oauth(self.command, path, query, h, raw, state)
+            elif path == "/slack/webhook":
                 route, status, resp = slack_webhook(self.command, h, raw)
             elif path.startswith("/api/"):
                 route, status, resp = slack_api(self.command, path, h, raw, state)
@@ -586,7 +674,6 @@ class Handler(BaseHTTPRequestHandler):
             route, status, resp, ctype = "invalid", e.status, e.body, e.ctype
             rec["valid"], rec["reason"] = False, e.reason
         rec["route"] = route
-        extra = {}
         rule = state.fault(self.command, path)
         if rule:
             ctype, resp = fault_body(path, rule.status)
@@ -704,6 +791,12 @@ def main():
     ap.add_argument("--app-token-ttl", type=int, default=3600,
                     help="installation tokens expire after this many seconds")
     ap.add_argument("--git-root", help="serve the bare repositories under DIR at /git/")
+    ap.add_argument("--oauth-client-id", help="serve GitHub's OAuth web flow for this app")
+    ap.add_argument("--oauth-client-secret", help="its client secret")
+    ap.add_argument("--oauth-user", help="the login who signs in (default octocat)")
+    ap.add_argument("--oauth-teams", help="their teams, org/slug,org/slug")
+    ap.add_argument("--oauth-refuse-code", action="store_true",
+                    help="answer every code bad_verification_code")
     args = ap.parse_args()
     if args.app_id and not args.app_public_key:
         ap.error("--app-id needs --app-public-key")

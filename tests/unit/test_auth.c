@@ -185,6 +185,91 @@ static void test_decide_write(void **state)
 	r.token = NULL;
 	r.authorization = "Bearer ";
 	assert_int_equal(sw_auth_decide(&r, 1), 403);
+	r.authorization = NULL;
+	r.cookies = NULL;
+	assert_int_equal(sw_auth_decide(&r, 1), 403);
+}
+
+/* An API token's shape is left to storage, with or without server.api_token. */
+static void test_decide_api_token(void **state)
+{
+	struct sw_auth_req r = { .token = TOKEN, .now_s = NOW };
+	r.authorization = "Bearer swt_0123_abc";
+	assert_int_equal(sw_auth_decide(&r, 1), 0);
+	assert_int_equal(r.kind, SW_ACTOR_TOKEN);
+	assert_string_equal(r.presented, "swt_0123_abc");
+	r.token = NULL;
+	assert_int_equal(sw_auth_decide(&r, 0), 0);     /* reads open: nothing needed */
+	assert_int_equal(r.kind, SW_ACTOR_ANONYMOUS);
+	assert_int_equal(sw_auth_decide(&r, 1), 0);
+	assert_int_equal(r.kind, SW_ACTOR_TOKEN);
+	r.token = TOKEN;
+	r.authorization = "Bearer " TOKEN;
+	assert_int_equal(sw_auth_decide(&r, 1), 0);
+	assert_int_equal(r.kind, SW_ACTOR_API_TOKEN);
+	assert_string_equal(r.presented, "");
+}
+
+/* A GitHub user's session: round trip, expiry, forgery, the other secret. */
+static void test_user_session(void **state)
+{
+	char v[SW_AUTH_USER_MAX], login[SW_AUTH_LOGIN_MAX], teams[SW_AUTH_USER_MAX];
+	char c1[SW_AUTH_VALUE_MAX], c2[SW_AUTH_VALUE_MAX];
+	const char *secret = "oauth-client-secret";
+	assert_int_equal(sw_auth_user_session_new(v, secret, "alice", "acme/platform+acme/web", NOW,
+						  60), 0);
+	assert_null(strstr(v, secret));
+	assert_int_equal(sw_auth_user_session_verify(v, secret, NOW, login, teams), 0);
+	assert_string_equal(login, "alice");
+	assert_string_equal(teams, "acme/platform+acme/web");
+	assert_int_equal(sw_auth_user_session_verify(v, secret, NOW + 60, login, teams), SW_EINVALID);
+	assert_string_equal(sw_error_last(), "session expired");
+	assert_int_equal(sw_auth_user_session_verify(v, "other", NOW, login, teams), SW_EINVALID);
+	assert_string_equal(sw_error_last(), "session signature does not match");
+	/* another login or team written in breaks the signature */
+	char forged[SW_AUTH_USER_MAX];
+	snprintf(forged, sizeof(forged), "%s", v);
+	char *p = strstr(forged, ".alice.");
+	memcpy(p, ".bobby.", 7);
+	assert_int_equal(sw_auth_user_session_verify(forged, secret, NOW, login, teams), SW_EINVALID);
+	assert_int_equal(sw_auth_user_session_verify("u1.x", secret, NOW, login, teams), SW_EINVALID);
+	assert_int_equal(sw_auth_user_session_verify(NULL, secret, NOW, login, teams), SW_EINVALID);
+	assert_int_equal(sw_auth_user_session_verify(v, NULL, NOW, login, teams), SW_EINVALID);
+	/* no teams */
+	assert_int_equal(sw_auth_user_session_new(v, secret, "bob", NULL, NOW, 60), 0);
+	assert_int_equal(sw_auth_user_session_verify(v, secret, NOW, login, teams), 0);
+	assert_string_equal(teams, "");
+	/* what is no login or team is refused */
+	assert_int_equal(sw_auth_user_session_new(v, secret, "a.b", NULL, NOW, 60), SW_EINVALID);
+	assert_int_equal(sw_auth_user_session_new(v, secret, "", NULL, NOW, 60), SW_EINVALID);
+	assert_int_equal(sw_auth_user_session_new(v, secret, "a", "x;y", NOW, 60), SW_EINVALID);
+	/* CSRF tokens differ per session */
+	assert_int_equal(sw_auth_user_session_new(v, secret, "bob", NULL, NOW, 60), 0);
+	sw_auth_user_csrf(c1, v, secret);
+	assert_int_equal(sw_auth_user_session_new(v, secret, "bob", NULL, NOW, 60), 0);
+	sw_auth_user_csrf(c2, v, secret);
+	assert_string_not_equal(c1, c2);
+}
+
+/* The decision with a user's cookie: kind, login, teams; CSRF for writes. */
+static void test_decide_user(void **state)
+{
+	struct sw_auth_req r = { .token = NULL, .now_s = NOW, .user_secret = "s" };
+	char v[SW_AUTH_USER_MAX], csrf[SW_AUTH_VALUE_MAX], cookies[2048];
+	assert_int_equal(sw_auth_user_session_new(v, "s", "alice", "acme/platform", NOW, 60), 0);
+	sw_auth_user_csrf(csrf, v, "s");
+	snprintf(cookies, sizeof(cookies), "sw_user=%s; sw_csrf=%s", v, csrf);
+	r.cookies = cookies;
+	assert_int_equal(sw_auth_decide(&r, 1), 403);        /* no CSRF token sent */
+	r.csrf_header = csrf;
+	assert_int_equal(sw_auth_decide(&r, 1), 0);
+	assert_int_equal(r.kind, SW_ACTOR_USER);
+	assert_string_equal(r.login, "alice");
+	assert_string_equal(r.teams, "acme/platform");
+	r.user_secret = NULL;                                 /* oauth switched off */
+	assert_int_equal(sw_auth_decide(&r, 1), 403);
+	r.user_secret = "t";                                  /* the secret changed */
+	assert_int_equal(sw_auth_decide(&r, 1), 401);
 }
 
 int main(void)
@@ -198,6 +283,9 @@ int main(void)
 		cmocka_unit_test(test_cookie_parse),
 		cmocka_unit_test(test_decide_read),
 		cmocka_unit_test(test_decide_write),
+		cmocka_unit_test(test_decide_api_token),
+		cmocka_unit_test(test_user_session),
+		cmocka_unit_test(test_decide_user),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

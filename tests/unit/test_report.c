@@ -455,6 +455,16 @@ static void test_slack_shape_and_escaping(void **state)
 	assert_null(strstr(json_string_value(json_object_get(msg, "text")), "<b>"));
 	json_decref(msg);
 
+	/* a manual sync names who asked for it (issue 13) */
+	r.kind = "manual";
+	r.author = "ci-dev";
+	msg = sw_report_slack(&r, SW_REPORT_FAILED, NULL);
+	t = block_text(msg, "section", 0);
+	assert_non_null(strstr(t, "*Requested by*\nci-dev"));
+	assert_null(strstr(t, "*Author*"));
+	free(t);
+	json_decref(msg);
+
 	/* a PR run: the link to the PR, its title escaped; a URL cannot break the link */
 	r = base_run();
 	r.pr_title = "Use a|b <and> c";

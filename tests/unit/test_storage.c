@@ -986,7 +986,8 @@ static void test_sync_infra_outputs(void **state)
 	sw_store_close(f->st);
 	f->st = NULL;
 	raw_exec(db, "ALTER TABLE syncs DROP COLUMN infra_outputs; DROP INDEX deliveries_digest; "
-		     "ALTER TABLE deliveries DROP COLUMN digest; PRAGMA user_version = 2");
+		     "ALTER TABLE deliveries DROP COLUMN digest; DROP TABLE api_tokens; "
+		     "DROP TABLE audit; PRAGMA user_version = 2");
 	assert_int_equal(sw_store_open(&f->st, data), 0);
 	assert_int_equal(raw_int(db, "PRAGMA user_version"), SW_STORE_SCHEMA_VERSION);
 	assert_int_equal(sw_store_sync_get(f->st, old, &s), 0);
@@ -1329,9 +1330,117 @@ static void test_enum_names(void **state)
 	assert_false(sw_store_status_is_final(SW_STATUS_RUNNING));
 }
 
+/* API tokens: insert, a name unique among live tokens, revoke, touch; the
+ * audit log: started then finished, filters and paging newest first. */
+static void test_tokens_and_audit(void **state)
+{
+	struct fx *f = *state;
+	struct sw_store_token t = { .id = "00000000000000aa", .name = "ci", .role = "deployer",
+		.environments = "dev", .created_by = "api_token", .created_at = 1000,
+		.expires_at = 5000 }, got = { 0 };
+	struct sw_store_token_list tl = { 0 };
+	struct sw_store_audit_list al = { 0 };
+	struct sw_store_audit_filter flt = SW_STORE_AUDIT_FILTER_INIT;
+	int64_t id = 0;
+
+	sw_buf_add(&t.hash, "0123456789abcdef0123456789abcdef", 32);
+	assert_int_equal(sw_store_token_insert(f->st, &t), 0);
+	assert_int_equal(sw_store_token_get(f->st, "00000000000000aa", &got), 0);
+	assert_string_equal(got.name, "ci");
+	assert_string_equal(got.environments, "dev");
+	assert_int_equal(got.hash.len, 32);
+	assert_int_equal(got.expires_at, 5000);
+	assert_int_equal(got.last_used_at, 0);
+	sw_store_token_release(&got);
+	/* the same name while the first lives: refused; another id */
+	t.id = "00000000000000bb";
+	assert_int_equal(sw_store_token_insert(f->st, &t), SW_EEXISTS);
+	assert_non_null(strstr(sw_error_last(), "a token named ci exists already"));
+	/* a bad role is refused by the table */
+	t.name = "odd";
+	t.role = "root";
+	assert_int_equal(sw_store_token_insert(f->st, &t), SW_EINVALID);
+	assert_int_equal(sw_store_token_touch(f->st, "00000000000000aa", 100000), 0);
+	assert_int_equal(sw_store_token_touch(f->st, "00000000000000aa", 100001), 0);
+	assert_int_equal(sw_store_token_get(f->st, "00000000000000aa", &got), 0);
+	assert_int_equal(got.last_used_at, 100000);   /* at most once a minute */
+	sw_store_token_release(&got);
+	assert_int_equal(sw_store_token_revoke(f->st, "00000000000000aa", "boss", 7000), 0);
+	assert_int_equal(sw_store_token_revoke(f->st, "00000000000000aa", "boss", 7001), SW_EEXISTS);
+	assert_int_equal(sw_store_token_revoke(f->st, "nope", "boss", 7001), SW_ENOTFOUND);
+	assert_int_equal(sw_store_token_get(f->st, "nope", &got), SW_ENOTFOUND);
+	/* revoked: the name is free again */
+	t.name = "ci";
+	t.role = "viewer";
+	assert_int_equal(sw_store_token_insert(f->st, &t), 0);
+	assert_int_equal(sw_store_token_list(f->st, &tl), 0);
+	assert_int_equal(tl.n, 2);
+	assert_int_equal(tl.v[0].revoked_at + tl.v[1].revoked_at, 7000);
+	sw_store_token_list_release(&tl);
+	sw_buf_release(&t.hash);
+
+	struct sw_store_audit row = { .at = 10, .actor = "ci", .actor_kind = "token",
+		.token_id = "00000000000000aa", .client = "10.0.0.1", .action = "sync",
+		.target = "dev", .outcome = "started" };
+	assert_int_equal(sw_store_audit_insert(f->st, &id, &row), 0);
+	assert_true(id > 0);
+	assert_int_equal(sw_store_audit_finish(f->st, id, "ok", "run 3"), 0);
+	row.at = 20;
+	row.target = "prod";
+	row.outcome = "refused";
+	row.reason = "sync of prod needs the deployer role on prod";
+	assert_int_equal(sw_store_audit_insert(f->st, NULL, &row), 0);
+	struct sw_store_audit other = { .at = 30, .actor = "api_token", .actor_kind = "api_token",
+		.action = "token.revoke", .target = "00000000000000aa", .outcome = "ok" };
+	assert_int_equal(sw_store_audit_insert(f->st, NULL, &other), 0);
+	other.outcome = "maybe";
+	assert_int_equal(sw_store_audit_insert(f->st, NULL, &other), SW_EINVALID);
+	other.outcome = "ok";
+	other.actor_kind = "robot";
+	assert_int_equal(sw_store_audit_insert(f->st, NULL, &other), SW_EINVALID);
+
+	assert_int_equal(sw_store_audit_list(f->st, &flt, &al), 0);
+	assert_int_equal(al.n, 3);
+	assert_string_equal(al.v[0].action, "token.revoke");   /* newest first */
+	assert_null(al.v[0].client);
+	assert_string_equal(al.v[2].outcome, "ok");
+	assert_string_equal(al.v[2].reason, "run 3");
+	sw_store_audit_list_release(&al);
+	flt.actor = "ci";
+	flt.action = "sync";
+	flt.since = 15;
+	assert_int_equal(sw_store_audit_list(f->st, &flt, &al), 0);
+	assert_int_equal(al.n, 1);
+	assert_string_equal(al.v[0].target, "prod");
+	sw_store_audit_list_release(&al);
+	flt = (struct sw_store_audit_filter)SW_STORE_AUDIT_FILTER_INIT;
+	flt.limit = 1;
+	flt.before_id = id + 1;
+	assert_int_equal(sw_store_audit_list(f->st, &flt, &al), 0);
+	assert_int_equal(al.n, 1);
+	assert_int_equal(al.v[0].id, id);
+	sw_store_audit_list_release(&al);
+
+	/* retention.audit: the newest row kept by count, then all by age */
+	struct sw_store_retention pol = { .audit_keep = 1 };
+	struct sw_store_retention_result res = { 0 };
+	int more = 0;
+	assert_int_equal(sw_store_retention_step(f->st, &pol, 1000, &res, &more), 0);
+	assert_int_equal(res.audit, 2);
+	flt = (struct sw_store_audit_filter)SW_STORE_AUDIT_FILTER_INIT;
+	assert_int_equal(sw_store_audit_list(f->st, &flt, &al), 0);
+	assert_int_equal(al.n, 1);
+	assert_string_equal(al.v[0].action, "token.revoke");
+	sw_store_audit_list_release(&al);
+	pol = (struct sw_store_retention){ .audit_age_ms = 10 };
+	assert_int_equal(sw_store_retention_step(f->st, &pol, 1000, &res, &more), 0);
+	assert_int_equal(res.audit, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_tokens_and_audit, setup_store, teardown),
 		cmocka_unit_test_setup_teardown(test_open_fresh, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_open_while_locked, setup_dir, teardown),
 		cmocka_unit_test_setup_teardown(test_migrations_and_newer_refused, setup_dir, teardown),
