@@ -117,8 +117,6 @@ void sw_auth_logout(struct sw_daemon *d, struct evhttp_request *req, const char 
 
 /* --- the pieces, without HTTP (unit-tested) ------------------------------ */
 
-/* `n` bytes as 2n lower-case hex digits and a NUL into `out`. */
-void sw_auth_hex(char *out, const unsigned char *p, size_t n);
 
 /* Constant-time equality of two NUL-terminated strings (NULL equals nothing). */
 int sw_auth_equal(const char *a, const char *b);

@@ -26,6 +26,7 @@
 #include "daemon/auth-int.h"
 #include "daemon/tokens-int.h"
 #include "httpd/httpd.h"
+#include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -33,23 +34,13 @@
 #define NONCE_BYTES 16
 #define FORM_MAX (64 * 1024)
 
-void sw_auth_hex(char *out, const unsigned char *p, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = 0;
-}
-
 /* HMAC-SHA256(key, msg) as 64 hex digits. */
 static void mac_hex(char out[65], const unsigned char *key, size_t klen, const char *msg)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), md, &mdlen);
-	sw_auth_hex(out, md, 32);
+	sw_hex(out, md, 32);
 }
 
 /* The session key: HMAC-SHA256(token, label), so the token itself signs nothing. */
@@ -89,7 +80,7 @@ int sw_auth_session_new(char out[SW_AUTH_VALUE_MAX], const char *token, int64_t 
 	char nonce[2 * NONCE_BYTES + 1], mac[65];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return sw_error_set("no random bytes for a session");
-	sw_auth_hex(nonce, raw, sizeof(raw));
+	sw_hex(nonce, raw, sizeof(raw));
 	long long exp = (long long)(now_s + ttl_s);
 	session_mac(mac, token, exp, nonce);
 	snprintf(out, SW_AUTH_VALUE_MAX, "%lld.%s.%s", exp, nonce, mac);
@@ -166,7 +157,7 @@ static void user_mac(char out[65], const char *secret, const char *msg, size_t l
 	user_key(key, secret);
 	HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *)msg, len, md, &mdlen);
 	OPENSSL_cleanse(key, sizeof(key));
-	sw_auth_hex(out, md, 32);
+	sw_hex(out, md, 32);
 }
 
 static int login_ok(const char *s, size_t n)
@@ -191,7 +182,7 @@ int sw_auth_user_session_new(char out[SW_AUTH_USER_MAX], const char *secret, con
 			return sw_error_setc(SW_EINVALID, "a team name holds '%c'", *p);
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return sw_error_set("no random bytes for a session");
-	sw_auth_hex(nonce, raw, sizeof(raw));
+	sw_hex(nonce, raw, sizeof(raw));
 	int n = snprintf(out, SW_AUTH_USER_MAX, "u1.%lld.%s.%s.%s", (long long)(now_s + ttl_s),
 			 nonce, login, teams && *teams ? teams : "-");
 	if (n < 0 || n + 66 >= SW_AUTH_USER_MAX)

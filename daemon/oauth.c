@@ -31,6 +31,7 @@
 #include "daemon/audit-int.h"
 #include "daemon/auth-int.h"
 #include "httpd/httpd.h"
+#include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/http.h"
@@ -135,7 +136,7 @@ void sw_oauth_start(struct sw_daemon *d, struct evhttp_request *req, const char 
 		sw_reply_error(req, 500, "no random bytes for the OAuth state");
 		return;
 	}
-	sw_auth_hex(state, raw, sizeof(raw));
+	sw_hex(state, raw, sizeof(raw));
 	char *cookie = sw_asprintf("%s=%s; Max-Age=%d; HttpOnly%s", STATE_COOKIE, state, STATE_TTL_S,
 				   sw_auth_cookie_attrs(d, 1));
 	char *cb = callback_url(d);

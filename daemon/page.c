@@ -32,6 +32,7 @@
 #include "daemon/metrics-int.h"
 #include "daemon/page-html-int.h"
 #include "daemon/page-int.h"
+#include "lib/base64.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
@@ -161,18 +162,13 @@ struct page {
 static void page_nonce(struct page *p)
 {
 	unsigned char r[16];
-	static const char hex[] = "0123456789abcdef";
 	if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
 		/* no entropy yet (early boot): still unique per response */
 		uint64_t t = (uint64_t)sw_mono_ms() ^ ((uint64_t)(uintptr_t)p << 16);
 		for (size_t i = 0; i < sizeof(r); i++)
 			r[i] = (unsigned char)(t >> (8 * (i % 8))) ^ (unsigned char)(i * 37);
 	}
-	for (size_t i = 0; i < sizeof(r); i++) {
-		p->nonce[2 * i] = hex[r[i] >> 4];
-		p->nonce[2 * i + 1] = hex[r[i] & 15];
-	}
-	p->nonce[32] = 0;
+	sw_hex(p->nonce, r, sizeof(r));
 }
 
 static const char *palette_css(void)

@@ -16,6 +16,7 @@
 #include "daemon/auth-int.h"
 #include "daemon/page-html-int.h"
 #include "daemon/tokens-int.h"
+#include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/log.h"
@@ -46,8 +47,8 @@ int sw_token_generate(char token[SW_TOKEN_MAX], char id[SW_TOKEN_ID_HEX + 1],
 	char secret_hex[2 * SW_TOKEN_SECRET_BYTES + 1];
 	if (RAND_bytes(raw_id, sizeof(raw_id)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1)
 		return sw_error_set("no random bytes for a token");
-	sw_auth_hex(id, raw_id, sizeof(raw_id));
-	sw_auth_hex(secret_hex, secret, sizeof(secret));
+	sw_hex(id, raw_id, sizeof(raw_id));
+	sw_hex(secret_hex, secret, sizeof(secret));
 	SHA256(secret, sizeof(secret), hash);
 	snprintf(token, SW_TOKEN_MAX, "%s%s_%s", SW_TOKEN_PREFIX, id, secret_hex);
 	OPENSSL_cleanse(secret, sizeof(secret));
