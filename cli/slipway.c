@@ -71,7 +71,10 @@ static void usage_all(FILE *f)
 	fprintf(f, "usage: slipway [--server URL] [--token TOKEN] [--json] COMMAND [ARGS]\n\n"
 		"Commands:\n");
 	for (const struct command *k = commands; k->name; k++)
-		fprintf(f, "  %-14s %-22s %s\n", k->name, k->args, k->help);
+		if (strlen(k->args) <= 22)
+			fprintf(f, "  %-14s %-22s %s\n", k->name, k->args, k->help);
+		else   /* a long synopsis: the help under it */
+			fprintf(f, "  %-14s %s\n  %-14s %-22s %s\n", k->name, k->args, "", "", k->help);
 	fprintf(f, "\nOptions for every command:\n"
 		"  --server URL    slipwayd's address ($SLIPWAY_SERVER, default http://127.0.0.1:8080)\n"
 		"  --token TOKEN   the API token ($SLIPWAY_TOKEN)\n"
