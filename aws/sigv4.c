@@ -325,7 +325,8 @@ int sw_sigv4_sign(struct sw_sigv4 *out, const struct sw_aws_creds *cr,
 				param_push(&pv, &np, &pcap, x[i][0], strlen(x[i][0]), x[i][1],
 					   strlen(x[i][1]));
 	}
-	qsort(pv, np, sizeof(*pv), param_cmp);
+	if (np > 1)
+		qsort(pv, np, sizeof(*pv), param_cmp);
 
 	/* the canonical request */
 	struct sw_buf *c = &out->canonical;
