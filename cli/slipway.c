@@ -1473,6 +1473,8 @@ int main(int argc, char **argv)
 			if (*end || v <= 0) {
 				fprintf(stderr, "slipway: --%s: expected a positive number, found '%s'\n",
 					o == 'n' ? "limit" : "before", optarg);
+				free(c.manifests);
+				free(c.envs);
 				return EXIT_USAGE;
 			}
 			*(o == 'n' ? &c.limit : &c.before) = v;
@@ -1480,6 +1482,8 @@ int main(int argc, char **argv)
 		}
 		default:
 			fprintf(stderr, "(see slipway --help)\n");
+			free(c.manifests);
+			free(c.envs);
 			return EXIT_USAGE;
 		}
 		if (strchr("esrknbfmGORXAaI", o) && !strchr(used, o) && strlen(used) < sizeof(used) - 1)
@@ -1488,6 +1492,7 @@ int main(int argc, char **argv)
 	if (optind >= argc) {
 		usage_all(help ? stdout : stderr);
 		free(c.manifests);
+		free(c.envs);
 		return help ? 0 : EXIT_USAGE;
 	}
 	const char *name = argv[optind];
@@ -1511,11 +1516,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "slipway: unknown command '%s'\n\n", name);
 		usage_all(stderr);
 		free(c.manifests);
+		free(c.envs);
 		return EXIT_USAGE;
 	}
 	if (help) {
 		usage_cmd(stdout, k);
 		free(c.manifests);
+		free(c.envs);
 		return 0;
 	}
 	int nargs = argc - optind - 1;
@@ -1524,11 +1531,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "slipway %s: option not accepted here (see slipway %s --help)\n",
 				k->name, k->name);
 			free(c.manifests);
+			free(c.envs);
 			return EXIT_USAGE;
 		}
 	if (nargs < k->min || nargs > k->max) {
 		usage_cmd(stderr, k);
 		free(c.manifests);
+		free(c.envs);
 		return EXIT_USAGE;
 	}
 	if (!c.server || !*c.server)
