@@ -24,4 +24,8 @@ int aws_request(struct aws_answer *a, const char *method, const char *url,
 		const char *const *headers, const char *body, long timeout_ms);
 void aws_answer_release(struct aws_answer *a);
 
+/* The "host[:port]" (free it) and the path ("/" when none) of a base URL;
+ * returns the length of its "scheme://host[:port]". */
+int aws_split_url(const char *url, char **host, const char **path);
+
 #endif

@@ -120,6 +120,16 @@ void aws_answer_release(struct aws_answer *a)
 	sw_buf_release(&a->body);
 }
 
+int aws_split_url(const char *url, char **host, const char **path)
+{
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	size_t n = strcspn(h, "/");
+	*host = sw_strndup(h, n);
+	*path = h[n] ? h + n : "/";
+	return (int)(h + n - url);
+}
+
 char *sw_aws_endpoint(const char *service, const char *region)
 {
 	char name[64];
@@ -348,12 +358,9 @@ static void form_add(struct sw_buf *b, const char *k, const char *v)
 static int sts_post(struct sw_buf *xml, const char *action, const char *form,
 		    const struct sw_aws_cred *base, const char *region, long timeout_ms)
 {
-	char *url = sw_aws_endpoint("sts", region);
-	const char *host = strstr(url, "://");
-	host = host ? host + 3 : url;
-	size_t hl = strcspn(host, "/");
-	char *hostval = sw_strndup(host, hl);
-	const char *path = host[hl] ? host + hl : "/";
+	char *url = sw_aws_endpoint("sts", region), *hostval;
+	const char *path;
+	aws_split_url(url, &hostval, &path);
 	const char *hdrs[8] = { "Content-Type: application/x-www-form-urlencoded; charset=utf-8",
 				"Accept: text/xml" };
 	char *own[SW_SIGV4_MAX_ADD] = { NULL };

@@ -18,18 +18,6 @@
 /* EKS accepts a token for 15 minutes; clients renew it a minute before. */
 #define TOKEN_LIFE_MS (14 * 60 * 1000)
 
-/* "host[:port]" and the path of a base URL; returns the length of its
- * "scheme://host[:port]". */
-static int split_url(const char *url, char **host, const char **path)
-{
-	const char *h = strstr(url, "://");
-	h = h ? h + 3 : url;
-	size_t n = strcspn(h, "/");
-	*host = sw_strndup(h, n);
-	*path = h[n] ? h + n : "/";
-	return (int)(h + n - url);
-}
-
 int sw_eks_token(char **out, int64_t *expires_ms, const struct sw_aws_cred *c,
 		 const char *cluster, const char *region, int64_t now_ms)
 {
@@ -45,7 +33,7 @@ int sw_eks_token(char **out, int64_t *expires_ms, const struct sw_aws_cred *c,
 		free(base);
 		return sw_error_setc(SW_EINVALID, "EKS token: no cluster name");
 	}
-	int origin = split_url(base, &host, &path);
+	int origin = aws_split_url(base, &host, &path);
 	struct sw_sigv4_header h[] = { { "Host", host }, { "x-k8s-aws-id", cluster } };
 	struct sw_sigv4_req rq = { "GET", path, "Action=GetCallerIdentity&Version=2011-06-15", h, 2,
 				   NULL, 0 };
@@ -126,7 +114,7 @@ int sw_eks_describe(struct sw_eks_cluster *out, const struct sw_aws_cred *c, con
 
 	memset(out, 0, sizeof(*out));
 	memset(&a, 0, sizeof(a));
-	int origin = split_url(base, &host, &bpath);
+	int origin = aws_split_url(base, &host, &bpath);
 	sw_buf_adds(&path, strcmp(bpath, "/") ? bpath : "");
 	sw_buf_adds(&path, "/clusters/");
 	sw_aws_uri_encode(&path, name, strlen(name), 0);
