@@ -1,10 +1,9 @@
 /*
  * creds.c - AWS credentials found the way the SDKs find them (see aws.h for
- * the order), and the few blocking requests that needs (curl easy: this
+ * the order), and the few blocking requests that needs (sw_http_fetch: this
  * runs on a worker thread or in a short-lived process, never on the loop).
  */
 #include <ctype.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -18,6 +17,7 @@
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/error.h"
+#include "lib/http.h"
 
 #define STS_VERSION "2011-06-15"
 #define IMDS_DEFAULT "http://169.254.169.254"
@@ -63,56 +63,31 @@ static void cred_set(struct sw_aws_cred *c, const char *id, const char *secret,
 
 /* --- the blocking requests ----------------------------------------------- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct sw_buf *b = arg;
-	if (b->len + size * n > AWS_MAX_ANSWER)
-		return 0;
-	sw_buf_add(b, p, size * n);
-	return size * n;
-}
-
 int aws_request(struct aws_answer *a, const char *method, const char *url,
 		const char *const *headers, const char *body, long timeout_ms)
 {
-	CURL *h = curl_easy_init();
-	struct curl_slist *hl = NULL;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	int rc = 0;
+	struct sw_http_opts o = SW_HTTP_OPTS_INIT;
+	struct sw_http_reply r;
+	/* the URL may hold a presigned query: messages name only its start */
+	const char *q = strchr(url, '?');
+	char *shown = q ? sw_strndup(url, (size_t)(q - url)) : NULL;
+	int rc;
 
 	memset(a, 0, sizeof(*a));
-	sw_buf_init(&a->body);
-	if (!h)
-		return sw_error_set("%s %s: cannot start a transfer", method, url);
-	for (const char *const *p = headers; p && *p; p++)
-		hl = curl_slist_append(hl, *p);
-	hl = curl_slist_append(hl, "Expect:");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	if (body)
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &a->body);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 5000L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 && timeout_ms < 2000 ?
-			 timeout_ms : 2000L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "slipway");
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	CURLcode cc = curl_easy_perform(h);
-	if (cc != CURLE_OK) {
-		/* the URL may hold a presigned query: name only its start */
-		const char *q = strchr(url, '?');
-		rc = sw_error_set("%s %.*s: %s", method, q ? (int)(q - url) : (int)strlen(url), url,
-				  errbuf[0] ? errbuf : curl_easy_strerror(cc));
-	} else {
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
-	}
-	curl_slist_free_all(hl);
-	curl_easy_cleanup(h);
-	return rc;
+	o.method = method;
+	o.url = url;
+	o.display_url = shown;
+	o.headers = headers;
+	o.body = body;
+	o.body_len = body ? strlen(body) : 0;
+	o.timeout_ms = timeout_ms > 0 ? timeout_ms : 5000L;
+	o.connect_timeout_ms = timeout_ms > 0 && timeout_ms < 2000 ? timeout_ms : 2000L;
+	o.max_response = AWS_MAX_ANSWER;
+	rc = sw_http_fetch(&o, &r);
+	a->status = r.status;
+	a->body = r.body;
+	free(shown);
+	return rc < 0 ? SW_ERR : 0;
 }
 
 void aws_answer_release(struct aws_answer *a)

@@ -3,7 +3,7 @@
  * commands with readable tables, `--json` for scripts, and `validate`,
  * which checks a checkout offline with the server's own parsers.
  *
- * A CLI may block, so HTTP is libcurl's easy API. Exit codes (docs/cli.md):
+ * A CLI may block, so HTTP is sw_http_fetch (blocking). Exit codes (docs/cli.md):
  * 0 ok, 1 the thing failed or is invalid, 2 usage, 3 server unreachable,
  * 4 unauthorized, 5 not found.
  */
@@ -23,6 +23,7 @@
 #include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
+#include "lib/http.h"
 #include "lib/utf8.h"
 #include "lib/version.h"
 #include "manifests/manifests.h"
@@ -255,73 +256,56 @@ static void print_json(json_t *j)
 
 /* --- HTTP ---------------------------------------------------------------------- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct sw_buf *b = arg;
-	if (b->len + size * n > MAX_RESPONSE)
-		return 0;
-	sw_buf_add(b, p, size * n);
-	return size * n;
-}
-
 /*
- * method PATH [body JSON]; on 2xx returns 0 with *out the parsed JSON
- * (caller decrefs). Otherwise prints why and returns the exit code.
- * `*status` (may be NULL) gets the HTTP status (0 when none).
+ * One request to the server: its URL, headers and options, released by
+ * request_free(). The transfer itself is sw_http_fetch's.
  */
-/* One request's handle, headers and strings, released by request_free(). */
 struct request {
-	CURL *h;
-	struct curl_slist *hdr;
+	struct sw_http_opts o;
+	const char *hdrs[4];
 	char *url, *auth;
-	char errbuf[CURL_ERROR_SIZE];
 	int server_len;         /* c->server without trailing slashes */
 };
 
 static void request_init(struct request *r, const struct cli *c, const char *method,
 			 const char *path, const char *body_s, const char *accept)
 {
-	size_t sl = strlen(c->server);
+	size_t sl = strlen(c->server), n = 0;
 
 	while (sl && c->server[sl - 1] == '/')
 		sl--;
+	memset(r, 0, sizeof(*r));
 	r->server_len = (int)sl;
-	r->errbuf[0] = '\0';
-	r->h = curl_easy_init();
-	r->hdr = NULL;
 	r->url = sw_asprintf("%.*s%s", (int)sl, c->server, path);
 	r->auth = c->token ? sw_asprintf("Authorization: Bearer %s", c->token) : NULL;
-	r->hdr = curl_slist_append(r->hdr, accept);
+	r->hdrs[n++] = accept;
 	if (r->auth)
-		r->hdr = curl_slist_append(r->hdr, r->auth);
+		r->hdrs[n++] = r->auth;
 	if (body_s)
-		r->hdr = curl_slist_append(r->hdr, "Content-Type: application/json");
-	curl_easy_setopt(r->h, CURLOPT_URL, r->url);
-	curl_easy_setopt(r->h, CURLOPT_CUSTOMREQUEST, method);
-	if (!strcmp(method, "POST"))
-		curl_easy_setopt(r->h, CURLOPT_POSTFIELDS, body_s ? body_s : "");
-	curl_easy_setopt(r->h, CURLOPT_HTTPHEADER, r->hdr);
-	curl_easy_setopt(r->h, CURLOPT_ERRORBUFFER, r->errbuf);
-	curl_easy_setopt(r->h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(r->h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(r->h, CURLOPT_USERAGENT, "slipway/" SLIPWAY_VERSION);
+		r->hdrs[n++] = "Content-Type: application/json";
+	r->o = (struct sw_http_opts)SW_HTTP_OPTS_INIT;
+	r->o.method = method;
+	r->o.url = r->url;
+	r->o.headers = r->hdrs;
+	r->o.body = body_s;
+	r->o.body_len = body_s ? strlen(body_s) : 0;
+	r->o.connect_timeout_ms = 5000;
+	r->o.max_response = MAX_RESPONSE;
 }
 
 static void request_free(struct request *r)
 {
-	curl_slist_free_all(r->hdr);
-	curl_easy_cleanup(r->h);
 	free(r->url);
 	free(r->auth);
 }
 
-/* Print why a request failed; returns the exit code for it. */
-static int request_failed(const struct request *r, CURLcode cc, long code,
+/* Print why a request failed (rc from sw_http_fetch); returns the exit code for it. */
+static int request_failed(const struct request *r, int rc, long code,
 			  const struct sw_buf *resp, const char *server)
 {
-	if (cc != CURLE_OK) {
+	if (rc < 0) {
 		fprintf(stderr, "slipway: cannot reach %.*s: %s\n", r->server_len, server,
-			*r->errbuf ? r->errbuf : curl_easy_strerror(cc));
+			sw_error_last());
 		return EXIT_UNREACHABLE;
 	}
 	json_t *j = json_loadb(resp->ptr, resp->len, 0, NULL);
@@ -333,31 +317,31 @@ static int request_failed(const struct request *r, CURLcode cc, long code,
 		EXIT_FAILED;
 }
 
+/*
+ * method PATH [body JSON]; on 2xx returns 0 with *out the parsed JSON
+ * (caller decrefs). Otherwise prints why and returns the exit code.
+ * `*status` (may be NULL) gets the HTTP status (0 when none).
+ */
 static int api(const struct cli *c, const char *method, const char *path, json_t *body,
 	       json_t **out, long *status)
 {
 	struct request r;
-	struct sw_buf resp = SW_BUF_INIT;
+	struct sw_http_reply resp;
 	char *body_s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	long code = 0;
 	int rc;
 
 	*out = NULL;
 	request_init(&r, c, method, path, body_s, "Accept: application/json");
-	CURL *h = r.h;
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
-	CURLcode cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	r.o.timeout_ms = 120000;
+	int fr = sw_http_fetch(&r.o, &resp);
 	if (status)
-		*status = code;
-	if (cc != CURLE_OK || code < 200 || code >= 300) {
-		rc = request_failed(&r, cc, code, &resp, c->server);
+		*status = resp.status;
+	if (fr < 0 || resp.status < 200 || resp.status >= 300) {
+		rc = request_failed(&r, fr, resp.status, &resp.body, c->server);
 		goto done;
 	}
 	json_error_t je;
-	json_t *j = json_loadb(resp.ptr, resp.len, 0, &je);
+	json_t *j = json_loadb(resp.body.ptr, resp.body.len, 0, &je);
 	if (!j) {
 		fprintf(stderr, "slipway: %s %s: the answer is not JSON: %s\n", method, path,
 			je.text);
@@ -369,42 +353,37 @@ static int api(const struct cli *c, const char *method, const char *path, json_t
 done:
 	request_free(&r);
 	free(body_s);
-	sw_buf_release(&resp);
+	sw_http_reply_release(&resp);
 	return rc;
 }
 
 /* --- backup --------------------------------------------------------------------- */
 
 struct sink {
-	CURL *h;
 	FILE *f;
-	struct sw_buf err;      /* the body of an error answer */
+	int64_t bytes;
 	int failed;             /* a write to the file failed */
 };
 
-/* A 200 answer goes to the file, anything else is kept to print. */
-static size_t on_backup_body(char *p, size_t size, size_t n, void *arg)
+/* A 2xx answer goes to the file (anything else is kept in the reply to print). */
+static int on_backup_data(const char *p, size_t n, void *arg)
 {
 	struct sink *k = arg;
-	long code = 0;
-	curl_easy_getinfo(k->h, CURLINFO_RESPONSE_CODE, &code);
-	if (code != 200)
-		return on_body(p, size, n, &k->err);
-	if (fwrite(p, size, n, k->f) != n) {
+	if (fwrite(p, 1, n, k->f) != n) {
 		k->failed = 1;
-		return 0;
+		return 1;
 	}
-	return size * n;
+	k->bytes += (int64_t)n;
+	return 0;
 }
 
 static int cmd_backup(struct cli *c, int argc, char **argv)
 {
 	const char *dest = argv[0];
 	char *tmp = sw_asprintf("%s.tmp", dest);
-	struct sink k = { .err = SW_BUF_INIT };
+	struct sink k = { 0 };
+	struct sw_http_reply resp;
 	struct request r;
-	curl_off_t got = 0;
-	long code = 0;
 	int rc = EXIT_FAILED;
 
 	if (!(k.f = fopen(tmp, "wb"))) {
@@ -413,21 +392,17 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	request_init(&r, c, "POST", "/api/v1/backup", NULL, "Accept: application/vnd.sqlite3");
-	k.h = r.h;
-	curl_easy_setopt(r.h, CURLOPT_WRITEFUNCTION, on_backup_body);
-	curl_easy_setopt(r.h, CURLOPT_WRITEDATA, &k);
+	r.o.on_data = on_backup_data;
+	r.o.arg = &k;
 	/* no overall limit (a big database takes time), but not stalled for a minute */
-	curl_easy_setopt(r.h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(r.h, CURLOPT_LOW_SPEED_TIME, 60L);
-	CURLcode cc = curl_easy_perform(r.h);
-	curl_easy_getinfo(r.h, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_getinfo(r.h, CURLINFO_SIZE_DOWNLOAD_T, &got);
+	r.o.stall_secs = 60;
+	int fr = sw_http_fetch(&r.o, &resp);
 	int closed = fclose(k.f);
 	if (k.failed || closed != 0) {
 		fprintf(stderr, "slipway: cannot write %s: %s\n", tmp, strerror(errno));
-	} else if (cc != CURLE_OK || code != 200) {
-		/* CURLE_PARTIAL_FILE too: fewer bytes than Content-Length */
-		rc = request_failed(&r, cc, code, &k.err, c->server);
+	} else if (fr < 0 || resp.status != 200) {
+		/* a short body too: fewer bytes than Content-Length */
+		rc = request_failed(&r, fr, resp.status, &resp.body, c->server);
 	} else if (sw_store_backup_check(tmp) < 0) {
 		fprintf(stderr, "slipway: %s\n", sw_error_last());
 	} else if (rename(tmp, dest) != 0) {
@@ -435,39 +410,25 @@ static int cmd_backup(struct cli *c, int argc, char **argv)
 	} else {
 		rc = EXIT_OK;
 		if (c->json) {
-			json_t *j = json_pack("{s:s, s:I}", "file", dest, "bytes", (json_int_t)got);
+			json_t *j = json_pack("{s:s, s:I}", "file", dest, "bytes", (json_int_t)k.bytes);
 			print_json(j);
 			json_decref(j);
 		} else
-			printf("%s: %lld bytes, checked\n", dest, (long long)got);
+			printf("%s: %lld bytes, checked\n", dest, (long long)k.bytes);
 	}
 	if (rc != EXIT_OK)
 		unlink(tmp);
 	request_free(&r);
-	sw_buf_release(&k.err);
+	sw_http_reply_release(&resp);
 	free(tmp);
 	return rc;
-}
-
-/* Percent-encode one path segment or query value. */
-static void esc(struct sw_buf *b, const char *s)
-{
-	static const char keep[] = "-._~";
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		    strchr(keep, ch))
-			sw_buf_addch(b, (char)ch);
-		else
-			sw_buf_addf(b, "%%%02X", ch);
-	}
 }
 
 static char *path1(const char *fmt1, const char *arg, const char *tail)
 {
 	struct sw_buf b = SW_BUF_INIT;
 	sw_buf_adds(&b, fmt1);
-	esc(&b, arg);
+	sw_http_escape(&b, arg);
 	sw_buf_adds(&b, tail);
 	return sw_buf_detach(&b, NULL);
 }
@@ -592,7 +553,7 @@ static void list_path(struct sw_buf *p, const struct cli *c, const char *path, l
 	for (int i = 0; i < n; i++)
 		if (vals[i]) {
 			sw_buf_addf(p, "&%s=", keys[i]);
-			esc(p, vals[i]);
+			sw_http_escape(p, vals[i]);
 		}
 }
 
@@ -708,7 +669,7 @@ static int print_stage_log(const struct cli *c, long long id, const char *name, 
 		struct sw_buf p = SW_BUF_INIT;
 		json_t *j;
 		sw_buf_addf(&p, "/api/v1/runs/%lld/stages/", id);
-		esc(&p, name);
+		sw_http_escape(&p, name);
 		sw_buf_addf(&p, "/log?offset=%lld&max=262144", offset);
 		int rc = api(c, "GET", p.ptr, NULL, &j, NULL);
 		sw_buf_release(&p);

@@ -6,7 +6,7 @@
  * A fetch is two steps for one repository entry: the lookup (unless the
  * installation is known or configured) and the exchange. The same judge
  * functions read the answers whether they came through lib/http on the
- * loop or through curl easy on a worker; only the transport differs.
+ * loop or blocking (sw_http_fetch) on a worker; only the transport differs.
  */
 #include "github/github.h"
 
@@ -18,7 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -685,30 +684,55 @@ static void async_done(struct sw_http_result *r, void *arg)
 		app->on_ready(app->on_ready_arg);
 }
 
-static int async_step(struct pending *p)
+/* The request of f's current step, for either way; step_free() its strings. */
+struct step_req {
+	struct sw_http_opts o;
+	char *url, *auth, *ua;
+	const char *hdrs[5];
+};
+
+static int step_init(struct step_req *q, struct fetch *f)
 {
-	struct sw_github_app *app = p->f->app;
-	struct sw_http_opts o = SW_HTTP_OPTS_INIT;
-	char *url, *auth, *ua = sw_asprintf("User-Agent: %s", app->user_agent);
-	const char *hdrs[5] = { "Accept: application/vnd.github+json",
-				"X-GitHub-Api-Version: 2022-11-28", ua, NULL, NULL };
+	struct sw_github_app *app = f->app;
 	int rc;
 
-	if ((rc = fetch_request(p->f, &url, &auth)) == 0) {
-		hdrs[3] = auth;
-		o.method = p->f->step == STEP_LOOKUP ? "GET" : "POST";
-		o.url = url;
-		o.headers = hdrs;
-		o.timeout_ms = app->opts.timeout_ms;
-		o.max_response = ANSWER_MAX;
-		o.on_done = async_done;
-		o.arg = p;
-		rc = sw_http_start(app->http, &o, &p->call);
-		memset(auth, 0, strlen(auth));
+	memset(q, 0, sizeof(*q));
+	if ((rc = fetch_request(f, &q->url, &q->auth)) < 0)
+		return rc;
+	q->ua = sw_asprintf("User-Agent: %s", app->user_agent);
+	q->hdrs[0] = "Accept: application/vnd.github+json";
+	q->hdrs[1] = "X-GitHub-Api-Version: 2022-11-28";
+	q->hdrs[2] = q->ua;
+	q->hdrs[3] = q->auth;
+	q->o = (struct sw_http_opts)SW_HTTP_OPTS_INIT;
+	q->o.method = f->step == STEP_LOOKUP ? "GET" : "POST";
+	q->o.url = q->url;
+	q->o.headers = q->hdrs;
+	q->o.timeout_ms = app->opts.timeout_ms;
+	q->o.max_response = ANSWER_MAX;
+	return 0;
+}
+
+static void step_free(struct step_req *q)
+{
+	if (q->auth)
+		memset(q->auth, 0, strlen(q->auth));
+	free(q->url);
+	free(q->auth);
+	free(q->ua);
+}
+
+static int async_step(struct pending *p)
+{
+	struct step_req q;
+	int rc;
+
+	if ((rc = step_init(&q, p->f)) == 0) {
+		q.o.on_done = async_done;
+		q.o.arg = p;
+		rc = sw_http_start(p->f->app->http, &q.o, &p->call);
 	}
-	free(url);
-	free(auth);
-	free(ua);
+	step_free(&q);
 	return rc;
 }
 
@@ -750,73 +774,6 @@ int sw_github_app_token(struct sw_github_app *app, const char *repo, char **toke
 	return sw_error_setc(SW_EAGAIN, "GitHub App token for %s: being fetched", repo);
 }
 
-/* ------------------------------------------------------------------ */
-/* The workers' way: curl easy                                         */
-/* ------------------------------------------------------------------ */
-
-static size_t easy_write(char *p, size_t size, size_t n, void *arg)
-{
-	struct sw_buf *b = arg;
-
-	if (b->len + size * n > ANSWER_MAX)
-		return 0;
-	sw_buf_add(b, p, size * n);
-	return size * n;
-}
-
-static int easy_step(struct fetch *f, struct sw_buf *body, long *status, char *err, size_t errsz)
-{
-	struct sw_github_app *app = f->app;
-	struct curl_slist *h = NULL;
-	char *url, *auth, *ua;
-	CURL *c;
-	CURLcode cc;
-	char ebuf[CURL_ERROR_SIZE] = "";
-	int rc;
-
-	*status = 0;
-	if ((rc = fetch_request(f, &url, &auth)) < 0)
-		return rc;
-	ua = sw_asprintf("User-Agent: %s", app->user_agent);
-	h = curl_slist_append(h, "Accept: application/vnd.github+json");
-	h = curl_slist_append(h, "X-GitHub-Api-Version: 2022-11-28");
-	h = curl_slist_append(h, ua);
-	h = curl_slist_append(h, auth);
-	h = curl_slist_append(h, "Expect:");
-	memset(auth, 0, strlen(auth));
-	free(auth);
-	free(ua);
-	if (!(c = curl_easy_init())) {
-		curl_slist_free_all(h);
-		free(url);
-		return sw_error_set("curl_easy_init failed");
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, app->opts.timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, easy_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (f->step == STEP_TOKEN) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
-	}
-	cc = curl_easy_perform(c);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-	else
-		snprintf(err, errsz, "%s %s: %s", f->step == STEP_TOKEN ? "POST" : "GET", url,
-			 *ebuf ? ebuf : curl_easy_strerror(cc));
-	curl_easy_cleanup(c);
-	curl_slist_free_all(h);
-	free(url);
-	return cc == CURLE_OK ? 0 : 1;
-}
-
 int sw_github_app_token_wait(struct sw_github_app *app, const char *repo, int refresh,
 			     char **token)
 {
@@ -851,17 +808,16 @@ int sw_github_app_token_wait(struct sw_github_app *app, const char *repo, int re
 	if (!f)
 		return sw_error_set("GitHub App token for %s: no App configured", repo);
 	for (;;) {
-		struct sw_buf body = SW_BUF_INIT;
-		char err[512] = "";
-		long status = 0;
-		int neterr = easy_step(f, &body, &status, err, sizeof(err));
-		if (neterr < 0) {
-			sw_buf_release(&body);
-			rc = neterr;
+		struct sw_http_reply r;
+		struct step_req q;
+		if ((rc = step_init(&q, f)) < 0)
 			break;
-		}
-		rc = fetch_judge(f, neterr, err, status, &body);
-		sw_buf_release(&body);
+		int neterr = sw_http_fetch(&q.o, &r) < 0;
+		char *msg = sw_strdup(neterr ? sw_error_last() : "");
+		step_free(&q);
+		rc = fetch_judge(f, neterr, msg, r.status, &r.body);
+		sw_http_reply_release(&r);
+		free(msg);
 		if (rc != 1)
 			break;
 	}

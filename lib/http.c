@@ -26,6 +26,7 @@
 #include <event2/event_struct.h>
 
 #include "lib/log.h"
+#include "lib/version.h"
 
 struct sw_http {
 	struct event_base *base;
@@ -121,10 +122,12 @@ static void call_unlink(struct sw_http_call *c)
 static void call_free(struct sw_http_call *c)
 {
 	struct sw_http *h = c->h;
-	assert(!h->in_curl);
-	if (c->added)
-		curl_multi_remove_handle(h->multi, c->easy);
-	call_unlink(c);
+	if (h) {
+		assert(!h->in_curl);
+		if (c->added)
+			curl_multi_remove_handle(h->multi, c->easy);
+		call_unlink(c);
+	}
 	curl_easy_cleanup(c->easy);
 	curl_slist_free_all(c->hdrs);
 	curl_slist_free_all(c->connect_to);
@@ -298,36 +301,44 @@ static int multi_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void
 
 /* ---- completion ------------------------------------------------------ */
 
+/* What curl's `rc` for call `c` means, in `r` (its message in msg). */
+static void result_fill(struct sw_http_call *c, CURLcode rc, struct sw_http_result *r,
+			char *msg, size_t msgsz)
+{
+	double secs = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->call = c;
+	r->body = &c->resp;
+	r->status = response_code(c);
+	curl_easy_getinfo(c->easy, CURLINFO_TOTAL_TIME, &secs);
+	r->total_ms = secs * 1000.0;
+	msg[0] = '\0';
+	if (c->too_large) {
+		r->error = SW_EINVALID;
+		snprintf(msg, msgsz, "%s %s: response larger than %zu bytes",
+			 c->method, c->url, c->max_response);
+	} else if (c->aborted) {
+		r->error = SW_ECANCELLED;
+		snprintf(msg, msgsz, "%s %s: stopped by the receiver", c->method, c->url);
+	} else if (rc != CURLE_OK) {
+		r->error = SW_ERR;
+		r->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+		snprintf(msg, msgsz, "%s %s: %s%s%s", c->method, c->url,
+			 curl_easy_strerror(rc), c->errbuf[0] ? ": " : "", c->errbuf);
+	}
+	r->error_msg = msg;
+	if (r->error)
+		log_debug("http.fail", "method=%s url=%s err=%s", c->method,
+			  sw_q(c->url), sw_q(msg));
+}
+
 static void report(struct sw_http_call *c, CURLcode rc)
 {
 	struct sw_http_result r;
-	double secs = 0;
 	char msg[CURL_ERROR_SIZE + 512];
 
-	memset(&r, 0, sizeof(r));
-	r.call = c;
-	r.body = &c->resp;
-	r.status = response_code(c);
-	curl_easy_getinfo(c->easy, CURLINFO_TOTAL_TIME, &secs);
-	r.total_ms = secs * 1000.0;
-	msg[0] = '\0';
-	if (c->too_large) {
-		r.error = SW_EINVALID;
-		snprintf(msg, sizeof(msg), "%s %s: response larger than %zu bytes",
-			 c->method, c->url, c->max_response);
-	} else if (c->aborted) {
-		r.error = SW_ECANCELLED;
-		snprintf(msg, sizeof(msg), "%s %s: stopped by the receiver", c->method, c->url);
-	} else if (rc != CURLE_OK) {
-		r.error = SW_ERR;
-		r.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-		snprintf(msg, sizeof(msg), "%s %s: %s%s%s", c->method, c->url,
-			 curl_easy_strerror(rc), c->errbuf[0] ? ": " : "", c->errbuf);
-	}
-	r.error_msg = msg;
-	if (r.error)
-		log_debug("http.fail", "method=%s url=%s err=%s", c->method,
-			  sw_q(c->url), sw_q(msg));
+	result_fill(c, rc, &r, msg, sizeof(msg));
 	if (c->on_done)
 		c->on_done(&r, c->arg);
 }
@@ -507,7 +518,11 @@ done:
 	return rc;
 }
 
-int sw_http_start(struct sw_http *h, const struct sw_http_opts *o, struct sw_http_call **out)
+/*
+ * A call for `o`, its easy handle set up, not yet handed to anyone (c->h is
+ * NULL). <0 with the error slot set for bad options.
+ */
+static int call_new(const struct sw_http_opts *o, struct sw_http_call **out)
 {
 	struct sw_http_call *c;
 	struct curl_slist *connect_to = NULL;
@@ -516,15 +531,13 @@ int sw_http_start(struct sw_http *h, const struct sw_http_opts *o, struct sw_htt
 	int rc = SW_EINVALID;
 	CURL *e;
 
-	if (out)
-		*out = NULL;
+	*out = NULL;
 	if (!o->url || !*o->url)
 		return sw_error_setc(SW_EINVALID, "http request without a URL");
 	method = o->method ? o->method : (o->body ? "POST" : "GET");
 	/* From here on messages name display_url, never a secret URL. */
 
 	c = sw_calloc(1, sizeof(*c));
-	c->h = h;
 	c->resp = (struct sw_buf)SW_BUF_INIT;
 	c->headers = (struct sw_buf)SW_BUF_INIT;
 	c->method = sw_strdup(method);
@@ -552,11 +565,17 @@ int sw_http_start(struct sw_http *h, const struct sw_http_opts *o, struct sw_htt
 			 o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
 	if (o->timeout_ms > 0)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	if (o->stall_secs > 0) {
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->stall_secs);
+	}
 	if (o->follow_redirects) {
 		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
 		curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
 	}
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "slipway/" SLIPWAY_VERSION);
 	if (o->unix_socket &&
 	    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, o->unix_socket) != CURLE_OK) {
 		sw_error_set("%s %s: this libcurl cannot use unix sockets", method, c->url);
@@ -638,19 +657,7 @@ int sw_http_start(struct sw_http *h, const struct sw_http_opts *o, struct sw_htt
 	free(tls_url);
 	/* curl reads the list for as long as the handle lives. */
 	c->connect_to = connect_to;
-
-	/* Link in, then hand to curl now or from the loop. */
-	c->next = h->calls;
-	if (h->calls)
-		h->calls->prev = c;
-	h->calls = c;
-	h->ncalls++;
-	if (h->in_curl)
-		arm_deferred(h);
-	else
-		add_call(c);
-	if (out)
-		*out = c;
+	*out = c;
 	return 0;
 
 fail:
@@ -664,6 +671,62 @@ fail:
 	free(c->body);
 	free(c);
 	return rc;
+}
+
+int sw_http_start(struct sw_http *h, const struct sw_http_opts *o, struct sw_http_call **out)
+{
+	struct sw_http_call *c;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if ((rc = call_new(o, &c)) < 0)
+		return rc;
+	c->h = h;
+	/* Link in, then hand to curl now or from the loop. */
+	c->next = h->calls;
+	if (h->calls)
+		h->calls->prev = c;
+	h->calls = c;
+	h->ncalls++;
+	if (h->in_curl)
+		arm_deferred(h);
+	else
+		add_call(c);
+	if (out)
+		*out = c;
+	return 0;
+}
+
+int sw_http_fetch(const struct sw_http_opts *o, struct sw_http_reply *out)
+{
+	struct sw_http_result r;
+	struct sw_http_call *c;
+	char msg[CURL_ERROR_SIZE + 512];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	sw_buf_init(&out->body);
+	pthread_once(&global_once, global_init);
+	if (global_rc != CURLE_OK)
+		return sw_error_set("curl_global_init: %s", curl_easy_strerror(global_rc));
+	if ((rc = call_new(o, &c)) < 0)
+		return rc;
+	result_fill(c, curl_easy_perform(c->easy), &r, msg, sizeof(msg));
+	out->error = r.error;
+	out->timed_out = r.timed_out;
+	out->status = r.status;
+	out->body = c->resp;
+	c->resp = (struct sw_buf)SW_BUF_INIT;
+	if (r.error)
+		sw_error_setc(r.error, "%s", msg);
+	call_free(c);
+	return r.error;
+}
+
+void sw_http_reply_release(struct sw_http_reply *r)
+{
+	sw_buf_release(&r->body);
 }
 
 void sw_http_cancel(struct sw_http_call *c)

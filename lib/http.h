@@ -124,6 +124,7 @@ struct sw_http_opts {
 	long timeout_ms;                 /* whole transfer; 0 = no limit */
 	long connect_timeout_ms;         /* 0 = 10 s */
 	size_t max_response;             /* buffered body limit; 0 = default */
+	long stall_secs;                 /* stop below 1 byte/s for this long; 0 = never */
 	int follow_redirects;            /* up to 5 */
 
 	/* TLS. PEM data takes precedence over the file of the same kind. */
@@ -184,6 +185,23 @@ void sw_http_cancel(struct sw_http_call *call);
  * NULL when absent. With several, the first. Valid during on_done.
  */
 const char *sw_http_result_header(const struct sw_http_result *r, const char *name);
+
+/*
+ * The blocking form, for worker threads and the command line (never the
+ * loop): the request of `opts` runs in the calling thread, on_response and
+ * on_data work as above, on_done is not used; what on_done would have been
+ * told lands in *out. 0 when a whole response arrived (out->status holds
+ * its code, whatever it is), else the error of sw_http_result with the
+ * message in the error slot. Release *out either way.
+ */
+struct sw_http_reply {
+	int error;
+	int timed_out;
+	long status;
+	struct sw_buf body;      /* the buffered body (a non-2xx one with on_data) */
+};
+int sw_http_fetch(const struct sw_http_opts *opts, struct sw_http_reply *out);
+void sw_http_reply_release(struct sw_http_reply *r);
 
 /* Calls in flight on `h` (for tests and metrics). */
 size_t sw_http_pending(const struct sw_http *h);
