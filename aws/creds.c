@@ -1,6 +1,6 @@
 /*
  * creds.c - AWS credentials found the way the SDKs find them (see aws.h for
- * the order), and the few blocking requests that needs (sw_http_fetch: this
+ * the order), through the blocking requests of call.c (this
  * runs on a worker thread or in a short-lived process, never on the loop).
  */
 #include <ctype.h>
@@ -61,69 +61,6 @@ static void cred_set(struct sw_aws_cred *c, const char *id, const char *secret,
 	c->expires_ms = expires_ms;
 }
 
-/* --- the blocking requests ----------------------------------------------- */
-
-int aws_request(struct aws_answer *a, const char *method, const char *url,
-		const char *const *headers, const char *body, long timeout_ms)
-{
-	struct sw_http_opts o = SW_HTTP_OPTS_INIT;
-	struct sw_http_reply r;
-	/* the URL may hold a presigned query: messages name only its start */
-	const char *q = strchr(url, '?');
-	char *shown = q ? sw_strndup(url, (size_t)(q - url)) : NULL;
-	int rc;
-
-	memset(a, 0, sizeof(*a));
-	o.method = method;
-	o.url = url;
-	o.display_url = shown;
-	o.headers = headers;
-	o.body = body;
-	o.body_len = body ? strlen(body) : 0;
-	o.timeout_ms = timeout_ms > 0 ? timeout_ms : 5000L;
-	o.connect_timeout_ms = timeout_ms > 0 && timeout_ms < 2000 ? timeout_ms : 2000L;
-	o.max_response = AWS_MAX_ANSWER;
-	rc = sw_http_fetch(&o, &r);
-	a->status = r.status;
-	a->body = r.body;
-	free(shown);
-	return rc < 0 ? SW_ERR : 0;
-}
-
-void aws_answer_release(struct aws_answer *a)
-{
-	sw_buf_release(&a->body);
-}
-
-int aws_split_url(const char *url, char **host, const char **path)
-{
-	const char *h = strstr(url, "://");
-	h = h ? h + 3 : url;
-	size_t n = strcspn(h, "/");
-	*host = sw_strndup(h, n);
-	*path = h[n] ? h + n : "/";
-	return (int)(h + n - url);
-}
-
-char *sw_aws_endpoint(const char *service, const char *region)
-{
-	char name[64];
-	size_t i;
-	snprintf(name, sizeof(name), "AWS_ENDPOINT_URL_%s", service);
-	for (i = strlen("AWS_ENDPOINT_URL_"); name[i]; i++)
-		name[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-	const char *v = env(name);
-	if (!v)
-		v = env("AWS_ENDPOINT_URL");
-	if (v) {
-		size_t n = strlen(v);
-		while (n && v[n - 1] == '/')
-			n--;
-		return sw_strndup(v, n);
-	}
-	return sw_asprintf("https://%s.%s.amazonaws.com", service, region);
-}
-
 /* --- what AWS answers ---------------------------------------------------- */
 
 int sw_aws_cred_parse_json(struct sw_aws_cred *out, const char *text, size_t len)
@@ -155,21 +92,6 @@ int sw_aws_cred_parse_json(struct sw_aws_cred *out, const char *text, size_t len
 }
 
 /* "Code: Message" of an AWS XML error, or the status when there is none. */
-static char *xml_error(const char *xml, size_t len, long status)
-{
-	struct sw_buf code = SW_BUF_INIT, msg = SW_BUF_INIT;
-	char *s;
-	if (sw_aws_xml_text(&code, xml, len, "ErrorResponse/Error/Code") == 0) {
-		sw_aws_xml_text(&msg, xml, len, "ErrorResponse/Error/Message");
-		s = sw_asprintf("%s: %s", code.ptr, msg.len ? msg.ptr : "(no message)");
-	} else {
-		s = sw_asprintf("HTTP %ld", status);
-	}
-	sw_buf_release(&code);
-	sw_buf_release(&msg);
-	return s;
-}
-
 int sw_aws_cred_parse_sts(struct sw_aws_cred *out, const char *xml, size_t len,
 			  const char *action)
 {
@@ -333,59 +255,17 @@ static void form_add(struct sw_buf *b, const char *k, const char *v)
 static int sts_post(struct sw_buf *xml, const char *action, const char *form,
 		    const struct sw_aws_cred *base, const char *region, long timeout_ms)
 {
-	char *url = sw_aws_endpoint("sts", region), *hostval;
-	const char *path;
-	aws_split_url(url, &hostval, &path);
-	const char *hdrs[8] = { "Content-Type: application/x-www-form-urlencoded; charset=utf-8",
-				"Accept: text/xml" };
-	char *own[SW_SIGV4_MAX_ADD] = { NULL };
-	size_t nh = 2;
-	struct sw_sigv4 sig;
+	struct aws_call c = { .service = "sts", .region = region, .method = "POST",
+			      .content_type = "application/x-www-form-urlencoded; charset=utf-8",
+			      .accept = "Accept: text/xml", .body = form,
+			      .timeout_ms = timeout_ms };
 	struct aws_answer a;
-	int rc = 0;
-
-	memset(&sig, 0, sizeof(sig));
-	memset(&a, 0, sizeof(a));
-	if (base) {
-		struct sw_aws_creds v;
-		struct sw_sigv4_header h[] = {
-			{ "Content-Type", "application/x-www-form-urlencoded; charset=utf-8" },
-			{ "Host", hostval },
-		};
-		struct sw_sigv4_req rq = { "POST", path, NULL, h, 2, form, strlen(form) };
-		struct sw_sigv4_opts o = SW_SIGV4_OPTS_INIT;
-		o.region = region;
-		o.service = "sts";
-		o.now = sw_now_ms() / 1000;
-		sw_aws_cred_view(base, &v);
-		if ((rc = sw_sigv4_sign(&sig, &v, &rq, &o)) < 0)
-			goto done;
-		for (size_t i = 0; i < sig.nadd; i++)
-			hdrs[nh++] = own[i] = sw_asprintf("%s: %s", sig.add[i].name, sig.add[i].value);
-	}
-	hdrs[nh] = NULL;
-	if ((rc = aws_request(&a, "POST", url, hdrs, form, timeout_ms)) < 0) {
+	int rc = aws_call(&a, &c, base);
+	if (rc < 0)
 		sw_error_prefix("STS %s", action);
-		goto done;
-	}
-	if (a.status != 200) {
-		char *why = xml_error(a.body.ptr, a.body.len, a.status);
-		rc = sw_error_setc(a.status == 400 || a.status == 403 ? SW_EINVALID : SW_ERR,
-				   "STS %s: %s", action, why);
-		free(why);
-	} else {
+	else
 		sw_buf_add(xml, a.body.ptr, a.body.len);
-	}
-done:
 	aws_answer_release(&a);
-	for (size_t i = 0; i < SW_SIGV4_MAX_ADD; i++) {
-		if (own[i])
-			OPENSSL_cleanse(own[i], strlen(own[i]));
-		free(own[i]);
-	}
-	sw_sigv4_release(&sig);
-	free(hostval);
-	free(url);
 	return rc;
 }
 

@@ -101,63 +101,20 @@ int sw_eks_parse_cluster(struct sw_eks_cluster *out, const char *text, size_t le
 int sw_eks_describe(struct sw_eks_cluster *out, const struct sw_aws_cred *c, const char *name,
 		    const char *region, int64_t now_ms, long timeout_ms)
 {
-	char *base = sw_aws_endpoint("eks", region), *host, *url = NULL;
-	const char *bpath;
 	struct sw_buf path = SW_BUF_INIT;
-	struct sw_aws_creds v;
-	struct sw_sigv4 s;
 	struct aws_answer a;
-	const char *hdrs[6] = { "Accept: application/json" };
-	char *own[SW_SIGV4_MAX_ADD] = { NULL };
-	size_t nh = 1;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	memset(&a, 0, sizeof(a));
-	int origin = aws_split_url(base, &host, &bpath);
-	sw_buf_adds(&path, strcmp(bpath, "/") ? bpath : "");
 	sw_buf_adds(&path, "/clusters/");
 	sw_aws_uri_encode(&path, name, strlen(name), 0);
-	struct sw_sigv4_header h[] = { { "Host", host } };
-	struct sw_sigv4_req rq = { "GET", path.ptr, NULL, h, 1, NULL, 0 };
-	struct sw_sigv4_opts o = SW_SIGV4_OPTS_INIT;
-	o.region = region;
-	o.service = "eks";
-	o.now = now_ms / 1000;
-	sw_aws_cred_view(c, &v);
-	if ((rc = sw_sigv4_sign(&s, &v, &rq, &o)) < 0)
-		goto done;
-	for (size_t i = 0; i < s.nadd; i++)
-		hdrs[nh++] = own[i] = sw_asprintf("%s: %s", s.add[i].name, s.add[i].value);
-	hdrs[nh] = NULL;
-	url = sw_asprintf("%.*s%s", origin, base, path.ptr);
-	if ((rc = aws_request(&a, "GET", url, hdrs, NULL, timeout_ms)) < 0)
-		goto done;
-	if (a.status != 200) {
-		json_error_t je;
-		json_t *j = json_loadb(a.body.ptr, a.body.len, 0, &je);
-		const char *m = json_string_value(json_object_get(j, "message"));
-		if (!m)
-			m = json_string_value(json_object_get(j, "Message"));
-		rc = sw_error_setc(a.status == 404 ? SW_ENOTFOUND : SW_ERR, "HTTP %ld: %.300s",
-				   a.status, m ? m : "(no message)");
-		json_decref(j);
-	} else {
+	struct aws_call call = { .service = "eks", .region = region, .method = "GET",
+				 .path = path.ptr, .timeout_ms = timeout_ms, .now_ms = now_ms };
+	if ((rc = aws_call(&a, &call, c)) == 0)
 		rc = sw_eks_parse_cluster(out, a.body.ptr, a.body.len);
-	}
-done:
 	if (rc < 0)
 		sw_error_prefix("EKS DescribeCluster %s in %s", name, region);
-	for (size_t i = 0; i < SW_SIGV4_MAX_ADD; i++) {
-		if (own[i])
-			OPENSSL_cleanse(own[i], strlen(own[i]));
-		free(own[i]);
-	}
 	aws_answer_release(&a);
-	sw_sigv4_release(&s);
 	sw_buf_release(&path);
-	free(url);
-	free(host);
-	free(base);
 	return rc;
 }
