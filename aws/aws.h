@@ -1,8 +1,8 @@
 /*
  * aws.h - the AWS room: talking to AWS as its SDKs do, in C: Signature
  * Version 4 (sigv4.c), credentials found as the SDKs find them (creds.c),
- * the XML of STS answers (xml.c). EKS tokens and cost build on these
- * (issue 17). May call: lib/ (and OpenSSL, libcurl).
+ * the XML of STS answers (xml.c), EKS tokens and clusters (eks.c), prices
+ * (pricing.c), over one signed request (call.c). May call: lib/ (and OpenSSL, libcurl).
  *
  * A request is signed by giving the signer what goes on the wire:
  *
@@ -207,7 +207,35 @@ void sw_eks_cluster_release(struct sw_eks_cluster *c);
 int sw_eks_describe(struct sw_eks_cluster *out, const struct sw_aws_cred *c, const char *name,
 		    const char *region, int64_t now_ms, long timeout_ms);
 
+/* --- prices (pricing.c) ---------------------------------------------------------
+ *
+ * One on-demand price from the AWS Price List Query API (pricing:GetProducts,
+ * blocking; $AWS_ENDPOINT_URL_PRICING moves it). The filters must name one
+ * product, or several at one price: wider filters are SW_EINVALID, none
+ * matching SW_ENOTFOUND.
+ */
+struct sw_aws_price_filter {
+	const char *field;       /* "instanceType", "regionCode", "usagetype", ... */
+	const char *value;
+	const char *type;        /* NULL: "TERM_MATCH"; or "CONTAINS", "ANY_OF", ... */
+};
+struct sw_aws_price {
+	double usd;              /* per unit */
+	char unit[24];           /* "Hrs", "GB-Mo", ... */
+	char date[16];           /* the term's effective date, "YYYY-MM-DD" */
+	size_t products;         /* how many products said so */
+};
+int sw_aws_price_get(struct sw_aws_price *out, const struct sw_aws_cred *c, const char *service,
+		     const struct sw_aws_price_filter *f, size_t nf, long timeout_ms);
+
 /* --- what AWS sends (pure; unit-tested and fuzzed) ---------------------------- */
+
+/* One page of a GetProducts answer, added to what `p` holds (zero it
+ * first): the price every product states, or SW_EINVALID when they differ
+ * or the answer is broken; its NextToken appended to `next` (may be NULL). */
+int sw_aws_pricing_parse(struct sw_aws_price *p, struct sw_buf *next, const char *text,
+			 size_t len);
+
 
 /* The value of `key` in [section] of an INI text (the shared files' syntax:
  * '#' and ';' comments, also inline after white space; indented lines are

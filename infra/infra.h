@@ -56,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aws/aws.h"
 #include "config/config.h"
 #include "lib/error.h"
 
@@ -128,7 +129,19 @@ struct sw_tf_change {
 	/* Drift only: top-level attribute names whose value differs between
 	 * before and after (NULL-terminated; NULL when none or not drift). */
 	char **attrs;
+	/* Plans: the resource type ("aws_instance") and, for pricing it, the
+	 * few attributes cost.c reads (SW_TF_SIZING_KEYS: sizes and types,
+	 * never a secret) before and after, as compact JSON objects; NULL
+	 * when the plan has no such object. */
+	char *type;
+	char *size_before, *size_after;
 };
+
+/* The attributes kept in size_before/size_after. */
+#define SW_TF_SIZING_KEYS "instance_type", "tenancy", "instance_class", "engine", "multi_az", \
+	"allocated_storage", "storage_type", "node_type", "num_cache_nodes", "size", "type", \
+	"load_balancer_type", "scaling_config", "instance_types", "capacity_type", "domain", \
+	"connectivity_type"
 
 struct sw_tf_result {
 	enum sw_tf_kind kind;
@@ -250,6 +263,50 @@ int sw_tf_outputs_redact(char **out, const char *json, size_t len);
  * fence. `env` may be NULL (res->env is used). The caller frees the result.
  */
 char *sw_tf_report_markdown(const struct sw_tf_result *res, const char *env, size_t max_bytes);
+
+/* ---- cost (infra/cost.c) ------------------------------------------------ */
+
+/*
+ * A price for `service` at filters `f` (see aws/aws.h): 0 with *out set,
+ * or <0 with the error slot saying why there is none. May block: cost is
+ * computed on a worker thread.
+ */
+typedef int (*sw_tf_price_fn)(struct sw_aws_price *out, const char *service,
+			      const struct sw_aws_price_filter *f, size_t nf, void *arg);
+
+struct sw_tf_cost_line {
+	char *address;
+	char *what;          /* "2 × m5.large", "100 GB gp3" */
+	double before, after;/* USD a month; 0 for what does not exist */
+	char *note;          /* not priced, and why; NULL when priced */
+};
+
+struct sw_tf_cost {
+	struct sw_tf_cost_line *lines;   /* priced first, biggest change first */
+	size_t nlines;
+	double delta;        /* USD a month, of the priced lines */
+	size_t priced;
+	size_t unknown;      /* lines whose price could not be had (delta is a lower bound) */
+	char region[32];
+	char date[16];       /* the oldest price's date */
+};
+
+/*
+ * Price the changes of a plan result in `region`: a line per resource of a
+ * type priced by the hour or the GB-month (aws_instance, aws_eks_cluster,
+ * aws_eks_node_group, aws_nat_gateway, aws_lb, aws_db_instance,
+ * aws_ebs_volume, aws_eip, aws_elasticache_cluster), before and after; other
+ * aws_* resources as "not priced". Never fails: a price not had is a line
+ * with its reason. Release with sw_tf_cost_release.
+ */
+int sw_tf_cost(struct sw_tf_cost *out, const struct sw_tf_result *res, const char *region,
+	       sw_tf_price_fn price, void *arg);
+void sw_tf_cost_release(struct sw_tf_cost *c);
+
+/* The PR comment's cost section for `env`, at most about `max` bytes; with
+ * c == NULL a line saying why there is none (`why_not`). Free it. */
+char *sw_tf_cost_markdown(const struct sw_tf_cost *c, const char *env, const char *why_not,
+			  size_t max);
 
 /*
  * Which root modules of `infra` a change touches: hit[i] (infra->nmodules

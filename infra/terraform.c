@@ -25,7 +25,7 @@
 #include "lib/log.h"
 #include "lib/strv.h"
 #include "lib/utf8.h"
-#include "infra/infra.h"
+#include "infra/infra-int.h"
 #include "runners/runner.h"
 
 void sw_tf_changes_free(struct sw_tf_change *v, size_t n);
@@ -824,15 +824,7 @@ void sw_tf_free(struct sw_tf *tf)
 
 /* ---- the PR comment section -------------------------------------------- */
 
-/*
- * Append s[0..n) cleaned: invalid UTF-8 becomes U+FFFD, ANSI escapes and
- * control characters other than \n and \t are dropped; in `code` mode a
- * backtick becomes U+02CB so a fence or span cannot be closed from inside,
- * in `cell` mode '|' is escaped and newlines become spaces as well.
- */
-enum { CL_CODE = 1, CL_CELL = 2 };
-
-static void add_clean(struct sw_buf *b, const char *s, size_t n, int mode)
+void tf_add_clean(struct sw_buf *b, const char *s, size_t n, int mode)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + n;
 
@@ -901,15 +893,15 @@ static void add_row(struct sw_buf *b, const struct sw_tf_change *c, int attrs)
 	if (w)
 		sw_buf_adds(b, w);
 	else
-		add_clean(b, c->actions, strlen(c->actions), CL_CELL);
+		tf_add_clean(b, c->actions, strlen(c->actions), CL_CELL);
 	sw_buf_adds(b, " | `");
-	add_clean(b, c->address, strlen(c->address), CL_CELL);
+	tf_add_clean(b, c->address, strlen(c->address), CL_CELL);
 	sw_buf_adds(b, "` |");
 	if (attrs) {
 		sw_buf_adds(b, " ");
 		for (char **a = c->attrs; a && *a; a++) {
 			sw_buf_adds(b, a == c->attrs ? "`" : ", `");
-			add_clean(b, *a, strlen(*a), CL_CELL);
+			tf_add_clean(b, *a, strlen(*a), CL_CELL);
 			sw_buf_adds(b, "`");
 		}
 		sw_buf_adds(b, " |");
@@ -947,9 +939,9 @@ char *sw_tf_report_markdown(const struct sw_tf_result *res, const char *env, siz
 	sw_buf_adds(&head, "### Terraform ");
 	sw_buf_adds(&head, what);
 	sw_buf_adds(&head, ": `");
-	add_clean(&head, env, strlen(env), CL_CELL);
+	tf_add_clean(&head, env, strlen(env), CL_CELL);
 	sw_buf_adds(&head, "` (`");
-	add_clean(&head, res->module ? res->module : "", res->module ? strlen(res->module) : 0, CL_CELL);
+	tf_add_clean(&head, res->module ? res->module : "", res->module ? strlen(res->module) : 0, CL_CELL);
 	sw_buf_adds(&head, "`)\n\n");
 
 	if (res->status == 0)
@@ -972,7 +964,7 @@ char *sw_tf_report_markdown(const struct sw_tf_result *res, const char *env, siz
 	sw_buf_adds(&head, "\n\n");
 	if (res->status != 0 && res->error && *res->error) {
 		struct sw_buf e = SW_BUF_INIT;
-		add_clean(&e, res->error, strlen(res->error), CL_CODE);
+		tf_add_clean(&e, res->error, strlen(res->error), CL_CODE);
 		cut_utf8(&e, max / 4);
 		sw_buf_adds(&head, "```text\n");
 		sw_buf_add(&head, e.ptr, e.len);
@@ -981,7 +973,7 @@ char *sw_tf_report_markdown(const struct sw_tf_result *res, const char *env, siz
 	}
 	if (res->fmt_ok == 0 && res->fmt_files && *res->fmt_files) {
 		struct sw_buf e = SW_BUF_INIT;
-		add_clean(&e, res->fmt_files, strlen(res->fmt_files), CL_CODE);
+		tf_add_clean(&e, res->fmt_files, strlen(res->fmt_files), CL_CODE);
 		cut_utf8(&e, max / 8);
 		sw_buf_adds(&head, ":warning: Not formatted (`terraform fmt -check`):\n```text\n");
 		sw_buf_add(&head, e.ptr, e.len);
@@ -1032,7 +1024,7 @@ char *sw_tf_report_markdown(const struct sw_tf_result *res, const char *env, siz
 	if (res->plan_text && *res->plan_text &&
 	    b.len + sizeof(open) + sizeof(close_cut) + 64 < max) {
 		struct sw_buf t = SW_BUF_INIT;
-		add_clean(&t, res->plan_text, strlen(res->plan_text), CL_CODE);
+		tf_add_clean(&t, res->plan_text, strlen(res->plan_text), CL_CODE);
 		size_t room = max - b.len - sizeof(open) - sizeof(close_cut);
 		int cut = t.len > room;
 		cut_utf8(&t, room);

@@ -23,6 +23,9 @@ static void changes_free(struct sw_tf_change *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(v[i].address);
 		free(v[i].actions);
+		free(v[i].type);
+		free(v[i].size_before);
+		free(v[i].size_after);
 		if (v[i].attrs) {
 			for (char **a = v[i].attrs; *a; a++)
 				free(*a);
@@ -99,6 +102,55 @@ static char **changed_attrs(json_t *before, json_t *after)
 	return v;
 }
 
+/* Does a sensitivity mark hold a `true` anywhere (or is it not a mark)? */
+static int marked(json_t *m)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (!m || json_is_false(m))
+		return 0;
+	if (json_is_object(m)) {
+		json_object_foreach(m, k, x)
+			if (marked(x))
+				return 1;
+		return 0;
+	}
+	if (json_is_array(m)) {
+		json_array_foreach(m, i, x)
+			if (marked(x))
+				return 1;
+		return 0;
+	}
+	return 1;
+}
+
+/* The sizing attributes of a before/after object, compact JSON, or NULL;
+ * one Terraform marks sensitive (`sens`: {key: true or a nested mark}) is
+ * left out, whatever it is. */
+static char *sizing(json_t *obj, json_t *sens)
+{
+	static const char *const keys[] = { SW_TF_SIZING_KEYS };
+	json_t *o;
+	char *s;
+
+	if (!json_is_object(obj))
+		return NULL;
+	o = json_object();
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(obj, keys[i]);
+		json_t *mark = json_object_get(sens, keys[i]);
+		if (marked(mark))
+			continue;
+		if (v && !json_is_null(v))
+			json_object_set(o, keys[i], v);
+	}
+	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
 static void parse_list(json_t *list, int drift, struct sw_tf_change **out, size_t *nout,
 		       struct sw_tf_result *res)
 {
@@ -136,9 +188,17 @@ static void parse_list(json_t *list, int drift, struct sw_tf_change **out, size_
 		c->address = sw_strdup(addr);
 		c->actions = acts;
 		c->destructive = del;
-		if (drift)
+		if (drift) {
 			c->attrs = changed_attrs(json_object_get(change, "before"),
 						 json_object_get(change, "after"));
+		} else {
+			const char *type = json_string_value(json_object_get(rc, "type"));
+			c->type = type ? sw_strdup(type) : NULL;
+			c->size_before = sizing(json_object_get(change, "before"),
+						json_object_get(change, "before_sensitive"));
+			c->size_after = sizing(json_object_get(change, "after"),
+					       json_object_get(change, "after_sensitive"));
+		}
 	}
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """tests/aws/standin.py - a stand-in for the parts of AWS slipway talks to:
 STS (AssumeRole, AssumeRoleWithWebIdentity, GetCallerIdentity signed or
-presigned), EKS DescribeCluster, EC2 instance metadata (IMDSv2 only) and the
-EKS Pod Identity agent. It checks every signed request with its own SigV4
+presigned), EKS DescribeCluster, the Price List Query API (GetProducts from
+--prices), EC2 instance metadata (IMDSv2 only) and the EKS Pod Identity
+agent. It checks every signed request with its own SigV4
 (hmac and hashlib here, nothing of slipway's), refuses what AWS refuses
 (unknown keys, bad signatures, expired temporary credentials, a clock more
 than 5 minutes off, expired presigned URLs) the way AWS answers, and writes
@@ -244,6 +245,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry.update(valid=False, reason="no such cluster")
             return self.answer(404, json.dumps({"message": "No cluster found for name: %s." % name}),
                                "application/json", entry)
+        target = headers.get("x-amz-target", "")
+        if target.startswith("AWSPriceListService."):
+            return self.pricing(target, pairs, headers, body, entry)
         # STS: the query protocol, in the query or a form body
         form = pairs + urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) \
             if headers.get("content-type", "").startswith("application/x-www-form-urlencoded") else pairs
@@ -282,6 +286,69 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(200, sts_xml(action, inner), "text/xml", entry)
         entry.update(valid=False, reason="action")
         return self.answer(*sts_error(400, "InvalidAction", "Could not find operation %s" % action), "text/xml", entry)
+
+    # --- Price List Query API (JSON 1.1 on POST /) ---------------------------
+
+    def pricing(self, target, pairs, headers, body, entry):
+        entry["route"] = "pricing." + target.split(".", 1)[1]
+        kid, err = verify(self.command, "/", pairs, headers, body, "pricing")
+        entry["key"] = kid
+
+        def refuse(status, code, msg):
+            entry.update(valid=False, reason=msg)
+            return self.answer(status, json.dumps({"__type": "com.amazonaws.awspricing#" + code,
+                                                   "message": msg}), "application/x-amz-json-1.1", entry)
+        if err:
+            return refuse(err[0], err[1], err[2])
+        if headers.get("content-type") != "application/x-amz-json-1.1":
+            return refuse(400, "InvalidParameterException", "Content-Type is not application/x-amz-json-1.1")
+        if target != "AWSPriceListService.GetProducts":
+            return refuse(400, "UnknownOperationException", target)
+        if ARGS.pricing_denied:
+            return refuse(400, "AccessDeniedException", "User: arn:aws:sts::111122223333:assumed-role/slipway "
+                          "is not authorized to perform: pricing:GetProducts")
+        try:
+            q = json.loads(body)
+            service, filters = q["ServiceCode"], q.get("Filters", [])
+            want = [(f["Type"], f["Field"], f["Value"]) for f in filters]
+        except (ValueError, KeyError, TypeError) as e:
+            return refuse(400, "InvalidParameterException", "bad GetProducts request: %s" % e)
+        if q.get("FormatVersion") != "aws_v1":
+            return refuse(400, "InvalidParameterException", "FormatVersion must be aws_v1")
+        entry["service"] = service
+        entry["filters"] = {f: v for _, f, v in want}
+
+        def matches(attrs):
+            for typ, field, value in want:
+                have = attrs.get(field)
+                if typ in ("TERM_MATCH", "EQUALS"):
+                    if have != value:
+                        return False
+                elif typ == "CONTAINS":
+                    if have is None or value not in have:
+                        return False
+                else:
+                    return False
+            return True
+        found = []
+        for i, pr in enumerate(json.load(open(ARGS.prices)) if ARGS.prices else []):
+            if pr["service"] != service or not matches(pr["attributes"]):
+                continue
+            sku = "SKU%04d" % i
+            found.append(json.dumps({
+                "product": {"sku": sku, "productFamily": pr["attributes"].get("productFamily", ""),
+                            "attributes": pr["attributes"]},
+                "serviceCode": service,
+                "terms": {"OnDemand": {sku + ".JRTCKXETXF": {
+                    "sku": sku, "effectiveDate": pr.get("date", "2026-11-01") + "T00:00:00Z",
+                    "priceDimensions": {sku + ".JRTCKXETXF.6YS6EN2CT7": {
+                        "unit": pr["unit"], "beginRange": "0", "endRange": "Inf",
+                        "description": "stand-in price",
+                        "pricePerUnit": {"USD": pr["usd"]}}}}}},
+                "publicationDate": "2026-11-20T00:00:00Z"}))
+        entry["matched"] = len(found)
+        return self.answer(200, json.dumps({"FormatVersion": "aws_v1", "PriceList": found}),
+                           "application/x-amz-json-1.1", entry)
 
     def imds(self, path, headers, entry):
         entry["route"] = "imds"
@@ -330,6 +397,8 @@ def main():
     p.add_argument("--ttl", type=int, default=3600)
     p.add_argument("--cluster", action="append", default=[],
                    help="NAME=ENDPOINT=CA_BASE64, or NAME=@FILE with that in FILE (read per request)")
+    p.add_argument("--prices", help="a JSON list of {service, attributes, unit, usd[, date]}")
+    p.add_argument("--pricing-denied", action="store_true", help="answer GetProducts with AccessDenied")
     ARGS = p.parse_args()
     for k in ARGS.key:
         kid, secret = k.split(":", 1)
