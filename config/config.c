@@ -367,6 +367,26 @@ static void read_github(struct reader *r, node_t *n, struct sw_config *c)
 		read_github_app(r, sw_yaml_get(n, "app"), c);
 }
 
+/* aws: {region, profile, role_arn, pricing} (docs/aws.md) */
+static void read_aws(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "region", "profile", "role_arn", "pricing", NULL };
+	if (sw_yaml_want_map(&r->y, n, "aws", keys) < 0)
+		return;
+	sw_yaml_get_str(&c->aws.region, &r->y, n, "aws", "region", 0);
+	sw_yaml_get_str(&c->aws.profile, &r->y, n, "aws", "profile", 0);
+	sw_yaml_get_str(&c->aws.role_arn, &r->y, n, "aws", "role_arn", 0);
+	sw_yaml_get_bool(&c->aws.pricing, &r->y, n, "aws", "pricing", 0);
+	if (c->aws.region && (!*c->aws.region || strspn(c->aws.region,
+	    "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(c->aws.region)))
+		sw_yaml_error(&r->y, sw_yaml_get(n, "region"), "aws.region",
+			      "expected a region name such as eu-west-1, found %s", c->aws.region);
+	if (c->aws.role_arn && strncmp(c->aws.role_arn, "arn:", 4))
+		sw_yaml_error(&r->y, sw_yaml_get(n, "role_arn"), "aws.role_arn",
+			      "expected an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), found %s",
+			      c->aws.role_arn);
+}
+
 static void read_slack(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "webhook_url", "bot_token", "channel", "api_url", NULL };
@@ -420,10 +440,13 @@ static void read_runner(struct reader *r, node_t *n, struct sw_config *c)
 
 static void read_terraform(struct reader *r, node_t *n, struct sw_config *c)
 {
-	static const char *const keys[] = { "image", "mounts", NULL };
+	static const char *const keys[] = { "image", "mounts", "cli_config", NULL };
 	if (sw_yaml_want_map(&r->y, n, "terraform", keys) < 0)
 		return;
 	sw_yaml_get_str(&c->tf_image, &r->y, n, "terraform", "image", 0);
+	if (sw_yaml_get_str(&c->tf_cli_config, &r->y, n, "terraform", "cli_config", 0) == 0 &&
+	    c->tf_cli_config)
+		make_abs(r, &c->tf_cli_config);
 	sw_yaml_get_strv(&c->tf_mounts, &c->ntf_mounts, &r->y, n, "terraform", "mounts", 0);
 	for (size_t i = 0; i < c->ntf_mounts; i++) {
 		make_abs(r, &c->tf_mounts[i]);
@@ -895,6 +918,7 @@ static void defaults(struct sw_config *c)
 	c->listen_port = 8080;
 	c->log_level = sw_strdup("info");
 	c->max_concurrent_runs = 4;
+	c->aws.pricing = 1;
 	c->history_limit = 50;
 	c->max_header_size = 64 * 1024;
 	c->max_uri_size = 8 * 1024;
@@ -925,7 +949,7 @@ static void defaults(struct sw_config *c)
 int sw_config_load(struct sw_config **out, const char *path)
 {
 	static const char *const keys[] = { "server", "github", "slack", "runner", "terraform",
-		"secrets", "repositories", "environments", "retention", "access", NULL };
+		"secrets", "repositories", "environments", "retention", "access", "aws", NULL };
 	struct reader r = { SW_YAML_READER_INIT(path), NULL };
 	struct sw_yaml_stream *ys = NULL;
 	struct sw_config *c;
@@ -978,6 +1002,8 @@ int sw_config_load(struct sw_config **out, const char *path)
 			read_retention(&r, n, c);
 		if ((n = sw_yaml_get(root, "access")))
 			read_access(&r, n, c);
+		if ((n = sw_yaml_get(root, "aws")))
+			read_aws(&r, n, c);
 		if ((n = sw_yaml_get(root, "secrets")))
 			read_secrets(&r, n, c);
 		if ((n = sw_yaml_get(root, "repositories")))
@@ -1038,6 +1064,10 @@ void sw_config_free(struct sw_config *c)
 	free(c->github_api_url);
 	secret_release(&c->webhook_secret);
 	secret_release(&c->github_token);
+	free(c->tf_cli_config);
+	free(c->aws.region);
+	free(c->aws.profile);
+	free(c->aws.role_arn);
 	free(c->github_app.id);
 	secret_release(&c->github_app.private_key);
 	free(c->oauth_client_id);

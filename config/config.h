@@ -159,6 +159,15 @@ struct sw_config {
 	struct sw_secret oauth_client_secret;
 	char *oauth_url;         /* the web flow's base, https://github.com */
 
+	/* aws: slipway's own AWS access (prices; docs/aws.md). Credentials
+	 * come from the SDKs' chain (aws/aws.h); these only steer it. */
+	struct sw_cfg_aws {
+		char *region;        /* NULL: the chain's ($AWS_REGION, the profile's, us-east-1) */
+		char *profile;       /* NULL: $AWS_PROFILE, else default */
+		char *role_arn;      /* assumed on top of what the chain finds */
+		int pricing;         /* price Terraform plans on PRs (default on) */
+	} aws;
+
 	/* slack */
 	struct sw_secret slack_webhook_url;
 	struct sw_secret slack_bot_token;
@@ -186,6 +195,7 @@ struct sw_config {
 
 	/* terraform: NULL image = the host's terraform through a local runner */
 	char *tf_image;          /* image holding terraform: run it in containers */
+	char *tf_cli_config;     /* TF_CLI_CONFIG_FILE (a provider mirror, credentials), absolute */
 	char **tf_mounts;        /* absolute host directories mounted at the same path;
 				  * NULL-terminated too (as every list here) */
 	size_t ntf_mounts;

@@ -148,7 +148,8 @@ static void sync_environments(struct sw_daemon *d)
 static int terraform_changed(const struct sw_config *a, const struct sw_config *b)
 {
 	if (!!a->tf_image != !!b->tf_image || (a->tf_image && strcmp(a->tf_image, b->tf_image)) ||
-	    a->ntf_mounts != b->ntf_mounts)
+	    a->ntf_mounts != b->ntf_mounts || !!a->tf_cli_config != !!b->tf_cli_config ||
+	    (a->tf_cli_config && strcmp(a->tf_cli_config, b->tf_cli_config)))
 		return 1;
 	for (size_t i = 0; i < a->ntf_mounts; i++)
 		if (strcmp(a->tf_mounts[i], b->tf_mounts[i]))
@@ -381,6 +382,7 @@ static int start_pipeline(struct sw_daemon *d)
 		to.data_dir = c->data_dir;
 		to.image = c->tf_image;
 		to.mounts = (const char *const *)c->tf_mounts;
+		to.cli_config = c->tf_cli_config;
 		if (tfr && sw_tf_new(&deps.tf, &to) < 0)
 			log_warn("terraform.unavailable", "err=%s", sw_q(sw_error_last()));
 		else if (tfr)

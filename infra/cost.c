@@ -12,13 +12,18 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "infra/infra-int.h"
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/error.h"
+#include "lib/log.h"
+#include "storage/store.h"
 
 #define HOURS_A_MONTH 730.0
 #define MAX_FILTERS 8
@@ -380,4 +385,166 @@ char *sw_tf_cost_markdown(const struct sw_tf_cost *c, const char *env, const cha
 out:
 	sw_buf_release(&row);
 	return sw_buf_detach(&b, NULL);
+}
+
+/* ---- prices from AWS, kept in the store -------------------------------- */
+
+#define PRICE_FRESH_MS (7LL * 86400 * 1000)    /* a price list changes monthly */
+#define NONE_FRESH_MS (86400LL * 1000)         /* "no such product", asked again daily */
+#define NO_CREDS_HOLD_MS (5LL * 60 * 1000)     /* the chain is not asked again sooner */
+#define PRICE_TRIES 4
+
+struct sw_tf_pricer {
+	struct sw_aws_provider *creds;
+	char *region;
+	char *data_dir;
+	pthread_mutex_t lock;
+	int64_t no_creds_until;      /* mono-free: wall clock ms */
+	char *no_creds_why;
+};
+
+int sw_tf_pricer_new(struct sw_tf_pricer **out, const struct sw_cfg_aws *cfg,
+		     const char *data_dir)
+{
+	struct sw_tf_pricer *p = sw_calloc(1, sizeof(*p));
+	struct sw_aws_chain_opts o = SW_AWS_CHAIN_OPTS_INIT;
+
+	o.profile = cfg->profile;
+	o.region = cfg->region;
+	o.role_arn = cfg->role_arn;
+	sw_aws_provider_new(&p->creds, &o);
+	p->region = sw_aws_region(cfg->region, cfg->profile);
+	p->data_dir = sw_strdup(data_dir);
+	pthread_mutex_init(&p->lock, NULL);
+	*out = p;
+	return 0;
+}
+
+void sw_tf_pricer_free(struct sw_tf_pricer *p)
+{
+	if (!p)
+		return;
+	sw_aws_provider_free(p->creds);
+	pthread_mutex_destroy(&p->lock);
+	free(p->no_creds_why);
+	free(p->region);
+	free(p->data_dir);
+	free(p);
+}
+
+const char *sw_tf_pricer_region(const struct sw_tf_pricer *p)
+{
+	return p->region;
+}
+
+struct asking {
+	struct sw_tf_pricer *p;
+	struct sw_store *st;         /* NULL: no cache */
+	struct sw_aws_cred cred;
+};
+
+/* "price:SERVICE:field=value;..." in the order given (callers build
+ * filters in a fixed order). */
+static char *cache_key(const char *service, const struct sw_aws_price_filter *f, size_t nf)
+{
+	struct sw_buf b = SW_BUF_INIT;
+	sw_buf_addf(&b, "price:%s:", service);
+	for (size_t i = 0; i < nf; i++)
+		sw_buf_addf(&b, "%s%s%s=%s", i ? ";" : "", f[i].field,
+			    f[i].type ? "~" : "", f[i].value);
+	return sw_buf_detach(&b, NULL);
+}
+
+static int cached(struct sw_aws_price *out, struct sw_store *st, const char *key)
+{
+	char *v = NULL;
+	int rc = 1;
+	if (!st || sw_store_kv_get(st, key, &v) < 0)
+		return 1;
+	json_t *j = json_loads(v, 0, NULL);
+	int64_t at = json_integer_value(json_object_get(j, "fetched_ms"));
+	const char *unit = json_string_value(json_object_get(j, "unit"));
+	const char *date = json_string_value(json_object_get(j, "date"));
+	json_t *usd = json_object_get(j, "usd");
+	if (json_is_true(json_object_get(j, "none")) && sw_now_ms() - at < NONE_FRESH_MS) {
+		rc = sw_error_setc(SW_ENOTFOUND, "no product matches (cached %s)", date ? date : "");
+	} else if (json_is_number(usd) && unit && sw_now_ms() - at < PRICE_FRESH_MS) {
+		out->usd = json_number_value(usd);
+		snprintf(out->unit, sizeof(out->unit), "%s", unit);
+		snprintf(out->date, sizeof(out->date), "%s", date ? date : "");
+		out->products = 1;
+		rc = 0;
+	}
+	json_decref(j);
+	free(v);
+	return rc;
+}
+
+static void keep(struct sw_store *st, const char *key, const struct sw_aws_price *p, int none)
+{
+	if (!st)
+		return;
+	json_t *j = none ? json_pack("{s:b, s:I}", "none", 1, "fetched_ms", (json_int_t)sw_now_ms())
+		: json_pack("{s:f, s:s, s:s, s:I}", "usd", p->usd, "unit", p->unit, "date", p->date,
+			    "fetched_ms", (json_int_t)sw_now_ms());
+	char *v = json_dumps(j, JSON_COMPACT);
+	if (sw_store_kv_set(st, key, v) < 0)
+		log_warn("cost.cache", "key=%s err=%s", sw_q(key), sw_q(sw_error_last()));
+	free(v);
+	json_decref(j);
+}
+
+static int ask_aws(struct sw_aws_price *out, const char *service,
+		   const struct sw_aws_price_filter *f, size_t nf, void *arg)
+{
+	struct asking *a = arg;
+	char *key = cache_key(service, f, nf);
+	int rc = cached(out, a->st, key);
+
+	for (int i = 0; rc == 1 || (rc == SW_EAGAIN && i < PRICE_TRIES); i++) {
+		if (rc == SW_EAGAIN)         /* throttled: back off, 0.25 s doubling */
+			usleep((useconds_t)(250000u << (i - 1)));
+		rc = sw_aws_price_get(out, &a->cred, service, f, nf, 10000);
+		if (rc == 0)
+			keep(a->st, key, out, 0);
+		else if (rc == SW_ENOTFOUND)
+			keep(a->st, key, NULL, 1);
+	}
+	free(key);
+	return rc;
+}
+
+int sw_tf_price_plan(struct sw_tf_cost *out, struct sw_tf_pricer *p,
+		     const struct sw_tf_result *res)
+{
+	struct asking a = { .p = p };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&p->lock);
+	if (p->no_creds_why && sw_now_ms() < p->no_creds_until) {
+		rc = sw_error_setc(SW_ENOTFOUND, "%s", p->no_creds_why);
+		pthread_mutex_unlock(&p->lock);
+		return rc;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if ((rc = sw_aws_provider_get(p->creds, &a.cred)) < 0) {
+		char *why = sw_asprintf("no AWS credentials for prices: %s", sw_error_last());
+		pthread_mutex_lock(&p->lock);
+		free(p->no_creds_why);
+		p->no_creds_why = sw_strdup(why);
+		p->no_creds_until = sw_now_ms() + NO_CREDS_HOLD_MS;
+		pthread_mutex_unlock(&p->lock);
+		rc = sw_error_setc(rc, "%s", why);
+		free(why);
+		return rc;
+	}
+	if (sw_store_open(&a.st, p->data_dir) < 0) {
+		log_warn("cost.cache", "err=%s", sw_q(sw_error_last()));
+		a.st = NULL;
+	}
+	rc = sw_tf_cost(out, res, p->region, ask_aws, &a);
+	sw_store_close(a.st);
+	sw_aws_cred_release(&a.cred);
+	return rc;
 }

@@ -78,6 +78,10 @@ struct sw_tf_opts {
 	 * credentials; NULL-terminated, may be NULL. Copied. */
 	const char *const *mounts;
 	int lock_timeout_s;          /* -lock-timeout; 0 = 60 */
+	/* TF_CLI_CONFIG_FILE for every command (provider mirrors, registry
+	 * credentials); NULL = Terraform's default (HOME is the checkout).
+	 * With an image, it must be under a mount. Copied. */
+	const char *cli_config;
 };
 
 #define SW_TF_OPTS_INIT { 0 }
@@ -302,6 +306,22 @@ struct sw_tf_cost {
 int sw_tf_cost(struct sw_tf_cost *out, const struct sw_tf_result *res, const char *region,
 	       sw_tf_price_fn price, void *arg);
 void sw_tf_cost_release(struct sw_tf_cost *c);
+
+/*
+ * Prices from AWS (pricing:GetProducts with the credentials of the
+ * config's `aws:`, through the SDKs' chain), kept in the store's kv for a
+ * week ("not found" for a day). sw_tf_price_plan blocks (a worker
+ * thread): 0 with `out` filled, or <0 when there can be no prices at all,
+ * the slot saying why (no credentials: the chain's answer, held for five
+ * minutes before the chain is asked again). Thread-safe.
+ */
+struct sw_tf_pricer;
+int sw_tf_pricer_new(struct sw_tf_pricer **out, const struct sw_cfg_aws *cfg,
+		     const char *data_dir);
+void sw_tf_pricer_free(struct sw_tf_pricer *p);      /* NULL is a no-op */
+const char *sw_tf_pricer_region(const struct sw_tf_pricer *p);
+int sw_tf_price_plan(struct sw_tf_cost *out, struct sw_tf_pricer *p,
+		     const struct sw_tf_result *res);
 
 /* The PR comment's cost section for `env`, at most about `max` bytes; with
  * c == NULL a line saying why there is none (`why_not`). Free it. */

@@ -66,6 +66,7 @@ struct sw_tf {
 	struct event_base *base;
 	struct sw_runner *runner;
 	char *data_dir, *terraform, *image, *plans_dir, *cache_dir;
+	char *cli_config;           /* "TF_CLI_CONFIG_FILE=..." or NULL */
 	int docker;
 	/* docker: the plans and plugin-cache directories and opts.mounts,
 	 * each bound at its own path; the user the daemon runs as */
@@ -177,6 +178,7 @@ int sw_tf_new(struct sw_tf **out, const struct sw_tf_opts *o)
 	tf->data_dir = sw_strdup(o->data_dir);
 	tf->terraform = sw_strdup(o->terraform && *o->terraform ? o->terraform : "terraform");
 	tf->image = o->image ? sw_strdup(o->image) : NULL;
+	tf->cli_config = o->cli_config ? sw_asprintf("TF_CLI_CONFIG_FILE=%s", o->cli_config) : NULL;
 	tf->lock_timeout_s = o->lock_timeout_s > 0 ? o->lock_timeout_s : 60;
 	tf->plans_dir = sw_asprintf("%s/plans", top);
 	tf->cache_dir = sw_asprintf("%s/plugin-cache", top);
@@ -478,12 +480,14 @@ static void run_phase(struct sw_tf_op *op)
 	size_t nenv = 0;
 	while (op->env_vars && op->env_vars[nenv])
 		nenv++;
-	const char **env = sw_calloc(nenv + 5, sizeof(*env));
+	const char **env = sw_calloc(nenv + 6, sizeof(*env));
 	size_t k = 0;
 	env[k++] = "TF_IN_AUTOMATION=1";
 	env[k++] = "TF_INPUT=0";
 	env[k++] = "CHECKPOINT_DISABLE=1";
 	env[k++] = tmo;
+	if (tf->cli_config)
+		env[k++] = tf->cli_config;
 	for (size_t i = 0; i < nenv; i++)
 		env[k++] = op->env_vars[i];
 
@@ -818,6 +822,7 @@ void sw_tf_free(struct sw_tf *tf)
 	free(tf->image);
 	free(tf->plans_dir);
 	free(tf->cache_dir);
+	free(tf->cli_config);
 	sw_strv_free(tf->binds);
 	free(tf);
 }

@@ -882,6 +882,27 @@ int sw_engine_cancel(struct sw_engine *e, int64_t run_id, const char *reason)
 
 /* --- life cycle ----------------------------------------------------------------------- */
 
+/* The pricer for cfg's aws: settings: made, kept, or replaced. */
+static void pricer_config(struct sw_engine *e, const struct sw_config *cfg)
+{
+	const struct sw_cfg_aws *a = &cfg->aws;
+	char *sig = sw_asprintf("%s|%s|%s", a->region ? a->region : "",
+				a->profile ? a->profile : "", a->role_arn ? a->role_arn : "");
+	int want = a->pricing && e->d.tf;
+
+	if (e->pricer && (!want || strcmp(sig, e->pricer_sig))) {
+		e->retired = sw_realloc(e->retired, (e->nretired + 1) * sizeof(*e->retired));
+		e->retired[e->nretired++] = e->pricer;
+		e->pricer = NULL;
+	}
+	if (want && !e->pricer) {
+		sw_tf_pricer_new(&e->pricer, a, cfg->data_dir);
+		log_info("cost.pricing", "region=%s", sw_tf_pricer_region(e->pricer));
+	}
+	free(e->pricer_sig);
+	e->pricer_sig = sig;
+}
+
 int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 {
 	struct sw_engine *e = sw_calloc(1, sizeof(*e));
@@ -897,6 +918,7 @@ int sw_engine_new(struct sw_engine **out, const struct sw_engine_deps *deps)
 		if (sw_infra_new(&e->infra, &io) < 0)
 			log_error("infra.start", "err=%s", sw_q(sw_error_last()));
 	}
+	pricer_config(e, deps->cfg);
 	*out = e;
 	return 0;
 }
@@ -906,6 +928,7 @@ void sw_engine_set_config(struct sw_engine *e, const struct sw_config *cfg)
 	e->d.cfg = cfg;
 	if (e->infra)
 		sw_infra_reconfigure(e->infra, cfg);
+	pricer_config(e, cfg);
 	sw_poll_reconfigure(e->poll);
 	engine_schedule(e);
 }
@@ -958,6 +981,11 @@ void sw_engine_free(struct sw_engine *e)
 	engine_intake_free(e);
 	sw_infra_free(e->infra);
 	sw_tf_free(e->d.tf);   /* owned; cancels what runs without callbacks */
+	sw_tf_pricer_free(e->pricer);
+	for (size_t i = 0; i < e->nretired; i++)
+		sw_tf_pricer_free(e->retired[i]);
+	free(e->retired);
+	free(e->pricer_sig);
 	free(e);
 }
 

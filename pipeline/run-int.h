@@ -83,6 +83,13 @@ struct sw_engine {
 	int64_t recover_since;     /* since when */
 	struct event *recover_timer;
 	int stopping;
+	/* prices for PR plans (NULL: aws.pricing off or no Terraform); a
+	 * pricer replaced by a reload is kept until the end, as a worker may
+	 * still be using it */
+	struct sw_tf_pricer *pricer;
+	char *pricer_sig;          /* the aws: settings it was made with */
+	struct sw_tf_pricer **retired;
+	size_t nretired;
 };
 
 /*

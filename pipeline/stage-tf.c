@@ -10,6 +10,7 @@
 
 #include "infra/infra.h"
 #include "lib/log.h"
+#include "lib/pool.h"
 #include "pipeline/run-int.h"
 
 /* --- Terraform stages ------------------------------------------------------ */
@@ -77,6 +78,65 @@ static void tf_fail(struct stage *s, const char *msg)
 	}
 }
 
+/* --- the cost of a PR's plan (a worker asks AWS; infra/cost.c) -------------- */
+
+struct pricing {
+	struct stage *s;
+	struct sw_tf_result *res;
+	struct sw_tf_pricer *pricer;
+	struct sw_tf_cost cost;
+	int rc;
+	char *why;                 /* rc < 0: why there are no prices */
+};
+
+static void pricing_work(void *arg)
+{
+	struct pricing *j = arg;
+	if ((j->rc = sw_tf_price_plan(&j->cost, j->pricer, j->res)) < 0)
+		j->why = sw_strdup(sw_error_last());
+}
+
+static void tf_module_done(struct run *r, struct stage *s, int apply);
+
+static void pricing_done(void *arg)
+{
+	struct pricing *j = arg;
+	struct stage *s = j->s;
+	struct run *r = s->run;
+	const char *env = s->plan.tf_env;
+	char *md = sw_tf_cost_markdown(j->rc < 0 ? NULL : &j->cost, env, j->why, 8000);
+	char *key = sw_asprintf(SW_TF_REPORT_KEY_FMT, (long long)r->row.id, env);
+
+	sw_buf_adds(&s->tf_md, "\n");
+	sw_buf_adds(&s->tf_md, md);
+	engine_put_kv(r->e, r->row.id, key, s->tf_md.ptr);
+	char *line = j->rc < 0 ? sw_asprintf("cost of %s: not shown: %s", j->res->module, j->why)
+		: sw_asprintf("cost of %s: %s%+.2f USD a month (%zu priced, %zu unknown)",
+			      j->res->module, j->cost.unknown ? "at least " : "", j->cost.delta,
+			      j->cost.priced, j->cost.unknown);
+	engine_log_note(s, "%s", line);
+	free(line);
+	log_info("cost.plan", "run=%lld env=%s module=%s ok=%d delta=%.2f unknown=%zu err=%s",
+		 (long long)r->row.id, env, j->res->module, j->rc == 0, j->cost.delta,
+		 j->cost.unknown, sw_q(j->why ? j->why : ""));
+	free(key);
+	free(md);
+	free(j->why);
+	sw_tf_cost_release(&j->cost);
+	sw_tf_result_free(j->res);
+	free(j);
+	tf_module_done(r, s, 0);
+}
+
+/* Does the plan change anything AWS bills for? */
+static int plans_aws(const struct sw_tf_result *res)
+{
+	for (size_t i = 0; i < res->nchanges; i++)
+		if (res->changes[i].type && !strncmp(res->changes[i].type, "aws_", 4))
+			return 1;
+	return 0;
+}
+
 static void tf_done(struct sw_tf_result *res, void *arg)
 {
 	struct stage *s = arg;
@@ -139,7 +199,22 @@ static void tf_done(struct sw_tf_result *res, void *arg)
 			free(kept);
 		}
 	}
+	if (!apply && res->status == 0 && e->pricer && !r->cancelled && plans_aws(res)) {
+		struct pricing *j = sw_calloc(1, sizeof(*j));
+		j->s = s;
+		j->res = res;
+		j->pricer = e->pricer;
+		if (sw_pool_submit(e->d.pool, pricing_work, pricing_done, j) == 0)
+			return;          /* pricing_done goes on */
+		free(j);
+	}
 	sw_tf_result_free(res);
+	tf_module_done(r, s, apply);
+}
+
+/* One module is done: the next, or the end. */
+static void tf_module_done(struct run *r, struct stage *s, int apply)
+{
 	s->tf_idx++;
 	if (s->tf_cancelled || r->cancelled || (apply && s->tf_failed))
 		tf_finish(r, s);

@@ -188,32 +188,12 @@ YAML
 pid=$!
 wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
 
-push() {   # push BRANCH SHA GUID
-	jq --arg ref "refs/heads/$1" --arg sha "$2" '.ref=$ref | .after=$sha | .head_commit.id=$sha
-		| .repository.full_name="acme/infra" | .deleted=false' "$FIX/push-branch.json" > "$T/push.json"
-	[ "$(deliver push "$T/push.json" "$3")" = 202 ] || fail "push $3 answered $(cat "$T/resp")"
-}
-open_pr() {   # open_pr NUMBER SHA BRANCH GUID
-	jq --argjson n "$1" --arg sha "$2" --arg br "$3" '.action="opened" | .number=$n
-		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref=$br
-		| .pull_request.base.ref="dev" | .pull_request.draft=false | .pull_request.title="Change \($n)"
-		| .repository.full_name="acme/infra" | .pull_request.head.repo.full_name="acme/infra"' \
-		"$FIX/pull_request-opened.json" > "$T/pr.json"
-	[ "$(deliver pull_request "$T/pr.json" "$4")" = 202 ] || fail "PR $4 answered $(cat "$T/resp")"
-}
 stages() { q "select group_concat(s, ',') from (select name||':'||status as s from stages where run_id=$1 order by id)"; }
 stage_log() { q "select group_concat(data,'') from log_chunks where stage_id=(select id from stages where run_id=$1 and name='$2')"; }
-branch_commit() {   # branch_commit NEWBRANCH MSG: commit what is changed in $T/work to a new branch off dev
-	(cd "$T/work" && git checkout -q dev && git checkout -q -b "$1" && git add -A && git commit -qm "$2" && git push -q origin "$1") || fail "commit $1"
-	git -C "$T/work" rev-parse HEAD
-}
 state_md5() { md5sum "$T/state/dev.tfstate" | cut -d' ' -f1; }
-comment_has() {   # comment_has RUN PY_COND (over b, the comment body without '*')
-	sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$1' in str(r['body']) and (lambda b: $2)(str(r['body']).replace('*',''))"
-}
 
 # 1. merge to dev: infra applied first, then the manifests synced
-push dev "$C1" m1
+push_branch dev "$C1" m1 acme/infra
 wait_until 'test -n "$(run_of m1)"'; R1=$(run_of m1)
 st=$(wait_final "$R1")
 [ "$st" = success ] || { tail -40 "$T/daemon.log"; fail "run $R1: $st $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$R1")"; }
@@ -243,7 +223,7 @@ stage_log "$R1" infra | grep -q '"db_password":"(sensitive)"' || fail "the log l
 ok "outputs recorded with the sync (API history and page), the sensitive one as (sensitive) and nowhere in the database"
 
 # prod (infra only, heal: report) applied from main
-push main "$C1" mp1
+push_branch main "$C1" mp1 acme/infra
 wait_until 'test -n "$(run_of mp1)"'; RP=$(run_of mp1)
 [ "$(wait_final "$RP")" = success ] || fail "prod run $RP: $(stages "$RP")"
 [ "$(stages "$RP")" = "infra:success" ] || fail "stages of prod run $RP: $(stages "$RP")"
@@ -256,9 +236,9 @@ resource "terraform_data" "extra" {
   input = "added by a pull request"
 }
 TF
-P1=$(branch_commit feat-add "add a resource")
+P1=$(branch_commit feat-add dev "add a resource")
 before=$(state_md5)
-open_pr 11 "$P1" feat-add p1
+open_pr 11 "$P1" feat-add dev acme/infra p1
 wait_until 'test -n "$(run_of p1)"'; RP1=$(run_of p1)
 [ "$(wait_final "$RP1")" = success ] || fail "PR run $RP1: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RP1")"
 [ "$(stages "$RP1")" = "terraform-dev:success" ] || fail "PR stages: $(stages "$RP1")"
@@ -280,8 +260,8 @@ p = sys.argv[1]; s = open(p).read()
 s = re.sub(r'resource "terraform_data" "web" \{.*?\n\}\n', '', s, flags=re.S)
 open(p, "w").write(s)
 PY
-P2=$(branch_commit feat-remove "remove web")
-open_pr 12 "$P2" feat-remove p2
+P2=$(branch_commit feat-remove dev "remove web")
+open_pr 12 "$P2" feat-remove dev acme/infra p2
 wait_until 'test -n "$(run_of p2)"'; RP2=$(run_of p2)
 [ "$(wait_final "$RP2")" = success ] || fail "PR run $RP2: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$RP2")"
 for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(comment_has "$RP2" "'1 to destroy' in b and 'destructive' in b and 'terraform_data.web' in b")" -ge 1 ] && break; sleep 0.1; done
@@ -293,7 +273,7 @@ ok "PR removing a resource: the destroy of terraform_data.web is called out"
 	&& git commit -qam "release two" && git push -q origin dev) || fail "merge"
 C2=$(git -C "$T/work" rev-parse HEAD)
 before=$(state_md5)
-push dev "$C2" m2
+push_branch dev "$C2" m2 acme/infra
 wait_until 'test -n "$(run_of m2)"'; R2=$(run_of m2)
 [ "$(wait_final "$R2")" = success ] || fail "run $R2: $(q "select name||':'||status||':'||coalesce(reason,'') from stages where run_id=$R2")"
 [ "$(state_md5)" != "$before" ] || fail "state not changed"
@@ -341,8 +321,8 @@ resource "terraform_data" "bad" {
 }
 TF
 sed -i 's/"two"/"three"/' "$T/work/deploy/config.yaml"
-C3=$(branch_commit feat-broken "broken module")
-open_pr 13 "$C3" feat-broken p3
+C3=$(branch_commit feat-broken dev "broken module")
+open_pr 13 "$C3" feat-broken dev acme/infra p3
 wait_until 'test -n "$(run_of p3)"'; RP3=$(run_of p3)
 [ "$(wait_final "$RP3")" = failure ] || fail "PR run $RP3 should fail: $(stages "$RP3")"
 for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['route']=='github.status' and r['body']['context']=='slipway/terraform/dev' and r['body']['state']=='failure' and 'Reference to undeclared resource' in r['body']['description']")" -ge 1 ] && break; sleep 0.1; done
@@ -352,7 +332,7 @@ for i in $(seq 1 $(sw_slow_ticks 20)); do [ "$(sw_recorder_count "$T/rec" "r['ro
 checks=$(grep -c "infra.no_drift env=dev" "$T/daemon.log")
 wait_until 'test "$(grep -c "infra.no_drift env=dev" "$T/daemon.log")" -gt '"$checks" 60 || fail "no further dev drift check: $(tail -20 "$T/daemon.log")"
 before=$(state_md5)
-push dev "$C3" m3
+push_branch dev "$C3" m3 acme/infra
 wait_until 'test -n "$(run_of m3)"'; R3=$(run_of m3)
 [ "$(wait_final "$R3")" = failure ] || fail "run $R3 should fail: $(stages "$R3")"
 [ "$(stages "$R3")" = "infra:failure,deploy:skipped" ] || fail "stages of $R3: $(stages "$R3")"

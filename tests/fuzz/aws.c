@@ -3,8 +3,9 @@
  * reads it: the input as an STS answer (sw_aws_cred_parse_sts for both
  * actions, sw_aws_xml_text of an error's code), as container or instance
  * credentials (sw_aws_cred_parse_json), as a DescribeCluster answer
- * (sw_eks_parse_cluster) and as a shared credentials/config file
- * (sw_aws_ini_get). STS, EKS and the metadata services are peers slipway
+ * (sw_eks_parse_cluster), as a Price List GetProducts answer
+ * (sw_aws_pricing_parse, PriceList's strings parsed again) and as a shared
+ * credentials/config file (sw_aws_ini_get). STS, EKS and the metadata services are peers slipway
  * does not control, and a stand-in in front of them is easy to put up.
  * Seeds: seeds/aws.
  */
@@ -29,6 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sw_aws_cred_release(&c);
 	if (sw_eks_parse_cluster(&k, s, size) == 0)
 		sw_eks_cluster_release(&k);
+	struct sw_aws_price p = { 0 };
+	sw_buf_reset(&b);
+	sw_aws_pricing_parse(&p, &b, s, size);
 	sw_buf_reset(&b);
 	sw_aws_ini_get(&b, s, size, "default", "aws_secret_access_key");
 	sw_buf_reset(&b);

@@ -77,3 +77,30 @@ push_branch() {
 		| .head_commit.id=$sha | .repository.full_name=$repo | .deleted=false' "$FIX/push-branch.json" > "$T/push.json"
 	[ "$(deliver push "$T/push.json" "$3")" = 202 ] || fail "push $3 answered $(cat "$T/resp")"
 }
+
+# open_pr NUMBER SHA HEAD BASE REPO GUID [ACTION]: deliver the pull_request
+# webhook (default action opened) of PR NUMBER from branch HEAD at SHA into
+# BASE, in REPO (the head in the same repository); fails unless 202.
+open_pr() {
+	jq --argjson n "$1" --arg sha "$2" --arg head "$3" --arg base "$4" --arg repo "$5" \
+		--arg act "${7:-opened}" '.action=$act | .number=$n
+		| .pull_request.number=$n | .pull_request.head.sha=$sha | .pull_request.head.ref=$head
+		| .pull_request.base.ref=$base | .pull_request.draft=false | .pull_request.title="Change \($n)"
+		| .repository.full_name=$repo | .pull_request.head.repo.full_name=$repo' \
+		"$FIX/pull_request-opened.json" > "$T/pr.json"
+	[ "$(deliver pull_request "$T/pr.json" "$6")" = 202 ] || fail "PR $6 answered $(cat "$T/resp")"
+}
+
+# branch_commit NEWBRANCH BASE MSG: commit what is changed in $T/work to a
+# new branch off BASE, push it to origin; prints the commit.
+branch_commit() {
+	(cd "$T/work" && git checkout -q "$2" && git checkout -q -b "$1" && git add -A &&
+		git commit -qm "$3" && git push -q origin "$1") || fail "commit $1"
+	git -C "$T/work" rev-parse HEAD
+}
+
+# comment_has RUN PY_COND: how many PR comment bodies the recorder saw for
+# RUN for which PY_COND holds, over b (the body without '*').
+comment_has() {
+	sw_recorder_count "$T/rec" "r['route'].startswith('github.comment') and 'slipway:run:$1' in str(r['body']) and (lambda b: $2)(str(r['body']).replace('*',''))"
+}

@@ -183,6 +183,28 @@ static void test_unknown_key(void **state)
 	expect_error(MINIMAL "githb: {}\n", "slipway.yaml:3:1: (top level): unknown key 'githb'");
 }
 
+/* aws: and terraform.cli_config: defaults, values, and what is refused where. */
+static void test_aws_block(void **state)
+{
+	struct sw_config *c;
+	assert_int_equal(load(MINIMAL, &c), 0);
+	assert_int_equal(c->aws.pricing, 1);
+	assert_null(c->aws.region);
+	sw_config_free(c);
+	assert_int_equal(load(MINIMAL "aws: {region: eu-west-1, pricing: false, role_arn: "
+			      "\"arn:aws:iam::1:role/x\"}\nterraform: {cli_config: tf.rc}\n", &c), 0);
+	assert_string_equal(c->aws.region, "eu-west-1");
+	assert_int_equal(c->aws.pricing, 0);
+	assert_string_equal(c->aws.role_arn, "arn:aws:iam::1:role/x");
+	assert_true(c->tf_cli_config[0] == '/' && strstr(c->tf_cli_config, "/tf.rc"));
+	sw_config_free(c);
+	expect_error(MINIMAL "aws: {region: EU West}\n",
+		     "slipway.yaml:3:15: aws.region: expected a region name such as eu-west-1, found EU West");
+	expect_error(MINIMAL "aws: {role_arn: slipway}\n",
+		     "slipway.yaml:3:17: aws.role_arn: expected an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), found slipway");
+	expect_error(MINIMAL "aws: {regoin: x}\n", "slipway.yaml:3:7: aws: unknown key 'regoin'");
+}
+
 /* A key written twice is an error at its second place, in any mapping. */
 static void test_repeated_key(void **state)
 {
@@ -542,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_and_relative_paths),
 		cmocka_unit_test(test_wrong_type_located),
 		cmocka_unit_test(test_unknown_key),
+		cmocka_unit_test(test_aws_block),
 		cmocka_unit_test(test_repeated_key),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_inline_secret_refused),
