@@ -15,6 +15,7 @@
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 BUILD   ?= build
 
@@ -167,8 +168,11 @@ bench: all $(KUBEAPI_BIN)
 	@BUILD=$(abspath $(BUILD)) bench/run.sh
 
 install: $(BINS)
-	install -d $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	sed 's|/usr/local/bin/slipwayd|$(BINDIR)/slipwayd|' contrib/systemd/slipwayd.service \
+		> $(DESTDIR)$(UNITDIR)/slipwayd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/slipwayd.service
 
 clean:
 	rm -rf $(BUILD)

@@ -30,6 +30,7 @@
 #include "lib/http.h"
 #include "lib/log.h"
 #include "lib/pool.h"
+#include "lib/sdnotify.h"
 #include "lib/proc.h"
 #include "lib/version.h"
 #include "deploy/deploy.h"
@@ -223,6 +224,14 @@ static void stop_poll(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(d->base, NULL);
 }
 
+/* Tell a service manager (systemd's Type=notify) how it goes. */
+static void notify(struct sw_daemon *d, const char *state)
+{
+	(void)d;
+	if (sw_sd_notify(state) < 0)
+		log_warn("daemon.notify", "state=%s err=%s", sw_q(state), strerror(errno));
+}
+
 static void begin_stop(struct sw_daemon *d, const char *why)
 {
 	struct timeval tv = { 0, 100 * 1000 };
@@ -233,6 +242,7 @@ static void begin_stop(struct sw_daemon *d, const char *why)
 	}
 	d->stopping = 1;
 	log_info("daemon.stopping", "signal=%s", why);
+	notify(d, "STOPPING=1");
 	/* stop accepting: close the listening socket, let open requests finish */
 	if (d->listener) {
 		sw_conns_unlisten(d->conns);
@@ -255,7 +265,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		log_info("config.reload", "signal=SIGHUP file=%s", sw_q(d->cfg_path));
 		{
 			struct sw_actor sys = { .kind = SW_ACTOR_SYSTEM, .name = "SIGHUP" };
+			if (sw_sd_notify_reloading() < 0)
+				log_warn("daemon.notify", "state=RELOADING err=%s", strerror(errno));
 			int ok = sw_daemon_reload(d) == 0;
+			notify(d, ok ? "READY=1\nSTATUS=config reloaded"
+			       : "READY=1\nSTATUS=config reload failed: the previous config stays");
 			sw_audit_record(d, &sys, "config.reload", d->cfg_path, ok ? "ok" : "failed",
 					ok ? NULL : sw_error_last());
 		}
@@ -489,6 +503,12 @@ int sw_daemon_run(struct sw_daemon *d)
 		 SLIPWAY_VERSION, d->cfg->listen_host, bound_port(d), d->ssl ? "on" : "off",
 		 sw_q(d->cfg->data_dir), d->cfg->durability_full ? "full" : "normal",
 		 sw_q(d->cfg_path));
+	{
+		char st[160];
+		snprintf(st, sizeof(st), "READY=1\nSTATUS=listening on %s:%d", d->cfg->listen_host,
+			 bound_port(d));
+		notify(d, st);
+	}
 	event_base_dispatch(d->base);
 	log_info("daemon.stopped", "uptime_ms=%lld", (long long)(sw_now_ms() - d->started_ms));
 	return d->exit_code;
