@@ -313,6 +313,19 @@ static json_t *env_json(struct sw_daemon *d, const struct sw_cfg_env *c)
 
 /* --- runs ---------------------------------------------------------------------- */
 
+
+/*
+ * A page of a list read with limit + 1 rows (one more tells whether another
+ * page exists): {NAME: items (taken), "next": the id to pass as `before`
+ * for the next page, or null on the last}.
+ */
+static json_t *page_of(const char *name, json_t *items, size_t got, int64_t limit,
+		       int64_t last_id)
+{
+	return json_pack("{s:o, s:o}", name, items, "next",
+			 got > (size_t)limit ? json_integer(last_id) : json_null());
+}
+
 static void runs_list(struct sw_daemon *d, struct evhttp_request *req, const char *rest)
 {
 	struct sw_store_run_filter f = SW_STORE_RUN_FILTER_INIT;
@@ -360,8 +373,7 @@ static void runs_list(struct sw_daemon *d, struct evhttp_request *req, const cha
 	size_t n = l.n > (size_t)limit ? (size_t)limit : l.n;
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(a, run_json(&l.v[i]));
-	sw_reply_json(req, 200, json_pack("{s:o, s:o}", "runs", a, "next",
-					  l.n > (size_t)limit ? json_integer(l.v[n - 1].id) : json_null()));
+	sw_reply_json(req, 200, page_of("runs", a, l.n, limit, n ? l.v[n - 1].id : 0));
 out:
 	sw_store_run_list_release(&l);
 	evhttp_clear_headers(&q);
@@ -1003,8 +1015,7 @@ static void audit_list(struct sw_daemon *d, struct evhttp_request *req, const ch
 		json_object_set_new(j, "reason", jstr(r->reason));
 		json_array_append_new(a, j);
 	}
-	sw_reply_json(req, 200, json_pack("{s:o, s:o}", "audit", a, "next",
-					  l.n > (size_t)limit ? json_integer(l.v[n - 1].id) : json_null()));
+	sw_reply_json(req, 200, page_of("audit", a, l.n, limit, n ? l.v[n - 1].id : 0));
 out:
 	sw_store_audit_list_release(&l);
 	evhttp_clear_headers(&q);

@@ -31,12 +31,12 @@
 #include "daemon/audit-int.h"
 #include "daemon/auth-int.h"
 #include "httpd/httpd.h"
+#include "github/github.h"
 #include "lib/base64.h"
 #include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/http.h"
 #include "lib/log.h"
-#include "lib/version.h"
 
 #define STATE_COOKIE "sw_oauth_state"
 #define STATE_TTL_S 600
@@ -162,9 +162,7 @@ static int api_get(struct flow *f, const char *path)
 	struct sw_http_opts o = SW_HTTP_OPTS_INIT;
 	char *url = sw_asprintf("%s%s", f->d->cfg->github_api_url, path);
 	char *auth = sw_asprintf("Authorization: Bearer %s", f->token);
-	char *ua = sw_asprintf("User-Agent: slipway/%s", SLIPWAY_VERSION);
-	const char *hdrs[] = { auth, "Accept: application/vnd.github+json",
-		"X-GitHub-Api-Version: 2022-11-28", ua, NULL };
+	const char *hdrs[] = { auth, SW_GITHUB_ACCEPT, SW_GITHUB_API_VERSION, NULL };
 	o.url = url;
 	o.headers = hdrs;
 	o.timeout_ms = CALL_TIMEOUT_MS;
@@ -175,7 +173,6 @@ static int api_get(struct flow *f, const char *path)
 	OPENSSL_cleanse(auth, strlen(auth));
 	free(auth);
 	free(url);
-	free(ua);
 	return rc;
 }
 
@@ -377,7 +374,6 @@ void sw_oauth_callback(struct sw_daemon *d, struct evhttp_request *req, const ch
 	snprintf(f->client, sizeof(f->client), "%s", client);
 	char *cb = callback_url(d), *url = sw_asprintf("%s/login/oauth/access_token",
 						       d->cfg->oauth_url);
-	char *ua = sw_asprintf("User-Agent: slipway/%s", SLIPWAY_VERSION);
 	sw_buf_adds(&body, "client_id=");
 	sw_http_escape(&body, d->cfg->oauth_client_id);
 	sw_buf_adds(&body, "&client_secret=");
@@ -387,7 +383,7 @@ void sw_oauth_callback(struct sw_daemon *d, struct evhttp_request *req, const ch
 	sw_buf_adds(&body, "&redirect_uri=");
 	sw_http_escape(&body, cb);
 	const char *hdrs[] = { "Accept: application/json",
-		"Content-Type: application/x-www-form-urlencoded", ua, NULL };
+		"Content-Type: application/x-www-form-urlencoded", NULL };
 	struct sw_http_opts o = SW_HTTP_OPTS_INIT;
 	o.method = "POST";
 	o.url = url;
@@ -402,7 +398,6 @@ void sw_oauth_callback(struct sw_daemon *d, struct evhttp_request *req, const ch
 	OPENSSL_cleanse(body.ptr, body.len);
 	free(cb);
 	free(url);
-	free(ua);
 	if (rc < 0) {
 		f->evcon = NULL;
 		flow_fail(f, 502, sw_error_last());

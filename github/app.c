@@ -700,8 +700,8 @@ static int step_init(struct step_req *q, struct fetch *f)
 	if ((rc = fetch_request(f, &q->url, &q->auth)) < 0)
 		return rc;
 	q->ua = sw_asprintf("User-Agent: %s", app->user_agent);
-	q->hdrs[0] = "Accept: application/vnd.github+json";
-	q->hdrs[1] = "X-GitHub-Api-Version: 2022-11-28";
+	q->hdrs[0] = SW_GITHUB_ACCEPT;
+	q->hdrs[1] = SW_GITHUB_API_VERSION;
 	q->hdrs[2] = q->ua;
 	q->hdrs[3] = q->auth;
 	q->o = (struct sw_http_opts)SW_HTTP_OPTS_INIT;

@@ -57,6 +57,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The media type and API version every GitHub REST request names
+ * (docs.github.com/rest: "Accept" and "X-GitHub-Api-Version"). */
+#define SW_GITHUB_ACCEPT "Accept: application/vnd.github+json"
+#define SW_GITHUB_API_VERSION "X-GitHub-Api-Version: 2022-11-28"
+
 #include "lib/error.h"
 
 struct evp_pkey_st;

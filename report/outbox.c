@@ -848,8 +848,8 @@ static int build_github(struct sw_outbox *ob, const struct sw_store_outbox *row,
 	}
 	free(base);
 	q->display = sw_strdup(q->url);
-	add_hdr(q, sw_strdup("Accept: application/vnd.github+json"));
-	add_hdr(q, sw_strdup("X-GitHub-Api-Version: 2022-11-28"));
+	add_hdr(q, sw_strdup(SW_GITHUB_ACCEPT));
+	add_hdr(q, sw_strdup(SW_GITHUB_API_VERSION));
 	add_hdr(q, sw_asprintf("User-Agent: %s", ob->user_agent));
 	add_hdr(q, sw_asprintf("Authorization: Bearer %s", token));
 	if (q->body)
