@@ -2,7 +2,7 @@
  * aws.h - the AWS room: talking to AWS as its SDKs do, in C: Signature
  * Version 4 (sigv4.c), credentials found as the SDKs find them (creds.c),
  * the XML of STS answers (xml.c), EKS tokens and clusters (eks.c), prices
- * (pricing.c), over one signed request (call.c). May call: lib/ (and OpenSSL, libcurl).
+ * (pricing.c), what was spent (ce.c), over one signed request (call.c). May call: lib/ (and OpenSSL, libcurl).
  *
  * A request is signed by giving the signer what goes on the wire:
  *
@@ -228,6 +228,33 @@ struct sw_aws_price {
 int sw_aws_price_get(struct sw_aws_price *out, const struct sw_aws_cred *c, const char *service,
 		     const struct sw_aws_price_filter *f, size_t nf, long timeout_ms);
 
+/* --- Cost Explorer (ce.c) ----------------------------------------------------------
+ *
+ * What was spent, per day and service, by what carries one cost-allocation
+ * tag: ce:GetCostAndUsage, daily, UnblendedCost, grouped by SERVICE, every
+ * page (blocking; $AWS_ENDPOINT_URL_COST_EXPLORER moves it). Each call is
+ * billed: ask once a day and keep the answer. Figures not in USD are an
+ * error, never converted or guessed.
+ */
+struct sw_aws_cost_query {
+	const char *start, *end;     /* "YYYY-MM-DD", end excluded */
+	const char *tag_key;         /* NULL: the whole account */
+	const char *tag_value;
+};
+struct sw_aws_cost_row {
+	char day[11];
+	char *service;               /* "Amazon Elastic Compute Cloud - Compute" */
+	double usd;
+	int estimated;               /* the day is not closed yet */
+};
+struct sw_aws_costs {
+	struct sw_aws_cost_row *v;
+	size_t n, alloc;
+};
+int sw_aws_cost_get(struct sw_aws_costs *out, const struct sw_aws_cred *c,
+		    const struct sw_aws_cost_query *q, long timeout_ms);
+void sw_aws_costs_release(struct sw_aws_costs *c);
+
 /* --- what AWS sends (pure; unit-tested and fuzzed) ---------------------------- */
 
 /* One page of a GetProducts answer, added to what `p` holds (zero it
@@ -236,6 +263,11 @@ int sw_aws_price_get(struct sw_aws_price *out, const struct sw_aws_cred *c, cons
 int sw_aws_pricing_parse(struct sw_aws_price *p, struct sw_buf *next, const char *text,
 			 size_t len);
 
+
+/* One page of a GetCostAndUsage answer, its rows added to `c` (zero it
+ * first); its NextPageToken appended to `next` (may be NULL). SW_EINVALID
+ * for a broken answer or a figure that is not a number in USD. */
+int sw_aws_ce_parse(struct sw_aws_costs *c, struct sw_buf *next, const char *text, size_t len);
 
 /* The value of `key` in [section] of an INI text (the shared files' syntax:
  * '#' and ';' comments, also inline after white space; indented lines are

@@ -7,7 +7,7 @@
  * through the escaping of its destination (Markdown, Slack mrkdwn), then is
  * cut to that destination's limit.
  */
-#include "report/report.h"
+#include "report/report-int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -497,7 +497,7 @@ char *sw_report_pr_comment(const struct sw_report_run *run, size_t log_lines)
  * Slack mrkdwn: &, < and > are control characters and must be escaped.
  * `max` bounds the escaped output in characters; an entity is never split.
  */
-static void slack_text(struct sw_buf *b, const char *s, size_t max, int one_line)
+void report_slack_text(struct sw_buf *b, const char *s, size_t max, int one_line)
 {
 	char *c = sw_report_utf8_clean(s ? s : "", s ? strlen(s) : 0, 1);
 	size_t total = 0, used = 0, limit;
@@ -554,7 +554,7 @@ static void slack_link(struct sw_buf *b, const char *url, const char *text, size
 		}
 	}
 	sw_buf_addch(b, '|');
-	slack_text(b, text, max, 1);
+	report_slack_text(b, text, max, 1);
 	sw_buf_addch(b, '>');
 	free(u);
 }
@@ -594,7 +594,7 @@ static void slack_stages(struct sw_buf *b, const struct sw_report_run *run)
 				continue;
 			span(dur, sizeof(dur), st->started_ms, st->finished_ms);
 			sw_buf_addf(b, "%s *", ss->emoji);
-			slack_text(b, st->name, 60, 1);
+			report_slack_text(b, st->name, 60, 1);
 			sw_buf_addf(b, "* %s", ss->name);
 			if (st->exit_code > 0 && is_failed(st->status))
 				sw_buf_addf(b, " (exit %d)", st->exit_code);
@@ -670,16 +670,16 @@ json_t *sw_report_slack(const struct sw_report_run *run, enum sw_report_event ev
 
 	/* fallback text, shown in notifications */
 	sw_buf_reset(&x);
-	slack_text(&x, hdr, SLACK_HEADER_MAX, 1);
+	report_slack_text(&x, hdr, SLACK_HEADER_MAX, 1);
 	if (run->repo) {
 		sw_buf_adds(&x, ": ");
-		slack_text(&x, run->repo, 100, 1);
+		report_slack_text(&x, run->repo, 100, 1);
 	}
 	if (sha[0])
 		sw_buf_addf(&x, " %s", sha);
 	if (line[0]) {
 		sw_buf_adds(&x, " ");
-		slack_text(&x, line, 150, 1);
+		report_slack_text(&x, line, 150, 1);
 	}
 	msg = json_object();
 	json_object_set_new(msg, "text", json_string(x.ptr));
@@ -692,22 +692,22 @@ json_t *sw_report_slack(const struct sw_report_run *run, enum sw_report_event ev
 		json_array_append_new(fields, mrkdwn(x.ptr)); \
 	} while (0)
 	if (run->repo)
-		FIELD("Repository", slack_text(&x, run->repo, 100, 1));
+		FIELD("Repository", report_slack_text(&x, run->repo, 100, 1));
 	if (run->environment)
-		FIELD("Environment", slack_text(&x, run->environment, 64, 1));
+		FIELD("Environment", report_slack_text(&x, run->environment, 64, 1));
 	if (sha[0] || line[0])
 		FIELD("Commit", {
 			if (sha[0])
 				sw_buf_addf(&x, "`%s` ", sha);
-			slack_text(&x, line, 150, 1);
+			report_slack_text(&x, line, 150, 1);
 		});
 	if (run->branch)
-		FIELD("Branch", slack_text(&x, run->branch, 100, 1));
+		FIELD("Branch", report_slack_text(&x, run->branch, 100, 1));
 	/* a manual sync or rollback names who asked for it */
 	if (run->author && run->kind && (!strcmp(run->kind, "manual") || !strcmp(run->kind, "rollback")))
-		FIELD("Requested by", slack_text(&x, run->author, 100, 1));
+		FIELD("Requested by", report_slack_text(&x, run->author, 100, 1));
 	else if (run->author)
-		FIELD("Author", slack_text(&x, run->author, 100, 1));
+		FIELD("Author", report_slack_text(&x, run->author, 100, 1));
 	if (dur[0] && event != SW_REPORT_STARTED)
 		FIELD("Duration", sw_buf_adds(&x, dur));
 #undef FIELD
@@ -723,8 +723,17 @@ json_t *sw_report_slack(const struct sw_report_run *run, enum sw_report_event ev
 	}
 	if (note && *note) {
 		sw_buf_reset(&x);
-		slack_text(&x, note, SLACK_NOTE_MAX, 0);
+		report_slack_text(&x, note, SLACK_NOTE_MAX, 0);
 		json_array_append_new(blocks, section_text(x.ptr));
+	}
+	if (run->cost && *run->cost && event != SW_REPORT_STARTED) {
+		sw_buf_reset(&x);
+		sw_buf_adds(&x, ":moneybag: Cost of ");
+		report_slack_text(&x, run->environment ? run->environment : "?", 60, 1);
+		sw_buf_adds(&x, ": ");
+		report_slack_text(&x, run->cost, 300, 1);
+		json_array_append_new(blocks, json_pack("{s:s, s:[o]}", "type", "context",
+							"elements", mrkdwn(x.ptr)));
 	}
 
 	sw_buf_reset(&x);
@@ -746,7 +755,7 @@ json_t *sw_report_slack(const struct sw_report_run *run, enum sw_report_event ev
 		if (run->pr_url)
 			slack_link(&x, run->pr_url, l.ptr, 120);
 		else
-			slack_text(&x, l.ptr, 120, 1);
+			report_slack_text(&x, l.ptr, 120, 1);
 		sw_buf_release(&l);
 	}
 	if (x.len)

@@ -1,8 +1,8 @@
 /*
  * report.h - the report room: what slipway tells GitHub and Slack, and the
  * durable sender that gets it there. It owns the bodies (report/report.c:
- * commit statuses, the PR comment edited in place, Slack messages; pure
- * functions) and the outbox sender (report/outbox.c: storage's `outbox`
+ * commit statuses, the PR comment edited in place, Slack messages;
+ * report/cost.c: what the environments cost; pure functions) and the outbox sender (report/outbox.c: storage's `outbox`
  * rows delivered with retries, pacing and rate limits).
  *
  * May call: lib/, config/, storage/. Called by pipeline/, infra's callers
@@ -78,6 +78,7 @@ struct sw_report_run {
 	const struct sw_report_stage *stages;
 	size_t nstages;
 	const char *public_url;  /* status page base, e.g. "https://cd.example.com"; may be NULL */
+	const char *cost;        /* a deploy's environment's cost trend (sw_report_cost_line), or NULL */
 };
 
 /*
@@ -165,6 +166,53 @@ char *sw_report_utf8_cut(const char *s, size_t max);
 
 /* "850ms", "12s", "3m 07s", "1h 02m"; into buf. Negative reads as 0. */
 void sw_report_duration(char *buf, size_t size, int64_t ms);
+
+/* ======================================================================
+ * What the environments cost (report/cost.c)
+ * ======================================================================
+ *
+ * Cost Explorer's daily figures of one environment (storage's cost_daily
+ * rows) summed for a report: the month of yesterday so far against the
+ * month before to the same day, the services that moved most, the last 30
+ * days. Days are UTC dates, as Cost Explorer's. Amounts in micro-dollars.
+ */
+#define SW_REPORT_COST_DAYS 30
+#define SW_REPORT_COST_MOVERS 5
+
+struct sw_store_cost;
+struct sw_report_cost {
+	const char *env;             /* set by the caller */
+	int have;                    /* there were figures */
+	char month[12], prev_month[12];  /* "December", "November" */
+	int days;                    /* days of `month` counted */
+	int64_t so_far, prev_same, prev_whole;
+	struct { const char *service; int64_t now, before; } movers[SW_REPORT_COST_MOVERS];
+	size_t nmovers;              /* services borrowed from the rows */
+	int64_t daily[SW_REPORT_COST_DAYS];  /* oldest first, ending yesterday */
+	char first_day[11];
+	int estimated;               /* a day counted was not closed yet */
+	const char *error;           /* why the figures are missing or old; set by the caller */
+};
+
+/* The UTC date of `now_s` (seconds since the epoch), "YYYY-MM-DD". */
+void sw_report_utc_day(char out[11], int64_t now_s);
+/* The first day of the rows a summary on `today` ("YYYY-MM-DD", UTC) needs. */
+int sw_report_cost_window(char from[11], const char *today);
+/* Sum `rows` (any order; other days ignored) for a report on `today`. */
+int sw_report_cost_sum(struct sw_report_cost *out, const struct sw_store_cost *rows, size_t n,
+		       const char *today);
+/* "$123.45 in December so far (4 days); $100.00 in November's first 4: +23%"; free it. */
+char *sw_report_cost_line(const struct sw_report_cost *c);
+/* The Slack report of `n` environments under `title`, `note` as its footer. */
+json_t *sw_report_cost_slack(const struct sw_report_cost *envs, size_t n, const char *title,
+			     const char *note);
+/* The last 30 days as a small inline SVG bar chart (each bar titled with
+ * its day and amount); free it. */
+char *sw_report_cost_svg(const struct sw_report_cost *c);
+/* "Cost report, Saturday 5 December" for the report of `day` ("YYYY-MM-DD") */
+void sw_report_cost_title(char *buf, size_t size, const char *day, int weekly);
+/* "$1,234.56" */
+void sw_report_usd(char *buf, size_t size, int64_t micro);
 
 /* ======================================================================
  * Outbox (report/outbox.c)

@@ -265,6 +265,18 @@ static const char *const builtin_migrations[] = {
 	"CREATE INDEX audit_actor ON audit(actor, id);\n"
 	"CREATE INDEX audit_action ON audit(action, id);\n"
 	"CREATE INDEX audit_at ON audit(at);\n",
+
+	/* 6: what each environment cost, per day and service (Cost Explorer;
+	 * daemon/cost.c), in micro-dollars */
+	"CREATE TABLE cost_daily (\n"
+	"  env TEXT NOT NULL,\n"
+	"  day TEXT NOT NULL,\n"
+	"  service TEXT NOT NULL,\n"
+	"  micro_usd INTEGER NOT NULL,\n"
+	"  estimated INTEGER NOT NULL DEFAULT 0,\n"
+	"  fetched_at INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (env, day, service)\n"
+	") WITHOUT ROWID;\n",
 };
 
 _Static_assert(sizeof(builtin_migrations) / sizeof(builtin_migrations[0])

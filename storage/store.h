@@ -49,7 +49,7 @@ struct sw_store;
 /* ------------------------------------------------------------------ */
 
 /* The schema version this build writes (number of migrations). */
-#define SW_STORE_SCHEMA_VERSION 5
+#define SW_STORE_SCHEMA_VERSION 6
 
 struct sw_store_opts {
 	/*
@@ -804,6 +804,31 @@ int sw_store_audit_list(struct sw_store *st, const struct sw_store_audit_filter 
 			struct sw_store_audit_list *out);
 void sw_store_audit_release(struct sw_store_audit *a);
 void sw_store_audit_list_release(struct sw_store_audit_list *l);
+
+/* ------------------------------------------------------------------ */
+/* Cost: what each environment cost per day and service                 */
+/* ------------------------------------------------------------------ */
+
+struct sw_store_cost {
+	char *env;
+	char *day;               /* "YYYY-MM-DD" (UTC, as Cost Explorer's days) */
+	char *service;
+	int64_t micro_usd;       /* USD x 1,000,000 */
+	int estimated;           /* the day was not closed when fetched */
+	int64_t fetched_at;      /* ms */
+};
+struct sw_store_cost_list { struct sw_store_cost *v; size_t n; };
+
+/* Replace what `env` cost on days [from, to) with `v` (its env and
+ * fetched_at are ignored; rows of one day and service add up), atomically;
+ * a row of a day outside them is SW_EINVALID. */
+int sw_store_cost_replace(struct sw_store *st, const char *env, const char *from,
+			  const char *to, const struct sw_store_cost *v, size_t n,
+			  int64_t fetched_at);
+/* `env`'s rows on days [from, to), by day then service. */
+int sw_store_cost_list(struct sw_store *st, const char *env, const char *from, const char *to,
+		       struct sw_store_cost_list *out);
+void sw_store_cost_list_release(struct sw_store_cost_list *l);
 
 /* ------------------------------------------------------------------ */
 /* Key/value: small facts to remember across restarts                   */

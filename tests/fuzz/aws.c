@@ -4,7 +4,8 @@
  * actions, sw_aws_xml_text of an error's code), as container or instance
  * credentials (sw_aws_cred_parse_json), as a DescribeCluster answer
  * (sw_eks_parse_cluster), as a Price List GetProducts answer
- * (sw_aws_pricing_parse, PriceList's strings parsed again) and as a shared
+ * (sw_aws_pricing_parse, PriceList's strings parsed again), as a Cost
+ * Explorer GetCostAndUsage page (sw_aws_ce_parse) and as a shared
  * credentials/config file (sw_aws_ini_get). STS, EKS and the metadata services are peers slipway
  * does not control, and a stand-in in front of them is easy to put up.
  * Seeds: seeds/aws.
@@ -33,6 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sw_aws_price p = { 0 };
 	sw_buf_reset(&b);
 	sw_aws_pricing_parse(&p, &b, s, size);
+	sw_buf_reset(&b);
+	struct sw_aws_costs costs = { 0 };
+	sw_aws_ce_parse(&costs, &b, s, size);
+	sw_aws_costs_release(&costs);
 	sw_buf_reset(&b);
 	sw_aws_ini_get(&b, s, size, "default", "aws_secret_access_key");
 	sw_buf_reset(&b);

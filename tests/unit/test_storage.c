@@ -987,7 +987,7 @@ static void test_sync_infra_outputs(void **state)
 	f->st = NULL;
 	raw_exec(db, "ALTER TABLE syncs DROP COLUMN infra_outputs; DROP INDEX deliveries_digest; "
 		     "ALTER TABLE deliveries DROP COLUMN digest; DROP TABLE api_tokens; "
-		     "DROP TABLE audit; PRAGMA user_version = 2");
+		     "DROP TABLE audit; DROP TABLE cost_daily; PRAGMA user_version = 2");
 	assert_int_equal(sw_store_open(&f->st, data), 0);
 	assert_int_equal(raw_int(db, "PRAGMA user_version"), SW_STORE_SCHEMA_VERSION);
 	assert_int_equal(sw_store_sync_get(f->st, old, &s), 0);
