@@ -23,6 +23,7 @@
 #include "lib/buf.h"
 #include "lib/glob.h"
 #include "lib/strv.h"
+#include "lib/tz.h"
 #include "lib/yaml.h"
 #include "lib/yamlschema.h"
 
@@ -365,6 +366,67 @@ static void read_github(struct reader *r, node_t *n, struct sw_config *c)
 	get_duration(r, n, "github", "replay_window", &c->replay_window_s);
 	if (sw_yaml_get(n, "app"))
 		read_github_app(r, sw_yaml_get(n, "app"), c);
+}
+
+/* cost: {report, day, at, timezone, channel, tag} (docs/aws.md "What the
+ * environments cost"); the block's presence turns Cost Explorer on. */
+static void read_cost(struct reader *r, node_t *n, struct sw_config *c)
+{
+	static const char *const keys[] = { "report", "day", "at", "timezone", "channel", "tag",
+		NULL };
+	static const char *const days[] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" };
+	struct sw_cfg_cost *k = &c->cost;
+	char *report = NULL, *day = NULL, *at = NULL;
+	unsigned hh, mm;
+	char tail;
+
+	k->enabled = 1;
+	if (sw_yaml_want_map(&r->y, n, "cost", keys) < 0)
+		return;
+	sw_yaml_get_str(&report, &r->y, n, "cost", "report", 0);
+	sw_yaml_get_str(&day, &r->y, n, "cost", "day", 0);
+	sw_yaml_get_str(&at, &r->y, n, "cost", "at", 0);
+	sw_yaml_get_str(&k->timezone, &r->y, n, "cost", "timezone", 0);
+	sw_yaml_get_str(&k->channel, &r->y, n, "cost", "channel", 0);
+	sw_yaml_get_str(&k->tag, &r->y, n, "cost", "tag", 0);
+	if (report && !strcmp(report, "daily"))
+		k->report = SW_COST_DAILY;
+	else if (report && !strcmp(report, "weekly"))
+		k->report = SW_COST_WEEKLY;
+	else if (report && strcmp(report, "off"))
+		sw_yaml_error(&r->y, sw_yaml_get(n, "report"), "cost.report",
+			      "expected daily, weekly or off, found %s", report);
+	k->weekday = 1;
+	if (day) {
+		k->weekday = -1;
+		for (int i = 0; i < 7; i++)
+			if (!strcmp(day, days[i]))
+				k->weekday = i;
+		if (k->weekday < 0)
+			sw_yaml_error(&r->y, sw_yaml_get(n, "day"), "cost.day",
+				      "expected sun, mon, tue, wed, thu, fri or sat, found %s", day);
+	}
+	k->at_min = 9 * 60;
+	if (at) {
+		if (sscanf(at, "%2u:%2u%c", &hh, &mm, &tail) != 2 || strlen(at) != 5 || hh > 23 ||
+		    mm > 59)
+			sw_yaml_error(&r->y, sw_yaml_get(n, "at"), "cost.at",
+				      "expected a time of day as HH:MM (24 h), found %s", at);
+		else
+			k->at_min = (int)(hh * 60 + mm);
+	}
+	if (!k->timezone)
+		k->timezone = sw_strdup("UTC");
+	struct sw_tz *tz;
+	if (sw_tz_load(&tz, k->timezone) < 0)
+		sw_yaml_error(&r->y, sw_yaml_get(n, "timezone"), "cost.timezone", "%s",
+			      sw_error_last());
+	sw_tz_free(tz);
+	if (!k->tag)
+		k->tag = sw_strdup("environment");
+	free(report);
+	free(day);
+	free(at);
 }
 
 /* aws: {region, profile, role_arn, pricing} (docs/aws.md) */
@@ -796,7 +858,7 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 	static const char *const keys[] = { "name", "repository", "branch", "cluster", "manifests",
 		"infra", "self_heal", "prune", "allow_empty_prune", "rollback_on_failure",
 		"health_timeout", "resync_interval", "slack_channel", "secrets", "acceptance",
-		"deployers", NULL };
+		"deployers", "cost_tag", NULL };
 	static const char *const cluster_keys[] = { "kubeconfig", "context", "namespace", NULL };
 	if (n->type != SW_YAML_SEQ) {
 		sw_yaml_error(&r->y, n, "environments",
@@ -856,6 +918,7 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		get_duration(r, m, path, "health_timeout", &e->health_timeout_s);
 		get_duration(r, m, path, "resync_interval", &e->resync_interval_s);
 		sw_yaml_get_str(&e->slack_channel, &r->y, m, path, "slack_channel", 0);
+		sw_yaml_get_str(&e->cost_tag, &r->y, m, path, "cost_tag", 0);
 		read_env_scoped(r, m, path, e);
 		read_principals(r, m, path, "deployers", &e->deployers, &e->ndeployers,
 				&e->has_deployers);
@@ -949,7 +1012,7 @@ static void defaults(struct sw_config *c)
 int sw_config_load(struct sw_config **out, const char *path)
 {
 	static const char *const keys[] = { "server", "github", "slack", "runner", "terraform",
-		"secrets", "repositories", "environments", "retention", "access", "aws", NULL };
+		"secrets", "repositories", "environments", "retention", "access", "aws", "cost", NULL };
 	struct reader r = { SW_YAML_READER_INIT(path), NULL };
 	struct sw_yaml_stream *ys = NULL;
 	struct sw_config *c;
@@ -1004,6 +1067,8 @@ int sw_config_load(struct sw_config **out, const char *path)
 			read_access(&r, n, c);
 		if ((n = sw_yaml_get(root, "aws")))
 			read_aws(&r, n, c);
+		if ((n = sw_yaml_get(root, "cost")))
+			read_cost(&r, n, c);
 		if ((n = sw_yaml_get(root, "secrets")))
 			read_secrets(&r, n, c);
 		if ((n = sw_yaml_get(root, "repositories")))
@@ -1068,6 +1133,9 @@ void sw_config_free(struct sw_config *c)
 	free(c->aws.region);
 	free(c->aws.profile);
 	free(c->aws.role_arn);
+	free(c->cost.timezone);
+	free(c->cost.channel);
+	free(c->cost.tag);
 	free(c->github_app.id);
 	secret_release(&c->github_app.private_key);
 	free(c->oauth_client_id);
@@ -1107,6 +1175,7 @@ void sw_config_free(struct sw_config *c)
 		free(e->infra.var_file);
 		sw_strv_freen(e->infra.vars, e->infra.nvars);
 		free(e->slack_channel);
+		free(e->cost_tag);
 		secrets_release(e->secrets, e->nsecrets);
 		sw_strv_freen(e->deployers, e->ndeployers);
 	}

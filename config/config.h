@@ -81,6 +81,7 @@ struct sw_cfg_env {
 	int64_t health_timeout_s;
 	int64_t resync_interval_s;   /* periodic full comparison */
 	char *slack_channel;         /* overrides slack.channel */
+	char *cost_tag;              /* its cost.tag value; NULL = its name */
 	/* scoped secrets: this environment's own values, which win over the
 	 * global ones of the same name for runs of it; and whether its
 	 * acceptance stages get a kubeconfig of its cluster */
@@ -167,6 +168,18 @@ struct sw_config {
 		char *role_arn;      /* assumed on top of what the chain finds */
 		int pricing;         /* price Terraform plans on PRs (default on) */
 	} aws;
+
+	/* cost: what the environments cost, from Cost Explorer, and a Slack
+	 * report of it (daemon/cost.c; docs/aws.md). No block = off. */
+	struct sw_cfg_cost {
+		int enabled;
+		enum { SW_COST_OFF, SW_COST_DAILY, SW_COST_WEEKLY } report;
+		int weekday;         /* weekly: 0 = Sunday .. 6; default Monday */
+		int at_min;          /* minutes after local midnight; default 09:00 */
+		char *timezone;      /* a tz database name; default UTC */
+		char *channel;       /* NULL: slack.channel */
+		char *tag;           /* the cost-allocation tag key; default "environment" */
+	} cost;
 
 	/* slack */
 	struct sw_secret slack_webhook_url;

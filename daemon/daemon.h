@@ -33,6 +33,9 @@ struct sw_deployer;
 struct sw_syncer;
 struct sw_deploy_ops;
 struct sw_retention;
+struct sw_costs;
+struct sw_tz;
+struct sw_report_cost;
 struct sw_conns;
 struct sw_limiter;
 
@@ -97,6 +100,7 @@ struct sw_daemon {
 	struct event *trim_timer;     /* hands freed heap back to the system */
 	struct event *sweep_timer;    /* the second leftover-container sweep */
 	struct sw_retention *retention; /* removes old rows (daemon/retention.c) */
+	struct sw_costs *costs;       /* what the environments cost (daemon/cost.c) */
 	struct sw_runner *sweep_runner;  /* a docker runner (borrowed), or NULL */
 	int stopping;
 	int exit_code;
@@ -134,6 +138,27 @@ int sw_retention_new(struct sw_retention **out, struct sw_daemon *d);
 void sw_retention_stop(struct sw_retention *rt);
 /* After the pool is freed (its done callback uses `rt`). NULL is a no-op. */
 void sw_retention_free(struct sw_retention *rt);
+
+/* --- cost (daemon/cost.c) ----------------------------------------------- */
+
+/*
+ * With a cost: block, once a UTC day per environment ask Cost Explorer for
+ * its daily figures (first at start), keep them, and send the Slack report
+ * at cost.at (docs/aws.md "What the environments cost").
+ */
+int sw_costs_new(struct sw_costs **out, struct sw_daemon *d);
+void sw_costs_stop(struct sw_costs *c);
+void sw_costs_free(struct sw_costs *c);   /* after the pool: no job in flight */
+/* `env`'s summary for the page (NULL: off or nothing known yet); loop thread. */
+const struct sw_report_cost *sw_costs_get(const struct sw_costs *c, const char *env);
+/* Each service's figure of yesterday (UTC) for `env`. */
+void sw_costs_yesterday(const struct sw_costs *c, const char *env,
+			void (*each)(const char *service, int64_t micro_usd, void *arg), void *arg);
+/* The report's slot at `now_s`: the local date ("YYYY-MM-DD") of the latest
+ * scheduled moment at or before it (cost.report, .day, .at in `tz`); 0 when
+ * reports are off. Pure. */
+int sw_cost_slot(char out[11], int64_t now_s, const struct sw_tz *tz, int report, int weekday,
+		 int at_min);
 
 /* --- backup (daemon/backup.c) ------------------------------------------- */
 

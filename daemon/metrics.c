@@ -395,6 +395,45 @@ static void render_process(struct sw_daemon *d, struct sw_buf *o)
 	num(o, (double)d->started_ms / 1000.0);
 }
 
+/* What the environments cost, as Cost Explorer last said (daemon/cost.c). */
+struct cost_each { struct sw_buf *o; const char *env; };
+
+static void cost_service(const char *service, int64_t micro, void *arg)
+{
+	struct cost_each *ce = arg;
+	gauge2(ce->o, "slipway_cost_daily_usd", "environment", ce->env, "service", service,
+	       (double)micro / 1e6);
+}
+
+static void render_costs(struct sw_daemon *d, struct sw_buf *o)
+{
+	const struct sw_config *c = d->cfg;
+	if (!c->cost.enabled || !d->costs)
+		return;
+	header(o, "slipway_cost_month_usd", "gauge",
+	       "Cost of the month so far (UTC days to yesterday), from AWS Cost Explorer.");
+	for (size_t i = 0; i < c->nenvs; i++) {
+		const struct sw_report_cost *k = sw_costs_get(d->costs, c->envs[i].name);
+		if (k && k->have)
+			gauge1(o, "slipway_cost_month_usd", "environment", c->envs[i].name,
+			       (double)k->so_far / 1e6);
+	}
+	header(o, "slipway_cost_daily_usd", "gauge",
+	       "Cost of yesterday (UTC) by service, from AWS Cost Explorer.");
+	for (size_t i = 0; i < c->nenvs; i++) {
+		struct cost_each ce = { o, c->envs[i].name };
+		sw_costs_yesterday(d->costs, c->envs[i].name, cost_service, &ce);
+	}
+	header(o, "slipway_cost_fetch_ok", "gauge",
+	       "1 when the last ask of Cost Explorer for the environment succeeded.");
+	for (size_t i = 0; i < c->nenvs; i++) {
+		const struct sw_report_cost *k = sw_costs_get(d->costs, c->envs[i].name);
+		if (k)
+			gauge1(o, "slipway_cost_fetch_ok", "environment", c->envs[i].name,
+			       k->error ? 0 : 1);
+	}
+}
+
 void sw_metrics_render(struct sw_daemon *d, struct sw_buf *o)
 {
 	header(o, "slipway_build_info", "gauge", "slipwayd version; always 1.");
@@ -456,5 +495,6 @@ void sw_metrics_render(struct sw_daemon *d, struct sw_buf *o)
 	}
 	if (d->store && d->cfg)
 		render_environments(d, o);
+	render_costs(d, o);
 	render_process(d, o);
 }

@@ -36,6 +36,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
+#include "report/report.h"
 #include "lib/version.h"
 #include "github/github.h"
 #include "pipeline/pipeline.h"
@@ -125,7 +126,8 @@ static const char css[] =
 	"body.tv .cards{grid-template-columns:repeat(auto-fill,minmax(460px,1fr))}"
 	"body.tv .msg{max-width:40rem}"
 	"@media(max-width:700px){main{padding:.6rem}.hide-sm{display:none}th,td{padding:.4rem}"
-	".msg{max-width:11rem}.cards{grid-template-columns:1fr}header{padding:.5rem .7rem}}";
+	".msg{max-width:11rem}.cards{grid-template-columns:1fr}header{padding:.5rem .7rem}}"
+	"svg.cost{display:block;margin:.2rem 0}svg.cost rect{fill:var(--run)}";
 
 static const char *const palette[16] = {
 	"#5c6370", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#b1bac4",
@@ -458,6 +460,35 @@ static int deployed_run(struct sw_daemon *d, const char *env, const char *sha,
 	return found;
 }
 
+/* The card's cost: the month so far against the month before, the last
+ * 30 days as bars, or why there are no figures (only with a cost: block). */
+static void cost_row(struct sw_daemon *d, struct sw_buf *b, const char *env)
+{
+	const struct sw_report_cost *c = sw_costs_get(d->costs, env);
+	if (!d->cfg->cost.enabled)
+		return;
+	sw_buf_adds(b, "</dd><dt>cost</dt><dd>");
+	if (!c) {
+		sw_buf_adds(b, "<span class=mute>not known yet</span>");
+		return;
+	}
+	char *line = sw_report_cost_line(c);
+	if (c->have) {
+		char *svg = sw_report_cost_svg(c);
+		sw_buf_adds(b, svg);
+		free(svg);
+	}
+	sw_buf_addf(b, "<span class=\"%s\">", c->have ? "small" : "mute small");
+	sw_html_esc(b, line);
+	sw_buf_adds(b, "</span>");
+	if (c->have && c->error) {
+		sw_buf_adds(b, "<br><span class=\"mute small\">kept from before: ");
+		sw_html_esc(b, c->error);
+		sw_buf_adds(b, "</span>");
+	}
+	free(line);
+}
+
 static void env_card(struct sw_daemon *d, struct page *p, const struct sw_cfg_env *ce)
 {
 	struct sw_buf *b = &p->b;
@@ -524,6 +555,7 @@ static void env_card(struct sw_daemon *d, struct page *p, const struct sw_cfg_en
 		sw_html_esc(b, e.infra_status);
 	else
 		sw_buf_adds(b, "<span class=mute>&ndash;</span>");
+	cost_row(d, b, ce->name);
 	sw_buf_adds(b, "</dd></dl>");
 	if (have && e.message && *e.message) {
 		sw_buf_adds(b, "<p class=\"mute small\" style=\"margin:.6rem 0 0\">");

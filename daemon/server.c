@@ -252,6 +252,7 @@ static void begin_stop(struct sw_daemon *d, const char *why)
 	if (d->engine)
 		sw_engine_stop(d->engine);   /* running stages are killed and recorded */
 	sw_retention_stop(d->retention);
+	sw_costs_stop(d->costs);
 	d->stop_timer = event_new(d->base, -1, EV_PERSIST, stop_poll, d);
 	event_add(d->stop_timer, &tv);
 	stop_poll(-1, 0, d);
@@ -477,6 +478,8 @@ int sw_daemon_new(struct sw_daemon **out, const char *cfg_path)
 		goto fail;
 	if ((rc = sw_retention_new(&d->retention, d)) < 0)
 		goto fail;
+	if ((rc = sw_costs_new(&d->costs, d)) < 0)
+		goto fail;
 
 	signal(SIGPIPE, SIG_IGN);
 	d->sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
@@ -535,6 +538,7 @@ void sw_daemon_free(struct sw_daemon *d)
 	sw_pool_free(d->pool);
 	d->pool = NULL;
 	sw_retention_free(d->retention);
+	sw_costs_free(d->costs);
 	sw_deployer_free(d->deployer); /* abandons syncs without callbacks */
 	sw_engine_free(d->engine);   /* and the Terraform engine it owns */
 	sw_runner_free(d->tf_runner);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "pipeline/engine-int.h"
 #include "pipeline/pipeline.h"
@@ -102,6 +103,25 @@ static int snapshot_load(struct snapshot *s, struct sw_store *st, const struct s
 		.public_url = c->public_url,
 	};
 	return 0;
+}
+
+/* The cost trend of `env` for a deploy's last Slack message, from the
+ * figures daemon/cost.c keeps (a few rows; NULL when there are none). */
+static char *cost_line(struct sw_store *st, const char *env)
+{
+	struct sw_store_cost_list l = { 0 };
+	struct sw_report_cost c;
+	char today[11], from[11];
+	char *line = NULL;
+
+	sw_report_utc_day(today, sw_now_ms() / 1000);
+	if (sw_report_cost_window(from, today) < 0 ||
+	    sw_store_cost_list(st, env, from, today, &l) < 0)
+		return NULL;
+	if (l.n && sw_report_cost_sum(&c, l.v, l.n, today) == 0)
+		line = sw_report_cost_line(&c);
+	sw_store_cost_list_release(&l);
+	return line;
 }
 
 /* Append the Terraform plan sections of the run's terraform-ENV stages. */
@@ -266,7 +286,12 @@ int sw_notify_run(const struct sw_engine_deps *deps, int64_t run_id, enum sw_not
 				 last && last->status == SW_STATUS_SUCCESS ? "done" : "the rollback failed");
 			note = rb;
 		}
+		char *cost = n == SW_NOTICE_END && c->cost.enabled && s.run.environment ?
+			cost_line(st, s.run.environment) : NULL;
+		s.rr.cost = cost;
 		json_t *msg = sw_report_slack(&s.rr, ev, note);
+		s.rr.cost = NULL;
+		free(cost);
 		const char *channel = NULL;
 		const struct sw_cfg_env *env = s.run.environment ? sw_config_env(c, s.run.environment) : NULL;
 		if (env && env->slack_channel)

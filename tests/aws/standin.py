@@ -2,7 +2,8 @@
 """tests/aws/standin.py - a stand-in for the parts of AWS slipway talks to:
 STS (AssumeRole, AssumeRoleWithWebIdentity, GetCallerIdentity signed or
 presigned), EKS DescribeCluster, the Price List Query API (GetProducts from
---prices), EC2 instance metadata (IMDSv2 only) and the EKS Pod Identity
+--prices), Cost Explorer (GetCostAndUsage from
+--costs), EC2 instance metadata (IMDSv2 only) and the EKS Pod Identity
 agent. It checks every signed request with its own SigV4
 (hmac and hashlib here, nothing of slipway's), refuses what AWS refuses
 (unknown keys, bad signatures, expired temporary credentials, a clock more
@@ -248,6 +249,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         target = headers.get("x-amz-target", "")
         if target.startswith("AWSPriceListService."):
             return self.pricing(target, pairs, headers, body, entry)
+        if target.startswith("AWSInsightsIndexService."):
+            return self.cost_explorer(target, pairs, headers, body, entry)
         # STS: the query protocol, in the query or a form body
         form = pairs + urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) \
             if headers.get("content-type", "").startswith("application/x-www-form-urlencoded") else pairs
@@ -350,6 +353,78 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.answer(200, json.dumps({"FormatVersion": "aws_v1", "PriceList": found}),
                            "application/x-amz-json-1.1", entry)
 
+    # --- Cost Explorer (JSON 1.1 on POST /) ----------------------------------
+    # --costs FILE: {"TAG VALUE": {"SERVICE": [daily USD before this month,
+    # daily USD this month]}}; a day after today has no figures, today's is
+    # estimated. Pages of CE_PAGE days, as AWS pages long periods.
+
+    CE_PAGE = 14
+
+    def cost_explorer(self, target, pairs, headers, body, entry):
+        entry["route"] = "ce." + target.split(".", 1)[1]
+        kid, err = verify(self.command, "/", pairs, headers, body, "ce")
+        entry["key"] = kid
+
+        def refuse(status, code, msg):
+            entry.update(valid=False, reason=msg)
+            return self.answer(status, json.dumps({"__type": code, "Message": msg}),
+                               "application/x-amz-json-1.1", entry)
+        if err:
+            return refuse(err[0], err[1], err[2])
+        if headers.get("content-type") != "application/x-amz-json-1.1":
+            return refuse(400, "InvalidParameterException", "Content-Type is not application/x-amz-json-1.1")
+        if target != "AWSInsightsIndexService.GetCostAndUsage":
+            return refuse(400, "UnknownOperationException", target)
+        if ARGS.ce_denied:
+            return refuse(400, "AccessDeniedException", "User: arn:aws:sts::111122223333:assumed-role/slipway/%s "
+                          "is not authorized to perform: ce:GetCostAndUsage on resource: "
+                          "arn:aws:ce:us-east-1:111122223333:/GetCostAndUsage" % kid)
+        if ARGS.ce_throttle > 0:
+            ARGS.ce_throttle -= 1
+            return refuse(400, "LimitExceededException", "Rate exceeded")
+        try:
+            q = json.loads(body)
+            start = datetime.date.fromisoformat(q["TimePeriod"]["Start"])
+            end = datetime.date.fromisoformat(q["TimePeriod"]["End"])
+            assert q["Granularity"] == "DAILY", "Granularity"
+            assert q["Metrics"] == ["UnblendedCost"], "Metrics"
+            assert q["GroupBy"] == [{"Type": "DIMENSION", "Key": "SERVICE"}], "GroupBy"
+            tags = q.get("Filter", {}).get("Tags")
+            skip = int(q.get("NextPageToken") or 0)
+        except (ValueError, KeyError, TypeError, AssertionError) as e:
+            return refuse(400, "ValidationException", "bad GetCostAndUsage request: %s" % e)
+        if start >= end:
+            return refuse(400, "ValidationException", "Start date must be before End date")
+        figures = json.load(open(ARGS.costs)) if ARGS.costs else {}
+        if tags is not None:
+            if tags.get("Key") != ARGS.cost_tag or tags.get("MatchOptions") != ["EQUALS"]:
+                entry["tag"] = tags
+                figures = {}
+            else:
+                figures = {v: figures.get(v, {}) for v in tags.get("Values", [])}
+            entry["tag"] = "%s=%s" % (tags.get("Key"), ",".join(tags.get("Values", [])))
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        month = today.replace(day=1)
+        days = []
+        d = start + datetime.timedelta(days=skip)
+        while d < end and len(days) < self.CE_PAGE:
+            groups = {}
+            if d <= today:
+                for services in figures.values():
+                    for svc, rates in services.items():
+                        groups[svc] = groups.get(svc, 0.0) + (rates[1] if d >= month else rates[0])
+            days.append({"TimePeriod": {"Start": d.isoformat(), "End": (d + datetime.timedelta(days=1)).isoformat()},
+                         "Total": {}, "Estimated": d >= today,
+                         "Groups": [{"Keys": [k], "Metrics": {"UnblendedCost": {"Amount": "%.10f" % v, "Unit": "USD"}}}
+                                    for k, v in sorted(groups.items())]})
+            d += datetime.timedelta(days=1)
+        ans = {"GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}], "ResultsByTime": days,
+               "DimensionValueAttributes": []}
+        if d < end:
+            ans["NextPageToken"] = str(skip + len(days))
+        entry["period"] = "%s/%s" % (start, end)
+        return self.answer(200, json.dumps(ans), "application/x-amz-json-1.1", entry)
+
     def imds(self, path, headers, entry):
         entry["route"] = "imds"
         if path == "/latest/api/token":
@@ -399,6 +474,10 @@ def main():
                    help="NAME=ENDPOINT=CA_BASE64, or NAME=@FILE with that in FILE (read per request)")
     p.add_argument("--prices", help="a JSON list of {service, attributes, unit, usd[, date]}")
     p.add_argument("--pricing-denied", action="store_true", help="answer GetProducts with AccessDenied")
+    p.add_argument("--costs", help='Cost Explorer figures: {"TAG VALUE": {"SERVICE": [daily before, daily this month]}}')
+    p.add_argument("--cost-tag", default="environment", help="the cost-allocation tag key --costs is by")
+    p.add_argument("--ce-denied", action="store_true", help="answer GetCostAndUsage with AccessDenied")
+    p.add_argument("--ce-throttle", type=int, default=0, help="answer the first N GetCostAndUsage with LimitExceeded")
     ARGS = p.parse_args()
     for k in ARGS.key:
         kid, secret = k.split(":", 1)

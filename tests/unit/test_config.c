@@ -205,6 +205,41 @@ static void test_aws_block(void **state)
 	expect_error(MINIMAL "aws: {regoin: x}\n", "slipway.yaml:3:7: aws: unknown key 'regoin'");
 }
 
+static void test_cost_block(void **state)
+{
+	struct sw_config *c;
+	(void)state;
+	assert_int_equal(load(MINIMAL, &c), 0);
+	assert_int_equal(c->cost.enabled, 0);
+	sw_config_free(c);
+	assert_int_equal(load(MINIMAL "cost: {}\n", &c), 0);
+	assert_int_equal(c->cost.enabled, 1);
+	assert_int_equal(c->cost.report, SW_COST_OFF);
+	assert_int_equal(c->cost.at_min, 9 * 60);
+	assert_string_equal(c->cost.timezone, "UTC");
+	assert_string_equal(c->cost.tag, "environment");
+	sw_config_free(c);
+	assert_int_equal(load(MINIMAL "cost: {report: weekly, day: fri, at: \"17:45\", timezone: UTC, "
+			      "channel: \"#costs\", tag: env}\n", &c), 0);
+	assert_int_equal(c->cost.report, SW_COST_WEEKLY);
+	assert_int_equal(c->cost.weekday, 5);
+	assert_int_equal(c->cost.at_min, 17 * 60 + 45);
+	assert_string_equal(c->cost.channel, "#costs");
+	assert_string_equal(c->cost.tag, "env");
+	sw_config_free(c);
+	expect_error(MINIMAL "cost: {report: hourly}\n",
+		     "slipway.yaml:3:16: cost.report: expected daily, weekly or off, found hourly");
+	expect_error(MINIMAL "cost: {at: \"9am\"}\n",
+		     "slipway.yaml:3:12: cost.at: expected a time of day as HH:MM (24 h), found 9am");
+	expect_error(MINIMAL "cost: {at: \"24:00\"}\n", "cost.at: expected a time of day");
+	expect_error(MINIMAL "cost: {day: monday}\n",
+		     "slipway.yaml:3:13: cost.day: expected sun, mon, tue, wed, thu, fri or sat, found monday");
+	expect_error(MINIMAL "cost: {timezone: Mars/Base}\n",
+		     "slipway.yaml:3:18: cost.timezone: time zone Mars/Base: no such zone");
+	expect_error(MINIMAL "cost: {timezone: ../../etc/passwd}\n",
+		     "cost.timezone: time zone ../../etc/passwd is not a zone name");
+}
+
 /* A key written twice is an error at its second place, in any mapping. */
 static void test_repeated_key(void **state)
 {
@@ -565,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_type_located),
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_aws_block),
+		cmocka_unit_test(test_cost_block),
 		cmocka_unit_test(test_repeated_key),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_inline_secret_refused),
