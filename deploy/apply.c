@@ -194,6 +194,17 @@ void sync_list_kinds(struct run *r, int crd_round)
 
 /* ---- steps 2, 3, 5 (prune candidates) ----------------------------------- */
 
+/* A live object whose own options say it is never pruned (Prune=false,
+ * as it was applied: the file that set it may be gone). */
+static int kept_from_prune(json_t *annotations)
+{
+	struct sw_buf notes = SW_BUF_INIT;
+	unsigned opts = 0;
+	int kept = sw_sync_options(annotations, &opts, &notes) == 0 && (opts & SW_OPT_NO_PRUNE);
+	sw_buf_release(&notes);
+	return kept;
+}
+
 static int prepare_objects(struct run *r)
 {
 	const struct sw_kubeconfig *kc = sw_kube_config(r->s->kube);
@@ -265,6 +276,11 @@ static int prepare_objects(struct run *r)
 		if (lv) {
 			it->live = json_incref(lv);
 		}
+		if (o->notes) {
+			sw_buf_reset(&where);
+			sw_obj_where(o, &where);
+			sync_note(r, "%s (%s): %s", where.ptr, o->key, o->notes);
+		}
 	}
 
 	/* Prune candidates: live, ours by label and annotation, not rendered. */
@@ -280,14 +296,21 @@ static int prepare_objects(struct run *r)
 			const char *tid = json_string_value(json_object_get(
 			    json_object_get(md, "annotations"), SW_SYNC_TRACKING_ANNOTATION));
 			const char *ns = json_string_value(json_object_get(md, "namespace"));
-			const char *wave = json_string_value(json_object_get(
-			    json_object_get(md, "annotations"), SW_SYNC_WAVE_ANNOTATION));
+			json_t *lann = json_object_get(md, "annotations");
+			const char *wave = json_string_value(json_object_get(lann,
+							     SW_SYNC_WAVE_ANNOTATION));
+			if (!wave)
+				wave = json_string_value(json_object_get(lann, SW_ARGO_WAVE_ANNOTATION));
 			if (json_object_get(rendered, key) || !tid)
 				continue;
 			sw_buf_reset(&b);
 			sw_sync_tracking_id(&b, r->cfg.name, key);
 			if (strcmp(tid, b.ptr) != 0)
 				continue;   /* not ours, or copied from elsewhere */
+			if (r->cfg.prune && kept_from_prune(lann)) {
+				sync_note(r, "%s kept: Prune=false", key);
+				continue;
+			}
 			if (r->nprune == cap) {
 				cap = cap ? cap * 2 : 8;
 				r->prune = sw_realloc(r->prune, cap * sizeof(*r->prune));
@@ -403,11 +426,50 @@ static json_t *comparable(const json_t *o)
 
 static void item_done(struct item *it);
 
+static void item_apply(struct item *it);
+
+/* Force=true: the object is gone; create it again. */
+static void forced_delete_done(const struct sw_kube_result *res, void *arg)
+{
+	struct item *it = arg;
+	it->op = NULL;
+	if (res->error && res->error != SW_ENOTFOUND) {
+		it->has_result = 1;
+		it->result = SW_OBJ_FAILED;
+		set_item_msg(it, res->error_msg);
+		sync_fail(it->run, "Force=true: delete %s: %s", it->key, res->error_msg);
+		item_done(it);
+		return;
+	}
+	json_decref(it->live);
+	it->live = NULL;
+	item_apply(it);
+}
+
+/* An apply refused for a field the API server will not change, on an
+ * object that allows it (Force=true): delete it and create it anew. */
+static int force_again(struct item *it, const struct sw_kube_result *res)
+{
+	struct run *r = it->run;
+	if (!it->obj || !(it->obj->opts & SW_OPT_FORCE) || it->forced || r->rq->dry_run ||
+	    res->status != 422 || !res->error_msg || !strstr(res->error_msg, "immutable") ||
+	    !it->obj->json)
+		return 0;
+	it->forced = 1;
+	sync_note(r, "%s replaced: %s (Force=true)", it->key, res->error_msg);
+	if (sw_kube_delete(r->s->kube, it->obj->api_version, it->obj->kind, it->obj->ns,
+			   it->obj->name, forced_delete_done, it, &it->op) < 0)
+		return 0;
+	return 1;
+}
+
 static void apply_done(const struct sw_kube_result *res, void *arg)
 {
 	struct item *it = arg;
 	struct run *r = it->run;
 	it->op = NULL;
+	if (res->error && force_again(it, res))
+		return;
 	it->has_result = 1;
 	if (res->error) {
 		it->result = SW_OBJ_FAILED;
@@ -430,6 +492,12 @@ static void apply_done(const struct sw_kube_result *res, void *arg)
 		}
 		json_decref(it->applied);
 		it->applied = json_incref(res->obj);   /* apply answers come slim */
+		if (it->forced && it->result == SW_OBJ_CREATED)
+			set_item_msg(it, "deleted and created again: an immutable field changed (Force=true)");
+	}
+	if (it->obj && it->obj->json && it->obj->opts & SW_OPT_FORCE) {
+		json_decref(it->obj->json);   /* kept for a second apply; not needed now */
+		it->obj->json = NULL;
 	}
 	json_decref(it->live);   /* told what it needed to */
 	it->live = NULL;
@@ -448,11 +516,15 @@ static void item_apply(struct item *it)
 		item_done(it);
 		return;
 	}
-	if (sw_kube_apply(r->s->kube, it->obj->json, r->rq->dry_run ? SW_KUBE_DRY_RUN : 0,
-			  apply_done, it, &it->op) == 0) {
-		/* The request holds its own text now; the desired state is text. */
-		json_decref(it->obj->json);
-		it->obj->json = NULL;
+	int flags = (r->rq->dry_run ? SW_KUBE_DRY_RUN : 0) |
+		    (it->obj->opts & SW_OPT_NO_VALIDATE ? SW_KUBE_NO_VALIDATE : 0);
+	if (sw_kube_apply(r->s->kube, it->obj->json, flags, apply_done, it, &it->op) == 0) {
+		/* The request holds its own text now; the desired state is text
+		 * (kept for Force=true, which may have to apply it again). */
+		if (!(it->obj->opts & SW_OPT_FORCE) || it->forced) {
+			json_decref(it->obj->json);
+			it->obj->json = NULL;
+		}
 	} else {
 		it->has_result = 1;
 		it->result = SW_OBJ_FAILED;

@@ -52,6 +52,7 @@ struct item {
 	json_t *live;                  /* live object (carrying our label) before the sync, or NULL */
 	json_t *applied;               /* apply answer / last health read */
 	int crd_pending;               /* kind defined by a CRD of this sync, unknown yet */
+	int forced;                    /* Force=true: deleted for an immutable field, applied again */
 	int health_listed;             /* a health list of its kind is under way */
 	enum sw_object_result result;
 	int has_result;
@@ -89,6 +90,7 @@ struct run {
 	int failed;
 	int nfail;                     /* failure messages so far */
 	struct sw_buf msg;             /* failure message, "; "-separated */
+	struct sw_buf notes;           /* remarks of a sync that went through (sync_note) */
 	size_t stage_start, stage_end;
 	size_t prune_start, prune_end;
 	struct event *timer;
@@ -138,6 +140,10 @@ void sync_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Mark the run failed and add a message (the first three are kept). */
 void sync_fail(struct run *r, const char *fmt, ...) SW_PRINTF(2, 3);
+
+/* A remark for the sync's message (options noted, objects kept), once each;
+ * logged as sync.note. */
+void sync_note(struct run *r, const char *fmt, ...) SW_PRINTF(2, 3);
 
 /* Step 7 (sync.c): record the result, report, free the run, start the
  * next queued one. */

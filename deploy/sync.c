@@ -124,6 +124,24 @@ void sync_fail(struct run *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+void sync_note(struct run *r, const char *fmt, ...)
+{
+	struct sw_buf one = SW_BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sw_buf_vaddf(&one, fmt, ap);
+	va_end(ap);
+	log_info("sync.note", "env=%s note=%s", r->cfg.name, sw_q(one.ptr));
+	if (r->notes.len < 2000) {
+		if (r->notes.len)
+			sw_buf_adds(&r->notes, "; ");
+		sw_buf_add(&r->notes, one.ptr, one.len);
+	} else if (!strstr(r->notes.ptr, "; and more")) {
+		sw_buf_adds(&r->notes, "; and more");
+	}
+	sw_buf_release(&one);
+}
+
 void sw_sync_tracking_id(struct sw_buf *out, const char *env, const char *key)
 {
 	sw_buf_addf(out, "%s:%s", env, key);
@@ -546,7 +564,7 @@ void sync_finish(struct run *r)
 	if (r->rq->dry_run || (r->failed && !r->prepared))
 		worst = SW_HEALTH_UNKNOWN;
 	res.health = worst;
-	res.message = r->msg.len ? r->msg.ptr : "";
+	res.message = r->msg.len ? r->msg.ptr : r->notes.len ? r->notes.ptr : "";
 	res.commit = r->rq->commit;
 	res.sync_id = r->sync_id;
 	res.duration_ms = sw_mono_ms() - r->t0;
@@ -601,6 +619,7 @@ static void run_free(struct run *r)
 	json_decref(r->live);
 	sw_store_inv_list_release(&r->inv);
 	sw_buf_release(&r->msg);
+	sw_buf_release(&r->notes);
 	envcfg_release(&r->cfg);
 	free(r->data_dir);
 	qreq_free(r->rq);
@@ -624,6 +643,7 @@ static void run_begin(struct sw_syncer *s, struct qreq *q)
 	r->live = json_object();
 	r->timer = evtimer_new(s->base, sync_timer_cb, r);
 	sw_buf_init(&r->msg);
+	sw_buf_init(&r->notes);
 	s->running = r;
 	log_info("sync_start", "env=%s commit=%s trigger=%s dry_run=%d", r->cfg.name, q->commit,
 		 sw_store_sync_trigger_str(q->trigger), q->dry_run);

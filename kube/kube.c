@@ -321,6 +321,8 @@ static void op_build_path(struct sw_kube_op *op)
 		sw_buf_adds(&b, "&force=true");
 		if (op->flags & SW_KUBE_DRY_RUN)
 			sw_buf_adds(&b, "&dryRun=All");
+		if (op->flags & SW_KUBE_NO_VALIDATE)
+			sw_buf_adds(&b, "&fieldValidation=Ignore");
 		break;
 	case OP_LIST:
 		sw_buf_addf(&b, "?limit=%ld", k->page_size);

@@ -248,8 +248,9 @@ struct sw_kube_result {
 
 typedef void (*sw_kube_done_fn)(const struct sw_kube_result *r, void *arg);
 
-/* Flags for sw_kube_apply. */
-enum { SW_KUBE_DRY_RUN = 1 };
+/* Flags for sw_kube_apply: dryRun=All; fieldValidation=Ignore (Argo CD's
+ * Validate=false: unknown and duplicate fields dropped without a warning). */
+enum { SW_KUBE_DRY_RUN = 1, SW_KUBE_NO_VALIDATE = 2 };
 
 /*
  * Start an operation. Returns 0 and, if `out` is not NULL, a handle valid

@@ -51,8 +51,37 @@ enum sw_phase {
 	SW_PHASE_OTHER = 5,     /* everything else: custom resources, Ingress, ... */
 };
 
-/* The annotation that orders objects across waves (an integer, default 0). */
+/* The annotation that orders objects across waves (an integer, default 0),
+ * and Argo CD's spelling of it, read the same (both on one object must agree). */
 #define SW_SYNC_WAVE_ANNOTATION "slipway.dev/sync-wave"
+#define SW_ARGO_WAVE_ANNOTATION "argocd.argoproj.io/sync-wave"
+
+/*
+ * Options of one object (docs/argocd.md), as Argo CD writes them,
+ * comma-separated "Name=value": slipway.dev/sync-options or
+ * argocd.argoproj.io/sync-options, and argocd.argoproj.io/compare-options.
+ */
+#define SW_SYNC_OPTIONS_ANNOTATION "slipway.dev/sync-options"
+#define SW_ARGO_SYNC_OPTIONS_ANNOTATION "argocd.argoproj.io/sync-options"
+#define SW_ARGO_COMPARE_OPTIONS_ANNOTATION "argocd.argoproj.io/compare-options"
+enum {
+	SW_OPT_NO_PRUNE = 1 << 0,         /* Prune=false (or confirm): never pruned */
+	SW_OPT_NO_DELETE = 1 << 1,        /* Delete=false: slipway deletes nothing else anyway */
+	SW_OPT_REPLACE = 1 << 2,          /* Replace=true: applied server-side all the same */
+	SW_OPT_FORCE = 1 << 3,            /* Force=true: delete and create on an immutable field */
+	SW_OPT_NO_VALIDATE = 1 << 4,      /* Validate=false: fieldValidation=Ignore */
+	SW_OPT_IGNORE_EXTRANEOUS = 1 << 5,/* compare-options IgnoreExtraneous */
+};
+
+/*
+ * The options of an object's annotations (`annotations` may be NULL) into
+ * *opts. Options slipway does not act on (Argo CD Application options,
+ * ServerSideApply=false, unknown names) are appended to `notes`, "; "-
+ * separated, for the sync to report once; SW_EINVALID (message in the slot)
+ * for a known option with a value it cannot take, or a name in the wrong
+ * case ("prune=false": Argo CD would ignore it silently).
+ */
+int sw_sync_options(json_t *annotations, unsigned *opts, struct sw_buf *notes);
 
 /* One desired object and where it came from. Every string is owned by the set. */
 struct sw_obj {
@@ -69,7 +98,9 @@ struct sw_obj {
 				  engine fills the default for namespaced kinds) */
 	char *name;            /* metadata.name */
 	char *key;             /* "group/kind/namespace/name", e.g. "apps/Deployment//ui" */
-	long wave;             /* slipway.dev/sync-wave, 0 when absent */
+	long wave;             /* slipway.dev/sync-wave (or Argo CD's), 0 when absent */
+	unsigned opts;         /* SW_OPT_* */
+	char *notes;           /* options noted but not acted on (sw_sync_options), or NULL */
 	int phase;             /* enum sw_phase of its kind */
 	size_t stage;          /* set by sw_objset_sort_for_apply: 0, 1, 2, ... one per
 				  distinct (wave, phase), in apply order */

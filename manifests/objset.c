@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct sw_objset *sw_objset_new(void)
 {
@@ -25,6 +26,7 @@ static void obj_release(struct sw_obj *o)
 	free(o->ns);
 	free(o->name);
 	free(o->key);
+	free(o->notes);
 }
 
 void sw_objset_free(struct sw_objset *set)
@@ -119,6 +121,148 @@ static int parse_wave(const char *s, long *out)
 	return 0;
 }
 
+/* ---- per-object options (Argo CD's sync-options and compare-options) ---- */
+
+struct opt_rule {
+	const char *name;
+	const char *values;      /* "|"-separated values taken; NULL: any */
+	unsigned set_if_false, set_if_true;
+	const char *note;        /* noted when given (NULL: acted on, quietly) */
+};
+
+static const struct opt_rule sync_rules[] = {
+	{ "Prune", "true|false|confirm", SW_OPT_NO_PRUNE, 0, NULL },
+	{ "Delete", "true|false|confirm", SW_OPT_NO_DELETE, 0, NULL },
+	{ "Replace", "true|false", 0, SW_OPT_REPLACE, NULL },
+	{ "Force", "true|false", 0, SW_OPT_FORCE, NULL },
+	{ "Validate", "true|false", SW_OPT_NO_VALIDATE, 0, NULL },
+	{ "ServerSideApply", "true|false", 0, 0, NULL },
+	{ "PruneLast", "true|false", 0, 0, NULL },
+	{ "SkipDryRunOnMissingResource", "true|false", 0, 0, NULL },
+	{ "CreateNamespace", "true|false", 0, 0,
+	  "CreateNamespace is an Argo CD Application option; write the Namespace as a manifest" },
+	{ "ApplyOutOfSyncOnly", "true|false", 0, 0,
+	  "ApplyOutOfSyncOnly is an Argo CD Application option; slipway applies every object" },
+	{ "RespectIgnoreDifferences", "true|false", 0, 0,
+	  "RespectIgnoreDifferences is an Argo CD Application option" },
+	{ "PrunePropagationPolicy", "foreground|background|orphan", 0, 0,
+	  "PrunePropagationPolicy is an Argo CD Application option; slipway prunes in the background" },
+	{ "FailOnSharedResource", "true|false", 0, 0,
+	  "FailOnSharedResource is an Argo CD Application option" },
+};
+
+static const struct opt_rule compare_rules[] = {
+	{ "IgnoreExtraneous", NULL, 0, SW_OPT_IGNORE_EXTRANEOUS, NULL },
+	{ "ServerSideDiff", "true|false", 0, 0, NULL },
+	{ "IncludeMutationWebhook", "true|false", 0, 0, NULL },
+};
+
+static int value_in(const char *v, size_t n, const char *values)
+{
+	for (const char *p = values; p && *p;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == n && !strncmp(p, v, n))
+			return 1;
+		p = bar ? bar + 1 : p + len;
+	}
+	return 0;
+}
+
+static void note(struct sw_buf *notes, const char *fmt, const char *a, const char *b)
+{
+	if (notes->len)
+		sw_buf_adds(notes, "; ");
+	sw_buf_addf(notes, fmt, a, b);
+}
+
+/* One annotation's comma-separated options, by `rules`. */
+static int read_options(const char *ann, const char *text, const struct opt_rule *rules,
+			size_t nrules, unsigned *opts, struct sw_buf *notes)
+{
+	char *copy = sw_strdup(text), *save = NULL;
+	int rc = 0;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		size_t len = strlen(tok);
+		while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+			tok[--len] = 0;
+		if (!len)
+			continue;
+		char *eq = strchr(tok, '=');
+		size_t nlen = eq ? (size_t)(eq - tok) : len;
+		const char *val = eq ? eq + 1 : "";
+		const struct opt_rule *r = NULL;
+		for (size_t i = 0; i < nrules; i++) {
+			if (strlen(rules[i].name) != nlen)
+				continue;
+			if (!strncmp(rules[i].name, tok, nlen)) {
+				r = &rules[i];
+				break;
+			}
+			if (!strncasecmp(rules[i].name, tok, nlen)) {
+				rc = sw_error_setc(SW_EINVALID, "annotation %s: option %s is spelt %s",
+						   ann, tok, rules[i].name);
+				break;
+			}
+		}
+		if (rc < 0)
+			break;
+		if (!r) {
+			note(notes, "%s: unknown option %s, ignored", ann, tok);
+			continue;
+		}
+		if (r->values && !value_in(val, strlen(val), r->values)) {
+			rc = sw_error_setc(SW_EINVALID, "annotation %s: option %.*s takes %s, not "
+					   "\"%s\"", ann, (int)nlen, tok, r->values, val);
+			break;
+		}
+		int off = !strcmp(val, "false") || !strcmp(val, "confirm");
+		if (off)
+			*opts |= r->set_if_false;
+		else if (!r->values || !strcmp(val, "true"))
+			*opts |= r->set_if_true;
+		if (r->note)
+			note(notes, "%s%s", r->note, "");
+		else if (!strcmp(r->name, "ServerSideApply") && off)
+			note(notes, "%s%s", "ServerSideApply=false: slipway always applies server-side", "");
+		else if (!strcmp(val, "confirm"))
+			note(notes, "%s=confirm: slipway asks no one; kept as %s=false", r->name, r->name);
+	}
+	free(copy);
+	return rc;
+}
+
+int sw_sync_options(json_t *annotations, unsigned *opts, struct sw_buf *notes)
+{
+	static const char *const names[] = { SW_SYNC_OPTIONS_ANNOTATION,
+		SW_ARGO_SYNC_OPTIONS_ANNOTATION };
+	json_t *v;
+	int rc = 0;
+
+	*opts = 0;
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		if (!(v = json_object_get(annotations, names[i])))
+			continue;
+		if (!json_is_string(v))
+			return sw_error_setc(SW_EINVALID, "annotation %s must be a string", names[i]);
+		rc = read_options(names[i], json_string_value(v), sync_rules,
+				  sizeof(sync_rules) / sizeof(sync_rules[0]), opts, notes);
+	}
+	if (rc == 0 && (v = json_object_get(annotations, SW_ARGO_COMPARE_OPTIONS_ANNOTATION))) {
+		if (!json_is_string(v))
+			return sw_error_setc(SW_EINVALID, "annotation %s must be a string",
+					     SW_ARGO_COMPARE_OPTIONS_ANNOTATION);
+		rc = read_options(SW_ARGO_COMPARE_OPTIONS_ANNOTATION, json_string_value(v),
+				  compare_rules, sizeof(compare_rules) / sizeof(compare_rules[0]),
+				  opts, notes);
+	}
+	return rc;
+}
+
 static void problem(struct sw_buf *msg, const char *fmt, const char *arg)
 {
 	sw_buf_adds(msg, msg->len ? "; " : "");
@@ -153,6 +297,8 @@ int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 	const char *av = NULL, *kind = NULL, *name = NULL, *ns = "";
 	json_t *meta = NULL, *v;
 	long wave = 0;
+	unsigned opts = 0;
+	struct sw_buf notes = SW_BUF_INIT;
 	struct sw_obj *o;
 	int rc = 0;
 
@@ -179,17 +325,31 @@ int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 		else
 			field(&msg, meta, "namespace", "metadata.namespace");
 	}
-	if (meta && (v = json_object_get(json_object_get(meta, "annotations"),
-					  SW_SYNC_WAVE_ANNOTATION))) {
-		if (!json_is_string(v) || parse_wave(json_string_value(v), &wave) < 0)
-			problem(&msg, "%s", "annotation " SW_SYNC_WAVE_ANNOTATION
-				" must be an integer in a string (\"-1\", \"2\")");
+	json_t *ann = meta ? json_object_get(meta, "annotations") : NULL;
+	static const char *const wave_names[] = { SW_SYNC_WAVE_ANNOTATION, SW_ARGO_WAVE_ANNOTATION };
+	int have_wave = 0;
+	for (int i = 0; i < 2; i++) {
+		long w = 0;
+		if (!(v = json_object_get(ann, wave_names[i])))
+			continue;
+		if (!json_is_string(v) || parse_wave(json_string_value(v), &w) < 0)
+			problem(&msg, "annotation %s must be an integer in a string (\"-1\", \"2\")",
+				wave_names[i]);
+		else if (have_wave && w != wave)
+			problem(&msg, "%s", "annotations " SW_SYNC_WAVE_ANNOTATION " and "
+				SW_ARGO_WAVE_ANNOTATION " give different waves");
+		else
+			wave = w;
+		have_wave = 1;
 	}
+	if (ann && sw_sync_options(ann, &opts, &notes) < 0)
+		problem(&msg, "%s", sw_error_last());
 done:
 	if (msg.len) {
 		rc = sw_error_setc(SW_EINVALID, "%s:%d:%d: %s", source, line, col, msg.ptr);
 		json_decref(json);
 		sw_buf_release(&msg);
+		sw_buf_release(&notes);
 		return rc;
 	}
 	if (set->n == set->cap) {
@@ -212,6 +372,9 @@ done:
 	sw_obj_key(&key, av, kind, ns, name);
 	o->key = sw_buf_detach(&key, NULL);
 	o->wave = wave;
+	o->opts = opts;
+	o->notes = notes.len ? sw_buf_detach(&notes, NULL) : NULL;
+	sw_buf_release(&notes);
 	o->phase = sw_kind_phase(o->group, o->kind);
 	o->is_secret = !strcmp(o->group, "") && !strcmp(o->kind, "Secret");
 	return 0;

@@ -87,14 +87,7 @@ YAML
 pid=$!
 wait_for curl -sf "$URL/readyz" || { tail -30 "$T/daemon.log"; fail "daemon did not start"; }
 
-sync_ok() {   # a manual sync, until it is final; prints its status
-	local before after
-	before=$(q "select count(*) from runs")
-	"$BUILD/slipway" --server "$URL" sync dev > "$T/sync.out" 2>&1 || { cat "$T/sync.out"; return 1; }
-	wait_until "[ \$(q \"select count(*) from runs\") -gt $before ]" || return 1
-	wait_final "$(q "select max(id) from runs")"
-}
-st=$(sync_ok) || fail "sync: $(cat "$T/sync.out")"
+st=$(manual_sync dev) || fail "sync: $(cat "$T/sync.out")"
 [ "$st" = success ] || { tail -20 "$T/daemon.log"; tail -5 "$T/dev/log"; fail "the first sync: $st"; }
 k get deployment guestbook-ui > /dev/null 2>&1 || fail "guestbook-ui is not in the cluster"
 grep -q "STS answered 200" "$T/dev/log" || fail "the API server did not check a token with STS"
@@ -105,7 +98,7 @@ ok "a manual sync deployed through EKS tokens, each checked with STS"
 # get a 401 and make a new one
 first=$(grep -c "STS answered 200" "$T/dev/log")
 sleep $((LIFE + 1))   # not a guess: the token's own X-Amz-Date and LIFE decide
-st=$(sync_ok) || fail "sync after expiry: $(cat "$T/sync.out")"
+st=$(manual_sync dev) || fail "sync after expiry: $(cat "$T/sync.out")"
 grep -q "expired" "$T/dev/log" || fail "the first token was not refused after $LIFE s: $(tail -5 "$T/dev/log")"
 [ "$st" = success ] || { tail -20 "$T/daemon.log"; tail -5 "$T/dev/log"; fail "the sync after the token expired: $st"; }
 [ "$(grep -c "STS answered 200" "$T/dev/log")" -gt "$first" ] || fail "no new token after the 401"

@@ -1166,6 +1166,27 @@ static void do_update(struct rq *r, struct target *t, struct ka_obj *cur)
 	write_obj(r, t, cur, o, manager_of(r), false);
 }
 
+/* Fields the API server refuses to change once set, as the real one does
+ * (422 Invalid, "field is immutable"); NULL when `res` may replace `cur`. */
+static const char *immutable_field(const struct target *t, json_t *cur, json_t *res)
+{
+	static const struct { const char *group, *kind, *field; } rules[] = {
+		{ "apps", "Deployment", "spec.selector" },
+		{ "apps", "StatefulSet", "spec.selector" },
+		{ "apps", "DaemonSet", "spec.selector" },
+		{ "batch", "Job", "spec.selector" },
+		{ "batch", "Job", "spec.template" },
+	};
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		if (strcmp(t->rt->group, rules[i].group) || strcmp(t->rt->kind, rules[i].kind))
+			continue;
+		json_t *a = ka_jpath(cur, rules[i].field), *b = ka_jpath(res, rules[i].field);
+		if (a && !json_equal(a, b))
+			return rules[i].field;
+	}
+	return NULL;
+}
+
 static void do_apply(struct rq *r, struct target *t, struct ka_obj *cur)
 {
 	const char *fm = qget(r, "fieldManager");
@@ -1212,6 +1233,13 @@ static void do_apply(struct rq *r, struct target *t, struct ka_obj *cur)
 	json_decref(cfg);
 	if (!res) {
 		send_json(r, 409, cerr);
+		return;
+	}
+	const char *fixed = cur ? immutable_field(t, cur->o, res) : NULL;
+	if (fixed) {
+		send_status(r, 422, "Invalid", details(t, t->name), "%s.%s \"%s\" is invalid: %s: "
+		    "Invalid value: field is immutable", t->rt->kind, t->rt->group, t->name, fixed);
+		json_decref(res);
 		return;
 	}
 	json_t *md = ka_jobj(res, "metadata");

@@ -19,6 +19,17 @@ deliver() {
 # run_of GUID: the run a delivery mapped to (empty until mapped).
 run_of() { q "select run_id from deliveries where guid='$1'"; }
 
+# manual_sync ENV: `slipway sync ENV` against $URL (the token in
+# $SLIPWAY_TOKEN), then until its run is final; prints the run's status
+# (its output in $T/sync.out).
+manual_sync() {
+	local before
+	before=$(q "select count(*) from runs")
+	"$BUILD/slipway" --server "$URL" sync "$1" > "$T/sync.out" 2>&1 || { cat "$T/sync.out"; return 1; }
+	wait_until "[ \$(q \"select count(*) from runs\") -gt $before ]" || return 1
+	wait_final "$(q "select max(id) from runs")"
+}
+
 # wait_final RUN [SECONDS]: until the run is in a final status; prints it
 # ("timeout:STATUS" when it is not, after SECONDS, default 90).
 wait_final() {

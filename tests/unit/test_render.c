@@ -873,6 +873,65 @@ static void test_sort_for_apply(void **state)
 	sw_objset_free(set);
 }
 
+static json_t *annotated(const char *name, const char *k1, const char *v1, const char *k2,
+			 const char *v2)
+{
+	json_t *ann = json_object();
+	json_object_set_new(ann, k1, json_string(v1));
+	if (k2)
+		json_object_set_new(ann, k2, json_string(v2));
+	return json_pack("{s:s, s:s, s:{s:s, s:o}}", "apiVersion", "v1", "kind", "ConfigMap",
+			 "metadata", "name", name, "annotations", ann);
+}
+
+/* Argo CD's spelling of waves and its per-object options (docs/argocd.md). */
+static void test_argocd_annotations(void **state)
+{
+	(void)state;
+	struct sw_objset *set = sw_objset_new();
+	assert_int_equal(sw_objset_add(set, annotated("a", "argocd.argoproj.io/sync-wave", "-2",
+						      NULL, NULL), "t.yaml", 1, 1, 0), 0);
+	assert_int_equal(set->objs[0].wave, -2);
+	assert_int_equal(sw_objset_add(set, annotated("b", "argocd.argoproj.io/sync-wave", "3",
+						      "slipway.dev/sync-wave", "3"), "t.yaml", 5, 1, 0), 0);
+	assert_int_equal(set->objs[1].wave, 3);
+	assert_int_equal(sw_objset_add(set, annotated("c", "argocd.argoproj.io/sync-wave", "3",
+						      "slipway.dev/sync-wave", "4"), "t.yaml", 9, 1, 0),
+			 SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "t.yaml:9:1: annotations slipway.dev/sync-wave and "
+				"argocd.argoproj.io/sync-wave give different waves"));
+	assert_int_equal(sw_objset_add(set, annotated("d", "argocd.argoproj.io/sync-wave", "one",
+						      NULL, NULL), "t.yaml", 12, 1, 0), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "annotation argocd.argoproj.io/sync-wave must be an integer"));
+
+	/* options: acted on, noted, refused */
+	assert_int_equal(sw_objset_add(set, annotated("e", "argocd.argoproj.io/sync-options",
+		"Prune=false, Validate=false,Force=true,Replace=true", "argocd.argoproj.io/compare-options",
+		"IgnoreExtraneous"), "t.yaml", 14, 1, 0), 0);
+	struct sw_obj *o = &set->objs[2];
+	assert_int_equal(o->opts, SW_OPT_NO_PRUNE | SW_OPT_NO_VALIDATE | SW_OPT_FORCE | SW_OPT_REPLACE |
+			 SW_OPT_IGNORE_EXTRANEOUS);
+	assert_null(o->notes);
+	assert_int_equal(sw_objset_add(set, annotated("f", "slipway.dev/sync-options",
+		"Prune=confirm,CreateNamespace=true,ServerSideApply=false,Prunne=false", NULL, NULL),
+		"t.yaml", 20, 1, 0), 0);
+	o = &set->objs[3];
+	assert_int_equal(o->opts, SW_OPT_NO_PRUNE);
+	assert_non_null(strstr(o->notes, "Prune=confirm: slipway asks no one; kept as Prune=false"));
+	assert_non_null(strstr(o->notes, "CreateNamespace is an Argo CD Application option"));
+	assert_non_null(strstr(o->notes, "ServerSideApply=false: slipway always applies server-side"));
+	assert_non_null(strstr(o->notes, "unknown option Prunne=false, ignored"));
+	assert_int_equal(sw_objset_add(set, annotated("g", "argocd.argoproj.io/sync-options",
+		"Prune=flase", NULL, NULL), "t.yaml", 30, 1, 0), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "t.yaml:30:1: annotation argocd.argoproj.io/sync-options: "
+				"option Prune takes true|false|confirm, not \"flase\""));
+	assert_int_equal(sw_objset_add(set, annotated("h", "argocd.argoproj.io/sync-options",
+		"prune=false", NULL, NULL), "t.yaml", 33, 1, 0), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "option prune=false is spelt Prune"));
+	assert_int_equal(set->n, 4);
+	sw_objset_free(set);
+}
+
 static void test_keys(void **state)
 {
 	struct sw_buf k = SW_BUF_INIT;
@@ -905,6 +964,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_helm_stays_inside, setup, teardown),
 		cmocka_unit_test(test_sort_for_apply),
 		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_argocd_annotations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
