@@ -371,6 +371,15 @@ static void set_desired(struct run *r)
 		s->on_desired(s->on_desired_arg);
 }
 
+/* PreSync hooks done: apply, unless one failed. */
+static void after_presync(struct run *r)
+{
+	if (r->failed)
+		sync_finish(r);
+	else
+		stage_start(r);
+}
+
 static void run_next_step_after_lists(struct run *r)
 {
 	if (r->failed) {
@@ -402,6 +411,10 @@ static void run_next_step_after_lists(struct run *r)
 		set_desired(r);
 	}
 	r->stage_start = 0;
+	if (sync_has_hooks(r, SW_HOOK_PRESYNC)) {
+		sync_hooks(r, SW_HOOK_PRESYNC, after_presync);
+		return;
+	}
 	stage_start(r);
 }
 
@@ -574,6 +587,10 @@ static void item_done(struct item *it)
 
 static void stage_start(struct run *r)
 {
+	if (r->stage_start >= r->n && sync_has_hooks(r, SW_HOOK_SYNC) && !r->failed) {
+		sync_hooks(r, SW_HOOK_SYNC, stage_start);   /* then here again: prune */
+		return;
+	}
 	if (r->stage_start >= r->n) {
 		r->prune_start = r->prune_end = 0;
 		prune_start(r);
@@ -792,7 +809,9 @@ static void health_get_done(const struct sw_kube_result *res, void *arg)
 void sync_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct run *r = arg;
-	if (r->waiting_crds)
+	if (r->hook_phase)
+		sync_hook_tick(r);
+	else if (r->waiting_crds)
 		crd_read(r);
 	else
 		health_tick(-1, EV_TIMEOUT, r);

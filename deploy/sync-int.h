@@ -100,6 +100,20 @@ struct run {
 	int listed_crd_kinds;          /* round 1 of the lists was started */
 	int prepared;                  /* got past step 3: inventory is rewritten */
 	enum sw_health health;
+
+	/* hooks (hooks.c): taken out of the set, run around the apply */
+	struct sw_obj *hooks;
+	size_t nhooks;
+	unsigned hooks_ran;            /* SW_HOOK_* phases done */
+	unsigned hook_phase;           /* the phase running, 0 when none */
+	void (*hook_then)(struct run *r);
+	size_t hook_i;                 /* the hook at hand */
+	enum { HOOK_START, HOOK_DELETE, HOOK_GONE, HOOK_CREATE, HOOK_WAIT } hook_step;
+	json_t *hook_json;             /* what is created */
+	char *hook_ns, *hook_name;     /* where, and the name the server gave it */
+	int hook_polls;
+	int64_t hook_deadline;
+	struct sw_kube_op *hook_op;
 };
 
 struct sw_syncer {
@@ -140,6 +154,14 @@ void sync_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Mark the run failed and add a message (the first three are kept). */
 void sync_fail(struct run *r, const char *fmt, ...) SW_PRINTF(2, 3);
+
+/* Run the hooks of `phase` (hooks.c), then then(r); a PreSync, Sync or
+ * PostSync hook that fails has failed the run (sync_fail) by then. */
+void sync_hooks(struct run *r, unsigned phase, void (*then)(struct run *r));
+/* Whether `phase` has hooks still to run (none in a dry run). */
+int sync_has_hooks(const struct run *r, unsigned phase);
+/* The run's timer while a hook is waited on. */
+void sync_hook_tick(struct run *r);
 
 /* A remark for the sync's message (options noted, objects kept), once each;
  * logged as sync.note. */

@@ -393,6 +393,10 @@ static void render_done(void *arg)
 		return;
 	}
 	sw_objset_sort_for_apply(r->set);
+	for (size_t i = 0; i < r->set->n; i++)
+		if ((r->set->objs[i].hook & SW_HOOK_SKIP) && r->set->objs[i].notes)
+			sync_note(r, "%s: %s", r->set->objs[i].key, r->set->objs[i].notes);
+	sw_objset_take_hooks(r->set, &r->hooks, &r->nhooks);
 	r->n = r->set->n;
 	r->items = sw_calloc(r->n + 1, sizeof(*r->items));
 	for (size_t i = 0; i < r->n; i++) {
@@ -532,6 +536,17 @@ void sync_finish(struct run *r)
 	size_t n = 0;
 	enum sw_health worst = SW_HEALTH_HEALTHY;
 
+	/* the hooks of the end: PostSync after a sync that went through,
+	 * SyncFail after one that failed once its objects were known */
+	if (!r->failed && sync_has_hooks(r, SW_HOOK_POSTSYNC)) {
+		sync_hooks(r, SW_HOOK_POSTSYNC, sync_finish);
+		return;
+	}
+	if (r->failed && r->set && sync_has_hooks(r, SW_HOOK_SYNCFAIL)) {
+		r->hooks_ran |= SW_HOOK_PRESYNC | SW_HOOK_SYNC | SW_HOOK_POSTSYNC;
+		sync_hooks(r, SW_HOOK_SYNCFAIL, sync_finish);
+		return;
+	}
 	if (r->timer)
 		evtimer_del(r->timer);
 	memset(&res, 0, sizeof(res));
@@ -610,6 +625,14 @@ static void run_free(struct run *r)
 		item_release(&r->prune[i]);
 	free(r->items);
 	free(r->prune);
+	if (r->hook_op)
+		sw_kube_cancel(r->hook_op);
+	for (size_t i = 0; i < r->nhooks; i++)
+		sw_obj_release(&r->hooks[i]);
+	free(r->hooks);
+	json_decref(r->hook_json);
+	free(r->hook_ns);
+	free(r->hook_name);
 	if (r->timer)
 		event_free(r->timer);
 	sw_objset_free(r->set);

@@ -30,7 +30,7 @@ struct sw_proc;
 /* tokenFile is re-read after this long (client-go: one minute). */
 #define TOKEN_FILE_TTL_MS 60000
 
-enum op_type { OP_RAW, OP_GET, OP_LIST, OP_APPLY, OP_DELETE, OP_WATCH };
+enum op_type { OP_RAW, OP_GET, OP_LIST, OP_APPLY, OP_DELETE, OP_WATCH, OP_CREATE };
 enum op_state { ST_NEW, ST_DISC, ST_CRED, ST_QUEUED, ST_FLIGHT, ST_RETRY };
 
 struct disc_ent {

@@ -324,6 +324,10 @@ static void op_build_path(struct sw_kube_op *op)
 		if (op->flags & SW_KUBE_NO_VALIDATE)
 			sw_buf_adds(&b, "&fieldValidation=Ignore");
 		break;
+	case OP_CREATE:
+		sw_buf_adds(&b, "?fieldManager=");
+		sw_http_escape(&b, k->field_manager);
+		break;
 	case OP_LIST:
 		sw_buf_addf(&b, "?limit=%ld", k->page_size);
 		sep = '&';
@@ -746,7 +750,7 @@ static void op_complete(struct sw_kube_op *op, struct sw_http_result *r)
 		op_fail_http(op, r);
 		return;
 	}
-	if ((op->type == OP_LIST || op->type == OP_APPLY) && r->body->len)
+	if ((op->type == OP_LIST || op->type == OP_APPLY || op->type == OP_CREATE) && r->body->len)
 		sw_buf_truncate(r->body, sw_kube_strip_managed_fields(r->body->ptr, r->body->len));
 	obj = json_loadb(r->body->ptr, r->body->len, 0, &je);
 	if (!obj) {
@@ -861,6 +865,28 @@ int sw_kube_apply(struct sw_kube *k, const json_t *obj, int flags, sw_kube_done_
 	op->method = "PATCH";
 	op->content_type = "application/apply-patch+yaml";
 	op->flags = flags;
+	kube_op_wake(op);
+	return 0;
+}
+
+int sw_kube_create(struct sw_kube *k, const json_t *obj, sw_kube_done_fn cb, void *arg,
+		   struct sw_kube_op **out)
+{
+	const json_t *meta = json_object_get(obj, "metadata");
+	struct sw_kube_op *op;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (!json_is_object(obj))
+		return sw_error_setc(SW_EINVALID, "create: not an object");
+	if ((rc = op_common(k, OP_CREATE, kube_jstr(obj, "apiVersion"), kube_jstr(obj, "kind"),
+			    kube_jstr(meta, "namespace"), NULL, cb, arg, out, &op)) < 0)
+		return rc;
+	op->body = json_dumps(obj, JSON_COMPACT);
+	op->body_len = strlen(op->body);
+	op->method = "POST";
+	op->content_type = "application/json";
 	kube_op_wake(op);
 	return 0;
 }

@@ -284,6 +284,12 @@ int sw_kube_list(struct sw_kube *k, const char *api_version, const char *kind, c
 int sw_kube_apply(struct sw_kube *k, const json_t *obj, int flags, sw_kube_done_fn cb,
 		  void *arg, struct sw_kube_op **out);
 
+/* Create `obj` (borrowed) with POST to its collection: metadata.name, or
+ * metadata.generateName for the server to complete (the answer holds the
+ * name it chose). 409 when it exists. */
+int sw_kube_create(struct sw_kube *k, const json_t *obj, sw_kube_done_fn cb, void *arg,
+		   struct sw_kube_op **out);
+
 /* Delete with propagationPolicy Background. */
 int sw_kube_delete(struct sw_kube *k, const char *api_version, const char *kind,
 		   const char *ns, const char *name, sw_kube_done_fn cb, void *arg,

@@ -74,6 +74,31 @@ enum {
 };
 
 /*
+ * Hooks (docs/argocd.md): objects created around a sync instead of applied
+ * with it, as Argo CD runs them; Helm's hook annotations are mapped as Argo
+ * CD maps them (pre-install/pre-upgrade PreSync, post-install/post-upgrade
+ * PostSync, helm.sh/hook-weight a wave, the others not run).
+ */
+#define SW_ARGO_HOOK_ANNOTATION "argocd.argoproj.io/hook"
+#define SW_ARGO_HOOK_DELETE_ANNOTATION "argocd.argoproj.io/hook-delete-policy"
+#define SW_HELM_HOOK_ANNOTATION "helm.sh/hook"
+#define SW_HELM_HOOK_WEIGHT_ANNOTATION "helm.sh/hook-weight"
+#define SW_HELM_HOOK_DELETE_ANNOTATION "helm.sh/hook-delete-policy"
+enum {
+	SW_HOOK_PRESYNC = 1 << 0,   /* before the manifests; must succeed */
+	SW_HOOK_SYNC = 1 << 1,      /* after they are applied, before the health wait */
+	SW_HOOK_POSTSYNC = 1 << 2,  /* after every object is healthy */
+	SW_HOOK_SYNCFAIL = 1 << 3,  /* when the sync failed */
+	SW_HOOK_SKIP = 1 << 4,      /* never applied */
+};
+enum {
+	SW_HOOK_DELETE_BEFORE = 1 << 0,     /* BeforeHookCreation (the default) */
+	SW_HOOK_DELETE_SUCCEEDED = 1 << 1,  /* HookSucceeded */
+	SW_HOOK_DELETE_FAILED = 1 << 2,     /* HookFailed */
+};
+
+
+/*
  * The options of an object's annotations (`annotations` may be NULL) into
  * *opts. Options slipway does not act on (Argo CD Application options,
  * ServerSideApply=false, unknown names) are appended to `notes`, "; "-
@@ -96,10 +121,13 @@ struct sw_obj {
 	char *kind;            /* "Deployment" */
 	char *ns;              /* metadata.namespace; "" when not written (the sync
 				  engine fills the default for namespaced kinds) */
-	char *name;            /* metadata.name */
+	char *name;            /* metadata.name; "" for a hook named by generateName */
 	char *key;             /* "group/kind/namespace/name", e.g. "apps/Deployment//ui" */
 	long wave;             /* slipway.dev/sync-wave (or Argo CD's), 0 when absent */
 	unsigned opts;         /* SW_OPT_* */
+	unsigned hook;         /* SW_HOOK_*: 0 for an object applied with the sync */
+	unsigned hook_delete;  /* SW_HOOK_DELETE_* */
+	char *generate_name;   /* metadata.generateName of a hook without a name, or NULL */
 	char *notes;           /* options noted but not acted on (sw_sync_options), or NULL */
 	int phase;             /* enum sw_phase of its kind */
 	size_t stage;          /* set by sw_objset_sort_for_apply: 0, 1, 2, ... one per
@@ -202,6 +230,15 @@ void sw_obj_set_namespace(struct sw_obj *obj, const char *ns);
  * starts only when the one before is done.
  */
 void sw_objset_sort_for_apply(struct sw_objset *set);
+
+/*
+ * Take the hooks out of `set` (after sw_objset_sort_for_apply: they keep
+ * their order) into *hooks (*nhooks of them; free each with
+ * sw_obj_release, the array with free); Skip objects are dropped. The set
+ * keeps what is applied.
+ */
+void sw_objset_take_hooks(struct sw_objset *set, struct sw_obj **hooks, size_t *nhooks);
+void sw_obj_release(struct sw_obj *o);
 
 /* The end (exclusive) of the stage that starts at index `start`. */
 size_t sw_objset_stage_end(const struct sw_objset *set, size_t start);

@@ -16,7 +16,7 @@ struct sw_objset *sw_objset_new(void)
 	return sw_calloc(1, sizeof(struct sw_objset));
 }
 
-static void obj_release(struct sw_obj *o)
+void sw_obj_release(struct sw_obj *o)
 {
 	json_decref(o->json);
 	free(o->source);
@@ -27,6 +27,7 @@ static void obj_release(struct sw_obj *o)
 	free(o->name);
 	free(o->key);
 	free(o->notes);
+	free(o->generate_name);
 }
 
 void sw_objset_free(struct sw_objset *set)
@@ -34,7 +35,7 @@ void sw_objset_free(struct sw_objset *set)
 	if (!set)
 		return;
 	for (size_t i = 0; i < set->n; i++)
-		obj_release(&set->objs[i]);
+		sw_obj_release(&set->objs[i]);
 	free(set->objs);
 	free(set);
 }
@@ -269,6 +270,150 @@ static void problem(struct sw_buf *msg, const char *fmt, const char *arg)
 	sw_buf_addf(msg, fmt, arg);
 }
 
+/* ---- hooks (Argo CD's, and Helm's as Argo CD maps them) ----------------- */
+
+/* The next comma-separated word of *p (spaces trimmed), or NULL at the end. */
+static const char *next_word(const char **p, size_t *len)
+{
+	const char *s = *p, *e, *t;
+	while (*s == ' ' || *s == ',')
+		s++;
+	if (!*s)
+		return NULL;
+	for (e = s; *e && *e != ','; e++)
+		;
+	for (t = e; t > s && t[-1] == ' '; t--)
+		;
+	*p = e;
+	*len = (size_t)(t - s);
+	return s;
+}
+
+static int in_list(const char *list, const char *word)
+{
+	const char *p = list ? list : "", *w;
+	size_t n;
+	while ((w = next_word(&p, &n)))
+		if (n == strlen(word) && !strncmp(w, word, n))
+			return 1;
+	return 0;
+}
+
+/* The first comma-separated word of `list` that is not one of `words`. */
+static const char *unknown_word(const char *list, const char *const *words, char *buf,
+				size_t size)
+{
+	const char *p = list ? list : "", *w;
+	size_t n;
+	while ((w = next_word(&p, &n))) {
+		int known = 0;
+		for (size_t i = 0; words[i]; i++)
+			known |= strlen(words[i]) == n && !strncmp(words[i], w, n);
+		if (!known) {
+			snprintf(buf, size, "%.*s", (int)n, w);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+/* A delete policy's words (succeeded, failed, before creation, in that
+ * order in `words`) as SW_HOOK_DELETE_* bits. */
+static unsigned delete_policy(const char *ann, const char *v, const char *const *words,
+			      struct sw_buf *msg)
+{
+	static const unsigned bits[] = { SW_HOOK_DELETE_SUCCEEDED, SW_HOOK_DELETE_FAILED,
+		SW_HOOK_DELETE_BEFORE };
+	unsigned del = 0;
+	char bad[64];
+	if (unknown_word(v, words, bad, sizeof(bad))) {
+		sw_buf_adds(msg, msg->len ? "; " : "");
+		sw_buf_addf(msg, "annotation %s: %s is not %s, %s or %s", ann, bad, words[0],
+			    words[1], words[2]);
+	}
+	for (int i = 0; i < 3; i++)
+		if (in_list(v, words[i]))
+			del |= bits[i];
+	return del;
+}
+
+/* The hook and delete policy of an object's annotations; a problem into `msg`. */
+static void read_hook(json_t *ann, struct sw_buf *msg, struct sw_buf *notes, unsigned *hook,
+		      unsigned *del, long *wave, int have_wave)
+{
+	static const char *const argo[] = { "PreSync", "Sync", "PostSync", "SyncFail", "Skip", NULL };
+	static const char *const argo_del[] = { "HookSucceeded", "HookFailed",
+		"BeforeHookCreation", NULL };
+	static const char *const helm[] = { "pre-install", "pre-upgrade", "post-install",
+		"post-upgrade", "crd-install", "pre-delete", "post-delete", "pre-rollback",
+		"post-rollback", "test", "test-success", "test-failure", NULL };
+	static const char *const helm_del[] = { "hook-succeeded", "hook-failed",
+		"before-hook-creation", NULL };
+	const char *a = json_string_value(json_object_get(ann, SW_ARGO_HOOK_ANNOTATION));
+	const char *h = json_string_value(json_object_get(ann, SW_HELM_HOOK_ANNOTATION));
+	const char *ad = json_string_value(json_object_get(ann, SW_ARGO_HOOK_DELETE_ANNOTATION));
+	const char *hd = json_string_value(json_object_get(ann, SW_HELM_HOOK_DELETE_ANNOTATION));
+	char bad[64];
+
+	*hook = *del = 0;
+	if (a) {
+		if (unknown_word(a, argo, bad, sizeof(bad)))
+			problem(msg, "annotation " SW_ARGO_HOOK_ANNOTATION ": %s is not PreSync, "
+				"Sync, PostSync, SyncFail or Skip", bad);
+		for (int i = 0; argo[i]; i++)
+			if (in_list(a, argo[i]))
+				*hook |= 1u << i;
+	} else if (h) {   /* Argo CD's own annotation wins, as in Argo CD */
+		if (unknown_word(h, helm, bad, sizeof(bad)))
+			problem(msg, "annotation " SW_HELM_HOOK_ANNOTATION ": %s is not a Helm hook",
+				bad);
+		if (in_list(h, "pre-install") || in_list(h, "pre-upgrade"))
+			*hook |= SW_HOOK_PRESYNC;
+		if (in_list(h, "post-install") || in_list(h, "post-upgrade"))
+			*hook |= SW_HOOK_POSTSYNC;
+		if (!*hook && !in_list(h, "crd-install")) {
+			*hook = SW_HOOK_SKIP;
+			if (notes->len)
+				sw_buf_adds(notes, "; ");
+			sw_buf_addf(notes, "helm.sh/hook %s is not run (nor by Argo CD)", h);
+		}
+		const char *w = json_string_value(json_object_get(ann, SW_HELM_HOOK_WEIGHT_ANNOTATION));
+		if (*hook && w && !have_wave && parse_wave(w, wave) < 0)
+			problem(msg, "%s", "annotation " SW_HELM_HOOK_WEIGHT_ANNOTATION
+				" must be an integer in a string");
+	}
+	if (!*hook)
+		return;
+	if (ad)
+		*del = delete_policy(SW_ARGO_HOOK_DELETE_ANNOTATION, ad, argo_del, msg);
+	else if (hd)
+		*del = delete_policy(SW_HELM_HOOK_DELETE_ANNOTATION, hd, helm_del, msg);
+	if (!*del)
+		*del = SW_HOOK_DELETE_BEFORE;
+}
+
+void sw_objset_take_hooks(struct sw_objset *set, struct sw_obj **hooks, size_t *nhooks)
+{
+	size_t keep = 0, n = 0;
+	*hooks = NULL;
+	for (size_t i = 0; i < set->n; i++)
+		if (set->objs[i].hook && !(set->objs[i].hook & SW_HOOK_SKIP))
+			n++;
+	*hooks = sw_calloc(n + 1, sizeof(**hooks));
+	*nhooks = 0;
+	for (size_t i = 0; i < set->n; i++) {
+		struct sw_obj *o = &set->objs[i];
+		if (!o->hook)
+			set->objs[keep++] = *o;
+		else if (o->hook & SW_HOOK_SKIP)
+			sw_obj_release(o);
+		else
+			(*hooks)[(*nhooks)++] = *o;
+	}
+	set->n = keep;
+	sw_objset_sort_for_apply(set);   /* stages numbered again without them */
+}
+
 /*
  * An identity field: absent, or present with the wrong type. `name: no` or
  * `namespace: on` are booleans in YAML 1.1, which deserves a hint.
@@ -297,7 +442,8 @@ int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 	const char *av = NULL, *kind = NULL, *name = NULL, *ns = "";
 	json_t *meta = NULL, *v;
 	long wave = 0;
-	unsigned opts = 0;
+	unsigned opts = 0, hook = 0, hook_delete = 0;
+	const char *gen = NULL;
 	struct sw_buf notes = SW_BUF_INIT;
 	struct sw_obj *o;
 	int rc = 0;
@@ -315,9 +461,13 @@ int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 		problem(&msg, "%s", "metadata must be a mapping");
 		meta = NULL;
 	}
-	if (meta && !json_object_get(meta, "name") && str_member(meta, "generateName"))
-		problem(&msg, "%s", "metadata.generateName cannot be applied declaratively; set metadata.name");
-	else
+	json_t *ann0 = meta ? json_object_get(meta, "annotations") : NULL;
+	gen = meta && !json_object_get(meta, "name") ? str_member(meta, "generateName") : NULL;
+	if (gen && !json_object_get(ann0, SW_ARGO_HOOK_ANNOTATION) &&
+	    !json_object_get(ann0, SW_HELM_HOOK_ANNOTATION))
+		problem(&msg, "%s", "metadata.generateName is for hooks only (an "
+			SW_ARGO_HOOK_ANNOTATION " annotation); set metadata.name");
+	else if (!gen)
 		name = field(&msg, meta, "name", "metadata.name");
 	if (meta && (v = json_object_get(meta, "namespace")) && !json_is_null(v)) {
 		if (json_is_string(v))
@@ -344,6 +494,10 @@ int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 	}
 	if (ann && sw_sync_options(ann, &opts, &notes) < 0)
 		problem(&msg, "%s", sw_error_last());
+	if (ann)
+		read_hook(ann, &msg, &notes, &hook, &hook_delete, &wave, have_wave);
+	if (gen && !msg.len && (!hook || hook == SW_HOOK_SKIP))
+		problem(&msg, "%s", "metadata.generateName is for hooks only; set metadata.name");
 done:
 	if (msg.len) {
 		rc = sw_error_setc(SW_EINVALID, "%s:%d:%d: %s", source, line, col, msg.ptr);
@@ -368,8 +522,11 @@ done:
 	o->group = sw_buf_detach(&group, NULL);
 	o->kind = sw_strdup(kind);
 	o->ns = sw_strdup(ns);
-	o->name = sw_strdup(name);
-	sw_obj_key(&key, av, kind, ns, name);
+	o->name = sw_strdup(name ? name : "");
+	o->generate_name = gen ? sw_strdup(gen) : NULL;
+	o->hook = hook;
+	o->hook_delete = hook_delete;
+	sw_obj_key(&key, av, kind, ns, name ? name : gen);
 	o->key = sw_buf_detach(&key, NULL);
 	o->wave = wave;
 	o->opts = opts;

@@ -6,7 +6,11 @@
 # the API server's reason), options slipway does not act on are reported in
 # the sync's message, and an option with a bad value fails the sync before
 # anything is applied, naming the file and line. Manual syncs against the
-# test API server, checked with kubectl.
+# test API server, checked with kubectl. Hooks: a PreSync migration Job, a
+# Sync Pod and a PostSync smoke-test Job (generateName) run in that order,
+# each waited on, deleted as their policy says and never in the inventory;
+# a failing PreSync Job stops the sync before anything else is applied, and
+# the SyncFail hook runs.
 set -u
 . "$SRC/tests/lib/common.sh"
 . "$SRC/tests/lib/webhook.sh"
@@ -131,3 +135,47 @@ failed_message | grep -q 'deploy/typo.yaml:1:1: annotation argocd.argoproj.io/sy
 	fail "the typo is not named with its place: $(failed_message)"
 k get configmap/new > /dev/null 2>&1 && fail "an object was applied although the set was refused"
 ok "a bad option value fails the sync before anything is applied, naming file:line"
+
+# 5. hooks: PreSync, then the manifests, Sync, health, PostSync
+job() {   # job NAME-OR-GENERATE HOOK [ANNOTATION...]
+	local n=$1 hook=$2; shift 2
+	printf 'apiVersion: batch/v1\nkind: Job\nmetadata:\n'
+	case $n in *-) printf '  generateName: %s\n' "$n" ;; *) printf '  name: %s\n' "$n" ;; esac
+	printf '  annotations:\n    argocd.argoproj.io/hook: %s\n' "$hook"
+	for a in "$@"; do printf '    %s\n' "$a"; done
+	printf 'spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: job, image: "busybox:1.36", command: [sh, -c, "true"]}]\n'
+}
+rm -f "$T"/work/deploy/*.yaml
+{ job migrate PreSync; echo ---; job smoke- PostSync 'argocd.argoproj.io/hook-delete-policy: HookSucceeded'; echo ---
+  printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  generateName: hello-\n  annotations: {argocd.argoproj.io/hook: Sync}\nspec:\n  restartPolicy: Never\n  containers: [{name: c, image: "busybox:1.36"}]\n'
+  echo ---; cm app-config; echo ---; cm skipped 'argocd.argoproj.io/hook: Skip'
+} > "$T/work/deploy/hooks.yaml"
+push "hooks"
+st=$(manual_sync dev) || fail "sync 5: $(cat "$T/sync.out")"
+[ "$st" = success ] || { tail -20 "$T/daemon.log"; fail "sync with hooks: $st ($(last_message))"; }
+msg=$(last_message)
+echo "$msg" | grep -q 'PreSync hook batch/Job/default/migrate: Complete.*Sync hook /Pod/default/hello-[a-z0-9]*: Succeeded.*PostSync hook batch/Job/default/smoke-[a-z0-9]*: Complete' ||
+	fail "the hooks did not run PreSync, Sync, PostSync: $msg"
+[ "$(k get job migrate -o jsonpath='{.status.conditions[?(@.type=="Complete")].status}')" = True ] || fail "job/migrate is not Complete"
+[ "$(rv job/migrate)" -lt "$(rv configmap/app-config)" ] || fail "the manifests were applied before the PreSync hook was done"
+[ -z "$(k get jobs -o name | grep smoke-)" ] || fail "the PostSync hook was not deleted (HookSucceeded): $(k get jobs -o name)"
+[ -n "$(k get pods -o name | grep hello-)" ] || fail "no Sync hook pod"
+k get configmap skipped > /dev/null 2>&1 && fail "a Skip hook was applied"
+[ "$(q "select count(*) from inventory where environment = 'dev' and (name like 'migrate%' or name like 'smoke%' or name like 'hello%')")" = 0 ] ||
+	fail "hooks are in the inventory: $(q "select kind, name from inventory")"
+k get job/migrate -o jsonpath='{.metadata.labels.slipway\.dev/hook}' | grep -q dev || fail "the hook lacks its label"
+uid=$(k get job migrate -o jsonpath='{.metadata.uid}')
+st=$(manual_sync dev) || fail "sync 5b"
+[ "$st" = success ] || fail "sync 5b: $st ($(last_message))"
+[ "$(k get job migrate -o jsonpath='{.metadata.uid}')" != "$uid" ] || fail "BeforeHookCreation did not replace job/migrate"
+ok "PreSync Job, Sync Pod, PostSync Job (generateName) in order, each waited on; deleted by policy; none in the inventory; Skip not applied"
+
+# 6. a PreSync hook that fails stops the sync; SyncFail hooks run
+{ job migrate PreSync 'kubeapi.slipway.dev/never-ready: "true"'; echo ---; job on-fail- SyncFail; echo ---; cm after-fail; } > "$T/work/deploy/hooks.yaml"
+push "a failing migration"
+st=$(manual_sync dev) || fail "sync 6: $(cat "$T/sync.out")"
+[ "$st" = failure ] || fail "a failing PreSync hook: $st"
+failed_message | grep -q 'PreSync hook batch/Job/default/migrate failed: Failed: BackoffLimitExceeded' || fail "no reason: $(failed_message)"
+k get configmap after-fail > /dev/null 2>&1 && fail "objects were applied after a failed PreSync hook"
+[ -n "$(k get jobs -o name | grep on-fail-)" ] || fail "the SyncFail hook did not run: $(k get jobs -o name)"
+ok "a failing PreSync Job stops the sync with its reason, nothing else applied; the SyncFail hook runs"

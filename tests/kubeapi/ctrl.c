@@ -7,7 +7,9 @@
  *   Deployment, ReplicaSet, StatefulSet, DaemonSet, ReplicationController:
  *       replicas all updated/ready/available; Deployment conditions
  *       Available and Progressing (NewReplicaSetAvailable)
- *   Job: Complete (and SuccessCriteriaMet); Pod: Running and Ready;
+ *   Job: Complete (and SuccessCriteriaMet), or with never-ready Failed
+ *   (BackoffLimitExceeded); Pod: Running and Ready, or with a restartPolicy
+ *   other than Always Succeeded (never-ready: Failed, exit code 1);
  *   PersistentVolumeClaim: Bound; Service type LoadBalancer: an ingress IP;
  *   CustomResourceDefinition: NamesAccepted and Established.
  *
@@ -165,6 +167,13 @@ static json_t *status_for(enum kind k, json_t *o, bool done)
 		const char *start = ka_jstr(o, "status.startTime");
 		json_t *s = json_pack("{s:s,s:i,s:i}", "startTime", start ? start : ts, "ready", 0,
 		    "terminating", 0);
+		if (done && bad) {   /* as a Job whose pods keep failing ends */
+			json_object_set_new(s, "failed", json_integer(1));
+			json_object_set_new(s, "conditions", json_pack("[o,o]",
+			    cond("FailureTarget", true, "BackoffLimitExceeded", "Job has reached the specified backoff limit", false),
+			    cond("Failed", true, "BackoffLimitExceeded", "Job has reached the specified backoff limit", false)));
+			return s;
+		}
 		if (!ok) {
 			json_object_set_new(s, "active", json_integer(1));
 			return s;
@@ -178,6 +187,20 @@ static json_t *status_for(enum kind k, json_t *o, bool done)
 		return s;
 	}
 	case K_POD: {
+		const char *restart = ka_jstr(o, "spec.restartPolicy");
+		if (done && restart && strcmp(restart, "Always")) {
+			/* a pod that runs to its end: Succeeded, or Failed when never-ready */
+			json_t *cs = json_array();
+			size_t i;
+			json_t *c;
+			json_array_foreach(ka_jpath(o, "spec.containers"), i, c)
+				json_array_append_new(cs, json_pack("{s:s,s:b,s:i,s:{s:{s:i,s:s,s:s}}}",
+				    "name", ka_jstr(c, "name") ? ka_jstr(c, "name") : "", "ready", 0,
+				    "restartCount", 0, "state", "terminated", "exitCode", bad ? 1 : 0,
+				    "reason", bad ? "Error" : "Completed", "finishedAt", ts));
+			return json_pack("{s:s,s:o,s:s}", "phase", bad ? "Failed" : "Succeeded",
+			    "containerStatuses", cs, "startTime", ts);
+		}
 		json_t *cs = json_array();
 		size_t i;
 		json_t *c;

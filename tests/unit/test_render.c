@@ -323,7 +323,7 @@ static void test_missing_fields(void **state)
 	assert_contains(e, "f/x.yaml:1:1: missing apiVersion");
 	assert_contains(e, "\nf/x.yaml:5:1: missing kind");
 	assert_contains(e, "\nf/x.yaml:9:1: missing metadata.name");
-	assert_contains(e, "\nf/x.yaml:14:1: metadata.generateName cannot be applied");
+	assert_contains(e, "\nf/x.yaml:14:1: metadata.generateName is for hooks only");
 	assert_contains(e, "\nf/x.yaml:19:1: document is a list, not a Kubernetes object");
 	assert_contains(e, "\nf/x.yaml:22:1: annotation slipway.dev/sync-wave must be an integer");
 	assert_contains(e, "\nf/x.yaml:29:1: missing apiVersion; missing kind; missing metadata.name");
@@ -932,6 +932,74 @@ static void test_argocd_annotations(void **state)
 	sw_objset_free(set);
 }
 
+static json_t *hook_obj(const char *name, const char *gen, const char *k1, const char *v1,
+			const char *k2, const char *v2)
+{
+	json_t *o = annotated(name ? name : "x", k1, v1, k2, v2);
+	json_t *md = json_object_get(o, "metadata");
+	if (!name) {
+		json_object_del(md, "name");
+		json_object_set_new(md, "generateName", json_string(gen));
+	}
+	return o;
+}
+
+/* Argo CD's hooks and Helm's as Argo CD maps them. */
+static void test_hooks(void **state)
+{
+	(void)state;
+	struct sw_objset *set = sw_objset_new();
+	struct sw_obj *hooks;
+	size_t nhooks;
+
+	assert_int_equal(sw_objset_add(set, hook_obj(NULL, "smoke-", "argocd.argoproj.io/hook",
+		"PostSync", "argocd.argoproj.io/hook-delete-policy", "HookSucceeded,HookFailed"),
+		"h.yaml", 1, 1, 0), 0);
+	assert_int_equal(set->objs[0].hook, SW_HOOK_POSTSYNC);
+	assert_int_equal(set->objs[0].hook_delete, SW_HOOK_DELETE_SUCCEEDED | SW_HOOK_DELETE_FAILED);
+	assert_string_equal(set->objs[0].generate_name, "smoke-");
+	assert_string_equal(set->objs[0].name, "");
+	assert_int_equal(sw_objset_add(set, hook_obj("migrate", NULL, "helm.sh/hook",
+		"pre-install,pre-upgrade", "helm.sh/hook-weight", "-5"), "h.yaml", 10, 1, 0), 0);
+	assert_int_equal(set->objs[1].hook, SW_HOOK_PRESYNC);
+	assert_int_equal(set->objs[1].hook_delete, SW_HOOK_DELETE_BEFORE);   /* the default */
+	assert_int_equal(set->objs[1].wave, -5);
+	assert_int_equal(sw_objset_add(set, hook_obj("test", NULL, "helm.sh/hook", "test", NULL,
+						     NULL), "h.yaml", 20, 1, 0), 0);
+	assert_int_equal(set->objs[2].hook, SW_HOOK_SKIP);
+	assert_non_null(strstr(set->objs[2].notes, "helm.sh/hook test is not run"));
+	assert_int_equal(sw_objset_add(set, hook_obj("crds", NULL, "helm.sh/hook", "crd-install",
+						     NULL, NULL), "h.yaml", 25, 1, 0), 0);
+	assert_int_equal(set->objs[3].hook, 0);                  /* an ordinary object */
+	assert_int_equal(sw_objset_add(set, annotated("plain", "x", "y", NULL, NULL), "h.yaml", 30,
+				       1, 0), 0);
+	/* bad input: named, with its place */
+	assert_int_equal(sw_objset_add(set, hook_obj(NULL, "gen-", "x", "y", NULL, NULL), "h.yaml",
+				       40, 1, 0), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "h.yaml:40:1: metadata.generateName is for hooks only"));
+	assert_int_equal(sw_objset_add(set, hook_obj("a", NULL, "argocd.argoproj.io/hook", "PreSynk",
+						     NULL, NULL), "h.yaml", 50, 1, 0), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "h.yaml:50:1: annotation argocd.argoproj.io/hook: "
+				"PreSynk is not PreSync, Sync, PostSync, SyncFail or Skip"));
+	assert_int_equal(sw_objset_add(set, hook_obj("b", NULL, "argocd.argoproj.io/hook", "PreSync",
+		"argocd.argoproj.io/hook-delete-policy", "OnSuccess"), "h.yaml", 60, 1, 0), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "OnSuccess is not HookSucceeded, HookFailed or BeforeHookCreation"));
+	assert_int_equal(sw_objset_add(set, hook_obj(NULL, "s-", "argocd.argoproj.io/hook", "Skip",
+						     NULL, NULL), "h.yaml", 70, 1, 0), SW_EINVALID);
+
+	sw_objset_sort_for_apply(set);
+	sw_objset_take_hooks(set, &hooks, &nhooks);
+	assert_int_equal(nhooks, 2);
+	assert_string_equal(hooks[0].name, "migrate");          /* wave -5 first */
+	assert_string_equal(hooks[1].generate_name, "smoke-");
+	assert_int_equal(set->n, 2);                             /* the Skip one is gone */
+	assert_int_equal(set->objs[0].stage, 0);
+	for (size_t i = 0; i < nhooks; i++)
+		sw_obj_release(&hooks[i]);
+	free(hooks);
+	sw_objset_free(set);
+}
+
 static void test_keys(void **state)
 {
 	struct sw_buf k = SW_BUF_INIT;
@@ -965,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_sort_for_apply),
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_argocd_annotations),
+		cmocka_unit_test(test_hooks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
