@@ -853,12 +853,68 @@ static void read_infra(struct reader *r, node_t *n, const char *envpath, struct 
 	free(path);
 }
 
+const char *sw_json_pointer_problem(const char *p)
+{
+	if (!p)
+		return "missing";
+	if (*p && *p != '/')
+		return "a JSON pointer starts with /";
+	for (; *p; p++)
+		if (*p == '~' && p[1] != '0' && p[1] != '1')
+			return "~ must be followed by 0 (~) or 1 (/)";
+	return NULL;
+}
+
+/* environments[].ignore_differences: [{group, kind, name, namespace, json_pointers}] */
+static void read_ignore(struct reader *r, node_t *n, const char *path, struct sw_cfg_env *e)
+{
+	static const char *const keys[] = { "group", "kind", "name", "namespace", "json_pointers",
+		NULL };
+	char *lp = sw_yaml_path(path, "ignore_differences");
+	if (n->type != SW_YAML_SEQ) {
+		sw_yaml_error(&r->y, n, lp, "expected a list, found %s", sw_yaml_describe(n));
+		free(lp);
+		return;
+	}
+	e->ignore = sw_calloc(n->n ? n->n : 1, sizeof(*e->ignore));
+	for (size_t i = 0; i < n->n; i++) {
+		char ip[96];
+		node_t *m = n->items[i], **at = NULL;
+		struct sw_cfg_ignore *g = &e->ignore[e->nignore++];
+		snprintf(ip, sizeof(ip), "%s[%zu]", lp, i);
+		if (sw_yaml_want_map(&r->y, m, ip, keys) < 0)
+			continue;
+		sw_yaml_get_str(&g->group, &r->y, m, ip, "group", 0);
+		sw_yaml_get_str(&g->kind, &r->y, m, ip, "kind", SW_YAML_REQUIRED);
+		sw_yaml_get_str(&g->name, &r->y, m, ip, "name", 0);
+		sw_yaml_get_str(&g->ns, &r->y, m, ip, "namespace", 0);
+		if (!g->group)
+			g->group = sw_strdup("");
+		node_t *jp = sw_yaml_get(m, "json_pointers");
+		char *pp = sw_yaml_path(ip, "json_pointers");
+		if (!jp)
+			sw_yaml_error(&r->y, m, pp, "missing");
+		else
+			g->npointers = sw_yaml_want_strv(&g->pointers, &at, &r->y, jp, pp,
+							 SW_YAML_NONEMPTY);
+		for (size_t k = 0; k < g->npointers; k++) {
+			const char *why = sw_json_pointer_problem(g->pointers[k]);
+			if (why)
+				sw_yaml_error(&r->y, at[k], pp, "'%s' is not a JSON pointer: %s",
+					      g->pointers[k], why);
+		}
+		free(at);
+		free(pp);
+	}
+	free(lp);
+}
+
 static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 {
 	static const char *const keys[] = { "name", "repository", "branch", "cluster", "manifests",
 		"infra", "self_heal", "prune", "allow_empty_prune", "rollback_on_failure",
 		"health_timeout", "resync_interval", "slack_channel", "secrets", "acceptance",
-		"deployers", "cost_tag", NULL };
+		"deployers", "cost_tag", "ignore_differences", NULL };
 	static const char *const cluster_keys[] = { "kubeconfig", "context", "namespace", NULL };
 	if (n->type != SW_YAML_SEQ) {
 		sw_yaml_error(&r->y, n, "environments",
@@ -919,6 +975,8 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		get_duration(r, m, path, "resync_interval", &e->resync_interval_s);
 		sw_yaml_get_str(&e->slack_channel, &r->y, m, path, "slack_channel", 0);
 		sw_yaml_get_str(&e->cost_tag, &r->y, m, path, "cost_tag", 0);
+		if (sw_yaml_get(m, "ignore_differences"))
+			read_ignore(r, sw_yaml_get(m, "ignore_differences"), path, e);
 		read_env_scoped(r, m, path, e);
 		read_principals(r, m, path, "deployers", &e->deployers, &e->ndeployers,
 				&e->has_deployers);
@@ -1176,6 +1234,14 @@ void sw_config_free(struct sw_config *c)
 		sw_strv_freen(e->infra.vars, e->infra.nvars);
 		free(e->slack_channel);
 		free(e->cost_tag);
+		for (size_t k = 0; k < e->nignore; k++) {
+			free(e->ignore[k].group);
+			free(e->ignore[k].kind);
+			free(e->ignore[k].name);
+			free(e->ignore[k].ns);
+			sw_strv_free(e->ignore[k].pointers);
+		}
+		free(e->ignore);
 		secrets_release(e->secrets, e->nsecrets);
 		sw_strv_freen(e->deployers, e->ndeployers);
 	}

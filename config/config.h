@@ -82,6 +82,16 @@ struct sw_cfg_env {
 	int64_t resync_interval_s;   /* periodic full comparison */
 	char *slack_channel;         /* overrides slack.channel */
 	char *cost_tag;              /* its cost.tag value; NULL = its name */
+	/* ignore_differences: fields of matching objects slipway neither
+	 * reports as drift nor heals, nor applies after the first create */
+	struct sw_cfg_ignore {
+		char *group;             /* "" for the core group */
+		char *kind;
+		char *name, *ns;         /* NULL = any */
+		char **pointers;         /* RFC 6901 JSON pointers, "/spec/replicas" */
+		size_t npointers;
+	} *ignore;
+	size_t nignore;
 	/* scoped secrets: this environment's own values, which win over the
 	 * global ones of the same name for runs of it; and whether its
 	 * acceptance stages get a kubeconfig of its cluster */
@@ -235,6 +245,9 @@ struct sw_config {
  * file cannot be read) and the slot holds every error, one per line.
  */
 int sw_config_load(struct sw_config **out, const char *path);
+
+/* NULL when `p` is an RFC 6901 JSON pointer ("" or "/a/b~1c"), else why not. */
+const char *sw_json_pointer_problem(const char *p);
 void sw_config_free(struct sw_config *cfg);
 
 const struct sw_cfg_env *sw_config_env(const struct sw_config *cfg, const char *name);

@@ -205,6 +205,89 @@ static int kept_from_prune(json_t *annotations)
 	return kept;
 }
 
+/* Add pointer `p` to what `it` leaves to others (once). */
+static void ignore_add(struct item *it, const char *p)
+{
+	size_t i;
+	json_t *v;
+	if (!it->ignore)
+		it->ignore = json_array();
+	json_array_foreach(it->ignore, i, v)
+		if (!strcmp(json_string_value(v), p))
+			return;
+	json_array_append_new(it->ignore, json_string(p));
+}
+
+static int rule_matches(json_t *rule, const struct sw_obj *o)
+{
+	const char *g = json_string_value(json_object_get(rule, "group"));
+	const char *k = json_string_value(json_object_get(rule, "kind"));
+	const char *n = json_string_value(json_object_get(rule, "name"));
+	const char *ns = json_string_value(json_object_get(rule, "namespace"));
+	return g && k && !strcmp(g, o->group) && !strcmp(k, o->kind) &&
+	       (!n || !strcmp(n, o->name)) && (!ns || !strcmp(ns, o->ns));
+}
+
+/* An autoscaler's target among the items: its spec.replicas is the
+ * autoscaler's (HorizontalPodAutoscaler, KEDA ScaledObject). */
+static void autoscaled(struct run *r, const struct sw_obj *a)
+{
+	int hpa = !strcmp(a->group, "autoscaling") && !strcmp(a->kind, "HorizontalPodAutoscaler");
+	int keda = !strcmp(a->group, "keda.sh") && !strcmp(a->kind, "ScaledObject");
+	if (!hpa && !keda)
+		return;
+	json_t *ref = json_object_get(json_object_get(a->json, "spec"), "scaleTargetRef");
+	const char *kind = json_string_value(json_object_get(ref, "kind"));
+	const char *name = json_string_value(json_object_get(ref, "name"));
+	const char *av = json_string_value(json_object_get(ref, "apiVersion"));
+	if (!kind && keda)
+		kind = "Deployment";
+	if (!kind || !name)
+		return;
+	const char *slash = av ? strchr(av, '/') : NULL;
+	size_t glen = slash ? (size_t)(slash - av) : 0;
+	for (size_t i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		const struct sw_obj *o = it->obj;
+		if (strcmp(o->kind, kind) || strcmp(o->name, name) || strcmp(o->ns, a->ns) ||
+		    (av ? strlen(o->group) != glen || strncmp(o->group, av, glen) :
+			  strcmp(o->group, "apps")))
+			continue;
+		ignore_add(it, "/spec/replicas");
+		sync_note(r, "spec.replicas of %s is left to %s %s", o->key, a->kind, a->name);
+	}
+}
+
+/* What each object leaves to others: the environment's ignore_differences,
+ * its own annotation, its autoscaler's replicas. Objects that exist are
+ * applied without those fields (another manager may own them). */
+static void ignore_fields(struct run *r)
+{
+	size_t i, k;
+	json_t *rule, *v;
+	for (i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		json_array_foreach(r->cfg.ignore, k, rule) {
+			size_t m;
+			if (!rule_matches(rule, it->obj))
+				continue;
+			json_array_foreach(json_object_get(rule, "pointers"), m, v)
+				ignore_add(it, json_string_value(v));
+		}
+		json_array_foreach(it->obj->ignore, k, v)
+			ignore_add(it, json_string_value(v));
+	}
+	for (i = 0; i < r->n; i++)
+		autoscaled(r, r->items[i].obj);
+	for (i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		if (!it->ignore || !it->live)
+			continue;
+		json_array_foreach(it->ignore, k, v)
+			sw_json_pointer_remove(it->obj->json, json_string_value(v));
+	}
+}
+
 static int prepare_objects(struct run *r)
 {
 	const struct sw_kubeconfig *kc = sw_kube_config(r->s->kube);
@@ -283,6 +366,8 @@ static int prepare_objects(struct run *r)
 		}
 	}
 
+	ignore_fields(r);
+
 	/* Prune candidates: live, ours by label and annotation, not rendered. */
 	{
 		const char *key;
@@ -355,7 +440,18 @@ static void set_desired(struct run *r)
 	json_t *d = json_object();
 	struct sw_buf b = SW_BUF_INIT;
 	for (size_t i = 0; i < r->n; i++) {
-		char *text = json_dumps(r->items[i].obj->json, JSON_COMPACT);
+		struct item *it = &r->items[i];
+		char *text;
+		if (it->ignore) {   /* drift neither reports nor heals these */
+			json_t *c = json_deep_copy(it->obj->json), *v;
+			size_t k;
+			json_array_foreach(it->ignore, k, v)
+				sw_json_pointer_remove(c, json_string_value(v));
+			text = json_dumps(c, JSON_COMPACT);
+			json_decref(c);
+		} else {
+			text = json_dumps(it->obj->json, JSON_COMPACT);
+		}
 		sw_buf_reset(&b);
 		sw_sync_tracking_id(&b, r->cfg.name, r->items[i].key);
 		json_object_set_new(d, b.ptr, json_string_nocheck(text));

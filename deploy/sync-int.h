@@ -28,6 +28,7 @@ struct envcfg {
 	size_t nmanifests;
 	int prune, allow_empty;
 	int64_t health_timeout_s, history_limit;
+	json_t *ignore;      /* ignore_differences: [{group, kind, name?, namespace?, pointers}] */
 };
 
 struct qreq {
@@ -53,6 +54,7 @@ struct item {
 	json_t *applied;               /* apply answer / last health read */
 	int crd_pending;               /* kind defined by a CRD of this sync, unknown yet */
 	int forced;                    /* Force=true: deleted for an immutable field, applied again */
+	json_t *ignore;                /* JSON pointers left to others (ignore_differences), or NULL */
 	int health_listed;             /* a health list of its kind is under way */
 	enum sw_object_result result;
 	int has_result;

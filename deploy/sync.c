@@ -40,6 +40,7 @@ static void envcfg_release(struct envcfg *c)
 	for (size_t i = 0; i < c->nmanifests; i++)
 		free(c->manifests[i]);
 	free(c->manifests);
+	json_decref(c->ignore);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -57,6 +58,7 @@ static void envcfg_copy(struct envcfg *dst, const struct envcfg *src)
 	dst->allow_empty = src->allow_empty;
 	dst->health_timeout_s = src->health_timeout_s;
 	dst->history_limit = src->history_limit;
+	dst->ignore = json_incref(src->ignore);   /* never changed once made */
 }
 
 static void envcfg_from(struct envcfg *dst, const struct sw_cfg_env *e, int64_t history_limit)
@@ -72,7 +74,22 @@ static void envcfg_from(struct envcfg *dst, const struct sw_cfg_env *e, int64_t 
 	c.allow_empty = e->allow_empty_prune;
 	c.health_timeout_s = e->health_timeout_s > 0 ? e->health_timeout_s : 300;
 	c.history_limit = history_limit > 0 ? history_limit : 50;
+	c.ignore = json_array();
+	for (size_t i = 0; i < e->nignore; i++) {
+		const struct sw_cfg_ignore *g = &e->ignore[i];
+		json_t *ps = json_array();
+		for (size_t k = 0; k < g->npointers; k++)
+			json_array_append_new(ps, json_string(g->pointers[k]));
+		json_t *rule = json_pack("{s:s, s:s, s:o}", "group", g->group, "kind", g->kind,
+					 "pointers", ps);
+		if (g->name)
+			json_object_set_new(rule, "name", json_string(g->name));
+		if (g->ns)
+			json_object_set_new(rule, "namespace", json_string(g->ns));
+		json_array_append_new(c.ignore, rule);
+	}
 	envcfg_copy(dst, &c);
+	json_decref(c.ignore);
 }
 
 static void qreq_free(struct qreq *q)
@@ -613,6 +630,7 @@ static void item_release(struct item *it)
 	free(it->ns);
 	free(it->name);
 	free(it->message);
+	json_decref(it->ignore);
 	json_decref(it->live);
 	json_decref(it->applied);
 }

@@ -73,6 +73,13 @@ enum {
 	SW_OPT_IGNORE_EXTRANEOUS = 1 << 5,/* compare-options IgnoreExtraneous */
 };
 
+/* JSON pointers (comma-separated) of fields of this object that slipway
+ * leaves to others: not drift, not healed, not applied after the create. */
+#define SW_IGNORE_DIFFERENCES_ANNOTATION "slipway.dev/ignore-differences"
+
+/* Remove what the JSON pointer `p` names from `doc`; absent is no error. */
+void sw_json_pointer_remove(json_t *doc, const char *p);
+
 /*
  * Hooks (docs/argocd.md): objects created around a sync instead of applied
  * with it, as Argo CD runs them; Helm's hook annotations are mapped as Argo
@@ -128,6 +135,7 @@ struct sw_obj {
 	unsigned hook;         /* SW_HOOK_*: 0 for an object applied with the sync */
 	unsigned hook_delete;  /* SW_HOOK_DELETE_* */
 	char *generate_name;   /* metadata.generateName of a hook without a name, or NULL */
+	json_t *ignore;        /* its slipway.dev/ignore-differences pointers (array), or NULL */
 	char *notes;           /* options noted but not acted on (sw_sync_options), or NULL */
 	int phase;             /* enum sw_phase of its kind */
 	size_t stage;          /* set by sw_objset_sort_for_apply: 0, 1, 2, ... one per

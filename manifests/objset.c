@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/config.h"
+
 struct sw_objset *sw_objset_new(void)
 {
 	return sw_calloc(1, sizeof(struct sw_objset));
@@ -28,6 +30,7 @@ void sw_obj_release(struct sw_obj *o)
 	free(o->key);
 	free(o->notes);
 	free(o->generate_name);
+	json_decref(o->ignore);
 }
 
 void sw_objset_free(struct sw_objset *set)
@@ -270,6 +273,88 @@ static void problem(struct sw_buf *msg, const char *fmt, const char *arg)
 	sw_buf_addf(msg, fmt, arg);
 }
 
+/* ---- JSON pointers (RFC 6901) -------------------------------------------- */
+
+/* The next reference token of *p, unescaped, into `out`; 0 at the end. */
+static int next_token(const char **p, struct sw_buf *out)
+{
+	if (**p != '/')
+		return 0;
+	sw_buf_reset(out);
+	for ((*p)++; **p && **p != '/'; (*p)++) {
+		if (**p == '~' && ((*p)[1] == '0' || (*p)[1] == '1')) {
+			sw_buf_addch(out, (*p)[1] == '0' ? '~' : '/');
+			(*p)++;
+		} else {
+			sw_buf_addch(out, **p);
+		}
+	}
+	sw_buf_addch(out, 0);   /* an empty token is "" */
+	out->len--;
+	return 1;
+}
+
+static json_t *child(json_t *v, const char *tok)
+{
+	if (json_is_object(v))
+		return json_object_get(v, tok);
+	if (json_is_array(v) && *tok >= '0' && *tok <= '9')
+		return json_array_get(v, strtoul(tok, NULL, 10));
+	return NULL;
+}
+
+void sw_json_pointer_remove(json_t *doc, const char *p)
+{
+	struct sw_buf tok = SW_BUF_INIT, last = SW_BUF_INIT;
+	json_t *parent = NULL, *v = doc;
+
+	while (v && next_token(&p, &tok)) {
+		parent = v;
+		sw_buf_reset(&last);
+		sw_buf_add(&last, tok.ptr, tok.len);
+		sw_buf_addch(&last, 0);
+		v = child(v, tok.ptr);
+	}
+	if (v && parent && !*p) {
+		if (json_is_object(parent))
+			json_object_del(parent, last.ptr);
+		else if (json_is_array(parent))
+			json_array_remove(parent, strtoul(last.ptr, NULL, 10));
+	}
+	sw_buf_release(&tok);
+	sw_buf_release(&last);
+}
+
+/* The pointers of a slipway.dev/ignore-differences annotation. */
+static json_t *read_ignore(const char *text, struct sw_buf *msg)
+{
+	json_t *a = json_array();
+	char *copy = sw_strdup(text), *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ')
+			t++;
+		size_t n = strlen(t);
+		while (n && t[n - 1] == ' ')
+			t[--n] = 0;
+		if (!n)
+			continue;
+		const char *why = sw_json_pointer_problem(t);
+		if (why) {
+			sw_buf_adds(msg, msg->len ? "; " : "");
+			sw_buf_addf(msg, "annotation " SW_IGNORE_DIFFERENCES_ANNOTATION ": '%s' is not a "
+				    "JSON pointer: %s", t, why);
+			continue;
+		}
+		json_array_append_new(a, json_string(t));
+	}
+	free(copy);
+	if (!json_array_size(a)) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
 /* ---- hooks (Argo CD's, and Helm's as Argo CD maps them) ----------------- */
 
 /* The next comma-separated word of *p (spaces trimmed), or NULL at the end. */
@@ -444,6 +529,7 @@ int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 	long wave = 0;
 	unsigned opts = 0, hook = 0, hook_delete = 0;
 	const char *gen = NULL;
+	json_t *ignore = NULL;
 	struct sw_buf notes = SW_BUF_INIT;
 	struct sw_obj *o;
 	int rc = 0;
@@ -496,12 +582,20 @@ int sw_objset_add(struct sw_objset *set, json_t *json, const char *source,
 		problem(&msg, "%s", sw_error_last());
 	if (ann)
 		read_hook(ann, &msg, &notes, &hook, &hook_delete, &wave, have_wave);
+	if ((v = json_object_get(ann, SW_IGNORE_DIFFERENCES_ANNOTATION))) {
+		if (!json_is_string(v))
+			problem(&msg, "%s", "annotation " SW_IGNORE_DIFFERENCES_ANNOTATION
+				" must be a string of JSON pointers");
+		else
+			ignore = read_ignore(json_string_value(v), &msg);
+	}
 	if (gen && !msg.len && (!hook || hook == SW_HOOK_SKIP))
 		problem(&msg, "%s", "metadata.generateName is for hooks only; set metadata.name");
 done:
 	if (msg.len) {
 		rc = sw_error_setc(SW_EINVALID, "%s:%d:%d: %s", source, line, col, msg.ptr);
 		json_decref(json);
+		json_decref(ignore);
 		sw_buf_release(&msg);
 		sw_buf_release(&notes);
 		return rc;
@@ -526,6 +620,7 @@ done:
 	o->generate_name = gen ? sw_strdup(gen) : NULL;
 	o->hook = hook;
 	o->hook_delete = hook_delete;
+	o->ignore = ignore;
 	sw_obj_key(&key, av, kind, ns, name ? name : gen);
 	o->key = sw_buf_detach(&key, NULL);
 	o->wave = wave;

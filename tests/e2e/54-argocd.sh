@@ -10,7 +10,9 @@
 # Sync Pod and a PostSync smoke-test Job (generateName) run in that order,
 # each waited on, deleted as their policy says and never in the inventory;
 # a failing PreSync Job stops the sync before anything else is applied, and
-# the SyncFail hook runs.
+# the SyncFail hook runs. Fields left to others: an HPA takes its
+# Deployment's spec.replicas, ignore_differences and the
+# slipway.dev/ignore-differences annotation other fields, and none is healed.
 set -u
 . "$SRC/tests/lib/common.sh"
 . "$SRC/tests/lib/webhook.sh"
@@ -76,6 +78,8 @@ environments:
     cluster: {kubeconfig: $T/dev/kubeconfig, namespace: default}
     manifests: [deploy]
     health_timeout: 20s
+    ignore_differences:
+      - {kind: ConfigMap, name: tuned, json_pointers: [/data/level]}
 YAML
 "$BUILD/slipwayd" -c "$T/slipway.yaml" 2>> "$T/daemon.log" &
 pid=$!
@@ -179,3 +183,35 @@ failed_message | grep -q 'PreSync hook batch/Job/default/migrate failed: Failed:
 k get configmap after-fail > /dev/null 2>&1 && fail "objects were applied after a failed PreSync hook"
 [ -n "$(k get jobs -o name | grep on-fail-)" ] || fail "the SyncFail hook did not run: $(k get jobs -o name)"
 ok "a failing PreSync Job stops the sync with its reason, nothing else applied; the SyncFail hook runs"
+
+# 7. fields left to others: an HPA's target's replicas, ignore_differences, the annotation
+rm -f "$T"/work/deploy/*.yaml
+{ deployment scaled scaled; echo ---
+  printf 'apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: scaled\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: scaled}\n  minReplicas: 1\n  maxReplicas: 10\n'
+  echo ---; printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tuned\ndata:\n  level: "1"\n  other: a\n'
+  echo ---; cm annotated 'slipway.dev/ignore-differences: /data/k'
+  echo ---; cm marker
+} > "$T/work/deploy/scale.yaml"
+push "autoscaled"
+st=$(manual_sync dev) || fail "sync 7: $(cat "$T/sync.out")"
+[ "$st" = success ] || { tail -20 "$T/daemon.log"; fail "sync 7: $st ($(last_message))"; }
+last_message | grep -q 'spec.replicas of apps/Deployment/default/scaled is left to HorizontalPodAutoscaler scaled' ||
+	fail "the autoscaler's replicas are not said: $(last_message)"
+[ "$(k get deployment scaled -o jsonpath='{.spec.replicas}')" = 1 ] || fail "the first create did not set replicas"
+k patch deployment scaled --type merge -p '{"spec":{"replicas":5}}' > /dev/null || fail "scale"
+k patch configmap tuned --type merge -p '{"data":{"level":"9"}}' > /dev/null || fail "tune"
+k patch configmap annotated --type merge -p '{"data":{"k":"mine"}}' > /dev/null || fail "annotated"
+k patch configmap marker --type merge -p '{"data":{"k":"drift"}}' > /dev/null || fail "marker"
+# the watcher takes events in order: once the marker is healed, the others were seen
+wait_until '[ "$(k get configmap marker -o jsonpath={.data.k})" = v ]' 30 || fail "the marker's drift was not healed"
+[ "$(k get deployment scaled -o jsonpath='{.spec.replicas}')" = 5 ] || fail "the HPA's replicas were healed"
+[ "$(k get configmap tuned -o jsonpath='{.data.level}')" = 9 ] || fail "an ignore_differences field was healed"
+[ "$(k get configmap annotated -o jsonpath='{.data.k}')" = mine ] || fail "an annotated field was healed"
+[ "$(q "select count(*) from drift_events where name in ('scaled', 'tuned', 'annotated')")" = 0 ] ||
+	fail "drift recorded on fields left to others: $(q "select name, fields from drift_events")"
+st=$(manual_sync dev) || fail "sync 7b"
+[ "$st" = success ] || fail "sync 7b: $st ($(last_message))"
+[ "$(k get deployment scaled -o jsonpath='{.spec.replicas}')" = 5 ] || fail "a sync took the HPA's replicas back"
+[ "$(k get configmap tuned -o jsonpath='{.data.level}'),$(k get configmap tuned -o jsonpath='{.data.other}')" = 9,a ] ||
+	fail "a sync took an ignored field back, or dropped another"
+ok "an HPA takes spec.replicas, ignore_differences and the annotation keep their fields: not a single heal, and a sync leaves them"

@@ -240,6 +240,32 @@ static void test_cost_block(void **state)
 		     "cost.timezone: time zone ../../etc/passwd is not a zone name");
 }
 
+static void test_ignore_differences(void **state)
+{
+	struct sw_config *c;
+	(void)state;
+	assert_int_equal(load(MINIMAL "repositories:\n  - {name: a/b, url: \"file:///x\"}\n"
+		"environments:\n  - name: dev\n    branch: dev\n    ignore_differences:\n"
+		"      - {group: apps, kind: Deployment, name: web, json_pointers: [/spec/replicas, \"/metadata/annotations/a~1b\"]}\n"
+		"      - {kind: ConfigMap, json_pointers: [/data/x]}\n", &c), 0);
+	assert_int_equal(c->envs[0].nignore, 2);
+	assert_string_equal(c->envs[0].ignore[0].group, "apps");
+	assert_string_equal(c->envs[0].ignore[0].pointers[1], "/metadata/annotations/a~1b");
+	assert_string_equal(c->envs[0].ignore[1].group, "");
+	assert_null(c->envs[0].ignore[1].name);
+	sw_config_free(c);
+	expect_error(MINIMAL "repositories:\n  - {name: a/b, url: \"file:///x\"}\n"
+		"environments:\n  - name: dev\n    branch: dev\n    ignore_differences:\n"
+		"      - {kind: ConfigMap, json_pointers: [data.x]}\n",
+		"environments[0].ignore_differences[0].json_pointers: 'data.x' is not a JSON pointer: a JSON pointer starts with /");
+	expect_error(MINIMAL "repositories:\n  - {name: a/b, url: \"file:///x\"}\n"
+		"environments:\n  - name: dev\n    branch: dev\n    ignore_differences:\n"
+		"      - {kind: ConfigMap, json_pointers: [\"/a~2\"]}\n", "~ must be followed by 0 (~) or 1 (/)");
+	expect_error(MINIMAL "repositories:\n  - {name: a/b, url: \"file:///x\"}\n"
+		"environments:\n  - name: dev\n    branch: dev\n    ignore_differences:\n"
+		"      - {json_pointers: [/a]}\n", "ignore_differences[0].kind: missing");
+}
+
 /* A key written twice is an error at its second place, in any mapping. */
 static void test_repeated_key(void **state)
 {
@@ -601,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_aws_block),
 		cmocka_unit_test(test_cost_block),
+		cmocka_unit_test(test_ignore_differences),
 		cmocka_unit_test(test_repeated_key),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_inline_secret_refused),

@@ -1000,6 +1000,33 @@ static void test_hooks(void **state)
 	sw_objset_free(set);
 }
 
+static void test_json_pointer(void **state)
+{
+	(void)state;
+	json_t *d = json_loads("{\"spec\":{\"replicas\":3,\"x\":[1,2,3]},\"metadata\":{\"annotations\":"
+			       "{\"a/b\":\"1\",\"c~d\":\"2\"}}}", 0, NULL);
+	sw_json_pointer_remove(d, "/spec/replicas");
+	sw_json_pointer_remove(d, "/spec/x/1");
+	sw_json_pointer_remove(d, "/metadata/annotations/a~1b");
+	sw_json_pointer_remove(d, "/metadata/annotations/c~0d");
+	sw_json_pointer_remove(d, "/no/such/thing");
+	sw_json_pointer_remove(d, "/spec/x/9");
+	char *t = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(t, "{\"metadata\":{\"annotations\":{}},\"spec\":{\"x\":[1,3]}}");
+	free(t);
+	json_decref(d);
+	struct sw_objset *set = sw_objset_new();
+	assert_int_equal(sw_objset_add(set, annotated("a", "slipway.dev/ignore-differences",
+		" /data/k , /data/j", NULL, NULL), "i.yaml", 1, 1, 0), 0);
+	assert_int_equal(json_array_size(set->objs[0].ignore), 2);
+	assert_string_equal(json_string_value(json_array_get(set->objs[0].ignore, 1)), "/data/j");
+	assert_int_equal(sw_objset_add(set, annotated("b", "slipway.dev/ignore-differences",
+		"data.k", NULL, NULL), "i.yaml", 9, 1, 0), SW_EINVALID);
+	assert_non_null(strstr(sw_error_last(), "i.yaml:9:1: annotation slipway.dev/ignore-differences: "
+				"'data.k' is not a JSON pointer"));
+	sw_objset_free(set);
+}
+
 static void test_keys(void **state)
 {
 	struct sw_buf k = SW_BUF_INIT;
@@ -1034,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_argocd_annotations),
 		cmocka_unit_test(test_hooks),
+		cmocka_unit_test(test_json_pointer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
