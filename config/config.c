@@ -914,7 +914,7 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 	static const char *const keys[] = { "name", "repository", "branch", "cluster", "manifests",
 		"infra", "self_heal", "prune", "allow_empty_prune", "rollback_on_failure",
 		"health_timeout", "resync_interval", "slack_channel", "secrets", "acceptance",
-		"deployers", "cost_tag", "ignore_differences", NULL };
+		"deployers", "cost_tag", "ignore_differences", "after", "parallel", NULL };
 	static const char *const cluster_keys[] = { "kubeconfig", "context", "namespace", NULL };
 	if (n->type != SW_YAML_SEQ) {
 		sw_yaml_error(&r->y, n, "environments",
@@ -975,6 +975,8 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		get_duration(r, m, path, "resync_interval", &e->resync_interval_s);
 		sw_yaml_get_str(&e->slack_channel, &r->y, m, path, "slack_channel", 0);
 		sw_yaml_get_str(&e->cost_tag, &r->y, m, path, "cost_tag", 0);
+		sw_yaml_get_str(&e->after, &r->y, m, path, "after", 0);
+		sw_yaml_get_bool(&e->parallel, &r->y, m, path, "parallel", 0);
 		if (sw_yaml_get(m, "ignore_differences"))
 			read_ignore(r, sw_yaml_get(m, "ignore_differences"), path, e);
 		read_env_scoped(r, m, path, e);
@@ -983,6 +985,46 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		if (e->nmanifests && !e->kubeconfig)
 			sw_yaml_error(&r->y, m, path,
 				      "manifests are listed but cluster.kubeconfig is not set");
+	}
+}
+
+/* Several environments on one branch: `after` names one of them, `parallel`
+ * and `after` exclude each other, and no chain of predecessors loops. */
+static void check_order(struct reader *r, node_t *envs, struct sw_config *c)
+{
+	for (size_t i = 0; i < c->nenvs; i++) {
+		struct sw_cfg_env *e = &c->envs[i];
+		node_t *m = envs && envs->type == SW_YAML_SEQ && i < envs->n ? envs->items[i] : NULL;
+		char path[64];
+		snprintf(path, sizeof(path), "environments[%zu]", i);
+		if (!e->after)
+			continue;
+		const struct sw_cfg_env *a = sw_config_env(c, e->after);
+		node_t *at = m ? sw_yaml_get(m, "after") : NULL;
+		if (!a)
+			sw_yaml_error(&r->y, at, path, "after: no environment is named %s", e->after);
+		else if (a == e)
+			sw_yaml_error(&r->y, at, path, "after: an environment cannot follow itself");
+		else if (!a->repo || !e->repo || strcasecmp(a->repo, e->repo) || !a->branch ||
+			 !e->branch || strcmp(a->branch, e->branch))
+			sw_yaml_error(&r->y, at, path, "after: %s deploys %s of %s, not %s of %s: a "
+				      "promotion follows an environment of the same branch", a->name,
+				      a->branch ? a->branch : "?", a->repo ? a->repo : "?",
+				      e->branch ? e->branch : "?", e->repo ? e->repo : "?");
+		if (e->parallel)
+			sw_yaml_error(&r->y, m ? sw_yaml_get(m, "parallel") : NULL, path,
+				      "parallel and after exclude each other");
+	}
+	for (size_t i = 0; i < c->nenvs; i++) {
+		const struct sw_cfg_env *p = &c->envs[i];
+		size_t steps = 0;
+		while ((p = sw_config_env_before(c, p)) && steps <= c->nenvs)
+			steps++;
+		if (steps > c->nenvs) {
+			sw_yaml_error(&r->y, envs, "environments", "the environments of branch %s "
+				      "follow each other in a circle (after:)", c->envs[i].branch);
+			break;
+		}
 	}
 }
 
@@ -1008,15 +1050,8 @@ static void check_links(struct reader *r, node_t *root, struct sw_config *c)
 			sw_yaml_error(&r->y, sw_yaml_get(m, "repository"), path,
 			    "repository %s is not in repositories", e->repo);
 		}
-		for (size_t j = 0; j < i; j++) {
-			struct sw_cfg_env *o = &c->envs[j];
-			if (e->repo && o->repo && e->branch && o->branch && !strcmp(e->repo, o->repo) &&
-			    !strcmp(e->branch, o->branch))
-				sw_yaml_error(&r->y, sw_yaml_get(m, "branch"), path,
-				    "branch %s of %s is already tracked by environment %s",
-				    e->branch, e->repo, o->name ? o->name : "?");
-		}
 	}
+	check_order(r, envs, c);
 	for (size_t i = 0; i < c->nrepos; i++)
 		if (!c->repos[i].token.value && c->github_token.value) {
 			c->repos[i].token.value = sw_strdup(c->github_token.value);
@@ -1234,6 +1269,7 @@ void sw_config_free(struct sw_config *c)
 		sw_strv_freen(e->infra.vars, e->infra.nvars);
 		free(e->slack_channel);
 		free(e->cost_tag);
+		free(e->after);
 		for (size_t k = 0; k < e->nignore; k++) {
 			free(e->ignore[k].group);
 			free(e->ignore[k].kind);
@@ -1273,14 +1309,34 @@ const struct sw_cfg_repo *sw_config_repo(const struct sw_config *c, const char *
 	return NULL;
 }
 
+static int same_branch(const struct sw_cfg_env *a, const struct sw_cfg_env *b)
+{
+	return a->repo && b->repo && a->branch && b->branch && !strcasecmp(a->repo, b->repo) &&
+	       !strcmp(a->branch, b->branch);
+}
+
 const struct sw_cfg_env *sw_config_env_for_branch(const struct sw_config *c, const char *repo,
 						  const char *branch)
 {
 	for (size_t i = 0; i < c->nenvs; i++) {
 		const struct sw_cfg_env *e = &c->envs[i];
-		if (e->repo && e->branch && !strcasecmp(e->repo, repo) && !strcmp(e->branch, branch))
+		if (e->repo && e->branch && !strcasecmp(e->repo, repo) && !strcmp(e->branch, branch) &&
+		    !sw_config_env_before(c, e))
 			return e;
 	}
+	return NULL;
+}
+
+const struct sw_cfg_env *sw_config_env_before(const struct sw_config *c,
+					      const struct sw_cfg_env *e)
+{
+	if (e->after)
+		return sw_config_env(c, e->after);
+	if (e->parallel)
+		return NULL;
+	for (size_t i = (size_t)(e - c->envs); i-- > 0;)
+		if (same_branch(&c->envs[i], e) && !c->envs[i].after)
+			return &c->envs[i];
 	return NULL;
 }
 

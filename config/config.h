@@ -82,6 +82,11 @@ struct sw_cfg_env {
 	int64_t resync_interval_s;   /* periodic full comparison */
 	char *slack_channel;         /* overrides slack.channel */
 	char *cost_tag;              /* its cost.tag value; NULL = its name */
+	/* several environments on one branch: each deploys after the one
+	 * before it on the branch succeeded, or after `after`, or with the
+	 * first (`parallel`) */
+	char *after;
+	int parallel;
 	/* ignore_differences: fields of matching objects slipway neither
 	 * reports as drift nor heals, nor applies after the first create */
 	struct sw_cfg_ignore {
@@ -252,7 +257,12 @@ void sw_config_free(struct sw_config *cfg);
 
 const struct sw_cfg_env *sw_config_env(const struct sw_config *cfg, const char *name);
 const struct sw_cfg_repo *sw_config_repo(const struct sw_config *cfg, const char *name);
-/* The environment tracking `branch` of `repo`, or NULL. */
+/* The environment a deploy of `e` follows: `after`, else (unless
+ * `parallel`) the nearest one before it on its branch that has no `after`;
+ * NULL when a push starts it. */
+const struct sw_cfg_env *sw_config_env_before(const struct sw_config *cfg,
+					      const struct sw_cfg_env *e);
+/* The first environment a push of `branch` of `repo` starts, or NULL. */
 const struct sw_cfg_env *sw_config_env_for_branch(const struct sw_config *cfg,
 						  const char *repo, const char *branch);
 /* Whether slipway may talk to GitHub's REST API: github.token or github.app. */

@@ -87,6 +87,40 @@ struct wop *engine_wop_new(struct sw_engine *e, enum wkind kind, int64_t run_id)
 	return w;
 }
 
+/*
+ * A deploy went through: the runs of the environments that follow it, at
+ * the same commit, in the transaction of its status (nothing is lost to a
+ * crash in between).
+ */
+static int promote(struct sw_store *st, struct wop *w)
+{
+	struct sw_store_run row;
+	int rc = sw_store_run_get(st, w->run_id, &row);
+	size_t n = 0;
+	if (rc < 0)
+		return rc;
+	while (w->promote[n])
+		n++;
+	free(w->promoted);      /* a retried batch makes them again */
+	w->promoted = sw_calloc(n + 1, sizeof(*w->promoted));
+	w->npromoted = 0;
+	char *ref = sw_asprintf("refs/heads/%s", row.branch ? row.branch : "");
+	char *title = sw_asprintf("%s (after %s)", row.pr_title ? row.pr_title : row.commit_sha,
+				  row.environment);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct sw_store_run_in in = { .kind = SW_RUN_PUSH, .repo = row.repo,
+			.branch = row.branch, .ref = ref, .commit_sha = row.commit_sha,
+			.pr_title = title, .author = row.author, .message = row.message,
+			.environment = w->promote[i] };
+		if ((rc = sw_store_run_create(st, &w->promoted[w->npromoted], &in)) == 0)
+			w->npromoted++;
+	}
+	free(title);
+	free(ref);
+	sw_store_run_release(&row);
+	return rc;
+}
+
 static int wop_apply(struct sw_store *st, void *arg)
 {
 	struct wop *w = arg;
@@ -96,6 +130,8 @@ static int wop_apply(struct sw_store *st, void *arg)
 	switch (w->kind) {
 	case W_RUN:
 		rc = sw_store_run_set_status_at(st, w->run_id, w->status, w->a, w->at);
+		if (rc == 0 && w->promote)
+			rc = promote(st, w);
 		if (rc == 0 && w->mark_preparing) {
 			char *key = engine_prep_key(PREPARING_KEY_FMT, w->run_id);
 			rc = sw_store_kv_set(st, key, "1");
@@ -151,6 +187,12 @@ static int wop_apply(struct sw_store *st, void *arg)
 static void wop_done(void *arg)
 {
 	struct wop *w = arg;
+	for (size_t i = 0; i < w->npromoted; i++) {
+		log_info("run.promoted", "run=%lld after=%lld environment=%s", (long long)w->promoted[i],
+			 (long long)w->run_id, w->promote[i]);
+		engine_queue_run(w->e, w->promoted[i]);
+	}
+	w->npromoted = 0;
 	if (w->then) {
 		void *a = w->then_arg;
 		w->then_arg = NULL;
@@ -165,6 +207,8 @@ static void wop_release(void *arg)
 		w->then_free(w->then_arg);
 	free(w->a);
 	free(w->b);
+	sw_strv_free(w->promote);
+	free(w->promoted);
 	sw_buf_release(&w->data);
 	free(w);
 }
@@ -469,6 +513,25 @@ void engine_drop_run(struct run *r)
 	engine_schedule(e);
 }
 
+/* The environments whose deploy follows this run's (NULL-terminated, or NULL). */
+static char **followers(const struct sw_config *c, const struct run *r)
+{
+	const struct sw_cfg_env *env = r->row.environment ? sw_config_env(c, r->row.environment)
+		: NULL;
+	char **v = NULL;
+	size_t n = 0;
+	if (!env || (r->row.kind != SW_RUN_PUSH && r->row.kind != SW_RUN_DEPLOY))
+		return NULL;
+	for (size_t i = 0; i < c->nenvs; i++) {
+		if (sw_config_env_before(c, &c->envs[i]) != env)
+			continue;
+		v = sw_realloc(v, (n + 2) * sizeof(*v));
+		v[n++] = sw_strdup(c->envs[i].name);
+		v[n] = NULL;
+	}
+	return v;
+}
+
 void engine_finish_run(struct run *r)
 {
 	struct sw_engine *e = r->e;
@@ -503,7 +566,10 @@ void engine_finish_run(struct run *r)
 		log_info("run.interrupted", "run=%lld reason=%s", (long long)r->row.id,
 			 sw_q("slipwayd stopped; the next start retries it"));
 	} else {
-		engine_set_run_status(r, st, reason, SW_NOTICE_END);
+		struct wop *w = engine_run_op(r, st, reason, SW_NOTICE_END);
+		if (st == SW_STATUS_SUCCESS)
+			w->promote = followers(e->d.cfg, r);
+		engine_wop_put(w);
 	}
 	engine_drop_run(r);
 }

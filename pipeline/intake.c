@@ -16,7 +16,9 @@
 
 /* --- creating runs -------------------------------------------------------------- */
 
-static int queue_run(struct sw_engine *e, int64_t id)
+#define MAX_HEADS 16   /* environments one push starts at once */
+
+int engine_queue_run(struct sw_engine *e, int64_t id)
 {
 	struct run *r = engine_run_load(e, id);
 	if (!r)
@@ -88,6 +90,35 @@ static int64_t head_run(struct sw_engine *e, const struct sw_webhook_decision *d
 }
 
 /*
+ * The other environments a push of the decision's branch starts (parallel:
+ * true ones; the decision holds the first): their runs, in the caller's
+ * transaction, ids into `ids` (at most `max`). A head already at or deploying
+ * the commit gets none.
+ */
+static size_t more_heads(struct sw_engine *e, const struct sw_webhook_decision *dec,
+			 int64_t delivery_id, int64_t *ids, size_t max)
+{
+	const struct sw_config *c = e->d.cfg;
+	size_t n = 0;
+	if (strcmp(dec->kind, "push"))
+		return 0;
+	for (size_t i = 0; i < c->nenvs && n < max; i++) {
+		const struct sw_cfg_env *env = &c->envs[i];
+		struct sw_webhook_decision d = *dec;
+		if (!env->repo || !env->branch || strcasecmp(env->repo, dec->repo) ||
+		    strcmp(env->branch, dec->branch) || !strcmp(env->name, dec->environment) ||
+		    sw_config_env_before(c, env))
+			continue;
+		d.environment = env->name;
+		if (head_run(e, &d, NULL))
+			continue;
+		if (store_run(e->d.store, &ids[n], delivery_id, &d) == 0)
+			n++;
+	}
+	return n;
+}
+
+/*
  * The queued or running run that already tests a pull request decision's
  * head commit, or 0: another delivery for the same head (reopened, a replay
  * with a different body) joins it instead of running the same head twice.
@@ -152,7 +183,8 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 	struct sw_gh_event ev = *evp;
 	struct sw_webhook_decision dec = SW_WEBHOOK_DECISION_INIT;
 	struct sw_store *st = e->d.store;
-	int64_t run_id = 0;
+	int64_t run_id = 0, more[MAX_HEADS];
+	size_t nmore = 0;
 	int polled = 0, joined = 0;
 
 	*evp = (struct sw_gh_event)SW_GH_EVENT_INIT;   /* taken */
@@ -195,6 +227,8 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 					  (long long)run_id, dec.commit, (long long)dec.pr_number);
 		} else {
 			rc = store_run(st, &run_id, id, &dec);
+			if (rc == 0)
+				nmore = more_heads(e, &dec, id, more, MAX_HEADS);
 		}
 		if (rc == 0)
 			rc = sw_store_delivery_resolve(st, id, ev.action, ev.repo, SW_DELIVERY_MAPPED,
@@ -218,7 +252,9 @@ static void map_delivery(struct sw_engine *e, int64_t id, const char *event,
 		 (long long)id, (long long)run_id, dec.kind, dec.repo, dec.commit,
 		 polled ? " found_by=poll" : joined ? " joined=1" : "");
 	if (!polled && !joined)
-		queue_run(e, run_id);
+		engine_queue_run(e, run_id);
+	for (size_t i = 0; i < nmore; i++)
+		engine_queue_run(e, more[i]);
 out:
 	sw_webhook_decision_release(&dec);
 	sw_gh_event_release(&ev);
@@ -361,8 +397,13 @@ static int poll_head(void *arg, int64_t *run_id, const char *repo, const char *b
 	}
 	if (synced)
 		goto out;
-	if ((rc = store_run(e->d.store, run_id, 0, &dec)) == 0)
-		rc = queue_run(e, *run_id);
+	if ((rc = store_run(e->d.store, run_id, 0, &dec)) == 0) {
+		int64_t more[MAX_HEADS];
+		size_t nmore = more_heads(e, &dec, 0, more, MAX_HEADS);
+		rc = engine_queue_run(e, *run_id);
+		for (size_t i = 0; i < nmore; i++)
+			engine_queue_run(e, more[i]);
+	}
 out:
 	sw_webhook_decision_release(&dec);
 	sw_gh_event_release(&ev);
@@ -389,7 +430,7 @@ int sw_engine_submit_by(struct sw_engine *e, int64_t *run_id, const char *kind,
 	in.kind = k;
 	if (sw_store_run_create(e->d.store, run_id, &in) < 0)
 		return SW_ERR;
-	return queue_run(e, *run_id);
+	return engine_queue_run(e, *run_id);
 }
 
 int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id)
@@ -412,7 +453,7 @@ int sw_engine_retry(struct sw_engine *e, int64_t run_id, int64_t *new_id)
 	};
 	rc = sw_store_run_create(e->d.store, new_id, &in);
 	sw_store_run_release(&old);
-	return rc < 0 ? rc : queue_run(e, *new_id);
+	return rc < 0 ? rc : engine_queue_run(e, *new_id);
 }
 
 /* --- recovery ---------------------------------------------------------------------- */
@@ -550,7 +591,7 @@ static void recover_all_running(struct sw_engine *e)
 			break;
 		}
 		if (new_id)
-			queue_run(e, new_id);
+			engine_queue_run(e, new_id);
 	}
 	if (!e->recover_later)
 		e->recover_since = 0;
@@ -575,7 +616,7 @@ int sw_engine_recover(struct sw_engine *e)
 		for (size_t i = 0; i < l.n; i++)
 			if (!engine_run_find(e, l.v[i].id)) {
 				log_info("run.requeued", "run=%lld", (long long)l.v[i].id);
-				queue_run(e, l.v[i].id);
+				engine_queue_run(e, l.v[i].id);
 			}
 		sw_store_run_list_release(&l);
 	}

@@ -131,6 +131,9 @@ struct wop {
 	int notice;              /* then report the run (enum sw_notice); -1: no */
 	int report_stage;        /* then report stage idx */
 	int mark_preparing;      /* W_RUN: and write the preparation marker */
+	char **promote;          /* W_RUN success: the environments that follow, to start */
+	int64_t *promoted;       /* ... their runs, made in the same transaction */
+	size_t npromoted;
 	void (*then)(struct sw_engine *e, void *arg);   /* once committed */
 	void (*then_free)(void *arg);                   /* then_arg when never run */
 	void *then_arg;
@@ -139,6 +142,8 @@ struct wop {
 /* A new write of `kind` about run `run_id` (stamped now) for the caller to
  * fill and put; wop_put writes it now, or as soon as storage takes it. */
 struct wop *engine_wop_new(struct sw_engine *e, enum wkind kind, int64_t run_id);
+/* Load a stored run, queue it, report it queued (intake.c). */
+int engine_queue_run(struct sw_engine *e, int64_t id);
 void engine_wop_put(struct wop *w);
 /* Report the run (enum sw_notice), in order with the writes before it. */
 void engine_report_run(struct sw_engine *e, int64_t run_id, enum sw_notice n);

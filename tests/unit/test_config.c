@@ -422,10 +422,35 @@ static void test_links_between_sections(void **state)
 		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
 		     "environments:\n  - {name: dev, branch: dev}\n  - {name: dev, branch: main}\n",
 		     "environment dev is defined twice");
+	/* several on one branch: in order, in parallel, or after another */
+	struct sw_config *c;
+	assert_int_equal(load(MINIMAL "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		"environments:\n  - {name: s, branch: dev, after: a}\n  - {name: a, branch: dev}\n"
+		"  - {name: b, branch: dev}\n  - {name: p, branch: dev, parallel: true}\n"
+		"  - {name: m, branch: main}\n", &c), 0);
+	assert_string_equal(sw_config_env_for_branch(c, "acme/shop", "dev")->name, "a");
+	assert_string_equal(sw_config_env_before(c, &c->envs[0])->name, "a");
+	assert_null(sw_config_env_before(c, &c->envs[1]));
+	assert_string_equal(sw_config_env_before(c, &c->envs[2])->name, "a");
+	assert_null(sw_config_env_before(c, &c->envs[3]));
+	assert_null(sw_config_env_before(c, &c->envs[4]));
+	sw_config_free(c);
 	expect_error(MINIMAL
 		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
-		     "environments:\n  - {name: a, branch: dev}\n  - {name: b, branch: dev}\n",
-		     "branch dev of acme/shop is already tracked by environment a");
+		     "environments:\n  - {name: a, branch: dev, after: b}\n  - {name: b, branch: dev, after: a}\n",
+		     "the environments of branch dev follow each other in a circle (after:)");
+	expect_error(MINIMAL
+		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		     "environments:\n  - {name: a, branch: dev}\n  - {name: b, branch: main, after: a}\n",
+		     "after: a deploys dev of acme/shop, not main of acme/shop: a promotion follows an environment of the same branch");
+	expect_error(MINIMAL
+		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		     "environments:\n  - {name: a, branch: dev, after: nope}\n",
+		     "after: no environment is named nope");
+	expect_error(MINIMAL
+		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		     "environments:\n  - {name: a, branch: dev}\n  - {name: b, branch: dev, after: a, parallel: true}\n",
+		     "parallel and after exclude each other");
 	expect_error(MINIMAL
 		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
 		     "environments:\n  - {name: a, branch: dev, manifests: [k8s]}\n",
