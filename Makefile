@@ -165,6 +165,7 @@ demo: deps
 	@BUILD=$(abspath $(BUILD)) contrib/demo.sh
 
 bench: all $(KUBEAPI_BIN)
+	@contrib/install-deps.sh --bench
 	@BUILD=$(abspath $(BUILD)) bench/run.sh
 
 install: $(BINS)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages slipway needs to build, test and demo
-# (clang and its runtime for `make fuzz`).
+# (clang and its runtime for `make fuzz`); with --bench also the peers and
+# load tools `make bench` measures against (wrk, adnanh/webhook).
 # Does nothing when everything is already there. Uses sudo when not root.
 set -eu
 
@@ -9,6 +10,7 @@ libevent-dev libgit2-dev libcurl4-openssl-dev libssl-dev libjansson-dev
 libyaml-dev libsqlite3-dev libcmocka-dev sqlite3
 podman runc busybox-static kubectl chromium
 clang-14 libclang-rt-14-dev"
+[ "${1:-}" = --bench ] && PKGS="$PKGS wrk webhook"
 
 missing=""
 for p in $PKGS; do
