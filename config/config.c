@@ -729,7 +729,7 @@ static void read_env_scoped(struct reader *r, node_t *m, const char *path, struc
 		char *ap = sw_yaml_path(path, "acceptance");
 		if (sw_yaml_want_map(&r->y, n, ap, acc_keys) == 0)
 			sw_yaml_get_bool(&e->acceptance_cluster_access, &r->y, n, ap, "cluster_access", 0);
-		if (e->acceptance_cluster_access && !e->kubeconfig)
+		if (e->acceptance_cluster_access && !sw_cfg_env_has_cluster(e))
 			sw_yaml_error(&r->y, n, ap, "cluster_access needs cluster.kubeconfig");
 		free(ap);
 	}
@@ -953,7 +953,13 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		sw_yaml_get_str(&e->repo, &r->y, m, path, "repository", 0);
 		sw_yaml_get_str(&e->branch, &r->y, m, path, "branch", SW_YAML_REQUIRED);
 		node_t *cl = sw_yaml_get(m, "cluster");
-		if (cl) {
+		if (cl && cl->type == SW_YAML_SCALAR) {
+			if (!strcmp(cl->value, "in-cluster"))
+				e->in_cluster = 1;
+			else
+				sw_yaml_error(&r->y, cl, path, "cluster: expected in-cluster or a "
+					      "mapping with kubeconfig, found %s", cl->value);
+		} else if (cl) {
 			char *cp = sw_yaml_path(path, "cluster");
 			if (sw_yaml_want_map(&r->y, cl, cp, cluster_keys) == 0) {
 				sw_yaml_get_str(&e->kubeconfig, &r->y, cl, cp, "kubeconfig", SW_YAML_REQUIRED);
@@ -982,7 +988,7 @@ static void read_envs(struct reader *r, node_t *n, struct sw_config *c)
 		read_env_scoped(r, m, path, e);
 		read_principals(r, m, path, "deployers", &e->deployers, &e->ndeployers,
 				&e->has_deployers);
-		if (e->nmanifests && !e->kubeconfig)
+		if (e->nmanifests && !sw_cfg_env_has_cluster(e))
 			sw_yaml_error(&r->y, m, path,
 				      "manifests are listed but cluster.kubeconfig is not set");
 	}

@@ -69,6 +69,7 @@ struct sw_cfg_env {
 	char *repo;              /* a repositories[].name */
 	char *branch;
 	char *kubeconfig;        /* path; NULL = none (no cluster sync) */
+	int in_cluster;          /* cluster: in-cluster (the pod's service account) */
 	char *context;           /* kubeconfig context; NULL = current-context */
 	char *namespace;         /* default namespace for namespaced objects */
 	char **manifests;        /* manifest paths in the repository */
@@ -243,6 +244,12 @@ struct sw_config {
 	struct sw_cfg_env *envs;
 	size_t nenvs;
 };
+
+/* The environment has a cluster to sync (a kubeconfig, or in-cluster). */
+static inline int sw_cfg_env_has_cluster(const struct sw_cfg_env *e)
+{
+	return e->kubeconfig || e->in_cluster;
+}
 
 /*
  * Read and check `path`. On success *out is a new config the caller frees

@@ -118,7 +118,7 @@ static int start_fetch(struct sw_daemon *d, const char *env, enum action_kind ki
 		return sw_error_setc(SW_ENOTFOUND, "no environment %s", env);
 	if (!repo)
 		return sw_error_setc(SW_EINVALID, "environment %s has no repository", env);
-	if (!ce->kubeconfig)
+	if (!sw_cfg_env_has_cluster(ce))
 		return sw_error_setc(SW_EINVALID, "environment %s has no cluster configured", env);
 	struct action_job *j = sw_calloc(1, sizeof(*j));
 	j->d = d;
@@ -150,7 +150,7 @@ static int act_rollback(struct sw_daemon *d, const char *env, const char *commit
 {
 	const struct sw_cfg_env *ce = sw_config_env(d->cfg, env);
 	int64_t run_id = 0;
-	if (!ce || !ce->kubeconfig)
+	if (!ce || !sw_cfg_env_has_cluster(ce))
 		return sw_error_setc(SW_EINVALID, "environment %s has no cluster configured", env);
 	if (sw_engine_submit_by(d->engine, &run_id, "rollback", ce->repo, ce->branch, commit, env,
 				"Roll back", sw_action_by(a)) < 0)

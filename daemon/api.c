@@ -282,7 +282,7 @@ static json_t *env_json(struct sw_daemon *d, const struct sw_cfg_env *c)
 	json_object_set_new(j, "name", json_string(c->name));
 	json_object_set_new(j, "repo", jstr(c->repo));
 	json_object_set_new(j, "branch", jstr(c->branch));
-	json_object_set_new(j, "cluster", json_boolean(c->kubeconfig != NULL));
+	json_object_set_new(j, "cluster", json_boolean(sw_cfg_env_has_cluster(c)));
 	json_object_set_new(j, "namespace", jstr(c->namespace));
 	json_t *m = json_array();
 	for (size_t i = 0; i < c->nmanifests; i++)

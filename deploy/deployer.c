@@ -327,7 +327,7 @@ int sw_deployer_new(struct sw_deployer **out, const struct sw_deployer_opts *opt
 		struct env_rt *e = &dp->envs[dp->n++];
 		e->name = sw_strdup(ce->name);
 		e->dp = dp;
-		if (!ce->kubeconfig)
+		if (!sw_cfg_env_has_cluster(ce))
 			continue;
 		struct sw_syncer_opts o = SW_SYNCER_OPTS_INIT;
 		o.base = opts->base;

@@ -203,9 +203,10 @@ int sw_syncer_new(struct sw_syncer **out, const struct sw_syncer_opts *o)
 		return sw_error_setc(SW_EINVALID, "sync: base, pool, store, http, env and data_dir are required");
 	}
 	if (!kc) {
-		if (!o->env->kubeconfig)
+		if (!sw_cfg_env_has_cluster(o->env))
 			return sw_error_setc(SW_EINVALID, "sync %s: no kubeconfig configured", o->env->name);
-		if ((rc = sw_kubeconfig_load(&kc, o->env->kubeconfig, o->env->context)) < 0) {
+		if ((rc = o->env->in_cluster ? sw_kubeconfig_in_cluster(&kc) :
+		     sw_kubeconfig_load(&kc, o->env->kubeconfig, o->env->context)) < 0) {
 			sw_error_prefix("sync %s", o->env->name);
 			return rc;
 		}

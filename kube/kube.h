@@ -131,6 +131,17 @@ struct sw_kubeconfig {
  */
 int sw_kubeconfig_load(struct sw_kubeconfig **out, const char *path, const char *context);
 
+/*
+ * The cluster slipwayd runs in, as client-go's in-cluster config finds it:
+ * https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, the service
+ * account's ca.crt, namespace and token (a tokenFile: re-read as the
+ * projected token rotates) in SW_SERVICEACCOUNT_DIR, or
+ * $SLIPWAY_SERVICEACCOUNT_DIR. SW_EINVALID outside a pod, SW_ERR when the
+ * CA cannot be read.
+ */
+#define SW_SERVICEACCOUNT_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+int sw_kubeconfig_in_cluster(struct sw_kubeconfig **out);
+
 /* Same from text; `name` names it in messages and anchors relative paths. */
 int sw_kubeconfig_parse(struct sw_kubeconfig **out, const char *name, const char *data,
 			size_t len, const char *context);

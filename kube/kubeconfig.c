@@ -429,3 +429,50 @@ done:
 	sw_buf_release(&b);
 	return rc;
 }
+
+/* ---- in the cluster: the pod's service account -------------------------- */
+
+int sw_kubeconfig_in_cluster(struct sw_kubeconfig **out)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	const char *dir = getenv("SLIPWAY_SERVICEACCOUNT_DIR");
+	struct sw_buf ca = SW_BUF_INIT, ns = SW_BUF_INIT;
+	struct sw_kubeconfig *kc;
+	char *path;
+
+	*out = NULL;
+	if (!dir || !*dir)
+		dir = SW_SERVICEACCOUNT_DIR;
+	if (!host || !*host || !port || !*port)
+		return sw_error_setc(SW_EINVALID, "in-cluster: KUBERNETES_SERVICE_HOST and "
+				     "KUBERNETES_SERVICE_PORT are not set (is slipwayd running in a pod?)");
+	path = sw_asprintf("%s/ca.crt", dir);
+	if (sw_buf_read_file(&ca, path) < 0) {
+		int rc = sw_error_setc(SW_ERR, "in-cluster: cannot read %s (is a service account "
+				       "token mounted?)", path);
+		free(path);
+		sw_buf_release(&ca);
+		return rc;
+	}
+	free(path);
+	path = sw_asprintf("%s/namespace", dir);
+	sw_buf_read_file(&ns, path);
+	free(path);
+	while (ns.len && (ns.ptr[ns.len - 1] == '\n' || ns.ptr[ns.len - 1] == ' '))
+		ns.ptr[--ns.len] = 0;
+	kc = sw_calloc(1, sizeof(*kc));
+	kc->path = sw_strdup("in-cluster");
+	kc->context = sw_strdup("in-cluster");
+	kc->cluster = sw_strdup("in-cluster");
+	kc->user = sw_strdup("service-account");
+	kc->ns = sw_strdup(ns.len ? ns.ptr : "default");
+	/* an IPv6 address goes in brackets */
+	kc->server = strchr(host, ':') ? sw_asprintf("https://[%s]:%s", host, port)
+		: sw_asprintf("https://%s:%s", host, port);
+	kc->ca_pem = sw_buf_detach(&ca, NULL);
+	kc->token_file = sw_asprintf("%s/token", dir);   /* re-read as it rotates */
+	sw_buf_release(&ns);
+	*out = kc;
+	return 0;
+}

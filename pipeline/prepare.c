@@ -333,7 +333,7 @@ void engine_start_prepare(struct run *r)
 	const struct sw_cfg_env *cenv = r->row.environment ? sw_config_env(c, r->row.environment) : NULL;
 	int infra = cenv && cenv->infra.nmodules && e->d.tf && r->row.kind != SW_RUN_PULL_REQUEST &&
 		    r->row.kind != SW_RUN_ROLLBACK;
-	if (cenv && ((cenv->kubeconfig && e->d.deploy) || infra) && r->row.kind != SW_RUN_PULL_REQUEST) {
+	if (cenv && ((sw_cfg_env_has_cluster(cenv) && e->d.deploy) || infra) && r->row.kind != SW_RUN_PULL_REQUEST) {
 		p->ctx.deploy = 1;
 		p->ctx.pre_event = r->row.kind == SW_RUN_PUSH ? "push" : NULL;
 		p->ctx.no_acceptance = r->row.kind == SW_RUN_ROLLBACK;
@@ -341,7 +341,7 @@ void engine_start_prepare(struct run *r)
 			p->apply_modules = sw_strv_dupn((const char *const *)cenv->infra.modules, cenv->infra.nmodules);
 			p->ctx.infra_modules = (const char *const *)p->apply_modules;
 		}
-		p->ctx.no_deploy_stage = !(cenv->kubeconfig && e->d.deploy);
+		p->ctx.no_deploy_stage = !(sw_cfg_env_has_cluster(cenv) && e->d.deploy);
 	}
 	/* no Terraform for a fork's code: a plan can run code (external data
 	 * sources, provisioners of modules) next to the state and credentials */

@@ -422,6 +422,17 @@ static void test_links_between_sections(void **state)
 		     "repositories:\n  - {name: acme/shop, url: file:///x}\n"
 		     "environments:\n  - {name: dev, branch: dev}\n  - {name: dev, branch: main}\n",
 		     "environment dev is defined twice");
+	/* cluster: in-cluster, or a mapping */
+	struct sw_config *ic;
+	assert_int_equal(load(MINIMAL "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		"environments:\n  - {name: a, branch: dev, cluster: in-cluster, manifests: [k]}\n", &ic), 0);
+	assert_true(ic->envs[0].in_cluster);
+	assert_true(sw_cfg_env_has_cluster(&ic->envs[0]));
+	assert_null(ic->envs[0].kubeconfig);
+	sw_config_free(ic);
+	expect_error(MINIMAL "repositories:\n  - {name: acme/shop, url: file:///x}\n"
+		"environments:\n  - {name: a, branch: dev, cluster: incluster}\n",
+		"cluster: expected in-cluster or a mapping with kubeconfig, found incluster");
 	/* several on one branch: in order, in parallel, or after another */
 	struct sw_config *c;
 	assert_int_equal(load(MINIMAL "repositories:\n  - {name: acme/shop, url: file:///x}\n"
