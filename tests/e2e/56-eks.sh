@@ -62,12 +62,7 @@ code=$(curl -s --cacert "$T/dev/tls/ca.crt" -o /dev/null -w '%{http_code}' "$DEV
 k get configmaps > "$T/k.out" 2>&1 || fail "kubectl through slipway eks-token: $(cat "$T/k.out"; tail -5 "$T/dev/log")"
 ok "kubectl reaches the cluster with an EKS token slipway made from web identity"
 
-git init -q --bare "$T/origin.git"
-git clone -q "$T/origin.git" "$T/work" 2>/dev/null
-(cd "$T/work" && git config user.email dev@example.com && git config user.name Dev &&
-	git checkout -q -b dev && mkdir -p deploy &&
-	cp "$SHARED"/fixtures/manifests/guestbook/*.yaml deploy/ &&
-	git add -A && git commit -qm guestbook && git push -q origin dev)
+guestbook_origin
 
 port=$(free_port)
 URL=http://127.0.0.1:$port

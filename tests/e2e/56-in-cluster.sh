@@ -28,12 +28,7 @@ cp "$T/c/tls/ca.crt" "$T/sa/ca.crt"
 printf '%s' "$SA_TOKEN" > "$T/sa/token"
 echo apps > "$T/sa/namespace"
 
-git init -q --bare "$T/origin.git"
-git clone -q "$T/origin.git" "$T/work" 2>/dev/null
-(cd "$T/work" && git config user.email dev@example.com && git config user.name Dev &&
-	git checkout -q -b dev && mkdir -p deploy &&
-	cp "$SHARED"/fixtures/manifests/guestbook/*.yaml deploy/ &&
-	git add -A && git commit -qm guestbook && git push -q origin dev)
+guestbook_origin
 
 port=$(free_port)
 URL=http://127.0.0.1:$port

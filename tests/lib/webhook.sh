@@ -81,6 +81,14 @@ new_origin() {
 	git checkout -q -b main
 }
 
+# guestbook_origin: $T/origin.git with the guestbook manifests in deploy/ on
+# branch dev (pushed); the shell stays where it was.
+guestbook_origin() {
+	(new_origin && git checkout -q -b dev && mkdir -p deploy &&
+		cp "$(shared_dir)"/fixtures/manifests/guestbook/*.yaml deploy/ &&
+		git add -A && git commit -qm guestbook && git push -q origin dev) || fail "guestbook origin"
+}
+
 # push_branch BRANCH SHA GUID [REPO]: deliver the push webhook GitHub sends
 # when BRANCH of REPO (default acme/shop) moves to SHA; fails unless 202.
 push_branch() {
